@@ -1,0 +1,499 @@
+package scgi
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// ErrServerClosed is returned by Server.Serve after a call to Shutdown or Close.
+var ErrServerClosed = errors.New("scgi: Server closed")
+
+// Default limits of a Server whose fields are zero.
+const (
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultStallTimeout      = 60 * time.Second
+)
+
+// lingerTimeout bounds how long a connection is kept open after its response, to read
+// and discard what the front end still sends (an unread body, or the rest of a
+// rejected request). Closing a socket with unread input makes the kernel send a reset,
+// which can destroy the response before the front end has read it.
+const (
+	lingerTimeout  = 2 * time.Second
+	maxLingerBytes = 256 << 10
+)
+
+// Serve accepts SCGI connections on l and serves each request with handler (or
+// http.DefaultServeMux if handler is nil), using a Server with default limits. It
+// returns when l.Accept fails, as net/http/fcgi.Serve does.
+func Serve(l net.Listener, handler http.Handler) error {
+	return (&Server{Handler: handler}).Serve(l)
+}
+
+// A Server serves SCGI requests, one per connection as the protocol has it, each on
+// its own goroutine.
+//
+// Every duration field has a default that is used when the field is zero; a negative
+// value means no limit. The read and write limits are enforced with connection
+// deadlines, so a slow or silent client is cut off and its goroutine ends.
+type Server struct {
+	// Handler serves the requests; nil means http.DefaultServeMux.
+	Handler http.Handler
+
+	// ReadHeaderTimeout is how long a client has, from connecting, to send the whole
+	// header netstring. Default DefaultReadHeaderTimeout (10 s): a front end writes
+	// the header in one go right after connecting.
+	ReadHeaderTimeout time.Duration
+
+	// ReadTimeout is how long a client has, from connecting, to send the whole
+	// request, body included, as in net/http. Default: no limit, because a front end
+	// that streams uploads (scgi_request_buffering off) can take as long as the
+	// browser does; StallTimeout still cuts off a client that stops sending.
+	ReadTimeout time.Duration
+
+	// WriteTimeout is how long the handler and the response may take from the end
+	// of the header, as in net/http. Default: no limit, so that streamed responses
+	// work; StallTimeout still cuts off a client that stops reading. Handlers can move
+	// both deadlines with http.ResponseController.
+	WriteTimeout time.Duration
+
+	// StallTimeout is the longest any single read of the request or write of the
+	// response may wait for the client to make progress. Default
+	// DefaultStallTimeout (60 s). Unlike ReadTimeout and WriteTimeout it bounds no
+	// total time, only silence.
+	StallTimeout time.Duration
+
+	// HandlerTimeout, if positive, is a deadline put on each request's context. A
+	// handler that honours its context stops then; the server does not interrupt one
+	// that does not. For a "503 Service Unavailable" answer on timeout, wrap the
+	// handler in http.TimeoutHandler instead. Default: no limit.
+	HandlerTimeout time.Duration
+
+	// MaxHeaderBytes limits the length of the header netstring. Default
+	// DefaultMaxHeaderBytes (1 MiB). Memory for the header grows with the bytes that
+	// arrive, not with the length the client announces.
+	MaxHeaderBytes int
+
+	// ErrorLog receives malformed requests (Warn), handler panics and accept errors
+	// (Error), and clients that went away (Debug). Nil means slog.Default().
+	ErrorLog *slog.Logger
+
+	mu        sync.Mutex
+	listeners map[*net.Listener]struct{}
+	conns     map[*conn]struct{}
+	closing   bool
+	idle      chan struct{} // closed when closing and no connection is left
+	baseCtx   context.Context
+	cancel    context.CancelFunc
+}
+
+func limit(d, def time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return def
+	case d < 0:
+		return 0
+	}
+	return d
+}
+
+// deadlineAfter returns t+d, or the zero time (no deadline) when d is 0.
+func deadlineAfter(t time.Time, d time.Duration) time.Time {
+	if d <= 0 {
+		return time.Time{}
+	}
+	return t.Add(d)
+}
+
+func (s *Server) handler() http.Handler {
+	if s.Handler == nil {
+		return http.DefaultServeMux
+	}
+	return s.Handler
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.ErrorLog == nil {
+		return slog.Default()
+	}
+	return s.ErrorLog
+}
+
+// Serve accepts connections on l and serves them until l fails or the server is shut
+// down. It always closes l. After Shutdown or Close it returns ErrServerClosed.
+func (s *Server) Serve(l net.Listener) error {
+	if !s.trackListener(&l, true) {
+		l.Close()
+		return ErrServerClosed
+	}
+	defer s.trackListener(&l, false)
+	defer l.Close()
+
+	var delay time.Duration // backoff after transient accept errors, as net/http does
+	for {
+		rw, err := l.Accept()
+		if err != nil {
+			if s.shuttingDown() {
+				return ErrServerClosed
+			}
+			if transientAcceptError(err) {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.logger().Error("scgi: accept failed; retrying", "err", err, "delay", delay)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		c := &conn{srv: s, rwc: rw, stall: limit(s.StallTimeout, DefaultStallTimeout)}
+		if !s.trackConn(c, true) {
+			rw.Close()
+			return ErrServerClosed
+		}
+		go c.serve()
+	}
+}
+
+// transientAcceptError reports errors after which accepting can go on: a connection
+// that died in the backlog, or a shortage of descriptors or buffers.
+func transientAcceptError(err error) bool {
+	for _, errno := range []syscall.Errno{syscall.ECONNABORTED, syscall.ECONNRESET,
+		syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.EINTR,
+		syscall.EAGAIN, syscall.EPROTO} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// Shutdown stops the server gracefully: it closes the listeners, so no new
+// connection is accepted, then waits until every accepted request has been answered
+// or ctx is done, whichever comes first (returning ctx's error in the second case).
+// Requests still running when ctx ends are left alone; call Close to cut them off.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.startClosingLocked()
+	err := s.closeListenersLocked()
+	idle := s.idle
+	s.mu.Unlock()
+	select {
+	case <-idle:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close closes the listeners and every connection at once, and cancels the context
+// of every running request. It returns the error of closing a listener, if any.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.startClosingLocked()
+	err := s.closeListenersLocked()
+	for c := range s.conns {
+		c.rwc.Close()
+	}
+	s.mu.Unlock()
+	s.cancel()
+	return err
+}
+
+func (s *Server) initLocked() {
+	if s.baseCtx == nil {
+		s.baseCtx, s.cancel = context.WithCancel(context.Background())
+		s.listeners = make(map[*net.Listener]struct{})
+		s.conns = make(map[*conn]struct{})
+		s.idle = make(chan struct{})
+	}
+}
+
+func (s *Server) startClosingLocked() {
+	s.initLocked()
+	if !s.closing {
+		s.closing = true
+		if len(s.conns) == 0 {
+			close(s.idle)
+		}
+	}
+}
+
+func (s *Server) closeListenersLocked() error {
+	var err error
+	for l := range s.listeners {
+		if cerr := (*l).Close(); cerr != nil && err == nil && !errors.Is(cerr, net.ErrClosed) {
+			err = cerr
+		}
+		delete(s.listeners, l)
+	}
+	return err
+}
+
+func (s *Server) shuttingDown() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+func (s *Server) trackListener(l *net.Listener, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.initLocked()
+	if add {
+		if s.closing {
+			return false
+		}
+		s.listeners[l] = struct{}{}
+	} else {
+		delete(s.listeners, l)
+	}
+	return true
+}
+
+func (s *Server) trackConn(c *conn, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if add {
+		if s.closing {
+			return false
+		}
+		s.conns[c] = struct{}{}
+		return true
+	}
+	delete(s.conns, c)
+	if s.closing && len(s.conns) == 0 {
+		close(s.idle)
+	}
+	return true
+}
+
+// conn is one SCGI connection. It is the io.Reader under the request's bufio.Reader
+// and arms the socket deadline before every read and write: the earlier of the
+// absolute limit (ReadHeaderTimeout, ReadTimeout, WriteTimeout, or what the handler
+// set through http.ResponseController) and now + StallTimeout.
+type conn struct {
+	srv   *Server
+	rwc   net.Conn
+	stall time.Duration
+
+	mu         sync.Mutex
+	readLimit  time.Time
+	writeLimit time.Time
+	cancelCtx  context.CancelFunc
+}
+
+func (c *conn) deadline(limit time.Time) time.Time {
+	if c.stall <= 0 {
+		return limit
+	}
+	d := time.Now().Add(c.stall)
+	if !limit.IsZero() && limit.Before(d) {
+		return limit
+	}
+	return d
+}
+
+func (c *conn) setReadLimit(t time.Time) error {
+	c.mu.Lock()
+	c.readLimit = t
+	c.mu.Unlock()
+	return c.rwc.SetReadDeadline(c.deadline(t))
+}
+
+func (c *conn) setWriteLimit(t time.Time) error {
+	c.mu.Lock()
+	c.writeLimit = t
+	c.mu.Unlock()
+	return c.rwc.SetWriteDeadline(c.deadline(t))
+}
+
+func (c *conn) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	t := c.readLimit
+	c.mu.Unlock()
+	if err := c.rwc.SetReadDeadline(c.deadline(t)); err != nil {
+		return 0, err
+	}
+	return c.rwc.Read(p)
+}
+
+// write sends bufs to the client in one system call where the connection allows it
+// (net.Buffers uses writev on TCP and UNIX sockets). A failed write means the client
+// is gone, so the request's context is canceled for the handler to notice.
+func (c *conn) write(bufs ...[]byte) error {
+	c.mu.Lock()
+	t := c.writeLimit
+	cancel := c.cancelCtx
+	c.mu.Unlock()
+	err := c.rwc.SetWriteDeadline(c.deadline(t))
+	if err == nil {
+		if len(bufs) == 1 {
+			_, err = c.rwc.Write(bufs[0])
+		} else {
+			nb := net.Buffers(bufs)
+			_, err = nb.WriteTo(c.rwc)
+		}
+	}
+	if err != nil && cancel != nil {
+		cancel()
+	}
+	return err
+}
+
+func (c *conn) closeWrite() {
+	if cw, ok := c.rwc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+}
+
+// linger closes the connection after the client has had time to read the response:
+// it ends the response with a FIN and discards input for a bounded time first.
+func (c *conn) linger() {
+	c.closeWrite()
+	_ = c.rwc.SetReadDeadline(time.Now().Add(lingerTimeout))
+	_, _ = io.CopyN(io.Discard, c.rwc, maxLingerBytes)
+}
+
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+
+// serve runs one request from the header to the close of the connection.
+func (c *conn) serve() {
+	s := c.srv
+	defer s.trackConn(c, false)
+	defer c.rwc.Close()
+	log := s.logger()
+
+	start := time.Now()
+	_ = c.setReadLimit(deadlineAfter(start, limit(s.ReadHeaderTimeout, DefaultReadHeaderTimeout)))
+	br := readerPool.Get().(*bufio.Reader)
+	br.Reset(c)
+	defer func() {
+		br.Reset(nil)
+		readerPool.Put(br)
+	}()
+
+	env, length, err := readEnv(br, s.MaxHeaderBytes)
+	if err != nil {
+		c.rejectHeader(err)
+		return
+	}
+
+	ctx := context.WithValue(s.baseCtx, http.LocalAddrContextKey, c.rwc.LocalAddr())
+	var cancel context.CancelFunc
+	if s.HandlerTimeout > 0 {
+		ctx, cancel = context.WithTimeout(ctx, s.HandlerTimeout)
+	} else {
+		ctx, cancel = context.WithCancel(ctx)
+	}
+	defer cancel()
+	c.mu.Lock()
+	c.cancelCtx = cancel
+	c.mu.Unlock()
+
+	req, err := newRequest(ctx, env, length)
+	if err != nil {
+		c.reject(http.StatusBadRequest, err, env.Get("REMOTE_ADDR"))
+		return
+	}
+	if req.RemoteAddr == "" {
+		req.RemoteAddr = c.rwc.RemoteAddr().String()
+	}
+	_ = c.setReadLimit(deadlineAfter(start, limit(s.ReadTimeout, 0)))
+	_ = c.setWriteLimit(deadlineAfter(time.Now(), limit(s.WriteTimeout, 0)))
+	var b *body
+	if length > 0 {
+		b = &body{r: br, remaining: length}
+		req.Body = b
+		// Runs before br goes back to the pool: a goroutine the handler left
+		// reading the body gets an error, not another connection's bytes.
+		defer b.detach()
+	}
+
+	w := newResponse(c, req)
+	defer w.release()
+	if !c.runHandler(w, req) {
+		return // the connection is cut off: the response is incomplete or aborted
+	}
+	if err := w.finish(); err != nil {
+		log.Debug("scgi: response not completed", "remote", req.RemoteAddr, "uri", req.RequestURI, "err", err)
+		return
+	}
+	if b != nil && b.unread() > 0 {
+		// The handler did not read the whole body. Send the end of the response,
+		// then read the rest so that closing does not reset the connection under
+		// a response the front end has not read yet.
+		c.closeWrite()
+		_ = c.setReadLimit(time.Now().Add(lingerTimeout))
+		_ = b.drain()
+	}
+}
+
+// runHandler calls the handler and reports whether it returned normally. A panic is
+// logged with its stack (except http.ErrAbortHandler, which is the handler's way of
+// asking for a silent abort) and answered with 500 if nothing was sent yet.
+func (c *conn) runHandler(w *response, req *http.Request) (ok bool) {
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		if v == http.ErrAbortHandler {
+			return
+		}
+		buf := make([]byte, 64<<10)
+		buf = buf[:runtime.Stack(buf, false)]
+		c.srv.logger().Error("scgi: panic serving request", "remote", req.RemoteAddr,
+			"uri", req.RequestURI, "panic", fmt.Sprint(v), "stack", string(buf))
+		if !w.headerSent {
+			if c.write([]byte(errorResponse(http.StatusInternalServerError))) == nil {
+				c.linger()
+			}
+		}
+	}()
+	c.srv.handler().ServeHTTP(w, req)
+	return true
+}
+
+// rejectHeader handles a header that could not be read. Framing errors are answered
+// with 400 (431 for an oversized header); a client that sent nothing, went away or
+// timed out gets no answer.
+func (c *conn) rejectHeader(err error) {
+	switch {
+	case errors.Is(err, ErrHeaderTooLarge):
+		c.reject(http.StatusRequestHeaderFieldsTooLarge, err, "")
+	case errors.Is(err, ErrMalformed):
+		c.reject(http.StatusBadRequest, err, "")
+	case err == io.EOF:
+		// Connected and closed without a request (a port probe): nothing to say.
+	default:
+		c.srv.logger().Info("scgi: request header not received", "remote", c.rwc.RemoteAddr().String(), "err", err)
+	}
+}
+
+func (c *conn) reject(code int, err error, remote string) {
+	if remote == "" {
+		remote = c.rwc.RemoteAddr().String()
+	}
+	c.srv.logger().Warn("scgi: bad request", "remote", remote, "status", code, "err", err)
+	if c.write([]byte(errorResponse(code))) == nil {
+		c.linger()
+	}
+}
+
+// errorResponse is a complete CGI response for a status the server answers itself.
+func errorResponse(code int) string {
+	text := fmt.Sprintf("%d %s\n", code, http.StatusText(code))
+	return fmt.Sprintf("Status: %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n\r\n%s",
+		code, http.StatusText(code), len(text), text)
+}
