@@ -154,7 +154,7 @@ def route_env(req):
 
 
 def route_hash(req):
-    return json_response({"len": req["body_len"], "sha256": req["body_sha256"]})
+    return json_response({"body_len": req["body_len"], "body_sha256": req["body_sha256"]})
 
 
 def route_hello(req):

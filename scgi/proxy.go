@@ -1,0 +1,319 @@
+package scgi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Default settings, used where a Proxy field is zero.
+const (
+	DefaultDialTimeout           = 5 * time.Second
+	DefaultResponseHeaderTimeout = 60 * time.Second
+	DefaultQueueTimeout          = 5 * time.Second
+	DefaultFailTimeout           = 10 * time.Second
+)
+
+// Proxy is an http.Handler that forwards requests to a pool of SCGI backends (python-scgi
+// workers running a Quixote application, typically) and copies their CGI responses back,
+// in the manner of httputil.ReverseProxy. Create one with NewProxy, set any fields before
+// its first request, and do not change them afterwards.
+type Proxy struct {
+	// ScriptName is the path prefix the proxied application is mounted at ("" or "/" for
+	// the root). The worker gets SCRIPT_NAME = ScriptName and PATH_INFO = the request
+	// path after it; a request whose path is not under ScriptName is answered 404. Mount
+	// the Proxy without http.StripPrefix: the split happens here, on the full path.
+	// When empty, a SCRIPT_NAME sent by an SCGI front end is kept if the path lies
+	// under it, and otherwise SCRIPT_NAME is "" and PATH_INFO the whole path.
+	ScriptName string
+
+	// DialTimeout bounds connecting to a backend (default DefaultDialTimeout).
+	DialTimeout time.Duration
+
+	// ResponseHeaderTimeout bounds the wait for the start of a backend's response after
+	// the request has been sent, and each write of the request to a backend that stops
+	// reading (default DefaultResponseHeaderTimeout). It does not bound a response body,
+	// which may stream for as long as the backend keeps it going. Expiry answers 504.
+	ResponseHeaderTimeout time.Duration
+
+	// MaxConnsPerBackend caps the connections open to each backend (0: no cap). Set it
+	// to the worker's number of children so that requests wait here, where the wait is
+	// bounded, rather than in the worker's listen queue.
+	MaxConnsPerBackend int
+
+	// QueueTimeout bounds the wait for a connection slot when every backend is at
+	// MaxConnsPerBackend (default DefaultQueueTimeout); expiry answers 503.
+	QueueTimeout time.Duration
+
+	// MaxFails failures in a row (a refused or timed-out dial, or a connection closed or
+	// reset before any response) rest a backend for FailTimeout: it gets no requests
+	// until then. Zero means 1 (as nginx's max_fails); negative, never rest.
+	MaxFails int
+
+	// FailTimeout is how long a failing backend rests (default DefaultFailTimeout).
+	FailTimeout time.Duration
+
+	// MaxSpoolBytes bounds a request body of unknown length (a chunked upload), which is
+	// spooled to learn the CONTENT_LENGTH that SCGI requires: larger bodies are answered
+	// 413. Zero means DefaultMaxSpoolBytes; negative turns spooling off and answers 411.
+	MaxSpoolBytes int64
+
+	// SpoolDir is the directory for spooled bodies beyond 256 KiB (default os.TempDir()).
+	SpoolDir string
+
+	// ErrorLog logs failed requests (default: the log package's standard logger).
+	ErrorLog *log.Logger
+
+	// ErrorHandler answers a request that failed before any response was sent. The
+	// default logs err and answers StatusForError(err) with its status text.
+	ErrorHandler func(http.ResponseWriter, *http.Request, error)
+
+	pool    pool
+	bufPool sync.Pool // *headerBuf
+}
+
+// NewProxy returns a Proxy for the given backends: "host:port" for TCP, "unix:/path" or
+// "/path" for a UNIX socket.
+func NewProxy(backends ...string) (*Proxy, error) {
+	if len(backends) == 0 {
+		return nil, errors.New("scgi: NewProxy needs at least one backend")
+	}
+	p := &Proxy{}
+	for _, s := range backends {
+		b, err := parseBackend(s)
+		if err != nil {
+			return nil, err
+		}
+		b.idx = len(p.pool.backends)
+		p.pool.backends = append(p.pool.backends, b)
+	}
+	return p, nil
+}
+
+// Stats returns a snapshot of each backend's state, in the order given to NewProxy.
+func (p *Proxy) Stats() []BackendStats { return p.pool.stats() }
+
+// StatusForError returns the status the default ErrorHandler answers for err:
+// 503 for ErrNoBackend, 504 for ErrResponseHeaderTimeout, 411 for ErrLengthRequired,
+// 413 for ErrUploadTooLarge, 400 for a request that cannot be expressed in SCGI or whose
+// body could not be read, 404 for a path outside ScriptName, and 502 otherwise (the
+// backend refused the connection, hung up, or answered something that is not CGI).
+func StatusForError(err error) int {
+	var ce errClientBody
+	switch {
+	case errors.Is(err, ErrNoBackend):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, ErrResponseHeaderTimeout):
+		return http.StatusGatewayTimeout
+	case errors.Is(err, ErrLengthRequired):
+		return http.StatusLengthRequired
+	case errors.Is(err, ErrUploadTooLarge):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, errBadRequestEnv), errors.As(err, &ce):
+		return http.StatusBadRequest
+	case errors.Is(err, errNotMounted):
+		return http.StatusNotFound
+	}
+	return http.StatusBadGateway
+}
+
+func (p *Proxy) logf(format string, args ...any) {
+	if p.ErrorLog != nil {
+		p.ErrorLog.Printf(format, args...)
+	} else {
+		log.Printf(format, args...)
+	}
+}
+
+func (p *Proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if p.ErrorHandler != nil {
+		p.ErrorHandler(w, r, err)
+		return
+	}
+	code := StatusForError(err)
+	if !errors.Is(err, context.Canceled) {
+		p.logf("scgi proxy: %s %s: %v", r.Method, r.URL.Path, err)
+	}
+	http.Error(w, http.StatusText(code), code)
+}
+
+func orDefault[T ~int64](v, def T) T {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// idempotent reports methods that may be sent again (RFC 9110 section 9.2.2).
+func idempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace,
+		http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// ServeHTTP forwards r to a backend and copies the response to w.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, n, cleanup, err := requestBody(r, orDefault(p.MaxSpoolBytes, DefaultMaxSpoolBytes), p.SpoolDir)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	defer cleanup()
+
+	hb, _ := p.bufPool.Get().(*headerBuf)
+	if hb == nil {
+		hb = new(headerBuf)
+	}
+	defer p.bufPool.Put(hb)
+	if err := buildEnv(hb, r, n, p.ScriptName, RequestEnv(r)); err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	header, err := hb.finish()
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+
+	ctx := r.Context()
+	maxFails := p.MaxFails
+	if maxFails == 0 {
+		maxFails = 1
+	}
+	failTimeout := orDefault(p.FailTimeout, DefaultFailTimeout)
+	timeout := orDefault(p.ResponseHeaderTimeout, DefaultResponseHeaderTimeout)
+
+	b, conn, err := p.connect(ctx, r, maxFails, failTimeout)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	failed := false
+	defer func() { p.pool.release(b, failed, maxFails, failTimeout) }()
+
+	x := newExchange(conn, timeout)
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	defer x.wait()
+	defer conn.Close()
+	if n > 0 && r.ContentLength > 0 {
+		// The body keeps streaming to the backend after the response starts.
+		http.NewResponseController(w).EnableFullDuplex()
+	}
+
+	resp, err := x.send(header, body, n)
+	if err != nil {
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		failed = errors.Is(err, errBackendHungUp)
+		p.fail(w, r, fmt.Errorf("backend %s: %w", b.addr, err))
+		return
+	}
+	defer backendReaderPool.Put(resp.br)
+	defer resp.br.Reset(nil)
+
+	h := w.Header()
+	for k, vv := range resp.header {
+		if !hopByHop(k) {
+			h[k] = append(h[k], vv...)
+		}
+	}
+	w.WriteHeader(resp.status)
+	if r.Method == http.MethodHead || resp.status == http.StatusNoContent || resp.status == http.StatusNotModified {
+		return
+	}
+	if err := copyResponse(w, resp); err != nil {
+		var we writeError
+		if errors.As(err, &we) {
+			return // the client went away; nothing more to do
+		}
+		// The worker broke off after the status line went out: the client must not
+		// take the truncated body for a whole one. Abort its connection.
+		p.logf("scgi proxy: %s %s: backend %s: response cut off: %v", r.Method, r.URL.Path, b.addr, err)
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// connect reserves a backend and dials it. Only a failed dial is retried (nothing was
+// sent), on another backend, and only for an idempotent method.
+func (p *Proxy) connect(ctx context.Context, r *http.Request, maxFails int, failTimeout time.Duration) (*backend, net.Conn, error) {
+	tried := make([]bool, len(p.pool.backends))
+	var lastErr error
+	for {
+		b, err := p.pool.acquire(ctx, tried, p.MaxConnsPerBackend, orDefault(p.QueueTimeout, DefaultQueueTimeout))
+		if err != nil {
+			if lastErr != nil && errors.Is(err, ErrNoBackend) {
+				err = lastErr // a dial failed: report that (502), not the lack of others
+			}
+			return nil, nil, err
+		}
+		conn, err := dialBackend(ctx, b.network, b.address, orDefault(p.DialTimeout, DefaultDialTimeout))
+		if err == nil {
+			return b, conn, nil
+		}
+		if ctx.Err() != nil {
+			p.pool.release(b, false, maxFails, failTimeout)
+			return nil, nil, ctx.Err()
+		}
+		p.pool.release(b, true, maxFails, failTimeout)
+		lastErr = fmt.Errorf("backend %s: %w", b.addr, err)
+		tried[b.idx] = true
+		if !idempotent(r.Method) {
+			return nil, nil, lastErr
+		}
+		p.logf("scgi proxy: %s %s: %v; trying another backend", r.Method, r.URL.Path, lastErr)
+	}
+}
+
+// hopByHop lists response headers that concern the backend connection only.
+func hopByHop(k string) bool {
+	switch k {
+	case "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade",
+		"Trailer", "Te":
+		return true
+	}
+	return false
+}
+
+// writeError marks a failure to write to the client.
+type writeError struct{ err error }
+
+func (e writeError) Error() string { return e.err.Error() }
+
+// copyResponse streams the body to w, flushing whenever no more backend data is already
+// buffered: a worker that streams gets its chunks to the client as they come, while a
+// response that arrives in one piece costs one flush.
+func copyResponse(w http.ResponseWriter, resp *backendResponse) error {
+	rc := http.NewResponseController(w)
+	buf := copyBufPool.Get().(*[]byte)
+	defer copyBufPool.Put(buf)
+	for {
+		n, err := resp.body.Read(*buf)
+		if n > 0 {
+			if _, werr := w.Write((*buf)[:n]); werr != nil {
+				return writeError{werr}
+			}
+			if resp.br.Buffered() == 0 {
+				if ferr := rc.Flush(); ferr != nil && !errors.Is(ferr, http.ErrNotSupported) {
+					return writeError{ferr}
+				}
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}

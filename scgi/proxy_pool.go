@@ -1,0 +1,174 @@
+package scgi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ErrNoBackend reports that no backend could take the request: every backend is resting
+// after failures, or every healthy one stayed at MaxConnsPerBackend for QueueTimeout.
+// The proxy answers 503.
+var ErrNoBackend = errors.New("scgi: no backend available")
+
+// BackendStats is a snapshot of one backend's state, for metrics.
+type BackendStats struct {
+	Addr        string    // the address as given to NewProxy
+	InFlight    int       // requests holding a connection to it now
+	Requests    uint64    // connection attempts made to it
+	Failures    uint64    // attempts that failed (dial error, or no response at all)
+	Healthy     bool      // false while it rests after failures
+	RestedUntil time.Time // when a resting backend gets requests again (zero if healthy)
+}
+
+// backend is one SCGI server in the pool. Its counters are guarded by pool.mu.
+type backend struct {
+	addr             string // as given
+	idx              int    // position in the pool
+	network, address string // for net.Dial
+
+	inFlight    int
+	requests    uint64
+	failures    uint64
+	consecutive int // failures since the last success
+	restedUntil time.Time
+}
+
+// parseBackend accepts "host:port" (TCP), "unix:/path" or an absolute path (UNIX socket).
+func parseBackend(s string) (*backend, error) {
+	b := &backend{addr: s}
+	switch {
+	case strings.HasPrefix(s, "unix:"):
+		b.network, b.address = "unix", strings.TrimPrefix(s, "unix:")
+		if b.address == "" {
+			return nil, fmt.Errorf("scgi: backend %q: empty socket path", s)
+		}
+	case strings.HasPrefix(s, "/"):
+		b.network, b.address = "unix", s
+	default:
+		host, port, err := net.SplitHostPort(s)
+		if err != nil || port == "" {
+			return nil, fmt.Errorf("scgi: backend %q: want host:port, unix:/path or /path", s)
+		}
+		b.network, b.address = "tcp", net.JoinHostPort(host, port)
+	}
+	return b, nil
+}
+
+// pool balances requests over backends: least connections in flight, ties broken
+// round-robin, skipping backends that rest after failures (passive health: a backend is
+// only ever judged by real requests, never probed — an empty connection kills a
+// python-scgi worker child).
+type pool struct {
+	mu       sync.Mutex
+	backends []*backend
+	next     int           // round-robin cursor for ties
+	freed    chan struct{} // closed when a connection slot frees up, if anyone waits
+}
+
+// acquire picks a backend not in tried and reserves a connection slot on it. When every
+// candidate is at maxConns it waits up to queueTimeout for a slot.
+func (p *pool) acquire(ctx context.Context, tried []bool, maxConns int, queueTimeout time.Duration) (*backend, error) {
+	var timer *time.Timer
+	for {
+		p.mu.Lock()
+		b, atCap := p.pickLocked(time.Now(), tried, maxConns)
+		if b != nil {
+			b.inFlight++
+			b.requests++
+			p.mu.Unlock()
+			if timer != nil {
+				timer.Stop()
+			}
+			return b, nil
+		}
+		if !atCap {
+			p.mu.Unlock()
+			return nil, fmt.Errorf("%w: all backends are resting after failures", ErrNoBackend)
+		}
+		if p.freed == nil {
+			p.freed = make(chan struct{})
+		}
+		freed := p.freed
+		p.mu.Unlock()
+		if timer == nil {
+			timer = time.NewTimer(queueTimeout)
+			defer timer.Stop()
+		}
+		select {
+		case <-freed:
+		case <-timer.C:
+			return nil, fmt.Errorf("%w: all backends at their connection limit (%d) for %v", ErrNoBackend, maxConns, queueTimeout)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// pickLocked returns the usable backend with the fewest requests in flight, or nil and
+// whether some backend was usable but for its connection limit.
+func (p *pool) pickLocked(now time.Time, tried []bool, maxConns int) (best *backend, atCap bool) {
+	n := len(p.backends)
+	bestIdx := 0
+	for k := 0; k < n; k++ {
+		i := (p.next + k) % n
+		b := p.backends[i]
+		if tried[i] || now.Before(b.restedUntil) {
+			continue
+		}
+		if maxConns > 0 && b.inFlight >= maxConns {
+			atCap = true
+			continue
+		}
+		if best == nil || b.inFlight < best.inFlight {
+			best, bestIdx = b, i
+		}
+	}
+	if best != nil {
+		p.next = (bestIdx + 1) % n
+	}
+	return best, atCap
+}
+
+// release returns b's connection slot and records the outcome of the attempt: a failure
+// counts toward resting the backend for failTimeout once maxFails failures come in a row
+// (maxFails < 0: never rest); ok resets that count.
+func (p *pool) release(b *backend, failed bool, maxFails int, failTimeout time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b.inFlight--
+	if failed {
+		b.failures++
+		b.consecutive++
+		if maxFails >= 0 && b.consecutive >= maxFails {
+			b.restedUntil = time.Now().Add(failTimeout)
+			b.consecutive = 0
+		}
+	} else {
+		b.consecutive = 0
+	}
+	if p.freed != nil {
+		close(p.freed)
+		p.freed = nil
+	}
+}
+
+func (p *pool) stats() []BackendStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	out := make([]BackendStats, len(p.backends))
+	for i, b := range p.backends {
+		s := BackendStats{Addr: b.addr, InFlight: b.inFlight, Requests: b.requests,
+			Failures: b.failures, Healthy: !now.Before(b.restedUntil)}
+		if !s.Healthy {
+			s.RestedUntil = b.restedUntil
+		}
+		out[i] = s
+	}
+	return out
+}
