@@ -1,0 +1,278 @@
+// Package testnginx runs a private nginx for a test: its own configuration, pid file,
+// logs and temporary directories under t.TempDir(), listening on a free loopback port,
+// stopped when the test ends.
+//
+// The configuration is a fixed http{} skeleton around what the test supplies:
+//
+//	inst := testnginx.Start(t, testnginx.Config{Locations: `
+//	    location / {
+//	        include scgi_params;
+//	        scgi_pass 127.0.0.1:9000;
+//	    }`})
+//	resp, err := http.Get(inst.URL + "/path")
+//
+// Relative includes resolve in Instance.Dir, which links Debian's scgi_params,
+// fastcgi_params, uwsgi_params, proxy_params and mime.types from /etc/nginx, so
+// `include scgi_params;` and `include /etc/nginx/scgi_params;` both work.
+//
+// When the tests run as root, nginx's workers would drop to nobody and fail to use
+// the 0700 test directories (a large POST then fails with 500 because the body cannot
+// be buffered to disk), so the configuration says `user root;` in that case.
+package testnginx
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/qxbridge/qxbridge/internal/testpeer"
+)
+
+// Config is what a test puts into the nginx configuration.
+type Config struct {
+	// Locations is inserted in the server{} block: location blocks and any
+	// server-level directives.
+	Locations string
+	// HTTP is inserted at the http{} level, before the server block: upstream
+	// blocks, maps, and the like.
+	HTTP string
+	// Workers is worker_processes; 0 means 1.
+	Workers int
+	// AccessLog, if true, writes Dir/access.log (dumped with error.log on failure).
+	AccessLog bool
+}
+
+// Instance is a running nginx.
+type Instance struct {
+	// URL is "http://127.0.0.1:PORT", without a trailing slash.
+	URL string
+	// Addr is "127.0.0.1:PORT".
+	Addr string
+	// Dir is nginx's prefix directory: configuration, logs, pid and temp files.
+	Dir string
+
+	t       testing.TB
+	cmd     *exec.Cmd
+	output  *syncBuffer
+	exited  chan struct{}
+	stopped sync.Once
+}
+
+// ReadyPath is answered 204 by every instance; Start polls it to know that a worker
+// is serving.
+const ReadyPath = "/.testnginx-ready"
+
+// Start writes the configuration and runs nginx in the foreground (daemon off). It
+// returns once nginx answers on its port, and stops nginx when the test ends, logging
+// nginx's error log if the test failed. A missing nginx skips the test, or fails it
+// under CI=true (see testpeer.Nginx).
+func Start(t testing.TB, cfg Config) *Instance {
+	t.Helper()
+	bin := testpeer.Nginx(t)
+	if _, err := os.Stat("/etc/nginx/scgi_params"); err != nil {
+		testpeer.Missing(t, "/etc/nginx/scgi_params (Debian's nginx-common)")
+	}
+	var lastErr error
+	// The free port is found by binding and releasing it, so another process can
+	// take it before nginx binds: try again with a new port in that case.
+	for attempt := 0; attempt < 3; attempt++ {
+		inst, err := start(t, bin, cfg)
+		if err == nil {
+			return inst
+		}
+		lastErr = err
+		if !strings.Contains(err.Error(), "Address already in use") {
+			break
+		}
+	}
+	t.Fatalf("testnginx: %v", lastErr)
+	return nil
+}
+
+func start(t testing.TB, bin string, cfg Config) (*Instance, error) {
+	t.Helper()
+	dir := t.TempDir()
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range []string{"scgi_params", "fastcgi_params", "uwsgi_params", "proxy_params", "mime.types"} {
+		if _, err := os.Stat(filepath.Join("/etc/nginx", name)); err == nil {
+			if err := os.Symlink(filepath.Join("/etc/nginx", name), filepath.Join(dir, name)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	addr := net.JoinHostPort("127.0.0.1", fmt.Sprint(port))
+	conf := configText(dir, addr, cfg)
+	confPath := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+
+	inst := &Instance{
+		URL:    "http://" + addr,
+		Addr:   addr,
+		Dir:    dir,
+		t:      t,
+		output: &syncBuffer{},
+		exited: make(chan struct{}),
+	}
+	inst.cmd = exec.Command(bin, "-p", dir+"/", "-c", confPath, "-e", filepath.Join(dir, "error.log"))
+	inst.cmd.Stdout = inst.output
+	inst.cmd.Stderr = inst.output
+	if err := inst.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", bin, err)
+	}
+	go func() {
+		_ = inst.cmd.Wait()
+		close(inst.exited)
+	}()
+
+	if err := inst.waitReady(10 * time.Second); err != nil {
+		inst.Stop()
+		return nil, fmt.Errorf("%w\nnginx.conf:\n%s\noutput:\n%s\nerror.log:\n%s", err, conf, inst.output.String(), inst.ErrorLog())
+	}
+	t.Cleanup(func() {
+		inst.Stop()
+		if t.Failed() {
+			t.Logf("testnginx: error.log of %s:\n%s", inst.URL, inst.ErrorLog())
+			if cfg.AccessLog {
+				b, _ := os.ReadFile(filepath.Join(dir, "access.log"))
+				t.Logf("testnginx: access.log:\n%s", b)
+			}
+		}
+	})
+	return inst, nil
+}
+
+func configText(dir, addr string, cfg Config) string {
+	workers := cfg.Workers
+	if workers <= 0 {
+		workers = 1
+	}
+	user := ""
+	if os.Geteuid() == 0 {
+		user = "user root;"
+	}
+	accessLog := "access_log off;"
+	if cfg.AccessLog {
+		accessLog = fmt.Sprintf("access_log %s;", filepath.Join(dir, "access.log"))
+	}
+	mime := "types { text/html html; text/plain txt; }"
+	if _, err := os.Stat(filepath.Join(dir, "mime.types")); err == nil {
+		mime = "include mime.types;"
+	}
+	return fmt.Sprintf(`# written by testnginx
+daemon off;
+master_process on;
+worker_processes %d;
+%s
+pid %[3]s/nginx.pid;
+error_log %[3]s/error.log info;
+events { worker_connections 1024; }
+http {
+    %[4]s
+    default_type application/octet-stream;
+    %[5]s
+    client_body_temp_path %[3]s/client_body_temp;
+    proxy_temp_path %[3]s/proxy_temp;
+    fastcgi_temp_path %[3]s/fastcgi_temp;
+    uwsgi_temp_path %[3]s/uwsgi_temp;
+    scgi_temp_path %[3]s/scgi_temp;
+    client_max_body_size 100m;
+%[6]s
+    server {
+        listen %[7]s;
+        server_name localhost;
+        location = %[8]s { return 204; }
+%[9]s
+    }
+}
+`, workers, user, dir, mime, accessLog, cfg.HTTP, addr, ReadyPath, cfg.Locations)
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func (inst *Instance) waitReady(limit time.Duration) error {
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		select {
+		case <-inst.exited:
+			return errors.New("nginx exited during startup")
+		default:
+		}
+		if log := inst.ErrorLog(); strings.Contains(log, "[emerg]") {
+			return errors.New("nginx reported an error: " + log)
+		}
+		resp, err := client.Get(inst.URL + ReadyPath)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusNoContent {
+				return nil
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("nginx did not answer on %s within %v", inst.Addr, limit)
+}
+
+// ErrorLog returns nginx's error log so far.
+func (inst *Instance) ErrorLog() string {
+	b, _ := os.ReadFile(filepath.Join(inst.Dir, "error.log"))
+	return string(b)
+}
+
+// Stop stops nginx (SIGTERM: fast shutdown of master and workers) and waits for it;
+// Start arranges it for the end of the test, and calling it earlier is fine.
+func (inst *Instance) Stop() {
+	inst.stopped.Do(func() {
+		_ = inst.cmd.Process.Signal(syscall.SIGTERM)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		select {
+		case <-inst.exited:
+		case <-ctx.Done():
+			_ = inst.cmd.Process.Kill()
+			<-inst.exited
+			inst.t.Errorf("testnginx: nginx did not stop on SIGTERM within 5s; killed")
+		}
+	})
+}
+
+// syncBuffer collects nginx's stdout and stderr.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
