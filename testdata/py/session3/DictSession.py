@@ -6,6 +6,9 @@ from session3.Session import Session
 
 
 class DictSession(UserDict, Session):
+    """Keys (session[key]) live in the UserDict's data dict, apart from attributes."""
+
     def __init__(self, id, remote_address=None):
-        UserDict.__init__(self)
+        # session3 runs Session.__init__ first, so "data" is the last attribute.
         Session.__init__(self, id, remote_address)
+        UserDict.__init__(self)
