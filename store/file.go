@@ -1,0 +1,437 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// errReplaced reports internally that the session file was replaced (renamed over)
+// while Load or Save waited for its lock: the lock must be taken on the new file.
+var errReplaced = errors.New("session file replaced while waiting for its lock")
+
+// Polling bounds for a lock held by someone else. The first retry is quick because
+// peers hold their locks for microseconds; the cap keeps a waiter responsive without
+// spinning while a slow peer works.
+const (
+	lockPollFirst = 50 * time.Microsecond
+	lockPollMax   = 5 * time.Millisecond
+	// Pauses between reads of an empty or incomplete file. A Python writer's buffered
+	// bytes usually land microseconds after its unlock; session3 itself sleeps 100ms.
+	partialPollFirst = 500 * time.Microsecond
+	partialPollMax   = 50 * time.Millisecond
+)
+
+// Load returns the bytes of the session id. A missing session gives ErrNotFound.
+//
+// It follows session3's load_session where Python can see it: the session file is
+// opened (never through a symbolic link) and read under a shared flock(2) lock, so it
+// waits for a Python writer holding LOCK_EX, and a Python writer waits for it. It
+// also checks, once the lock is granted, that the file it locked is still the one
+// at the session's path, and starts over on the new file if a save replaced it
+// meanwhile. An empty or incomplete file (the window in which session3's writer has
+// truncated the file but not yet written it) is read again after short pauses, for up
+// to the partial wait; one that stays so gives ErrEmpty or ErrTruncated. Waits end
+// with the context (its error is returned, wrapped) or after the lock timeout
+// (ErrLockTimeout).
+func (d *Directory) Load(ctx context.Context, id string) ([]byte, error) {
+	if err := ValidID(id); err != nil {
+		return nil, opError("load", id, err)
+	}
+	path := d.path(id)
+	lockDeadline := d.lockDeadline()
+	var partialUntil time.Time
+	pause := partialPollFirst
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, opError("load", id, err)
+		}
+		data, err := d.loadOnce(ctx, path, lockDeadline)
+		switch {
+		case err == nil:
+			return data, nil
+		case err == errReplaced:
+			if !lockDeadline.IsZero() && time.Now().After(lockDeadline) {
+				return nil, opError("load", id, ErrLockTimeout)
+			}
+			continue
+		case err == ErrEmpty || err == ErrTruncated:
+		default:
+			return nil, opError("load", id, err)
+		}
+		now := time.Now()
+		if partialUntil.IsZero() {
+			partialUntil = now.Add(d.partialWait)
+		}
+		left := partialUntil.Sub(now)
+		if left <= 0 {
+			return nil, opError("load", id, err)
+		}
+		if err := sleep(ctx, min(pause, left)); err != nil {
+			return nil, opError("load", id, err)
+		}
+		pause = min(2*pause, partialPollMax)
+	}
+}
+
+// loadOnce makes one attempt to read the session file at path under a shared lock.
+func (d *Directory) loadOnce(ctx context.Context, path string, lockDeadline time.Time) ([]byte, error) {
+	fd, st, err := openSession(path)
+	if err != nil {
+		return nil, fileError("open", path, err)
+	}
+	defer unix.Close(fd)
+	if err := d.lock(ctx, fd, unix.LOCK_SH, lockDeadline); err != nil {
+		return nil, fileError("lock", path, err)
+	}
+	defer d.lockFile(fd, unix.LOCK_UN)
+	size, err := stillAt(path, &st)
+	if err != nil {
+		return nil, fileError("lstat", path, err)
+	}
+	if d.testHookLocked != nil {
+		d.testHookLocked("load")
+	}
+	switch {
+	case size == 0:
+		return nil, ErrEmpty
+	case size > d.maxSize:
+		return nil, ErrTooLarge
+	}
+	buf := make([]byte, size)
+	n, err := readFull(fd, buf)
+	if err != nil {
+		return nil, fileError("read", path, err)
+	}
+	// A short read means a Python writer truncated the file under our shared lock
+	// (its open(path, 'wb') takes no lock); its data is yet to come.
+	if int64(n) < size || !d.check(buf) {
+		return nil, ErrTruncated
+	}
+	return buf, nil
+}
+
+// Save stores data as the session id, replacing any previous session file whole.
+//
+// Readers never see a partial file: data goes to a new temporary file in the same
+// directory (a name that is never a valid id), which is then renamed over the
+// session's path while Save holds an exclusive flock(2) lock on the file being
+// replaced, so Python readers and writers and Go loads that hold that file finish
+// first. If anything fails before the rename (the disk fills, the context ends, the
+// process dies) the old session is left as it was and the temporary file is removed
+// (or, after a crash, swept by DeleteIdle). New files get mode 0666 minus umask, a
+// replaced file's mode is kept (as Python's truncate-and-rewrite keeps it), unless
+// WithFileMode is given. Empty data gives ErrNoData.
+func (d *Directory) Save(ctx context.Context, id string, data []byte) error {
+	if err := ValidID(id); err != nil {
+		return opError("save", id, err)
+	}
+	switch {
+	case len(data) == 0:
+		return opError("save", id, ErrNoData)
+	case int64(len(data)) > d.maxSize:
+		return opError("save", id, ErrTooLarge)
+	}
+	if err := ctx.Err(); err != nil {
+		return opError("save", id, err)
+	}
+	if err := d.save(ctx, d.path(id), id, data); err != nil {
+		return opError("save", id, err)
+	}
+	return nil
+}
+
+func (d *Directory) save(ctx context.Context, path, id string, data []byte) error {
+	tmp, fd, err := d.createTemp(id)
+	if err != nil {
+		return err
+	}
+	renamed := false
+	defer func() {
+		if !renamed {
+			unix.Unlink(tmp)
+		}
+		unix.Close(fd)
+	}()
+	if err := writeAll(fd, data); err != nil {
+		return fileError("write", tmp, err)
+	}
+	if d.perm != 0 {
+		if err := unix.Fchmod(fd, uint32(d.perm)); err != nil {
+			return fileError("chmod", tmp, err)
+		}
+	}
+	if d.sync {
+		if err := unix.Fsync(fd); err != nil {
+			return fileError("fsync", tmp, err)
+		}
+	}
+	lockDeadline := d.lockDeadline()
+	for {
+		old, err := d.lockOld(ctx, path, fd, lockDeadline)
+		if err == errReplaced {
+			if !lockDeadline.IsZero() && time.Now().After(lockDeadline) {
+				return ErrLockTimeout
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if d.testHookLocked != nil {
+			d.testHookLocked("save")
+		}
+		err = ignoringEINTR(func() error { return unix.Rename(tmp, path) })
+		if err == nil {
+			renamed = true
+			if d.sync {
+				err = syncDir(d.dir)
+			}
+		} else {
+			err = &os.LinkError{Op: "rename", Old: tmp, New: path, Err: err}
+		}
+		if old >= 0 {
+			d.lockFile(old, unix.LOCK_UN)
+			unix.Close(old)
+		}
+		return err
+	}
+}
+
+// lockOld opens the session file that Save is about to replace and takes its
+// exclusive lock, returning its descriptor, or -1 if there is no file to replace.
+// Unless a mode is configured, the temporary file tmp takes the old file's
+// permission bits.
+func (d *Directory) lockOld(ctx context.Context, path string, tmp int, lockDeadline time.Time) (int, error) {
+	old, st, err := openSession(path)
+	if err == unix.ENOENT {
+		return -1, nil
+	}
+	if err != nil {
+		return -1, fileError("open", path, err)
+	}
+	if d.perm == 0 {
+		if err := unix.Fchmod(tmp, st.Mode&0o777); err != nil {
+			unix.Close(old)
+			return -1, fileError("chmod", path, err)
+		}
+	}
+	if err := d.lock(ctx, old, unix.LOCK_EX, lockDeadline); err != nil {
+		unix.Close(old)
+		return -1, fileError("lock", path, err)
+	}
+	if _, err := stillAt(path, &st); err != nil && err != ErrNotFound {
+		d.lockFile(old, unix.LOCK_UN)
+		unix.Close(old)
+		return -1, fileError("lstat", path, err)
+	}
+	// ErrNotFound: deleted while we waited; the rename simply creates the file again.
+	return old, nil
+}
+
+// createTemp creates a new temporary file for a save of id in the session directory.
+// O_EXCL and O_NOFOLLOW make sure it is a new file, never one planted beforehand.
+func (d *Directory) createTemp(id string) (string, int, error) {
+	perm := uint32(0o666) // minus umask, by the kernel, like Python's open(path, 'wb')
+	if d.perm != 0 {
+		perm = 0o600 // made exact with fchmod once written
+	}
+	for range 16 {
+		name := d.path(tempPrefix + id + "-" + strconv.FormatUint(rand.Uint64(), 36))
+		var fd int
+		err := ignoringEINTR(func() (err error) {
+			fd, err = unix.Open(name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
+			return err
+		})
+		if err == unix.EEXIST {
+			continue
+		}
+		if err != nil {
+			return "", -1, &os.PathError{Op: "create", Path: name, Err: err}
+		}
+		return name, fd, nil
+	}
+	return "", -1, errors.New("could not find an unused temporary file name")
+}
+
+// openSession opens the session file at path for reading and returns its status.
+// O_NOFOLLOW refuses a symbolic link and O_NONBLOCK keeps a FIFO planted under a
+// session's name from blocking the open; anything but a regular file gives
+// ErrNotRegular. Errors are bare errnos (unix.ENOENT for a missing file).
+func openSession(path string) (int, unix.Stat_t, error) {
+	var st unix.Stat_t
+	var fd int
+	err := ignoringEINTR(func() (err error) {
+		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+		return err
+	})
+	if err == unix.ELOOP {
+		return -1, st, ErrNotRegular
+	}
+	if err != nil {
+		return -1, st, err
+	}
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return -1, st, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return -1, st, ErrNotRegular
+	}
+	return fd, st, nil
+}
+
+// stillAt checks, under the lock, that the file described by st (as opened) is still
+// the one at path, and returns its current size. A file that was renamed over gives
+// errReplaced; one that was deleted gives ErrNotFound.
+func stillAt(path string, st *unix.Stat_t) (int64, error) {
+	var now unix.Stat_t
+	err := ignoringEINTR(func() error { return unix.Lstat(path, &now) })
+	switch {
+	case err == unix.ENOENT:
+		return 0, ErrNotFound
+	case err != nil:
+		return 0, err
+	case now.Dev != st.Dev || now.Ino != st.Ino:
+		return 0, errReplaced
+	}
+	return now.Size, nil
+}
+
+// lockDeadline is when the lock timeout of an operation starting now expires (zero:
+// never; the context alone decides).
+func (d *Directory) lockDeadline() time.Time {
+	if d.lockTimeout <= 0 {
+		return time.Time{}
+	}
+	return time.Now().Add(d.lockTimeout)
+}
+
+// lock takes a flock(2) lock (how is LOCK_SH or LOCK_EX) on fd, waiting for peers that
+// hold a conflicting one until ctx ends or the deadline passes. The wait polls with
+// LOCK_NB rather than blocking a thread in flock(2), which could not be abandoned.
+func (d *Directory) lock(ctx context.Context, fd, how int, deadline time.Time) error {
+	err := d.lockFile(fd, how|unix.LOCK_NB)
+	if err != unix.EWOULDBLOCK {
+		return err
+	}
+	pause := lockPollFirst
+	timer := time.NewTimer(0)
+	<-timer.C
+	defer timer.Stop()
+	for {
+		wait := pause
+		if !deadline.IsZero() {
+			left := time.Until(deadline)
+			if left <= 0 {
+				return ErrLockTimeout
+			}
+			wait = min(wait, left)
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timer.C:
+		}
+		err := d.lockFile(fd, how|unix.LOCK_NB)
+		if err != unix.EWOULDBLOCK {
+			return err
+		}
+		pause = min(2*pause, lockPollMax)
+	}
+}
+
+// flock is the lock Python's fcntl.flock takes: flock(2), whole file, owned by the
+// open file description.
+func flock(fd, how int) error {
+	return ignoringEINTR(func() error { return unix.Flock(fd, how) })
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func readFull(fd int, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		var m int
+		err := ignoringEINTR(func() (err error) {
+			m, err = unix.Read(fd, buf[n:])
+			return err
+		})
+		if err != nil {
+			return n, err
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	return n, nil
+}
+
+func writeAll(fd int, data []byte) error {
+	for len(data) > 0 {
+		var n int
+		err := ignoringEINTR(func() (err error) {
+			n, err = unix.Write(fd, data)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return io.ErrShortWrite
+		}
+		data = data[n:]
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fileError("open", dir, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Fsync(fd); err != nil {
+		return fileError("fsync", dir, err)
+	}
+	return nil
+}
+
+// fileError turns a bare errno into an *os.PathError naming the file; the package's
+// own sentinel errors and context errors pass through unchanged.
+func fileError(op, path string, err error) error {
+	var errno unix.Errno
+	if errors.As(err, &errno) {
+		if errno == unix.ENOENT {
+			return ErrNotFound
+		}
+		return &os.PathError{Op: op, Path: path, Err: err}
+	}
+	return err
+}
+
+func ignoringEINTR(f func() error) error {
+	for {
+		if err := f(); err != unix.EINTR {
+			return err
+		}
+	}
+}

@@ -1,0 +1,422 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// MaxIDLength is the longest session id ValidID accepts. Quixote and session3 make
+// 11-character ids; the bound leaves room for applications that make longer ones.
+const MaxIDLength = 64
+
+// Defaults for the options.
+const (
+	// DefaultLockTimeout bounds a wait for a peer's lock when the context has no
+	// earlier deadline: a peer that holds a lock for this long is stuck.
+	DefaultLockTimeout = 10 * time.Second
+	// DefaultPartialWait bounds how long Load waits for a session file that is empty
+	// or cut short to be completed by the Python writer that truncated it.
+	DefaultPartialWait = 2 * time.Second
+	// DefaultMaxSize bounds the size of a session file Load reads and Save writes.
+	DefaultMaxSize = 64 << 20
+)
+
+// staleAge is how old a zero-length session file or a temporary file must be before
+// DeleteIdle takes it for the remains of a crashed writer. Live writers touch
+// their files within microseconds, so a minute is far beyond any real save.
+const staleAge = time.Minute
+
+// tempPrefix starts the name of every temporary file Save makes. The leading dot makes
+// the name an invalid session id, so neither side can take it for a session.
+const tempPrefix = ".qxbridge-tmp-"
+
+var (
+	// ErrNotFound reports that no session file exists for the id. It wraps
+	// fs.ErrNotExist.
+	ErrNotFound = fmt.Errorf("no such session: %w", fs.ErrNotExist)
+	// ErrInvalidID reports a session id that is empty, too long or has a character
+	// outside [A-Za-z0-9_-]. It is returned before any filesystem call.
+	ErrInvalidID = errors.New("invalid session id")
+	// ErrEmpty reports a session file that stayed zero-length for the whole partial
+	// wait: the remains of a Python writer that died between truncating the file and
+	// writing it. session3's load_session would loop on such a file forever.
+	ErrEmpty = errors.New("session file is empty")
+	// ErrTruncated reports a session file that stayed incomplete (see LooksComplete
+	// and WithCheck) for the whole partial wait.
+	ErrTruncated = errors.New("session file is incomplete")
+	// ErrNotRegular reports that the name of a session is taken by something other
+	// than a regular file: a symbolic link (never followed), a directory, a FIFO, a
+	// device.
+	ErrNotRegular = errors.New("session path is not a regular file")
+	// ErrTooLarge reports a session larger than the configured maximum size.
+	ErrTooLarge = errors.New("session too large")
+	// ErrNoData reports a Save of zero bytes. An empty session file would make
+	// session3's readers loop forever, so Save never writes one.
+	ErrNoData = errors.New("refusing to save an empty session")
+	// ErrLockTimeout reports that a peer held the session file's lock for longer
+	// than the lock timeout (see WithLockTimeout).
+	ErrLockTimeout = errors.New("timed out waiting for the session file lock")
+)
+
+// ValidID reports whether id can name a session file: 1 to MaxIDLength characters of
+// the URL-safe base64 alphabet [A-Za-z0-9_-] that Quixote and session3 generate ids
+// from. Such a name never contains a path separator, NUL or dot, so it can only name
+// an entry directly inside the session directory and never a temporary file.
+func ValidID(id string) error {
+	if id == "" {
+		return fmt.Errorf("%w: empty", ErrInvalidID)
+	}
+	if len(id) > MaxIDLength {
+		return fmt.Errorf("%w: longer than %d bytes", ErrInvalidID, MaxIDLength)
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return fmt.Errorf("%w: byte %#02x at offset %d is not in [A-Za-z0-9_-]", ErrInvalidID, c, i)
+		}
+	}
+	return nil
+}
+
+// Directory is a session directory shared with session3's DirectorySessionStore: one
+// file per session, named by the session id, holding the session's bytes (a pickle).
+// A Directory holds no open files and is safe for concurrent use by many goroutines
+// and processes.
+type Directory struct {
+	dir         string
+	create      bool
+	perm        os.FileMode // 0 means "like Python": 0666 minus umask, or the replaced file's mode
+	lockTimeout time.Duration
+	partialWait time.Duration
+	maxSize     int64
+	sync        bool
+	check       func([]byte) bool
+
+	// lockFile takes (how = LOCK_SH or LOCK_EX, with LOCK_NB) or releases a lock.
+	// It is flock(2); tests swap in POSIX record locks to show that they would not
+	// interoperate with Python's fcntl.flock.
+	lockFile func(fd int, how int) error
+	// testHookLocked, if set, runs while Load ("load") or Save ("save") holds the
+	// session file's lock, so tests can hold a lock open against a peer.
+	testHookLocked func(op string)
+}
+
+// Option configures a Directory.
+type Option func(*Directory)
+
+// WithCreate makes Open create the directory if it does not exist, with one mkdir(2)
+// like session3's create=True (mode 0777 minus umask; the parent must exist).
+func WithCreate() Option { return func(d *Directory) { d.create = true } }
+
+// WithFileMode gives every file Save writes exactly this permission, instead of
+// Python's behaviour: 0666 minus umask for a new file, the old mode for a file that
+// is replaced.
+func WithFileMode(perm os.FileMode) Option {
+	return func(d *Directory) { d.perm = perm.Perm() }
+}
+
+// WithLockTimeout bounds each wait for a peer's lock (DefaultLockTimeout); a context
+// deadline that comes sooner wins. Zero or less leaves only the context.
+func WithLockTimeout(d time.Duration) Option {
+	return func(dd *Directory) { dd.lockTimeout = d }
+}
+
+// WithPartialWait bounds how long Load waits for an empty or incomplete session file
+// to be completed by the Python writer that truncated it (DefaultPartialWait) before
+// it returns ErrEmpty or ErrTruncated. Zero makes Load report such a file at once.
+func WithPartialWait(d time.Duration) Option {
+	return func(dd *Directory) { dd.partialWait = max(d, 0) }
+}
+
+// WithMaxSize bounds the size of the sessions Load reads and Save writes
+// (DefaultMaxSize).
+func WithMaxSize(n int64) Option {
+	return func(d *Directory) { d.maxSize = n }
+}
+
+// WithSync makes Save fsync the new file before it replaces the old one and the
+// directory after, so a saved session survives a power loss or kernel crash. Without
+// it a save survives the death of any process (the kernel has the data) but relies
+// on the filesystem's own ordering (ext4's auto_da_alloc) across a power loss.
+// session3 never syncs.
+func WithSync() Option { return func(d *Directory) { d.sync = true } }
+
+// WithCheck replaces LooksComplete as the test of whether bytes read from a session
+// file are a whole session rather than the start of one a Python writer is still
+// writing. A decoder's own validation can be plugged in here. nil accepts any
+// non-empty content.
+func WithCheck(complete func(data []byte) bool) Option {
+	return func(d *Directory) { d.check = complete }
+}
+
+// Open returns the session directory dir, made absolute like session3's
+// DirectorySessionStore(directory). A missing directory is an error unless
+// WithCreate is given; a path that is not a directory is always an error.
+func Open(dir string, opts ...Option) (*Directory, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %q: %w", dir, err)
+	}
+	d := &Directory{
+		dir:         abs,
+		lockTimeout: DefaultLockTimeout,
+		partialWait: DefaultPartialWait,
+		maxSize:     DefaultMaxSize,
+		check:       LooksComplete,
+		lockFile:    flock,
+	}
+	for _, o := range opts {
+		o(d)
+	}
+	if d.check == nil {
+		d.check = func([]byte) bool { return true }
+	}
+	fi, err := os.Stat(abs)
+	if errors.Is(err, fs.ErrNotExist) && d.create {
+		if err := os.Mkdir(abs, 0o777); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("store: create session directory: %w", err)
+		}
+		fi, err = os.Stat(abs)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: session directory: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("store: session directory %s: not a directory", abs)
+	}
+	return d, nil
+}
+
+// Dir returns the absolute path of the session directory.
+func (d *Directory) Dir() string { return d.dir }
+
+// path is the session file of a valid id.
+func (d *Directory) path(id string) string {
+	if d.dir == "/" {
+		return "/" + id
+	}
+	return d.dir + "/" + id
+}
+
+// opError wraps err with the operation and the (quoted, shortened) id.
+func opError(op, id string, err error) error {
+	if len(id) > 2*MaxIDLength {
+		id = id[:2*MaxIDLength] + "..."
+	}
+	return fmt.Errorf("store: %s %s: %w", op, strconv.Quote(id), err)
+}
+
+// Has reports whether a session file exists for id. Unlike session3's has_session it
+// does not load the file (a zero-length file counts as existing), which is what
+// a caller choosing a fresh id needs. A name taken by something other than a regular
+// file gives ErrNotRegular.
+func (d *Directory) Has(ctx context.Context, id string) (bool, error) {
+	if err := ValidID(id); err != nil {
+		return false, opError("has", id, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return false, opError("has", id, err)
+	}
+	var st unix.Stat_t
+	err := ignoringEINTR(func() error { return unix.Lstat(d.path(id), &st) })
+	switch {
+	case err == unix.ENOENT:
+		return false, nil
+	case err != nil:
+		return false, opError("has", id, &os.PathError{Op: "lstat", Path: d.path(id), Err: err})
+	case st.Mode&unix.S_IFMT != unix.S_IFREG:
+		return false, opError("has", id, ErrNotRegular)
+	}
+	return true, nil
+}
+
+// Delete removes the session file of id, like session3's delete_session (unlink,
+// without a lock: readers that already opened the file finish reading it). A missing
+// session gives ErrNotFound; a name taken by something other than a regular file is
+// left alone and gives ErrNotRegular.
+func (d *Directory) Delete(ctx context.Context, id string) error {
+	if err := ValidID(id); err != nil {
+		return opError("delete", id, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return opError("delete", id, err)
+	}
+	path := d.path(id)
+	var st unix.Stat_t
+	err := ignoringEINTR(func() error { return unix.Lstat(path, &st) })
+	if err == nil && st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return opError("delete", id, ErrNotRegular)
+	}
+	if err == nil {
+		err = ignoringEINTR(func() error { return unix.Unlink(path) })
+	}
+	switch {
+	case err == unix.ENOENT:
+		return opError("delete", id, ErrNotFound)
+	case err != nil:
+		return opError("delete", id, &os.PathError{Op: "unlink", Path: path, Err: err})
+	}
+	return nil
+}
+
+// IDs returns the ids of the sessions in the directory, sorted: the names that are
+// valid ids of regular files. Temporary files and foreign entries are never listed.
+// (session3 never implemented iter_sessions for directories.)
+func (d *Directory) IDs(ctx context.Context) ([]string, error) {
+	var ids []string
+	err := d.scan(ctx, func(name string, typ fs.FileMode) error {
+		if ValidID(name) == nil && typ.IsRegular() {
+			ids = append(ids, name)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// scan calls fn for every entry of the directory, reading it in batches so that a
+// directory of millions of sessions is never held in memory at once.
+func (d *Directory) scan(ctx context.Context, fn func(name string, typ fs.FileMode) error) error {
+	f, err := os.Open(d.dir)
+	if err != nil {
+		return fmt.Errorf("store: list sessions: %w", err)
+	}
+	defer f.Close()
+	for {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("store: list sessions: %w", err)
+		}
+		entries, err := f.ReadDir(1024)
+		for _, e := range entries {
+			if err := fn(e.Name(), e.Type()); err != nil {
+				return err
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("store: list sessions: %w", err)
+		}
+	}
+}
+
+// DeleteIdle deletes the sessions whose files were not modified for olderThan, like
+// session3's delete_old_sessions(minutes) (which compares mtimes the same way), and
+// returns how many it deleted and how many sessions remain. It also deletes
+// zero-length session files and temporary files older than a minute: the remains of
+// writers that crashed, which would make session3's readers loop forever.
+//
+// Unlike delete_old_sessions it touches only regular files named by valid ids (and
+// its own temporary files): foreign files, links and directories are neither deleted
+// nor counted. A session is deleted only under an exclusive lock that it can take
+// at once, after checking again that the file is still the idle one, so a session
+// that a Go process saves or a peer holds locked meanwhile is kept and counted as
+// remaining.
+func (d *Directory) DeleteIdle(olderThan time.Duration) (deleted, remaining int, err error) {
+	now := time.Now()
+	cutoff := now.Add(-olderThan)
+	staleCutoff := now.Add(-staleAge)
+	var errs []error
+	scanErr := d.scan(context.Background(), func(name string, typ fs.FileMode) error {
+		path := d.path(name)
+		if strings.HasPrefix(name, tempPrefix) {
+			if err := removeStaleTemp(path, staleCutoff); err != nil {
+				errs = append(errs, err)
+			}
+			return nil
+		}
+		if ValidID(name) != nil || !typ.IsRegular() {
+			return nil
+		}
+		gone, kept, err := d.deleteIfIdle(path, cutoff, staleCutoff)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if gone {
+			deleted++
+		}
+		if kept {
+			remaining++
+		}
+		return nil
+	})
+	if scanErr != nil {
+		errs = append(errs, scanErr)
+	}
+	return deleted, remaining, errors.Join(errs...)
+}
+
+// deleteIfIdle deletes the session file at path if it is idle, reporting whether it
+// was deleted or kept as a remaining session (neither when it vanished meanwhile or
+// turned out not to be a regular file).
+func (d *Directory) deleteIfIdle(path string, cutoff, staleCutoff time.Time) (deleted, kept bool, err error) {
+	idle := func(st *unix.Stat_t) bool {
+		mtime := time.Unix(st.Mtim.Unix())
+		return mtime.Before(cutoff) || (st.Size == 0 && mtime.Before(staleCutoff))
+	}
+	fd, st, err := openSession(path)
+	switch {
+	case err == unix.ENOENT || errors.Is(err, ErrNotRegular):
+		return false, false, nil
+	case err != nil:
+		return false, false, fmt.Errorf("store: delete idle: %w", err)
+	}
+	defer unix.Close(fd)
+	if !idle(&st) {
+		return false, true, nil
+	}
+	// Take the lock without waiting: a file someone holds is not idle.
+	if err := d.lockFile(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return false, true, nil
+	}
+	// Under the lock no Go save can replace the file; check that it is still the
+	// idle file at path before unlinking the name.
+	var now unix.Stat_t
+	switch err := ignoringEINTR(func() error { return unix.Lstat(path, &now) }); {
+	case err == unix.ENOENT:
+		return false, false, nil
+	case err != nil:
+		return false, true, fmt.Errorf("store: delete idle: %w", &os.PathError{Op: "lstat", Path: path, Err: err})
+	}
+	if now.Dev != st.Dev || now.Ino != st.Ino || !idle(&now) {
+		return false, true, nil
+	}
+	switch err := ignoringEINTR(func() error { return unix.Unlink(path) }); {
+	case err == unix.ENOENT:
+		return false, false, nil
+	case err != nil:
+		return false, true, fmt.Errorf("store: delete idle: %w", &os.PathError{Op: "unlink", Path: path, Err: err})
+	}
+	return true, false, nil
+}
+
+// removeStaleTemp removes a temporary file left by a Save that died, once it is old
+// enough that no live Save can still be writing it.
+func removeStaleTemp(path string, staleCutoff time.Time) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return nil // gone already: renamed or removed by its writer
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || !time.Unix(st.Mtim.Unix()).Before(staleCutoff) {
+		return nil
+	}
+	if err := unix.Unlink(path); err != nil && err != unix.ENOENT {
+		return fmt.Errorf("store: remove stale temporary file: %w", &os.PathError{Op: "unlink", Path: path, Err: err})
+	}
+	return nil
+}
