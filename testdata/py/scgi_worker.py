@@ -261,7 +261,11 @@ def handle_connection(conn):
         if path == "/die":
             route_die(req, out)
         handler = ROUTES.get(path)
-        resp = handler(req) if handler else Response(404, b"no route for %r\n" % path.encode())
+        if handler:
+            resp = handler(req)
+        else:  # unknown path: 404, with the environment echoed for the tests to see
+            resp = route_env(req)
+            resp.status, resp.reason = 404, REASONS[404]
         resp.write(out, env)
     finally:
         for f in (rfile, out):

@@ -1,0 +1,260 @@
+package scgi
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func getStatus(t *testing.T, method, url string, body io.Reader) int {
+	t.Helper()
+	resp, err := noRedirect.Do(newReq(t, method, url, body))
+	require.NoError(t, err)
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func TestProxyWorkerKilledMidResponse(t *testing.T) {
+	w := startPyWorker(t, "127.0.0.1:0", 2)
+	for _, framing := range []string{"length", "chunked"} {
+		t.Run(framing, func(t *testing.T) {
+			p, logs := newTestProxy(t, w.addr)
+			base := serveProxy(t, p)
+			resp, err := noRedirect.Get(base + "/die?after=1000&framing=" + framing)
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			assert.Equal(t, http.StatusOK, resp.StatusCode, "the status line went out before the worker died")
+			body, err := io.ReadAll(resp.Body)
+			require.Error(t, err, "a cut-off response must not reach the client as a whole one")
+			assert.ErrorIs(t, err, io.ErrUnexpectedEOF)
+			assert.Equal(t, strings.Repeat("x", 1000), string(body))
+			assert.Contains(t, logs.String(), "response cut off")
+			assert.True(t, p.Stats()[0].Healthy, "a failure after the response started does not rest the backend")
+		})
+	}
+}
+
+func TestProxyWorkerDiesBeforeResponse(t *testing.T) {
+	w := startPyWorker(t, "127.0.0.1:0", 2)
+	p, logs := newTestProxy(t, w.addr)
+	base := serveProxy(t, p)
+	assert.Equal(t, http.StatusBadGateway, getStatus(t, "GET", base+"/die?when=early", nil))
+	assert.Contains(t, logs.String(), "without a response")
+	st := p.Stats()[0]
+	assert.Equal(t, uint64(1), st.Failures)
+	assert.False(t, st.Healthy, "a backend that hangs up without answering rests")
+	assert.Equal(t, 0, st.InFlight)
+	// Resting: the only backend gets nothing until FailTimeout passes.
+	assert.Equal(t, http.StatusServiceUnavailable, getStatus(t, "GET", base+"/hello", nil))
+}
+
+func TestProxyWorkerNotListening(t *testing.T) {
+	p, logs := newTestProxy(t, deadAddr(t), "unix:"+unixSocketPath(t, "none.sock"))
+	base := serveProxy(t, p)
+	assert.Equal(t, http.StatusBadGateway, getStatus(t, "GET", base+"/hello", nil))
+	assert.Contains(t, logs.String(), "connection refused")
+	assert.Contains(t, logs.String(), "trying another backend")
+	for _, st := range p.Stats() {
+		assert.Equal(t, uint64(1), st.Failures, st.Addr)
+		assert.False(t, st.Healthy, st.Addr)
+		assert.True(t, st.RestedUntil.After(time.Now()))
+	}
+	// Both rest now: 503 without trying them.
+	assert.Equal(t, http.StatusServiceUnavailable, getStatus(t, "GET", base+"/hello", nil))
+	for _, st := range p.Stats() {
+		assert.Equal(t, uint64(1), st.Requests, "a resting backend gets no connection attempt")
+	}
+}
+
+func TestProxyWorkerTooSlow(t *testing.T) {
+	w := startPyWorker(t, "127.0.0.1:0", 3) // one child stays free for the last request
+	p, logs := newTestProxy(t, w.addr)
+	p.ResponseHeaderTimeout = 300 * time.Millisecond
+	base := serveProxy(t, p)
+	assert.Equal(t, http.StatusGatewayTimeout, getStatus(t, "GET", base+"/sleep?s=1.5", nil))
+	assert.Contains(t, logs.String(), "timeout awaiting response headers")
+	st := p.Stats()[0]
+	assert.True(t, st.Healthy, "a slow answer is not a dead backend")
+	assert.Equal(t, uint64(0), st.Failures)
+	// A POST whose worker is slow times out the same way.
+	assert.Equal(t, http.StatusGatewayTimeout, getStatus(t, "POST", base+"/sleep?s=1.5", strings.NewReader("x=1")))
+	assert.Equal(t, http.StatusOK, getStatus(t, "GET", base+"/hello", nil))
+}
+
+func TestProxyPoolWithDeadBackend(t *testing.T) {
+	w := startPyWorker(t, "127.0.0.1:0", 2)
+	dead := deadAddr(t)
+
+	t.Run("GET is retried on the next backend", func(t *testing.T) {
+		p, _ := newTestProxy(t, dead, w.addr) // a fresh pool tries the first backend first
+		base := serveProxy(t, p)
+		assert.Equal(t, http.StatusOK, getStatus(t, "GET", base+"/hello", nil))
+		st := p.Stats()
+		assert.Equal(t, uint64(1), st[0].Failures)
+		assert.False(t, st[0].Healthy)
+		assert.Equal(t, uint64(1), st[1].Requests)
+		assert.True(t, st[1].Healthy)
+	})
+
+	t.Run("POST is not retried", func(t *testing.T) {
+		p, _ := newTestProxy(t, dead, w.addr)
+		base := serveProxy(t, p)
+		assert.Equal(t, http.StatusBadGateway, getStatus(t, "POST", base+"/hash", strings.NewReader("abc")))
+		assert.Equal(t, uint64(0), p.Stats()[1].Requests, "a POST must not move to another backend")
+		// The dead backend now rests, so the next POST goes to the live one.
+		assert.Equal(t, http.StatusOK, getStatus(t, "POST", base+"/hash", strings.NewReader("abc")))
+	})
+}
+
+func TestProxyBalancing(t *testing.T) {
+	w1 := startPyWorker(t, "127.0.0.1:0", 2)
+	w2 := startPyWorker(t, "unix:"+unixSocketPath(t, "w2.sock"), 2)
+	p, _ := newTestProxy(t, w1.addr, w2.addr)
+	base := serveProxy(t, p)
+
+	// Idle pool: ties go round-robin.
+	for range 4 {
+		require.Equal(t, http.StatusOK, getStatus(t, "GET", base+"/hello", nil))
+	}
+	st := p.Stats()
+	assert.Equal(t, uint64(2), st[0].Requests)
+	assert.Equal(t, uint64(2), st[1].Requests)
+
+	// With a long request on one backend, the others go to the less busy one.
+	done := make(chan int)
+	go func() {
+		resp, err := http.Get(base + "/sleep?s=1")
+		if err != nil {
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	var busy int
+	require.Eventually(t, func() bool {
+		for i, s := range p.Stats() {
+			if s.InFlight == 1 {
+				busy = i
+				return true
+			}
+		}
+		return false
+	}, 5*time.Second, 5*time.Millisecond)
+	before := p.Stats()
+	for range 3 {
+		require.Equal(t, http.StatusOK, getStatus(t, "GET", base+"/hello", nil))
+	}
+	after := p.Stats()
+	assert.Equal(t, before[busy].Requests, after[busy].Requests, "least connections: the busy backend gets none")
+	assert.Equal(t, before[1-busy].Requests+3, after[1-busy].Requests)
+	assert.Equal(t, http.StatusOK, <-done)
+}
+
+func TestProxyConnectionCap(t *testing.T) {
+	w := startPyWorker(t, "127.0.0.1:0", 3)
+	p, logs := newTestProxy(t, w.addr)
+	p.MaxConnsPerBackend = 1
+	p.QueueTimeout = 200 * time.Millisecond
+	base := serveProxy(t, p)
+
+	slow := func() chan int {
+		done := make(chan int, 1)
+		go func() {
+			resp, err := http.Get(base + "/sleep?s=1")
+			if err != nil {
+				done <- 0
+				return
+			}
+			resp.Body.Close()
+			done <- resp.StatusCode
+		}()
+		require.Eventually(t, func() bool { return p.Stats()[0].InFlight == 1 }, 5*time.Second, 5*time.Millisecond)
+		return done
+	}
+
+	done := slow()
+	assert.Equal(t, http.StatusServiceUnavailable, getStatus(t, "GET", base+"/hello", nil))
+	assert.Contains(t, logs.String(), "connection limit")
+	assert.Equal(t, http.StatusOK, <-done)
+	assert.True(t, p.Stats()[0].Healthy, "being at the cap is not a failure")
+
+	// With a longer queue the request waits for the slot instead.
+	p.QueueTimeout = 10 * time.Second
+	done = slow()
+	assert.Equal(t, http.StatusOK, getStatus(t, "GET", base+"/hello", nil))
+	assert.Equal(t, http.StatusOK, <-done)
+}
+
+func TestProxyClientGoesAway(t *testing.T) {
+	w := startPyWorker(t, "127.0.0.1:0", 2)
+	p, _ := newTestProxy(t, w.addr)
+	base := serveProxy(t, p)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	req := newReq(t, "GET", base+"/sleep?s=1", nil).WithContext(ctx)
+	_, err := http.DefaultClient.Do(req)
+	require.Error(t, err)
+	require.Eventually(t, func() bool { return p.Stats()[0].InFlight == 0 }, 5*time.Second, 5*time.Millisecond,
+		"the backend connection is closed when the client goes away")
+	st := p.Stats()[0]
+	assert.True(t, st.Healthy)
+	assert.Equal(t, uint64(0), st.Failures)
+}
+
+func TestProxyConcurrentRequests(t *testing.T) {
+	// A short soak: many requests at once across two workers, with a cap.
+	w1 := startPyWorker(t, "127.0.0.1:0", 3)
+	w2 := startPyWorker(t, "127.0.0.1:0", 3)
+	p, _ := newTestProxy(t, w1.addr, w2.addr)
+	p.MaxConnsPerBackend = 3
+	base := serveProxy(t, p)
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range 25 {
+				path := "/hello"
+				if (i+j)%5 == 0 {
+					path = "/stream?n=3"
+				}
+				resp, err := http.Get(base + path)
+				if err != nil {
+					errs <- err
+					return
+				}
+				_, err = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if err == nil && resp.StatusCode != http.StatusOK {
+					err = errors.New(resp.Status)
+				}
+				if err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	var total uint64
+	for _, s := range p.Stats() {
+		assert.Equal(t, 0, s.InFlight)
+		assert.Equal(t, uint64(0), s.Failures)
+		total += s.Requests
+	}
+	assert.Equal(t, uint64(200), total)
+}
