@@ -2,12 +2,15 @@ package pickle
 
 import (
 	"bytes"
-	"encoding/binary"
-	"hash/fnv"
+	"hash/maphash"
 	"math"
 	"math/big"
-	"reflect"
+	"unsafe"
 )
+
+// seed keys the string and bytes hashes. Hashes live only in memory (they order nothing
+// that is written), so a per-process seed is fine.
+var seed = maphash.MakeSeed()
 
 // hashKey hashes a dict key or set item consistently with keyEqual, which follows
 // Python's equality: numbers that compare equal (1, 1.0, True) hash alike.
@@ -20,11 +23,11 @@ func hashKey(v any) (uint64, error) {
 	case bool, int64, *big.Int, float64:
 		return hashNumber(x), nil
 	case string:
-		return hashBytes('s', []byte(x)), nil
+		return maphash.String(seed, x), nil
 	case []byte:
-		return hashBytes('b', x), nil
+		return maphash.Bytes(seed, x) ^ 0x62, nil
 	case Global:
-		return hashBytes('g', []byte(x.Module+"\x00"+x.Name)), nil
+		return maphash.String(seed, x.Module) ^ mix(maphash.String(seed, x.Name)+0x67), nil
 	case *Tuple:
 		h := uint64(0x345678)
 		for _, it := range x.Items {
@@ -38,23 +41,16 @@ func hashKey(v any) (uint64, error) {
 	case *FrozenSet:
 		// Order-independent: equal frozensets may hold their items in different orders.
 		var h uint64 = 0x1f2e3d4c
-		for _, it := range x.t.keys {
-			ih, _ := hashKey(it) // items were hashable when added
-			h += ih * 0x9e3779b97f4a7c15
+		for _, ih := range x.t.hashes {
+			h += mix(ih)
 		}
 		return h, nil
 	case *Object:
-		// Instances hash by identity, as object.__hash__ does.
-		return mix(uint64(reflect.ValueOf(x).Pointer())), nil
+		// Instances hash by identity, as object.__hash__ does. The Go heap does not move
+		// objects, so the address is stable for the object's life.
+		return mix(uint64(uintptr(unsafe.Pointer(x)))), nil
 	}
 	return 0, &UnhashableError{Value: v}
-}
-
-func hashBytes(tag byte, b []byte) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte{tag})
-	h.Write(b)
-	return h.Sum64()
 }
 
 func mix(x uint64) uint64 {
@@ -79,15 +75,13 @@ func hashNumber(v any) uint64 {
 		if x.IsInt64() {
 			return mix(uint64(x.Int64()))
 		}
-		return hashBytes('i', append([]byte{byte(x.Sign() + 1)}, x.Bytes()...))
+		return maphash.Bytes(seed, x.Bytes()) ^ uint64(x.Sign()+0x69)
 	case float64:
 		if math.IsNaN(x) {
 			return 0x7ff8
 		}
 		if math.IsInf(x, 0) || x != math.Trunc(x) {
-			var b [8]byte
-			binary.LittleEndian.PutUint64(b[:], math.Float64bits(x))
-			return hashBytes('f', b[:])
+			return mix(math.Float64bits(x) ^ 0x66)
 		}
 		if x >= -(1<<63) && x < (1<<63) {
 			return mix(uint64(int64(x)))
@@ -133,8 +127,11 @@ func keyEqual(a, b any) bool {
 		if !ok || x.Len() != y.Len() {
 			return false
 		}
-		for _, it := range x.t.keys {
-			if !y.Has(it) {
+		if x == y {
+			return true
+		}
+		for i, it := range x.t.keys {
+			if y.t.find(it, x.t.hashes[i]) < 0 {
 				return false
 			}
 		}

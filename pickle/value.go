@@ -178,17 +178,31 @@ func (o *Object) DelAttr(name string) bool {
 func (o *Object) Attrs() *Dict { return o.attrs(false) }
 
 // table is an insertion-ordered hash table keyed by Python equality, shared by Dict, Set
-// and FrozenSet.
+// and FrozenSet. Small tables (the attribute dicts of sessions) are scanned linearly by
+// stored hash; larger ones get an index from hash to the chain of positions with that hash.
 type table struct {
-	keys  []any
-	vals  []any // nil for sets
-	index map[uint64][]int
+	keys   []any
+	vals   []any // unused for sets
+	hashes []uint64
+	index  map[uint64]int32 // hash -> 1 + position of the newest key with that hash
+	chain  []int32          // chain[i] = 1 + position of the previous key with keys[i]'s hash, or 0
 }
 
+// smallTable is the size up to which a table has no index.
+const smallTable = 8
+
 func (t *table) find(k any, h uint64) int {
-	for _, i := range t.index[h] {
-		if keyEqual(t.keys[i], k) {
-			return i
+	if t.index == nil {
+		for i, kh := range t.hashes {
+			if kh == h && keyEqual(t.keys[i], k) {
+				return i
+			}
+		}
+		return -1
+	}
+	for j := t.index[h]; j != 0; j = t.chain[j-1] {
+		if keyEqual(t.keys[j-1], k) {
+			return int(j - 1)
 		}
 	}
 	return -1
@@ -201,21 +215,41 @@ func (t *table) put(k, v any, withValue bool) error {
 	if err != nil {
 		return err
 	}
-	if t.index == nil {
-		t.index = make(map[uint64][]int)
-	}
+	t.putHashed(k, v, h, withValue)
+	return nil
+}
+
+// putHashed is put for a key whose hash the caller already has.
+func (t *table) putHashed(k, v any, h uint64, withValue bool) {
 	if i := t.find(k, h); i >= 0 {
 		if withValue {
 			t.vals[i] = v
 		}
-		return nil
+		return
 	}
-	t.index[h] = append(t.index[h], len(t.keys))
 	t.keys = append(t.keys, k)
+	t.hashes = append(t.hashes, h)
 	if withValue {
 		t.vals = append(t.vals, v)
 	}
-	return nil
+	if t.index != nil {
+		t.chain = append(t.chain, t.index[h])
+		t.index[h] = int32(len(t.keys))
+	} else if len(t.keys) > smallTable {
+		t.reindex()
+	}
+}
+
+// grow makes room for n more keys.
+func (t *table) grow(n int, withValue bool) {
+	if n <= 0 || cap(t.keys)-len(t.keys) >= n {
+		return
+	}
+	t.keys = append(make([]any, 0, len(t.keys)+n), t.keys...)
+	t.hashes = append(make([]uint64, 0, len(t.keys)+n), t.hashes...)
+	if withValue {
+		t.vals = append(make([]any, 0, len(t.keys)+n), t.vals...)
+	}
 }
 
 func (t *table) lookup(k any) int {
@@ -229,24 +263,31 @@ func (t *table) lookup(k any) int {
 	return t.find(k, h)
 }
 
-func (t *table) remove(k any) bool {
+func (t *table) remove(k any, withValue bool) bool {
 	i := t.lookup(k)
 	if i < 0 {
 		return false
 	}
 	t.keys = append(t.keys[:i], t.keys[i+1:]...)
-	if t.vals != nil {
+	t.hashes = append(t.hashes[:i], t.hashes[i+1:]...)
+	if withValue {
 		t.vals = append(t.vals[:i], t.vals[i+1:]...)
 	}
 	t.reindex()
 	return true
 }
 
+// reindex rebuilds the index from the stored hashes (none for a small table).
 func (t *table) reindex() {
-	t.index = make(map[uint64][]int, len(t.keys))
-	for i, k := range t.keys {
-		h, _ := hashKey(k) // every stored key was hashable when it was put
-		t.index[h] = append(t.index[h], i)
+	if len(t.keys) <= smallTable {
+		t.index, t.chain = nil, nil
+		return
+	}
+	t.index = make(map[uint64]int32, len(t.keys))
+	t.chain = make([]int32, len(t.keys))
+	for i, h := range t.hashes {
+		t.chain[i] = t.index[h]
+		t.index[h] = int32(i + 1)
 	}
 }
 
@@ -256,7 +297,7 @@ func (t *table) reindex() {
 type Dict struct{ t table }
 
 // NewDict returns an empty dict.
-func NewDict() *Dict { return &Dict{t: table{vals: []any{}}} }
+func NewDict() *Dict { return &Dict{} }
 
 // Len returns the number of items.
 func (d *Dict) Len() int { return len(d.t.keys) }
@@ -270,15 +311,10 @@ func (d *Dict) Get(key any) (any, bool) {
 }
 
 // Set sets key to value; a new key goes last. It fails only for an unhashable key.
-func (d *Dict) Set(key, value any) error {
-	if d.t.vals == nil {
-		d.t.vals = []any{}
-	}
-	return d.t.put(key, value, true)
-}
+func (d *Dict) Set(key, value any) error { return d.t.put(key, value, true) }
 
 // Delete removes key and reports whether it was present.
-func (d *Dict) Delete(key any) bool { return d.t.remove(key) }
+func (d *Dict) Delete(key any) bool { return d.t.remove(key, true) }
 
 // Keys returns the keys in order.
 func (d *Dict) Keys() []any { return append([]any(nil), d.t.keys...) }
@@ -319,7 +355,7 @@ func (s *Set) Add(item any) error { return s.t.put(item, nil, false) }
 func (s *Set) Has(item any) bool { return s.t.lookup(item) >= 0 }
 
 // Remove removes item and reports whether it was present.
-func (s *Set) Remove(item any) bool { return s.t.remove(item) }
+func (s *Set) Remove(item any) bool { return s.t.remove(item, false) }
 
 // Items returns the items in order.
 func (s *Set) Items() []any { return append([]any(nil), s.t.keys...) }
