@@ -1,5 +1,7 @@
 package pickle
 
+import "fmt"
+
 // Pickle opcodes of protocols 0 to 5, named as in CPython's pickle.py (lower camel case
 // here). The comment names the protocol that introduced each one. A decoder accepts every
 // opcode whatever the PROTO header says, as CPython's does.
@@ -47,6 +49,7 @@ const (
 	opEmptyList   byte = ']' // push []
 	opEmptyDict   byte = '}' // push {}
 	opObj         byte = 'o' // instance of stack[mark+1], args above it
+	opPopMark     byte = '1' // discard the stack down to and including the topmost mark
 
 	// Protocol 2.
 	opProto    byte = 0x80 // protocol version, 1 byte
@@ -86,3 +89,34 @@ const (
 
 // highestProtocol is the newest protocol this package knows (pickle.HIGHEST_PROTOCOL).
 const highestProtocol = 5
+
+// opName returns the name of an opcode as pickletools prints it, or its hex value.
+func opName(op byte) string {
+	if n := opNames[op]; n != "" {
+		return n
+	}
+	return fmt.Sprintf("0x%02x", op)
+}
+
+// opNames holds the name of each opcode, as pickletools prints it.
+var opNames = [256]string{
+	opMark: "MARK", opStop: "STOP", opPop: "POP", opPopMark: "POP_MARK", opDup: "DUP",
+	opFloat: "FLOAT", opInt: "INT", opLong: "LONG", opNone: "NONE", opPersID: "PERSID",
+	opReduce: "REDUCE", opString: "STRING", opUnicode: "UNICODE", opAppend: "APPEND",
+	opBuild: "BUILD", opGlobal: "GLOBAL", opDict: "DICT", opGet: "GET", opInst: "INST",
+	opList: "LIST", opPut: "PUT", opSetItem: "SETITEM", opTuple: "TUPLE",
+	opBinInt: "BININT", opBinInt1: "BININT1", opBinInt2: "BININT2", opBinPersID: "BINPERSID",
+	opBinString: "BINSTRING", opShortBinStr: "SHORT_BINSTRING", opBinUnicode: "BINUNICODE",
+	opAppends: "APPENDS", opBinGet: "BINGET", opLongBinGet: "LONG_BINGET", opBinPut: "BINPUT",
+	opLongBinPut: "LONG_BINPUT", opSetItems: "SETITEMS", opBinFloat: "BINFLOAT",
+	opEmptyTuple: "EMPTY_TUPLE", opEmptyList: "EMPTY_LIST", opEmptyDict: "EMPTY_DICT",
+	opObj: "OBJ", opProto: "PROTO", opNewObj: "NEWOBJ", opExt1: "EXT1", opExt2: "EXT2",
+	opExt4: "EXT4", opTuple1: "TUPLE1", opTuple2: "TUPLE2", opTuple3: "TUPLE3",
+	opNewTrue: "NEWTRUE", opNewFalse: "NEWFALSE", opLong1: "LONG1", opLong4: "LONG4",
+	opBinBytes: "BINBYTES", opShortBinBytes: "SHORT_BINBYTES",
+	opShortBinUnicode: "SHORT_BINUNICODE", opBinUnicode8: "BINUNICODE8",
+	opBinBytes8: "BINBYTES8", opEmptySet: "EMPTY_SET", opAddItems: "ADDITEMS",
+	opFrozenSet: "FROZENSET", opNewObjEx: "NEWOBJ_EX", opStackGlobal: "STACK_GLOBAL",
+	opMemoize: "MEMOIZE", opFrame: "FRAME", opByteArray8: "BYTEARRAY8",
+	opNextBuffer: "NEXT_BUFFER", opReadonlyBuffer: "READONLY_BUFFER",
+}
