@@ -221,22 +221,23 @@ func buildEnv(h *headerBuf, r *http.Request, contentLength int64, scriptName str
 		h.add("HTTPS", "on")
 	}
 	if !has("REMOTE_ADDR") {
-		host, port, err := net.SplitHostPort(r.RemoteAddr)
-		if err != nil {
-			host, port = r.RemoteAddr, ""
-		}
+		host, port := splitHostPort(r.RemoteAddr)
 		h.add("REMOTE_ADDR", host)
 		if port != "" && !has("REMOTE_PORT") {
 			h.add("REMOTE_PORT", port)
 		}
 	}
 	if !has("SERVER_NAME") || !has("SERVER_PORT") {
-		name, port := serverNamePort(r)
+		name, port, tcpPort := serverNamePort(r)
 		if !has("SERVER_NAME") {
 			h.add("SERVER_NAME", name)
 		}
 		if !has("SERVER_PORT") {
-			h.add("SERVER_PORT", port)
+			if port == "" {
+				h.addInt("SERVER_PORT", int64(tcpPort))
+			} else {
+				h.add("SERVER_PORT", port)
+			}
 		}
 	}
 
@@ -269,7 +270,7 @@ func headerValue(h http.Header, key string) string {
 func connectionListed(h http.Header, k string) bool {
 	for _, v := range h["Connection"] {
 		for f := range strings.SplitSeq(v, ",") {
-			if http.CanonicalHeaderKey(strings.TrimSpace(f)) == k {
+			if strings.EqualFold(strings.TrimSpace(f), k) {
 				return true
 			}
 		}
@@ -277,15 +278,29 @@ func connectionListed(h http.Header, k string) bool {
 	return false
 }
 
+// splitHostPort is net.SplitHostPort for a host that may lack a port, without the
+// allocation of an error in that common case.
+func splitHostPort(hostport string) (host, port string) {
+	colon := strings.LastIndexByte(hostport, ':')
+	if colon < 0 || colon < strings.LastIndexByte(hostport, ']') {
+		return strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]"), ""
+	}
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return hostport, ""
+	}
+	return host, port
+}
+
 // serverNamePort derives SERVER_NAME from the Host the client asked for and SERVER_PORT
 // from the local address that accepted the connection (as nginx's $server_port does),
 // falling back to the Host's port and then to the scheme's default.
-func serverNamePort(r *http.Request) (name, port string) {
-	name = r.Host
-	if h, p, err := net.SplitHostPort(r.Host); err == nil {
-		name, port = h, p
-	}
-	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+func serverNamePort(r *http.Request) (name, port string, tcpPort int) {
+	name, port = splitHostPort(r.Host)
+	switch la := r.Context().Value(http.LocalAddrContextKey).(type) {
+	case *net.TCPAddr:
+		return name, "", la.Port
+	case net.Addr:
 		if _, p, err := net.SplitHostPort(la.String()); err == nil {
 			port = p
 		}
@@ -296,5 +311,5 @@ func serverNamePort(r *http.Request) (name, port string) {
 			port = "443"
 		}
 	}
-	return name, port
+	return name, port, 0
 }
