@@ -1,0 +1,1297 @@
+package pickle
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/big"
+	"strings"
+	"sync"
+)
+
+// Default limits of a Decoder.
+const (
+	// DefaultMaxDepth bounds the nesting depth of decoded values. CPython's own pickler
+	// cannot write values nested much deeper than its recursion limit (1000 by default);
+	// ten times that leaves room for applications that raise it, and keeps the recursion
+	// of any Go code walking a value to a few megabytes of stack.
+	DefaultMaxDepth = 10000
+	// DefaultMaxStack bounds the number of values on the unpickling stack at once.
+	DefaultMaxStack = 1 << 20
+	// DefaultMaxMemo bounds the number of memo entries.
+	DefaultMaxMemo = 1 << 20
+)
+
+// maxKeySize bounds the size of a dict key or set item the decoder hashes, counted as
+// the number of values hashing visits (tuples and frozensets expanded, shared parts
+// counted each time). Hashing and comparing such a key costs time in proportion, and
+// tuples that share their parts can make that count exponential in the input size.
+const maxKeySize = 4096
+
+// Decoder decodes pickles of protocols 0 to 5 into the value model. Its fields are
+// options; the zero Decoder uses the defaults. A Decoder may be used by several
+// goroutines at once.
+type Decoder struct {
+	// MaxDepth bounds the nesting depth of the decoded value: the number of containers
+	// and objects on the longest chain a depth-first walk descends through, when the
+	// walk visits each container once and the children of a value in the order
+	// pickling writes them (see the package documentation). It also bounds the number
+	// of open MARKs and the nesting of tuples and frozensets. 0 means DefaultMaxDepth.
+	MaxDepth int
+	// MaxStack bounds the number of values on the stack. 0 means DefaultMaxStack.
+	MaxStack int
+	// MaxMemo bounds the number of memo entries. 0 means DefaultMaxMemo.
+	MaxMemo int
+	// Encoding is how the Python 2 str of STRING, BINSTRING and SHORT_BINSTRING is
+	// decoded, as Python's Unpickler(encoding=...): "ASCII" (the default, as in CPython),
+	// "latin1", "utf-8", or "bytes" to keep them as []byte.
+	Encoding string
+}
+
+// Unmarshal decodes a pickle of any protocol from 0 to 5 with the default Decoder
+// options. Bytes after the STOP opcode are ignored, as CPython's pickle.loads does.
+func Unmarshal(data []byte) (any, error) {
+	var d Decoder
+	return d.Decode(data)
+}
+
+// recoverPanics turns a panic inside the decoder into an error. It is a last line of
+// defence: the decoder checks its input and does not panic by design. Tests and the
+// fuzz target turn it off so that a panic shows up as the bug it is.
+var recoverPanics = true
+
+// Decode decodes one pickle from data. Bytes after its STOP opcode are ignored.
+func (d *Decoder) Decode(data []byte) (v any, err error) {
+	enc, err := parseEncoding(d.Encoding)
+	if err != nil {
+		return nil, err
+	}
+	u := unpicklers.Get().(*unpickler)
+	u.reset(data, d, enc)
+	if recoverPanics {
+		defer func() {
+			if r := recover(); r != nil {
+				v, err = nil, &DecodeError{Offset: u.start, Op: opName(u.op), Err: fmt.Errorf("%w: internal error: %v", ErrSyntax, r)}
+			}
+		}()
+	}
+	v, err = u.run()
+	u.release()
+	return v, err
+}
+
+type encoding uint8
+
+const (
+	encASCII encoding = iota
+	encLatin1
+	encUTF8
+	encBytes
+)
+
+func parseEncoding(s string) (encoding, error) {
+	switch strings.ToLower(strings.ReplaceAll(s, "_", "-")) {
+	case "", "ascii", "us-ascii":
+		return encASCII, nil
+	case "latin1", "latin-1", "iso-8859-1", "iso8859-1":
+		return encLatin1, nil
+	case "utf-8", "utf8":
+		return encUTF8, nil
+	case "bytes":
+		return encBytes, nil
+	}
+	return 0, fmt.Errorf("pickle: unsupported Decoder.Encoding %q (use ASCII, latin1, utf-8 or bytes)", s)
+}
+
+// slot is a value on the stack or in the memo. m indexes the meta of a container or
+// object; scalars and globals have none.
+type slot struct {
+	v any
+	m int32
+}
+
+const (
+	noMeta   = -1
+	memoHole = -2 // an unset memo entry
+)
+
+// meta is what the decoder tracks about each container and object it makes, to bound
+// the depth of the result without walking it.
+type meta struct {
+	// height bounds the nesting depth of the value: 1 + the largest height among what it
+	// holds. It is exact for values made from values that were not changed afterwards;
+	// see unpickler.stale.
+	height int32
+	// keyDepth is the nesting of tuples and frozensets (what hashing recurses through);
+	// keySize is the number of values hashing visits, saturated above maxKeySize.
+	keyDepth, keySize int32
+	// inside reports that the value was put into another container or object.
+	inside bool
+}
+
+// unpickler is the state of one decoding: CPython's stack machine with its separate
+// mark stack, memo and the input position.
+type unpickler struct {
+	data  []byte
+	pos   int
+	start int  // offset of the current opcode
+	op    byte // the current opcode
+	proto int  // the last PROTO seen (0 before any), which decides find_class's renaming
+
+	stack []slot
+	marks []int // stack lengths at each MARK
+	fence int   // stack length at the topmost mark: items below it are out of reach
+
+	memo    []slot         // dense part of the memo, holes marked memoHole
+	sparse  map[int64]slot // entries whose index is far beyond the dense part
+	memoLen int            // number of entries set (where MEMOIZE puts the next one)
+	meta    []meta         // per container or object, indexed by slot.m
+	hashes  map[any]uint64 // hashes of large tuple and frozenset keys, computed once
+	stale   bool           // a container already inside another one was changed
+	scratch []any          // reused for building items
+
+	maxDepth, maxStack, maxMemo int
+	enc                         encoding
+}
+
+var unpicklers = sync.Pool{New: func() any { return new(unpickler) }}
+
+func (u *unpickler) reset(data []byte, d *Decoder, enc encoding) {
+	u.data, u.pos, u.start, u.op, u.proto = data, 0, 0, 0, 0
+	u.stack, u.marks, u.fence = u.stack[:0], u.marks[:0], 0
+	u.memo, u.memoLen, u.meta = u.memo[:0], 0, u.meta[:0]
+	u.stale = false
+	u.maxDepth, u.maxStack, u.maxMemo = orDefault(d.MaxDepth, DefaultMaxDepth), orDefault(d.MaxStack, DefaultMaxStack), orDefault(d.MaxMemo, DefaultMaxMemo)
+	u.enc = enc
+}
+
+func orDefault(v, def int) int {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// release drops every reference to decoded values and returns the state to the pool,
+// unless one of its buffers grew large.
+func (u *unpickler) release() {
+	const keep = 4096
+	if cap(u.stack) > keep || cap(u.memo) > keep || cap(u.meta) > 4*keep || cap(u.marks) > keep {
+		return
+	}
+	clear(u.stack[:cap(u.stack)])
+	clear(u.memo[:cap(u.memo)])
+	clear(u.scratch[:cap(u.scratch)])
+	u.data, u.sparse, u.hashes = nil, nil, nil
+	unpicklers.Put(u)
+}
+
+// Errors.
+
+func (u *unpickler) fail(cause error, format string, args ...any) error {
+	return &DecodeError{Offset: u.start, Op: opName(u.op), Err: fmt.Errorf("%w: "+format, append([]any{cause}, args...)...)}
+}
+
+func (u *unpickler) truncated() error {
+	return &DecodeError{Offset: u.start, Op: opName(u.op), Err: fmt.Errorf("%w: pickle data was truncated", ErrTruncated)}
+}
+
+// underflow is CPython's Pdata_stack_underflow.
+func (u *unpickler) underflow() error {
+	if len(u.marks) > 0 {
+		return u.fail(ErrStack, "unexpected MARK found")
+	}
+	return u.fail(ErrStack, "unpickling stack underflow")
+}
+
+// Input.
+
+func (u *unpickler) read(n uint64) ([]byte, error) {
+	if n > uint64(len(u.data)-u.pos) {
+		return nil, u.truncated()
+	}
+	b := u.data[u.pos : u.pos+int(n)]
+	u.pos += int(n)
+	return b, nil
+}
+
+func (u *unpickler) readByte() (byte, error) {
+	if u.pos >= len(u.data) {
+		return 0, u.truncated()
+	}
+	b := u.data[u.pos]
+	u.pos++
+	return b, nil
+}
+
+func (u *unpickler) readUint(n int) (uint64, error) {
+	b, err := u.read(uint64(n))
+	if err != nil {
+		return 0, err
+	}
+	switch n {
+	case 2:
+		return uint64(binary.LittleEndian.Uint16(b)), nil
+	case 4:
+		return uint64(binary.LittleEndian.Uint32(b)), nil
+	case 8:
+		return binary.LittleEndian.Uint64(b), nil
+	}
+	return uint64(b[0]), nil
+}
+
+// readLine returns the next line with its newline, as CPython's _Unpickler_Readline.
+func (u *unpickler) readLine() ([]byte, error) {
+	rest := u.data[u.pos:]
+	for i, c := range rest {
+		if c == '\n' {
+			u.pos += i + 1
+			return rest[:i+1], nil
+		}
+	}
+	return nil, u.truncated()
+}
+
+// readArgLine is readLine for the opcodes that reject an empty line as truncated data.
+func (u *unpickler) readArgLine() ([]byte, error) {
+	line, err := u.readLine()
+	if err == nil && len(line) < 2 {
+		return nil, u.truncated()
+	}
+	return line, err
+}
+
+// The stack.
+
+func (u *unpickler) push(v any, m int32) error {
+	if len(u.stack) >= u.maxStack {
+		return u.fail(ErrLimit, "more than %d values on the stack (Decoder.MaxStack)", u.maxStack)
+	}
+	u.stack = append(u.stack, slot{v, m})
+	return nil
+}
+
+func (u *unpickler) pushScalar(v any) error { return u.push(v, noMeta) }
+
+func (u *unpickler) pop() (slot, error) {
+	n := len(u.stack)
+	if n <= u.fence {
+		return slot{}, u.underflow()
+	}
+	s := u.stack[n-1]
+	u.stack[n-1] = slot{}
+	u.stack = u.stack[:n-1]
+	return s, nil
+}
+
+func (u *unpickler) top() (*slot, error) {
+	n := len(u.stack)
+	if n <= u.fence {
+		return nil, u.underflow()
+	}
+	return &u.stack[n-1], nil
+}
+
+// marker pops the topmost mark and returns the stack length it recorded.
+func (u *unpickler) marker() (int, error) {
+	n := len(u.marks)
+	if n == 0 {
+		return 0, u.fail(ErrStack, "could not find MARK")
+	}
+	m := u.marks[n-1]
+	u.marks = u.marks[:n-1]
+	u.fence = 0
+	if n > 1 {
+		u.fence = u.marks[n-2]
+	}
+	return m, nil
+}
+
+// truncate drops the stack down to length n.
+func (u *unpickler) truncate(n int) {
+	clear(u.stack[n:])
+	u.stack = u.stack[:n]
+}
+
+// Depth tracking.
+
+func (u *unpickler) newMeta(height, keyDepth, keySize int32) (int32, error) {
+	if keyDepth > int32(u.maxDepth) {
+		return 0, u.fail(ErrLimit, "tuples or frozensets nested more than %d deep (Decoder.MaxDepth)", u.maxDepth)
+	}
+	u.meta = append(u.meta, meta{height: height, keyDepth: keyDepth, keySize: keySize})
+	return int32(len(u.meta) - 1), nil
+}
+
+// holder returns the meta of a new container or object holding items, and marks the
+// items as held.
+func (u *unpickler) holder(items []slot, key bool) (int32, error) {
+	var h, kd int32
+	ks := int32(1)
+	for i := range items {
+		if m := items[i].m; m >= 0 {
+			mt := &u.meta[m]
+			mt.inside = true
+			h = max(h, mt.height)
+			if key {
+				kd = max(kd, mt.keyDepth)
+				ks = min(ks+mt.keySize, maxKeySize+1)
+			}
+		} else if key {
+			ks = min(ks+1, maxKeySize+1)
+		}
+	}
+	if !key {
+		return u.newMeta(h+1, 0, 1)
+	}
+	return u.newMeta(h+1, kd+1, ks)
+}
+
+// changed records that items were put into the existing container or object target.
+func (u *unpickler) changed(target slot, items []slot) {
+	if target.m < 0 {
+		return
+	}
+	t := &u.meta[target.m]
+	if t.inside {
+		// Whatever holds target may now be deeper than its recorded height.
+		u.stale = true
+	}
+	h := t.height
+	for i := range items {
+		if m := items[i].m; m >= 0 && m != target.m {
+			mt := &u.meta[m]
+			mt.inside = true
+			h = max(h, mt.height+1)
+		}
+	}
+	t.height = h
+}
+
+// hash returns the hash of a dict key or set item, failing as CPython does for an
+// unhashable one.
+func (u *unpickler) hash(s slot) (uint64, error) {
+	cache := false
+	if s.m >= 0 {
+		ks := u.meta[s.m].keySize
+		if ks > maxKeySize {
+			return 0, u.fail(ErrLimit, "dict key or set item of more than %d nested values", maxKeySize)
+		}
+		if ks > 16 {
+			if h, ok := u.hashes[s.v]; ok {
+				return h, nil
+			}
+			cache = true
+		}
+	}
+	h, err := hashKey(s.v)
+	if err != nil {
+		return 0, u.fail(ErrOperation, "%w", err)
+	}
+	if cache {
+		if u.hashes == nil {
+			u.hashes = make(map[any]uint64)
+		}
+		u.hashes[s.v] = h
+	}
+	return h, nil
+}
+
+// values copies the values of items into a new slice.
+func values(items []slot) []any {
+	if len(items) == 0 {
+		return []any{}
+	}
+	vs := make([]any, len(items))
+	for i := range items {
+		vs[i] = items[i].v
+	}
+	return vs
+}
+
+// The memo.
+
+func (u *unpickler) memoPut(idx int64, s slot) error {
+	if idx < 0 {
+		return u.fail(ErrMemo, "negative PUT argument")
+	}
+	n := int64(len(u.memo))
+	switch {
+	case idx < n:
+		if u.memo[idx].m == memoHole {
+			if err := u.memoCount(); err != nil {
+				return err
+			}
+		}
+		u.memo[idx] = s
+		return nil
+	case idx <= 2*n+16:
+		if err := u.memoCount(); err != nil {
+			return err
+		}
+		for int64(len(u.memo)) < idx {
+			u.memo = append(u.memo, slot{m: memoHole})
+		}
+		if u.sparse != nil {
+			// Entries the dense part now covers move into it.
+			for i := n; i < idx; i++ {
+				if e, ok := u.sparse[i]; ok {
+					u.memo[i] = e
+					delete(u.sparse, i)
+				}
+			}
+			delete(u.sparse, idx)
+		}
+		u.memo = append(u.memo, s)
+		return nil
+	}
+	if _, ok := u.sparse[idx]; !ok {
+		if err := u.memoCount(); err != nil {
+			return err
+		}
+	}
+	if u.sparse == nil {
+		u.sparse = make(map[int64]slot)
+	}
+	u.sparse[idx] = s
+	return nil
+}
+
+func (u *unpickler) memoCount() error {
+	if u.memoLen >= u.maxMemo {
+		return u.fail(ErrLimit, "more than %d memo entries (Decoder.MaxMemo)", u.maxMemo)
+	}
+	u.memoLen++
+	return nil
+}
+
+func (u *unpickler) memoGet(idx int64) error {
+	var s slot
+	ok := false
+	if idx >= 0 && idx < int64(len(u.memo)) {
+		s = u.memo[idx]
+		ok = s.m != memoHole
+	} else if u.sparse != nil {
+		s, ok = u.sparse[idx]
+	}
+	if !ok {
+		return u.fail(ErrMemo, "memo value not found at index %d", idx)
+	}
+	return u.push(s.v, s.m)
+}
+
+// put stores the top of the stack in the memo at idx.
+func (u *unpickler) put(idx int64) error {
+	t, err := u.top()
+	if err != nil {
+		return err
+	}
+	return u.memoPut(idx, *t)
+}
+
+// run is the main loop, one opcode per iteration.
+func (u *unpickler) run() (any, error) {
+	for {
+		if u.pos >= len(u.data) {
+			return nil, &DecodeError{Offset: u.pos, Err: fmt.Errorf("%w: ran out of input", ErrTruncated)}
+		}
+		u.start = u.pos
+		u.op = u.data[u.pos]
+		u.pos++
+		var err error
+		switch u.op {
+		case opStop:
+			return u.stop()
+		case opMark:
+			if len(u.marks) >= u.maxDepth {
+				return nil, u.fail(ErrLimit, "more than %d open MARKs (Decoder.MaxDepth)", u.maxDepth)
+			}
+			u.marks = append(u.marks, len(u.stack))
+			u.fence = len(u.stack)
+		case opPop:
+			n := len(u.stack)
+			switch {
+			case len(u.marks) > 0 && u.marks[len(u.marks)-1] == n:
+				_, err = u.marker()
+			case n <= u.fence:
+				err = u.underflow()
+			default:
+				u.truncate(n - 1)
+			}
+		case opPopMark:
+			var m int
+			if m, err = u.marker(); err == nil {
+				u.truncate(m)
+			}
+		case opDup:
+			var t *slot
+			if t, err = u.top(); err == nil {
+				err = u.push(t.v, t.m)
+			}
+
+		// Scalars.
+		case opNone:
+			err = u.pushScalar(nil)
+		case opNewTrue:
+			err = u.pushScalar(true)
+		case opNewFalse:
+			err = u.pushScalar(false)
+		case opBinInt:
+			var x uint64
+			if x, err = u.readUint(4); err == nil {
+				err = u.pushScalar(int64(int32(uint32(x))))
+			}
+		case opBinInt1:
+			var x uint64
+			if x, err = u.readUint(1); err == nil {
+				err = u.pushScalar(int64(x))
+			}
+		case opBinInt2:
+			var x uint64
+			if x, err = u.readUint(2); err == nil {
+				err = u.pushScalar(int64(x))
+			}
+		case opLong1, opLong4:
+			err = u.loadLongBinary()
+		case opInt:
+			err = u.loadIntText()
+		case opLong:
+			err = u.loadLongText()
+		case opBinFloat:
+			var b []byte
+			if b, err = u.read(8); err == nil {
+				err = u.pushScalar(math.Float64frombits(binary.BigEndian.Uint64(b)))
+			}
+		case opFloat:
+			err = u.loadFloatText()
+
+		// Strings and bytes.
+		case opShortBinUnicode, opBinUnicode, opBinUnicode8:
+			var b []byte
+			if b, err = u.readCounted(); err == nil {
+				var s string
+				if s, err = u.utf8String(b); err == nil {
+					err = u.pushScalar(s)
+				}
+			}
+		case opUnicode:
+			err = u.loadUnicodeText()
+		case opShortBinBytes, opBinBytes, opBinBytes8:
+			var b []byte
+			if b, err = u.readCounted(); err == nil {
+				err = u.pushScalar(append([]byte{}, b...))
+			}
+		case opShortBinStr, opBinString:
+			var b []byte
+			if b, err = u.readCounted(); err == nil {
+				err = u.pushPy2Str(b)
+			}
+		case opString:
+			err = u.loadStringText()
+		case opByteArray8:
+			var b []byte
+			if b, err = u.readCounted(); err == nil {
+				var m int32
+				if m, err = u.newMeta(1, 0, 1); err == nil {
+					err = u.push(&ByteArray{Data: append([]byte{}, b...)}, m)
+				}
+			}
+
+		// Containers.
+		case opEmptyTuple:
+			err = u.pushContainer(&Tuple{Items: []any{}}, true)
+		case opEmptyList:
+			err = u.pushContainer(&List{Items: []any{}}, false)
+		case opEmptyDict:
+			err = u.pushContainer(NewDict(), false)
+		case opEmptySet:
+			err = u.pushContainer(&Set{}, false)
+		case opTuple1, opTuple2, opTuple3:
+			n := len(u.stack) - int(u.op-opTuple1+1)
+			if n < u.fence {
+				err = u.underflow()
+			} else {
+				err = u.buildTuple(n)
+			}
+		case opTuple:
+			var m int
+			if m, err = u.marker(); err == nil {
+				err = u.buildTuple(m)
+			}
+		case opList:
+			var m int
+			if m, err = u.marker(); err == nil {
+				err = u.buildList(m)
+			}
+		case opDict:
+			var m int
+			if m, err = u.marker(); err == nil {
+				err = u.buildDict(m)
+			}
+		case opFrozenSet:
+			var m int
+			if m, err = u.marker(); err == nil {
+				err = u.buildFrozenSet(m)
+			}
+		case opAppend:
+			err = u.appendItems(len(u.stack) - 1)
+		case opAppends:
+			var m int
+			if m, err = u.marker(); err == nil {
+				err = u.appendItems(m)
+			}
+		case opSetItem:
+			err = u.setItems(len(u.stack) - 2)
+		case opSetItems:
+			var m int
+			if m, err = u.marker(); err == nil {
+				err = u.setItems(m)
+			}
+		case opAddItems:
+			var m int
+			if m, err = u.marker(); err == nil {
+				err = u.addItems(m)
+			}
+
+		// The memo.
+		case opMemoize:
+			err = u.put(int64(u.memoLen))
+		case opBinPut, opLongBinPut:
+			var idx uint64
+			if idx, err = u.readUint(memoIndexSize(u.op)); err == nil {
+				err = u.put(int64(idx))
+			}
+		case opBinGet, opLongBinGet:
+			var idx uint64
+			if idx, err = u.readUint(memoIndexSize(u.op)); err == nil {
+				err = u.memoGet(int64(idx))
+			}
+		case opPut:
+			err = u.loadPutText()
+		case opGet:
+			err = u.loadGetText()
+
+		// Classes and objects.
+		case opGlobal:
+			err = u.loadGlobal()
+		case opStackGlobal:
+			err = u.loadStackGlobal()
+		case opReduce:
+			err = u.loadReduce()
+		case opNewObj, opNewObjEx:
+			err = u.loadNewObj(u.op == opNewObjEx)
+		case opInst:
+			err = u.loadInst()
+		case opObj:
+			err = u.loadObj()
+		case opBuild:
+			err = u.loadBuild()
+
+		// Framing and protocol.
+		case opProto:
+			var p byte
+			if p, err = u.readByte(); err == nil {
+				if p > highestProtocol {
+					err = u.fail(ErrProtocol, "unsupported pickle protocol: %d", p)
+				} else {
+					u.proto = int(p)
+				}
+			}
+		case opFrame:
+			// CPython checks only that the whole frame is present; opcodes may cross
+			// frame boundaries.
+			var n uint64
+			if n, err = u.readUint(8); err == nil && n > uint64(len(u.data)-u.pos) {
+				err = u.truncated()
+			}
+
+		// What pickle.loads cannot load without more than its defaults.
+		case opPersID:
+			if _, err = u.readLine(); err == nil {
+				err = u.fail(ErrUnsupported, "a persistent id was found, but no persistent_load function is available")
+			}
+		case opBinPersID:
+			err = u.fail(ErrUnsupported, "a persistent id was found, but no persistent_load function is available")
+		case opExt1, opExt2, opExt4:
+			err = u.loadExt()
+		case opNextBuffer:
+			err = u.fail(ErrUnsupported, "pickle stream refers to out-of-band data but no buffers are available")
+		case opReadonlyBuffer:
+			err = u.loadReadonlyBuffer()
+
+		default:
+			err = u.fail(ErrUnknownOpcode, "invalid load key %s", quoteKey(u.op))
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+func quoteKey(c byte) string {
+	if 0x20 <= c && c <= 0x7e && c != '\'' && c != '\\' {
+		return fmt.Sprintf("'%c'", c)
+	}
+	return fmt.Sprintf("'\\x%02x'", c)
+}
+
+func memoIndexSize(op byte) int {
+	if op == opBinPut || op == opBinGet {
+		return 1
+	}
+	return 4
+}
+
+func (u *unpickler) stop() (any, error) {
+	s, err := u.pop()
+	if err != nil {
+		return nil, err
+	}
+	// The recorded heights bound the real depth unless a container was changed after
+	// it was put into another one (which only cycles through several containers and
+	// hand-made pickles do); then, or when the bound is over the limit, measure.
+	if s.m >= 0 && (u.stale || u.meta[s.m].height > int32(u.maxDepth)) {
+		if depthExceeds(s.v, u.maxDepth) {
+			return nil, u.fail(ErrLimit, "value nested more than %d deep (Decoder.MaxDepth)", u.maxDepth)
+		}
+	}
+	return s.v, nil
+}
+
+// readCounted reads the length prefix of a counted string/bytes opcode and the data.
+// The data aliases the input.
+func (u *unpickler) readCounted() ([]byte, error) {
+	var n uint64
+	var err error
+	switch u.op {
+	case opShortBinUnicode, opShortBinBytes, opShortBinStr:
+		n, err = u.readUint(1)
+	case opBinUnicode, opBinBytes:
+		n, err = u.readUint(4)
+	case opBinString:
+		n, err = u.readUint(4)
+		if err == nil && int32(uint32(n)) < 0 {
+			return nil, u.fail(ErrSyntax, "BINSTRING pickle has negative byte count")
+		}
+	default: // BINUNICODE8, BINBYTES8, BYTEARRAY8
+		n, err = u.readUint(8)
+		if err == nil && n > math.MaxInt64 {
+			return nil, u.fail(ErrSyntax, "%s exceeds the maximum size", opName(u.op))
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return u.read(n)
+}
+
+func (u *unpickler) pushContainer(v any, tuple bool) error {
+	ks := int32(1)
+	m, err := u.newMeta(1, b2i(tuple), ks)
+	if err != nil {
+		return err
+	}
+	return u.push(v, m)
+}
+
+func b2i(b bool) int32 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (u *unpickler) buildTuple(start int) error {
+	items := u.stack[start:]
+	m, err := u.holder(items, true)
+	if err != nil {
+		return err
+	}
+	t := &Tuple{Items: values(items)}
+	u.truncate(start)
+	return u.push(t, m)
+}
+
+func (u *unpickler) buildList(start int) error {
+	items := u.stack[start:]
+	m, err := u.holder(items, false)
+	if err != nil {
+		return err
+	}
+	l := &List{Items: values(items)}
+	u.truncate(start)
+	return u.push(l, m)
+}
+
+func (u *unpickler) buildDict(start int) error {
+	items := u.stack[start:]
+	if len(items)%2 != 0 {
+		return u.fail(ErrStack, "odd number of items for DICT")
+	}
+	d := NewDict()
+	d.t.grow(len(items)/2, true)
+	for i := 0; i < len(items); i += 2 {
+		h, err := u.hash(items[i])
+		if err != nil {
+			return err
+		}
+		d.t.putHashed(items[i].v, items[i+1].v, h, true)
+	}
+	m, err := u.holder(items, false)
+	if err != nil {
+		return err
+	}
+	u.truncate(start)
+	return u.push(d, m)
+}
+
+func (u *unpickler) buildFrozenSet(start int) error {
+	items := u.stack[start:]
+	fs := &FrozenSet{}
+	fs.t.grow(len(items), false)
+	for i := range items {
+		h, err := u.hash(items[i])
+		if err != nil {
+			return err
+		}
+		fs.t.putHashed(items[i].v, nil, h, false)
+	}
+	m, err := u.holder(items, true)
+	if err != nil {
+		return err
+	}
+	u.truncate(start)
+	return u.push(fs, m)
+}
+
+// appendItems is APPEND and APPENDS: stack[x-1].extend(stack[x:]), as CPython's
+// do_append.
+func (u *unpickler) appendItems(x int) error {
+	n := len(u.stack)
+	if x > n || x <= u.fence {
+		return u.underflow()
+	}
+	if x == n {
+		return nil // CPython does nothing, whatever stack[x-1] is
+	}
+	target, items := u.stack[x-1], u.stack[x:]
+	switch t := target.v.(type) {
+	case *List:
+		t.Items = append(t.Items, values(items)...)
+	case *Object:
+		if t.HasState || len(t.DictItems) > 0 || len(t.SetItems) > 0 {
+			return u.fail(ErrUnsupported, "%s to an object after its SETITEMS, ADDITEMS or BUILD", opName(u.op))
+		}
+		t.ListItems = append(t.ListItems, values(items)...)
+	case *ByteArray:
+		for i := range items {
+			b, err := u.byteValue(items[i].v)
+			if err != nil {
+				return err
+			}
+			t.Data = append(t.Data, b)
+		}
+	default:
+		return u.fail(ErrOperation, "'%s' object has no attribute 'append'", TypeName(target.v))
+	}
+	u.changed(target, items)
+	u.truncate(x)
+	return nil
+}
+
+// byteValue is a value as bytearray's extend and item assignment accept it.
+func (u *unpickler) byteValue(v any) (byte, error) {
+	i, ok, err := u.index(v)
+	if err != nil || !ok {
+		return 0, err
+	}
+	if i < 0 || i > 255 {
+		return 0, u.fail(ErrOperation, "byte must be in range(0, 256)")
+	}
+	return byte(i), nil
+}
+
+// index converts an int or bool used as an index; ok is false (with an error) for other
+// types, and an int too large for an index is an error as in CPython.
+func (u *unpickler) index(v any) (int64, bool, error) {
+	switch x := v.(type) {
+	case bool:
+		return int64(b2i(x)), true, nil
+	case int64:
+		return x, true, nil
+	case *big.Int:
+		if x.IsInt64() {
+			return x.Int64(), true, nil
+		}
+		return 0, false, u.fail(ErrOperation, "cannot fit 'int' into an index-sized integer")
+	}
+	return 0, false, u.fail(ErrOperation, "'%s' object cannot be interpreted as an integer", TypeName(v))
+}
+
+// setItems is SETITEM and SETITEMS: stack[x-1][k] = v for the pairs stack[x:], as
+// CPython's do_setitems.
+func (u *unpickler) setItems(x int) error {
+	n := len(u.stack)
+	if x > n || x <= u.fence {
+		return u.underflow()
+	}
+	if x == n {
+		return nil
+	}
+	if (n-x)%2 != 0 {
+		return u.fail(ErrStack, "odd number of items for SETITEMS")
+	}
+	target, items := u.stack[x-1], u.stack[x:]
+	switch t := target.v.(type) {
+	case *Dict:
+		t.t.grow(len(items)/2, true)
+		for i := 0; i < len(items); i += 2 {
+			h, err := u.hash(items[i])
+			if err != nil {
+				return err
+			}
+			t.t.putHashed(items[i].v, items[i+1].v, h, true)
+		}
+	case *Object:
+		if t.HasState || len(t.SetItems) > 0 {
+			return u.fail(ErrUnsupported, "%s to an object after its ADDITEMS or BUILD", opName(u.op))
+		}
+		for i := 0; i < len(items); i += 2 {
+			t.DictItems = append(t.DictItems, KV{items[i].v, items[i+1].v})
+		}
+	case *List:
+		for i := 0; i < len(items); i += 2 {
+			j, err := u.seqIndex(items[i].v, len(t.Items), "list")
+			if err != nil {
+				return err
+			}
+			t.Items[j] = items[i+1].v
+		}
+	case *ByteArray:
+		for i := 0; i < len(items); i += 2 {
+			j, err := u.seqIndex(items[i].v, len(t.Data), "bytearray")
+			if err != nil {
+				return err
+			}
+			b, err := u.byteValue(items[i+1].v)
+			if err != nil {
+				return err
+			}
+			t.Data[j] = b
+		}
+	default:
+		return u.fail(ErrOperation, "'%s' object does not support item assignment", TypeName(target.v))
+	}
+	u.changed(target, items)
+	u.truncate(x)
+	return nil
+}
+
+// seqIndex resolves a Python sequence index (negative from the end) into [0, n).
+func (u *unpickler) seqIndex(v any, n int, what string) (int, error) {
+	if _, isInt := v.(int64); !isInt {
+		if _, isBool := v.(bool); !isBool {
+			if _, isBig := v.(*big.Int); !isBig {
+				return 0, u.fail(ErrOperation, "%s indices must be integers or slices, not %s", what, TypeName(v))
+			}
+		}
+	}
+	i, _, err := u.index(v)
+	if err != nil {
+		return 0, err
+	}
+	if i < 0 {
+		i += int64(n)
+	}
+	if i < 0 || i >= int64(n) {
+		return 0, u.fail(ErrOperation, "%s assignment index out of range", what)
+	}
+	return int(i), nil
+}
+
+// addItems is ADDITEMS: stack[x-1].update(stack[x:]) for a set, .add for others.
+func (u *unpickler) addItems(x int) error {
+	n := len(u.stack)
+	if x > n || x <= u.fence {
+		return u.underflow()
+	}
+	if x == n {
+		return nil
+	}
+	target, items := u.stack[x-1], u.stack[x:]
+	switch t := target.v.(type) {
+	case *Set:
+		t.t.grow(len(items), false)
+		for i := range items {
+			h, err := u.hash(items[i])
+			if err != nil {
+				return err
+			}
+			t.t.putHashed(items[i].v, nil, h, false)
+		}
+	case *Object:
+		if t.HasState {
+			return u.fail(ErrUnsupported, "ADDITEMS to an object after its BUILD")
+		}
+		t.SetItems = append(t.SetItems, values(items)...)
+	default:
+		return u.fail(ErrOperation, "'%s' object has no attribute 'add'", TypeName(target.v))
+	}
+	u.changed(target, items)
+	u.truncate(x)
+	return nil
+}
+
+// Classes and objects.
+
+func (u *unpickler) loadGlobal() error {
+	module, err := u.readArgLine()
+	if err != nil {
+		return err
+	}
+	name, err := u.readArgLine()
+	if err != nil {
+		return err
+	}
+	g := Global{}
+	if g.Module, err = u.strictUTF8(module[:len(module)-1]); err != nil {
+		return err
+	}
+	if g.Name, err = u.strictUTF8(name[:len(name)-1]); err != nil {
+		return err
+	}
+	return u.pushScalar(py3Global(g, u.proto))
+}
+
+func (u *unpickler) loadStackGlobal() error {
+	name, err := u.pop()
+	if err != nil {
+		return err
+	}
+	module, err := u.pop()
+	if err != nil {
+		return err
+	}
+	m, ok1 := module.v.(string)
+	n, ok2 := name.v.(string)
+	if !ok1 || !ok2 {
+		return u.fail(ErrOperation, "STACK_GLOBAL requires str")
+	}
+	return u.pushScalar(py3Global(Global{Module: m, Name: n}, u.proto))
+}
+
+// callable reports whether v may be a class or other callable: a global or the result
+// of a call. Values of the built-in types are not callable.
+func callable(v any) bool {
+	switch v.(type) {
+	case Global, *Object:
+		return true
+	}
+	return false
+}
+
+func (u *unpickler) newObject(o *Object, parts []slot) error {
+	m, err := u.holder(parts, false)
+	if err != nil {
+		return err
+	}
+	return u.push(o, m)
+}
+
+func (u *unpickler) loadReduce() error {
+	args, err := u.pop()
+	if err != nil {
+		return err
+	}
+	fn, err := u.pop()
+	if err != nil {
+		return err
+	}
+	if !callable(fn.v) {
+		return u.fail(ErrOperation, "'%s' object is not callable", TypeName(fn.v))
+	}
+	t, ok := args.v.(*Tuple)
+	if !ok {
+		return u.fail(ErrOperation, "argument list must be a tuple")
+	}
+	return u.newObject(&Object{Callable: fn.v, Construct: Reduce, Args: t}, []slot{fn, args})
+}
+
+func (u *unpickler) loadNewObj(ex bool) error {
+	var kwargs slot
+	var err error
+	if ex {
+		if kwargs, err = u.pop(); err != nil {
+			return err
+		}
+	}
+	args, err := u.pop()
+	if err != nil {
+		return err
+	}
+	cls, err := u.pop()
+	if err != nil {
+		return err
+	}
+	name := opName(u.op)
+	var kw *Dict
+	if ex {
+		var ok bool
+		if kw, ok = kwargs.v.(*Dict); !ok {
+			return u.fail(ErrOperation, "NEWOBJ_EX kwargs argument must be dict, not %s", TypeName(kwargs.v))
+		}
+	}
+	t, ok := args.v.(*Tuple)
+	if !ok {
+		return u.fail(ErrOperation, "%s args argument must be a tuple, not %s", name, TypeName(args.v))
+	}
+	if !callable(cls.v) {
+		return u.fail(ErrOperation, "%s class argument must be a type, not %s", name, TypeName(cls.v))
+	}
+	o := &Object{Callable: cls.v, Construct: NewObj, Args: t}
+	parts := []slot{cls, args}
+	if ex {
+		o.Construct, o.Kwargs = NewObjEx, kw
+		parts = append(parts, kwargs)
+	}
+	return u.newObject(o, parts)
+}
+
+func (u *unpickler) loadInst() error {
+	x, err := u.marker()
+	if err != nil {
+		return err
+	}
+	module, err := u.readArgLine()
+	if err != nil {
+		return err
+	}
+	name, err := u.readArgLine()
+	if err != nil {
+		return err
+	}
+	g := Global{}
+	if g.Module, err = u.asciiString(module[:len(module)-1]); err != nil {
+		return err
+	}
+	if g.Name, err = u.asciiString(name[:len(name)-1]); err != nil {
+		return err
+	}
+	return u.instantiate(slot{v: py3Global(g, u.proto), m: noMeta}, x, x)
+}
+
+func (u *unpickler) loadObj() error {
+	x, err := u.marker()
+	if err != nil {
+		return err
+	}
+	if len(u.stack)-x < 1 {
+		return u.underflow()
+	}
+	cls := u.stack[x]
+	if !callable(cls.v) {
+		return u.fail(ErrOperation, "'%s' object is not callable", TypeName(cls.v))
+	}
+	return u.instantiate(cls, x, x+1)
+}
+
+// instantiate makes the object of INST and OBJ from cls and the arguments
+// stack[argsAt:], and replaces stack[from:] with it.
+func (u *unpickler) instantiate(cls slot, from, argsAt int) error {
+	items := u.stack[argsAt:]
+	am, err := u.holder(items, true)
+	if err != nil {
+		return err
+	}
+	args := &Tuple{Items: values(items)}
+	u.truncate(from)
+	return u.newObject(&Object{Callable: cls.v, Construct: Inst, Args: args}, []slot{cls, {args, am}})
+}
+
+// loadBuild is BUILD. On an object it records the state; on the built-in types, which
+// have neither __setstate__ nor an instance __dict__, it does what CPython's load_build
+// does: nothing for a None state (or a (None, {}) pair), an error otherwise.
+func (u *unpickler) loadBuild() error {
+	if len(u.stack)-2 < u.fence {
+		return u.underflow()
+	}
+	state, _ := u.pop()
+	target := u.stack[len(u.stack)-1]
+	switch t := target.v.(type) {
+	case *Object:
+		if t.HasState {
+			return u.fail(ErrUnsupported, "a second BUILD on the same object")
+		}
+		t.State, t.HasState = state.v, true
+		u.changed(target, []slot{state})
+		return nil
+	case Global:
+		return u.fail(ErrUnsupported, "BUILD applied to the class %s", t)
+	}
+	st, slots := state.v, any(nil)
+	hasSlots := false
+	if tp, ok := st.(*Tuple); ok && len(tp.Items) == 2 {
+		st, slots, hasSlots = tp.Items[0], tp.Items[1], true
+	}
+	if st != nil {
+		if _, ok := st.(*Dict); !ok {
+			return u.fail(ErrOperation, "state is not a dictionary")
+		}
+		return u.fail(ErrOperation, "'%s' object has no attribute '__dict__'", TypeName(target.v))
+	}
+	if hasSlots {
+		d, ok := slots.(*Dict)
+		if !ok {
+			return u.fail(ErrOperation, "slot state is not a dictionary")
+		}
+		if d.Len() > 0 {
+			return u.fail(ErrOperation, "'%s' object has no attribute %s", TypeName(target.v), pyRepr(d.t.keys[0]))
+		}
+	}
+	return nil
+}
+
+func pyRepr(v any) string {
+	if s, ok := v.(string); ok {
+		return "'" + s + "'"
+	}
+	return TypeName(v)
+}
+
+func (u *unpickler) loadExt() error {
+	var n int
+	switch u.op {
+	case opExt1:
+		n = 1
+	case opExt2:
+		n = 2
+	default:
+		n = 4
+	}
+	x, err := u.readUint(n)
+	if err != nil {
+		return err
+	}
+	code := int64(x)
+	if n == 4 {
+		code = int64(int32(uint32(x)))
+	}
+	if code <= 0 {
+		return u.fail(ErrSyntax, "EXT specifies code <= 0")
+	}
+	return u.fail(ErrUnsupported, "unregistered extension code %d", code)
+}
+
+func (u *unpickler) loadReadonlyBuffer() error {
+	t, err := u.top()
+	if err != nil {
+		return err
+	}
+	switch t.v.(type) {
+	case []byte:
+		return nil // already read-only: CPython leaves it as it is
+	case *ByteArray:
+		return u.fail(ErrUnsupported, "READONLY_BUFFER on a bytearray (a read-only memoryview)")
+	}
+	return u.fail(ErrOperation, "memoryview: a bytes-like object is required, not '%s'", TypeName(t.v))
+}
