@@ -219,9 +219,11 @@ func isReset(err error) bool {
 	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
-// dialBackend connects to a backend within timeout (and ctx).
+// dialBackend connects to a backend within timeout (and ctx). TCP keep-alive is off:
+// an SCGI connection carries one request, and the probes' setup costs four system
+// calls per request.
 func dialBackend(ctx context.Context, network, address string, timeout time.Duration) (net.Conn, error) {
-	d := net.Dialer{Timeout: timeout}
+	d := net.Dialer{Timeout: timeout, KeepAlive: -1}
 	return d.DialContext(ctx, network, address)
 }
 

@@ -228,6 +228,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h[k] = append(h[k], vv...)
 		}
 	}
+	if _, ok := resp.header["Content-Type"]; !ok {
+		h["Content-Type"] = nil // pass the response as it is: no sniffed type
+	}
 	w.WriteHeader(resp.status)
 	if r.Method == http.MethodHead || resp.status == http.StatusNoContent || resp.status == http.StatusNotModified {
 		return

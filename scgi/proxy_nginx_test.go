@@ -14,7 +14,7 @@ import (
 )
 
 // serveSCGIOn runs the server half with h on l until the test ends.
-func serveSCGIOn(t *testing.T, l net.Listener, h http.Handler) {
+func serveSCGIOn(t testing.TB, l net.Listener, h http.Handler) {
 	t.Helper()
 	srv := &Server{Handler: h, ErrorLog: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	done := make(chan struct{})

@@ -311,6 +311,18 @@ func TestProxyChunkedUploadSpooled(t *testing.T) {
 	assert.Equal(t, http.StatusLengthRequired, resp.StatusCode)
 }
 
+func TestProxyAddsNoContentType(t *testing.T) {
+	w := startPyWorker(t, "127.0.0.1:0", 1)
+	p, _ := newTestProxy(t, w.addr)
+	resp, err := noRedirect.Get(serveProxy(t, p) + "/status?code=200&ctype=none")
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	assert.Equal(t, "status\n", string(body))
+	assert.NotContains(t, resp.Header, "Content-Type", "the worker sent none; the proxy must not sniff one")
+}
+
 func TestProxyHTTP10Client(t *testing.T) {
 	// An HTTP/1.0 client: the worker sends the stream unchunked, close-delimited.
 	w := startPyWorker(t, "127.0.0.1:0", 2)

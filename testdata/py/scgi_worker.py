@@ -24,8 +24,10 @@ Once listening, the parent prints "READY <address>" on stdout. SIGTERM stops it 
 
 import argparse
 import hashlib
+import html
 import json
 import os
+import pickle
 import select
 import signal
 import socket
@@ -161,6 +163,26 @@ def route_hello(req):
     return Response(200, b"hello from python\n")
 
 
+def route_page(req):
+    """A stand-in for a typical Quixote page, for benchmarks: load a pickled session as
+    session3 does, render an escaped HTML table (as a PTL template would) and save the
+    session again. Its cost is stated with the benchmark results."""
+    sess = pickle.loads(PAGE_SESSION)
+    sess["hits"] += 1
+    rows = []
+    for i, item in enumerate(sess["cart"]):
+        rows.append("<tr><td>%d</td><td>%s</td><td>%s</td></tr>" % (
+            i, html.escape(item[0]), html.escape("%.2f" % item[1])))
+    body = ("<html><head><title>%s</title></head><body><table>%s</table></body></html>" % (
+        html.escape(sess["user"]), "".join(rows))).encode()
+    pickle.dumps(sess, 4)
+    return Response(200, body, "text/html; charset=utf-8")
+
+
+PAGE_SESSION = pickle.dumps({"user": "alice <a@example.org>", "hits": 0,
+                             "cart": [("item & %d" % i, i * 1.25) for i in range(60)]}, 4)
+
+
 def route_stream(req):
     """n chunks of unknown total length; with gate=PATH the stream waits after the first
     chunk until that file exists, so a client can prove it got the first chunk while the
@@ -209,6 +231,8 @@ def route_status(req):
     q = req["query"]
     r = Response(int(q.get("code", "404")), b"status\n")
     r.reason = q.get("reason", "")
+    if q.get("ctype") == "none":
+        r.headers = []
     return r
 
 
@@ -229,7 +253,7 @@ def route_die(req, out):
     os._exit(3)
 
 
-ROUTES = {"/env": route_env, "/hash": route_hash, "/hello": route_hello,
+ROUTES = {"/page": route_page, "/env": route_env, "/hash": route_hash, "/hello": route_hello,
           "/stream": route_stream, "/redirect": route_redirect, "/sleep": route_sleep,
           "/cookie": route_cookie, "/status": route_status}
 
