@@ -56,5 +56,83 @@
 //
 // # Reverse proxy
 //
-// (This section describes the proxy half of the package.)
+// Proxy is an http.Handler in the shape of httputil.ReverseProxy that forwards each
+// request to one of a pool of SCGI backends ("host:port", "unix:/path" or "/path"; see
+// NewProxy) and streams the CGI response back. It is meant to sit behind Serve, so that
+// a front end's request reaches a python-scgi worker as if the front end had sent it
+// there itself, but it serves plain HTTP requests as well.
+//
+// The environment is written as one netstring, in one write: CONTENT_LENGTH first (the
+// specification's rule), SCGI=1, then HTTP_COOKIE (python-scgi's session-affinity
+// server looks for the session cookie in the first 4 KiB only), then the CGI variables,
+// then the other HTTP_* variables in name order. No name is sent twice, because
+// python-scgi keeps only the last of repeated names: a request's repeated header lines
+// are joined into one variable, with "; " for Cookie (RFC 6265) and ", " otherwise
+// (RFC 9110). HTTP_* variables are rebuilt from r.Header, so changes made by Go
+// middleware take effect; a header whose name contains "_" is dropped (X_User and
+// X-User would both become HTTP_X_USER, letting a client forge a header that a front
+// end vouches for), as are Proxy (httpoxy), Content-Length and Content-Type (sent as
+// CONTENT_LENGTH and CONTENT_TYPE) and the hop-by-hop headers. A path or header
+// containing a NUL byte cannot be expressed and is answered 400.
+//
+// When the request came in over SCGI (RequestEnv is not nil), every variable of the
+// front end other than the framing, HTTP_*, the request line (REQUEST_METHOD,
+// REQUEST_URI, QUERY_STRING, CONTENT_TYPE, taken from the request as forwarded) and
+// the mount split is passed on unchanged: REMOTE_ADDR, REMOTE_PORT, HTTPS,
+// REQUEST_SCHEME, SERVER_NAME, SERVER_PORT, SERVER_PROTOCOL, DOCUMENT_ROOT and any
+// variable the site's configuration adds. For a plain HTTP request they are derived
+// as a front end would: REMOTE_ADDR and REMOTE_PORT from RemoteAddr, HTTPS=on and
+// REQUEST_SCHEME=https when r.TLS is set, SERVER_PORT from the accepting socket.
+//
+// Quixote routes on PATH_INFO and takes its cookie path from SCRIPT_NAME, and nginx's
+// default scgi_params send neither, so the proxy always sends both. With
+// Proxy.ScriptName set, SCRIPT_NAME is that prefix and PATH_INFO the rest of the
+// (decoded) request path; a path outside the prefix is answered 404, so the Proxy is
+// mounted without http.StripPrefix. With ScriptName empty, a SCRIPT_NAME the front end
+// sent is kept when the path lies under it (nginx's `scgi_param SCRIPT_NAME /app;`),
+// and otherwise SCRIPT_NAME is "" and PATH_INFO the whole path.
+//
+// The request body is streamed, exactly CONTENT_LENGTH bytes, concurrently with the
+// wait for the response, so that a worker refusing a large body early cannot deadlock
+// against a proxy still sending it. A body of unknown length (a chunked upload over
+// HTTP/1.1; r.ContentLength == -1) is spooled to learn its length: up to 256 KiB in
+// memory, then in a temporary file in SpoolDir, up to MaxSpoolBytes (default 10 MiB,
+// else 413); a negative MaxSpoolBytes refuses such bodies with 411.
+//
+// The response head is read with bounds (1 MiB in all, 32 KiB a line): a "Status:"
+// header with or without a reason phrase (status 200 to 599), or an NPH-style
+// "HTTP/1.x" status line, or else 302 when there is a Location and 200 otherwise;
+// line ends CRLF or LF. SERVER_PROTOCOL reaches the worker unchanged, so Quixote
+// answers an HTTP/1.1 request of unknown length with "Transfer-Encoding: chunked"
+// inside the SCGI stream; the proxy decodes that chunking, so the client never gets a
+// doubly chunked body, and net/http (or Serve) frames the body again as the client's
+// connection needs. A Content-Length from the worker is passed on and enforced. The
+// body is copied as it arrives and flushed whenever no more of it is already buffered:
+// a streaming worker's chunks reach the client at once, a short response costs one
+// flush. No Content-Type is invented for a response without one. If the worker breaks
+// off after the status went out (its connection ends before the Content-Length or the
+// last chunk, or is reset), the proxy panics with http.ErrAbortHandler, which cuts the
+// client's connection, so that a truncated page is never taken for a whole one. A
+// response delimited by the end of the connection cannot be told from a truncated
+// one; Quixote always frames its responses.
+//
+// Several backends form a pool: a request goes to the backend with the fewest
+// requests in flight, ties broken round-robin. MaxConnsPerBackend caps the
+// connections to each (set it to the worker's number of children); a request finding
+// every backend at the cap waits up to QueueTimeout, then gets 503. Health is passive
+// only: a backend is never probed, because a python-scgi child dies of a connection
+// that sends no request. MaxFails failures in a row (default 1, as nginx) rest a
+// backend for FailTimeout (default 10 s); a failure is a dial error, or a connection
+// closed or reset before any byte of response. Slowness is not a failure. Only a
+// failed dial is retried, when nothing was sent, on another backend, and only for
+// idempotent methods (GET, HEAD, OPTIONS, TRACE, PUT, DELETE): a POST is answered
+// 502 even though its dial failed. Stats reports each backend's requests in flight,
+// totals and health for metrics.
+//
+// Failures are answered by ErrorHandler, by default with StatusForError: 502 for a
+// refused connection (on every backend tried), a worker that hung up or answered
+// something other than CGI; 503 (ErrNoBackend) when every backend rests or stays at
+// its cap; 504 (ErrResponseHeaderTimeout) when the response does not start within
+// ResponseHeaderTimeout (default 60 s) after the request was sent. DialTimeout
+// (default 5 s) bounds connecting. No timeout bounds a response body once it streams.
 package scgi
