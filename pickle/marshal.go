@@ -132,15 +132,26 @@ func dateTimeObject(t time.Time) (*Object, error) {
 	if off <= -86400 || off >= 86400 {
 		return nil, fmt.Errorf("time %v has a UTC offset of a day or more", t)
 	}
-	us := t.Nanosecond() / 1000
-	state := []byte{
-		byte(t.Year() >> 8), byte(t.Year()), byte(t.Month()), byte(t.Day()),
-		byte(t.Hour()), byte(t.Minute()), byte(t.Second()),
-		byte(us >> 16), byte(us >> 8), byte(us),
-	}
 	days := int64(math.Floor(float64(off) / 86400))
 	secs := int64(off) - days*86400
 	delta := &Object{Callable: Global{"datetime", "timedelta"}, Construct: Reduce, Args: NewTuple(days, secs, int64(0))}
 	tz := &Object{Callable: Global{"datetime", "timezone"}, Construct: Reduce, Args: NewTuple(delta)}
-	return &Object{Callable: Global{"datetime", "datetime"}, Construct: Reduce, Args: NewTuple(state, tz)}, nil
+	return &Object{Callable: Global{"datetime", "datetime"}, Construct: Reduce, Args: NewTuple(dateTimeState(t), tz)}, nil
+}
+
+// naiveDateTimeObject returns the object CPython pickles for the naive
+// datetime.datetime with t's wall clock reading (its location is ignored).
+func naiveDateTimeObject(t time.Time) *Object {
+	return &Object{Callable: Global{"datetime", "datetime"}, Construct: Reduce, Args: NewTuple(dateTimeState(t))}
+}
+
+// dateTimeState is the 10-byte state of a datetime: year (2 bytes), month, day, hour,
+// minute, second, microsecond (3 bytes), big-endian.
+func dateTimeState(t time.Time) []byte {
+	us := t.Nanosecond() / 1000
+	return []byte{
+		byte(t.Year() >> 8), byte(t.Year()), byte(t.Month()), byte(t.Day()),
+		byte(t.Hour()), byte(t.Minute()), byte(t.Second()),
+		byte(us >> 16), byte(us >> 8), byte(us),
+	}
 }

@@ -14,6 +14,14 @@
     python3 pickle_encode_check.py compare < pairs.jsonl
         Each line is {"name", "a": base64, "b": base64}; print {"name", "graph", "why"}
         comparing the object graphs the two pickles load to.
+    python3 pickle_encode_check.py texts < lists.jsonl
+        Each line is {"pickle": base64} of a list; print {"texts": [...]}, Python's repr of
+        each float, isoformat() of each datetime/date/time, str() of anything else.
+    python3 pickle_encode_check.py fromjson < docs.jsonl
+        Each line is {"name", "json": text}; print {"name", "pickle": base64} of
+        pickle.dumps(json.loads(text), 4), or {"name", "error"}.
+    python3 pickle_encode_check.py compat
+        Print CPython's fix_imports tables and which builtins are functions.
     python3 pickle_encode_check.py dump NAME PROTOCOL
         Write pickle.dumps(CASES[NAME](), PROTOCOL) to stdout (used to make fixtures).
 
@@ -402,12 +410,50 @@ def compare(req):
     return {"name": req["name"], "graph": why is None, "why": why}
 
 
+def compat():
+    """The tables behind CPython's fix_imports, and which builtins are classes."""
+    import _compat_pickle
+    import builtins
+
+    return {
+        "name": [list(k + v) for k, v in sorted(_compat_pickle.REVERSE_NAME_MAPPING.items())],
+        "import": [list(kv) for kv in sorted(_compat_pickle.REVERSE_IMPORT_MAPPING.items())],
+        "functions": {n: not isinstance(v, type) for n, v in vars(builtins).items() if getattr(v, "__qualname__", None) == n},
+    }
+
+
+def texts(req):
+    """Python's own text for each item of a pickled list: repr of a float, isoformat of
+    a datetime, date or time, str of a timedelta or Decimal."""
+    out = []
+    for v in pickle.loads(base64.b64decode(req["pickle"])):
+        if isinstance(v, float):
+            out.append(repr(v))
+        elif isinstance(v, (datetime.datetime, datetime.date, datetime.time)):
+            out.append(v.isoformat())
+        else:
+            out.append(str(v))
+    return {"texts": out}
+
+
+def fromjson(req):
+    """json.loads of the text, pickled at protocol 4, or the error json.loads raises."""
+    try:
+        obj = json.loads(req["json"])
+    except (ValueError, RecursionError) as e:
+        return {"name": req["name"], "error": "%s: %s" % (type(e).__name__, e)}
+    return {"name": req["name"], "pickle": base64.b64encode(pickle.dumps(obj, 4)).decode()}
+
+
 def main():
     mode = sys.argv[1]
+    if mode == "compat":
+        print(json.dumps(compat()))
+        return
     if mode == "dump":
         sys.stdout.buffer.write(pickle.dumps(CASES[sys.argv[2]](), int(sys.argv[3])))
         return
-    fn = {"check": check, "compare": compare}[mode]
+    fn = {"check": check, "compare": compare, "texts": texts, "fromjson": fromjson}[mode]
     for line in sys.stdin:
         if line.strip():
             print(json.dumps(fn(json.loads(line))), flush=True)
