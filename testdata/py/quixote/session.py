@@ -22,6 +22,20 @@ class Session:
     def has_info(self):
         return bool(self.user or self._form_tokens or self._csrf_token)
 
+    def start_request(self):
+        # Quixote's sets REMOTE_USER in the request's environ; the stand-in has no
+        # request object, and session managers call this hook on every request.
+        pass
+
+    def get_remote_address(self):
+        return self._remote_address
+
+    def get_creation_time(self):
+        return self._creation_time
+
+    def get_access_time(self):
+        return self._access_time
+
     def set_user(self, user):
         self.user = user
 
@@ -46,3 +60,8 @@ class Session:
 
     def remove_form_token(self, token):
         self._form_tokens.remove(token)
+
+    def get_csrf_token(self):
+        if self._csrf_token is None:
+            self._csrf_token = randbytes(16)
+        return self._csrf_token

@@ -1,0 +1,94 @@
+package quixote
+
+import (
+	"net/http"
+	"strings"
+)
+
+// DefaultCookieName is Quixote's SESSION_COOKIE_NAME default.
+const DefaultCookieName = "QX_session"
+
+// Cookie holds the session cookie's settings: Quixote's SESSION_COOKIE_NAME,
+// SESSION_COOKIE_PATH, SESSION_COOKIE_DOMAIN, SESSION_COOKIE_SECURE and
+// SESSION_COOKIE_HTTPONLY, plus SameSite, which Quixote does not write.
+type Cookie struct {
+	Name     string // "" means DefaultCookieName
+	Path     string // "" means the request's SCRIPT_NAME with a trailing "/"
+	Domain   string // "" writes no domain attribute
+	Secure   bool
+	HttpOnly bool
+	// SameSite adds a samesite attribute unless it is 0 or http.SameSiteDefaultMode.
+	SameSite http.SameSite
+}
+
+func (c *Cookie) name() string {
+	if c.Name == "" {
+		return DefaultCookieName
+	}
+	return c.Name
+}
+
+// path returns the cookie path as Quixote picks it: the configured one, or else
+// SCRIPT_NAME with a trailing slash.
+func (c *Cookie) path(scriptName string) string {
+	if c.Path != "" {
+		return c.Path
+	}
+	if !strings.HasSuffix(scriptName, "/") {
+		scriptName += "/"
+	}
+	return scriptName
+}
+
+// header returns a Set-Cookie value as Quixote's HTTPResponse writes it: the value
+// in double quotes (a '"' escaped with a backslash), then domain, path, max-age,
+// secure and httponly in that order with lower-case names, then samesite.
+// revoke writes the empty value with max-age=0, as revoke_session_cookie does.
+func (c *Cookie) header(value, scriptName string, revoke bool) string {
+	var b strings.Builder
+	b.WriteString(c.name())
+	b.WriteString(`="`)
+	b.WriteString(strings.ReplaceAll(value, `"`, `\"`))
+	b.WriteByte('"')
+	if c.Domain != "" {
+		b.WriteString("; domain=")
+		b.WriteString(c.Domain)
+	}
+	b.WriteString("; path=")
+	b.WriteString(c.path(scriptName))
+	if revoke {
+		b.WriteString("; max-age=0")
+	}
+	if c.Secure {
+		b.WriteString("; secure")
+	}
+	if c.HttpOnly {
+		b.WriteString("; httponly")
+	}
+	switch c.SameSite {
+	case http.SameSiteLaxMode:
+		b.WriteString("; samesite=Lax")
+	case http.SameSiteStrictMode:
+		b.WriteString("; samesite=Strict")
+	case http.SameSiteNoneMode:
+		b.WriteString("; samesite=None")
+	}
+	return b.String()
+}
+
+// sessionID returns the session id the request's cookie names, and whether the
+// request had the cookie at all. "" and "*del*" mean no session, as in session3.
+// Go's cookie parser removes the double quotes Quixote writes around the value.
+// When the request carries the cookie more than once, the last one counts, as in
+// Quixote's cookie parser, which fills a dict, so both sides pick the same session.
+func (c *Cookie) sessionID(r *http.Request) (id string, present bool) {
+	cs := r.CookiesNamed(c.name())
+	if len(cs) == 0 {
+		return "", false
+	}
+	v := cs[len(cs)-1].Value
+	if v == "*del*" {
+		v = ""
+	}
+	return v, true
+}
