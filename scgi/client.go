@@ -244,8 +244,35 @@ type exchange struct {
 
 	mu         sync.Mutex
 	headerRead bool
+	aborted    bool // abort was called: no deadline may be moved again
 	bodyErr    error
 	done       chan struct{}
+}
+
+// abort makes every pending and future read and write on the connection fail at once
+// (the client went away). Deadlines set later cannot undo it.
+func (x *exchange) abort() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.aborted = true
+	x.conn.SetDeadline(time.Unix(1, 0))
+}
+
+// setReadDeadline and setWriteDeadline move a deadline unless the exchange is aborted.
+func (x *exchange) setReadDeadline(t time.Time) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if !x.aborted {
+		x.conn.SetReadDeadline(t)
+	}
+}
+
+func (x *exchange) setWriteDeadline(t time.Time) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if !x.aborted {
+		x.conn.SetWriteDeadline(t)
+	}
 }
 
 func newExchange(conn net.Conn, timeout time.Duration) *exchange {
@@ -254,7 +281,7 @@ func newExchange(conn net.Conn, timeout time.Duration) *exchange {
 
 // send writes the header netstring, starts the body writer, and reads the response head.
 func (x *exchange) send(header []byte, body io.Reader, n int64) (*backendResponse, error) {
-	x.conn.SetWriteDeadline(time.Now().Add(x.timeout))
+	x.setWriteDeadline(time.Now().Add(x.timeout))
 	if _, err := x.conn.Write(header); err != nil {
 		if isReset(err) {
 			return nil, fmt.Errorf("%w: %v", errBackendHungUp, err)
@@ -273,8 +300,10 @@ func (x *exchange) send(header []byte, body io.Reader, n int64) (*backendRespons
 	x.mu.Lock()
 	x.headerRead = true
 	bodyErr := x.bodyErr
+	if !x.aborted {
+		x.conn.SetReadDeadline(time.Time{}) // the body may stream for as long as it takes
+	}
 	x.mu.Unlock()
-	x.conn.SetReadDeadline(time.Time{})
 	if err != nil {
 		br.Reset(nil)
 		backendReaderPool.Put(br)
@@ -296,7 +325,7 @@ func (x *exchange) timeoutErr(err error) error {
 
 func (x *exchange) writeBody(body io.Reader, n int64) {
 	defer close(x.done)
-	w := progressWriter{conn: x.conn, timeout: x.timeout}
+	w := progressWriter{x}
 	buf := copyBufPool.Get().(*[]byte)
 	defer copyBufPool.Put(buf)
 	written, err := io.CopyBuffer(w, readerOnly{&clientBody{r: io.LimitReader(body, n)}}, *buf)
@@ -320,7 +349,7 @@ func (x *exchange) bodyWritten(err error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.bodyErr = err
-	if !x.headerRead {
+	if !x.headerRead && !x.aborted {
 		x.conn.SetReadDeadline(time.Now().Add(x.timeout))
 	}
 }
@@ -347,14 +376,11 @@ func (c *clientBody) Read(p []byte) (int, error) {
 type readerOnly struct{ io.Reader }
 
 // progressWriter gives each write its own deadline: the peer must keep reading.
-type progressWriter struct {
-	conn    net.Conn
-	timeout time.Duration
-}
+type progressWriter struct{ x *exchange }
 
 func (w progressWriter) Write(p []byte) (int, error) {
-	w.conn.SetWriteDeadline(time.Now().Add(w.timeout))
-	return w.conn.Write(p)
+	w.x.setWriteDeadline(time.Now().Add(w.x.timeout))
+	return w.x.conn.Write(p)
 }
 
 var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}

@@ -123,7 +123,10 @@
 // only: a backend is never probed, because a python-scgi child dies of a connection
 // that sends no request. MaxFails failures in a row (default 1, as nginx) rest a
 // backend for FailTimeout (default 10 s); a failure is a dial error, or a connection
-// closed or reset before any byte of response. Slowness is not a failure. Only a
+// closed or reset before any byte of response. Slowness is not a failure, and an
+// answer ends the rest. As in nginx, a sole backend is never rested (Stats still
+// reports it unhealthy): refusing every request for FailTimeout would only delay its
+// recovery. Only a
 // failed dial is retried, when nothing was sent, on another backend, and only for
 // idempotent methods (GET, HEAD, OPTIONS, TRACE, PUT, DELETE): a POST is answered
 // 502 even though its dial failed. Stats reports each backend's requests in flight,

@@ -53,7 +53,8 @@ type Proxy struct {
 
 	// MaxFails failures in a row (a refused or timed-out dial, or a connection closed or
 	// reset before any response) rest a backend for FailTimeout: it gets no requests
-	// until then. Zero means 1 (as nginx's max_fails); negative, never rest.
+	// until then, unless it is the only one. Zero means 1 (as nginx's max_fails);
+	// negative, never rest.
 	MaxFails int
 
 	// FailTimeout is how long a failing backend rests (default DefaultFailTimeout).
@@ -201,7 +202,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() { p.pool.release(b, failed, maxFails, failTimeout) }()
 
 	x := newExchange(conn, timeout)
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(ctx, x.abort)
 	defer stop()
 	defer x.wait()
 	defer conn.Close()
@@ -237,7 +238,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := copyResponse(w, resp); err != nil {
 		var we writeError
-		if errors.As(err, &we) {
+		if errors.As(err, &we) || ctx.Err() != nil {
 			return // the client went away; nothing more to do
 		}
 		// The worker broke off after the status line went out: the client must not

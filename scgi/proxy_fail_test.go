@@ -51,10 +51,36 @@ func TestProxyWorkerDiesBeforeResponse(t *testing.T) {
 	assert.Contains(t, logs.String(), "without a response")
 	st := p.Stats()[0]
 	assert.Equal(t, uint64(1), st.Failures)
-	assert.False(t, st.Healthy, "a backend that hangs up without answering rests")
+	assert.False(t, st.Healthy, "a backend that hangs up without answering is reported unhealthy")
 	assert.Equal(t, 0, st.InFlight)
-	// Resting: the only backend gets nothing until FailTimeout passes.
-	assert.Equal(t, http.StatusServiceUnavailable, getStatus(t, "GET", base+"/hello", nil))
+	// A sole backend still gets requests (as in nginx), and the worker has replaced
+	// its dead child.
+	assert.Equal(t, http.StatusOK, getStatus(t, "GET", base+"/hello", nil))
+	assert.True(t, p.Stats()[0].Healthy, "a success ends the rest")
+
+	// In a pool, the failing backend rests: requests go to the other one.
+	w2 := startPyWorker(t, "127.0.0.1:0", 2)
+	p2, _ := newTestProxy(t, w.addr, w2.addr)
+	base2 := serveProxy(t, p2)
+	assert.Equal(t, http.StatusBadGateway, getStatus(t, "GET", base2+"/die?when=early", nil))
+	for range 3 {
+		assert.Equal(t, http.StatusOK, getStatus(t, "GET", base2+"/hello", nil))
+	}
+	st2 := p2.Stats()
+	assert.Equal(t, uint64(1), st2[0].Requests, "the resting backend got nothing more")
+	assert.Equal(t, uint64(3), st2[1].Requests)
+}
+
+func TestProxySoleBackendNotRested(t *testing.T) {
+	p, _ := newTestProxy(t, deadAddr(t))
+	base := serveProxy(t, p)
+	for range 3 {
+		assert.Equal(t, http.StatusBadGateway, getStatus(t, "GET", base+"/hello", nil))
+	}
+	st := p.Stats()[0]
+	assert.Equal(t, uint64(3), st.Requests, "each request tries the sole backend again")
+	assert.Equal(t, uint64(3), st.Failures)
+	assert.False(t, st.Healthy)
 }
 
 func TestProxyWorkerNotListening(t *testing.T) {

@@ -117,7 +117,9 @@ func (p *pool) pickLocked(now time.Time, tried []bool, maxConns int) (best *back
 	for k := 0; k < n; k++ {
 		i := (p.next + k) % n
 		b := p.backends[i]
-		if tried[i] || now.Before(b.restedUntil) {
+		// A sole backend is never rested (as in nginx): refusing every request until
+		// FailTimeout passes would only turn a worker's recovery into 503s.
+		if tried[i] || (n > 1 && now.Before(b.restedUntil)) {
 			continue
 		}
 		if maxConns > 0 && b.inFlight >= maxConns {
@@ -150,6 +152,7 @@ func (p *pool) release(b *backend, failed bool, maxFails int, failTimeout time.D
 		}
 	} else {
 		b.consecutive = 0
+		b.restedUntil = time.Time{} // it answered: healthy again
 	}
 	if p.freed != nil {
 		close(p.freed)

@@ -350,13 +350,17 @@ class Parent:
         self.nchildren = nchildren
         self.children = {}  # pid -> parent end of the channel
 
-    def spawn(self):
+    def spawn(self, conn=None):
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         pid = os.fork()
         if pid == 0:
             try:
                 mine.close()
                 self.sock.close()
+                if conn is not None:
+                    # The connection being delegated must not stay open in this child
+                    # too, or its peer would never see it end (python-scgi does this).
+                    conn.close()
                 for other in self.children.values():
                     other.close()
                 child_main(theirs)
@@ -383,7 +387,7 @@ class Parent:
     def delegate(self, conn):
         while True:
             if len(self.children) < self.nchildren:
-                self.spawn()
+                self.spawn(conn)
             by_fd = {c.fileno(): pid for pid, c in self.children.items()}
             ready, _, _ = select.select(list(by_fd), [], [], 1.0)
             for fd in sorted(ready):
