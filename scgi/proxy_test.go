@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qxbridge/qxbridge/internal/testpeer"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -338,4 +339,25 @@ func TestProxyHTTP10Client(t *testing.T) {
 	body, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	assert.Equal(t, "chunk 0\nchunk 1\nend\n", string(body))
+}
+
+func TestProxyWorkerSocketActivation(t *testing.T) {
+	// The worker takes its listening socket from LISTEN_FDS (systemd style), as
+	// python-scgi can; the socket exists before the worker starts.
+	l, err := net.Listen("unix", unixSocketPath(t, "act.sock"))
+	require.NoError(t, err)
+	ul := l.(*net.UnixListener)
+	f, err := ul.File()
+	require.NoError(t, err)
+	ul.SetUnlinkOnClose(false) // the worker listens on it now
+	ul.Close()
+	defer f.Close()
+	cmd := testpeer.PythonCmd(t, "scgi_worker.py", "--children", "1")
+	cmd.ExtraFiles = []*os.File{f} // becomes fd 3
+	cmd.Env = append(cmd.Env, "LISTEN_FDS=1")
+	w := runPyWorker(t, cmd)
+	assert.Equal(t, "unix:"+l.Addr().String(), w.addr)
+	p, _ := newTestProxy(t, w.addr)
+	e := getEcho(t, noRedirect, newReq(t, "GET", serveProxy(t, p)+"/env", nil))
+	assert.Equal(t, "/env", e.Env["PATH_INFO"])
 }
