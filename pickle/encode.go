@@ -19,12 +19,13 @@ import (
 // (pickle.dump(session, f, 4)) and CPython's default since 3.8.
 const DefaultProtocol = 4
 
-// defaultEncodeDepth bounds how deeply an encoded value may nest. It is far above the
-// nesting any decoded pickle can have (the decoder's own limit is lower), so every value
+// defaultEncodeDepth bounds how deeply an encoded value may nest. It is twice the
+// nesting the decoder accepts by default (DefaultMaxDepth, counted the same way: the
+// containers and objects on the chain the walk descends through), so every value
 // Unmarshal returns can be written back, while a cyclic graph of Go values that CPython
 // could never have built (a tuple containing itself, a map holding itself) ends in an
 // error instead of exhausting the stack.
-const defaultEncodeDepth = 10000
+const defaultEncodeDepth = 2 * DefaultMaxDepth
 
 const (
 	frameHeaderSize = 9         // FRAME opcode + 8-byte length
@@ -157,7 +158,8 @@ type encState struct {
 	// pointers here, so they are keyed by pointer; str, bytes and class references
 	// have no identity in Go and are keyed by value (see the package doc).
 	memoLen    int
-	funcModule int // memo index of the module name of built-in functions, or -1
+	funcModule int                    // memo index of the module name of built-in functions, or -1
+	active     map[unsafe.Pointer]int // objects being saved: memo length when their outermost save began
 	ptrs       map[unsafe.Pointer]int
 	strs       map[string]int
 	bytes      map[string]int
@@ -167,6 +169,7 @@ type encState struct {
 var encStatePool = sync.Pool{New: func() any {
 	return &encState{
 		ptrs:    make(map[unsafe.Pointer]int),
+		active:  make(map[unsafe.Pointer]int),
 		strs:    make(map[string]int),
 		bytes:   make(map[string]int),
 		globals: make(map[Global]int),
@@ -1052,13 +1055,24 @@ func (s *encState) saveObject(o *Object) error {
 	if args == nil {
 		args = emptyTuple
 	}
+	// CPython builds the arguments of an object anew each time it saves the object.
+	// That shows when the object is saved again while it is being saved (a cycle
+	// through its own arguments): the inner save writes new arguments rather than
+	// referring to the outer ones. start is where the memo stood when the outermost
+	// save of o began; arguments memoized since then are treated as new.
+	start, again := s.active[p]
+	if !again {
+		start = s.memoLen
+		s.active[p] = start
+		defer delete(s.active, p)
+	}
 	var op byte
 	switch o.Construct {
 	case NewObj:
 		if err := s.saveCallable(o.Callable); err != nil {
 			return err
 		}
-		if err := s.save(args); err != nil {
+		if err := s.saveArgs(o, args, start); err != nil {
 			return wrapStep(err, ".args")
 		}
 		op = opNewObj
@@ -1073,10 +1087,10 @@ func (s *encState) saveObject(o *Object) error {
 		if err := s.saveCallable(o.Callable); err != nil {
 			return err
 		}
-		if err := s.save(args); err != nil {
+		if err := s.saveArgs(o, args, start); err != nil {
 			return wrapStep(err, ".args")
 		}
-		if err := s.saveKwargs(o.Kwargs); err != nil {
+		if err := s.saveKwargs(o.Kwargs, start); err != nil {
 			return err
 		}
 		op = opNewObjEx
@@ -1084,7 +1098,7 @@ func (s *encState) saveObject(o *Object) error {
 		if err := s.saveCallable(o.Callable); err != nil {
 			return err
 		}
-		if err := s.save(args); err != nil {
+		if err := s.saveArgs(o, args, start); err != nil {
 			return wrapStep(err, ".args")
 		}
 		op = opReduce
@@ -1152,19 +1166,136 @@ func (s *encState) saveCallable(c any) error {
 
 var emptyTuple = &Tuple{}
 
-// saveKwargs writes the keyword arguments of NEWOBJ_EX; an absent dict is written as
-// a new empty one.
-func (s *encState) saveKwargs(kw *Dict) error {
+// saveKwargs writes the keyword arguments of NEWOBJ_EX, a dict CPython builds anew
+// (see saveArgs); an absent dict is written as a new empty one.
+func (s *encState) saveKwargs(kw *Dict, start int) error {
+	s.boundary()
 	if kw == nil {
-		s.boundary()
 		s.write1(opEmptyDict)
 		s.put()
 		return nil
 	}
-	if err := s.save(kw); err != nil {
-		return wrapStep(err, ".kwargs")
+	p := unsafe.Pointer(kw)
+	if idx, ok := s.ptrs[p]; ok && idx < start {
+		s.get(idx)
+		return nil
 	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer func() { s.depth-- }()
+	s.write1(opEmptyDict)
+	s.putPtr(p)
+	err := s.setItemsExact(kw.Len(), func(i int) (any, any) { return kw.t.keys[i], kw.t.vals[i] })
+	return wrapStep(err, ".kwargs")
+}
+
+// argsKind names the reduce calls whose arguments hold more that CPython builds anew
+// on every save than the argument tuple itself.
+type argsKind uint8
+
+const (
+	plainArgs     argsKind = iota
+	setArgs                // set(list) / frozenset(list): the list is new
+	codecsArgs             // _codecs.encode(str, "latin1") for protocol 2 bytes: the str is new
+	byteArrayArgs          // bytearray(bytes): the bytes are new
+)
+
+func argsKindOf(o *Object) argsKind {
+	if o.Construct != Reduce {
+		return plainArgs
+	}
+	switch o.Callable {
+	case Global{"builtins", "set"}, Global{"builtins", "frozenset"}:
+		return setArgs
+	case Global{"_codecs", "encode"}:
+		return codecsArgs
+	case Global{"builtins", "bytearray"}:
+		return byteArrayArgs
+	}
+	return plainArgs
+}
+
+// saveArgs writes the argument tuple of an object. An argument tuple is a new object
+// each time CPython saves the object, so only a memo entry made before the outermost
+// save of the object began (start) is referred to: the tuple was then shared with
+// something saved earlier. For the reduce calls CPython uses for sets, frozensets,
+// bytes and bytearrays below protocols 4 and 5, the list, str or bytes argument is
+// new as well.
+func (s *encState) saveArgs(o *Object, args *Tuple, start int) error {
+	s.boundary()
+	n := len(args.Items)
+	if n == 0 {
+		s.write1(opEmptyTuple)
+		return nil
+	}
+	p := unsafe.Pointer(args)
+	if idx, ok := s.ptrs[p]; ok && idx < start {
+		s.get(idx)
+		return nil
+	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer func() { s.depth-- }()
+	if n > 3 {
+		s.write1(opMark)
+	}
+	kind := argsKindOf(o)
+	for i, it := range args.Items {
+		var err error
+		switch x := it.(type) {
+		case *List:
+			if i == 0 && kind == setArgs && x != nil {
+				err = s.saveNewList(x, start)
+			} else {
+				err = s.save(it)
+			}
+		case string:
+			if i == 0 && kind == codecsArgs {
+				s.boundary()
+				err = s.saveTempStr(x)
+			} else {
+				err = s.save(it)
+			}
+		case []byte:
+			if i == 0 && kind == byteArrayArgs {
+				s.boundary()
+				err = s.saveBytes(x, true)
+			} else {
+				err = s.save(it)
+			}
+		default:
+			err = s.save(it)
+		}
+		if err != nil {
+			return wrapStep(err, fmt.Sprintf("[%d]", i))
+		}
+	}
+	if n > 3 {
+		s.write1(opTuple)
+	} else {
+		s.write1(opTuple1 + byte(n-1))
+	}
+	s.putPtr(p)
 	return nil
+}
+
+// saveNewList writes a list CPython builds anew on each save (see saveArgs).
+func (s *encState) saveNewList(l *List, start int) error {
+	s.boundary()
+	p := unsafe.Pointer(l)
+	if idx, ok := s.ptrs[p]; ok && idx < start {
+		s.get(idx)
+		return nil
+	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer func() { s.depth-- }()
+	s.write1(opEmptyList)
+	s.putPtr(p)
+	return s.appendsExact(l.Items)
 }
 
 // saveNewObjExPartial writes cls.__new__(cls, *args, **kwargs) for protocols 2 and 3,

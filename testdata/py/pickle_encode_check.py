@@ -20,6 +20,8 @@
     python3 pickle_encode_check.py fromjson < docs.jsonl
         Each line is {"name", "json": text}; print {"name", "pickle": base64} of
         pickle.dumps(json.loads(text), 4), or {"name", "error"}.
+    python3 pickle_encode_check.py corpus
+        Print {"name", "protocol", "pickle": base64} for every case at protocols 2 to 5.
     python3 pickle_encode_check.py compat
         Print CPython's fix_imports tables and which builtins are functions.
     python3 pickle_encode_check.py dump NAME PROTOCOL
@@ -445,8 +447,19 @@ def fromjson(req):
     return {"name": req["name"], "pickle": base64.b64encode(pickle.dumps(obj, 4)).decode()}
 
 
+def corpus():
+    """Every case pickled by CPython at protocols 2 to 5."""
+    for name, build in CASES.items():
+        for proto in range(2, 6):
+            data = pickle.dumps(build(), proto)
+            print(json.dumps({"name": name, "protocol": proto, "pickle": base64.b64encode(data).decode()}))
+
+
 def main():
     mode = sys.argv[1]
+    if mode == "corpus":
+        corpus()
+        return
     if mode == "compat":
         print(json.dumps(compat()))
         return
