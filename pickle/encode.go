@@ -160,6 +160,7 @@ type encState struct {
 	memoLen    int
 	funcModule int                    // memo index of the module name of built-in functions, or -1
 	active     map[unsafe.Pointer]int // objects being saved: memo length when their outermost save began
+	chars      map[rune]int           // one-character strs built while pickling (saveTempStr)
 	ptrs       map[unsafe.Pointer]int
 	strs       map[string]int
 	bytes      map[string]int
@@ -170,6 +171,7 @@ var encStatePool = sync.Pool{New: func() any {
 	return &encState{
 		ptrs:    make(map[unsafe.Pointer]int),
 		active:  make(map[unsafe.Pointer]int),
+		chars:   make(map[rune]int),
 		strs:    make(map[string]int),
 		bytes:   make(map[string]int),
 		globals: make(map[Global]int),
@@ -194,6 +196,7 @@ func putEncState(s *encState) {
 	resetMap(&s.strs, keep)
 	resetMap(&s.bytes, keep)
 	resetMap(&s.globals, keep)
+	clear(s.chars)
 	if cap(s.buf) > 1<<20 {
 		s.buf = nil
 	}
@@ -662,11 +665,23 @@ func (s *encState) saveTempTuple2(text, codec string) error {
 }
 
 // saveTempStr writes a str that CPython builds while pickling: a new object, except
-// for the empty string and one-character Latin-1 strings, which are singletons.
+// for one-character Latin-1 strings, which are singletons there. They are shared among
+// such built strs but not with the strs of the value: a str a program wrote as a
+// literal is another object than the singleton.
 func (s *encState) saveTempStr(str string) error {
 	r, size := utf8.DecodeRuneInString(str)
-	shared := len(str) == 0 || (size == len(str) && r < 256 && r != utf8.RuneError)
-	return s.saveStr(str, !shared)
+	if size != len(str) || r >= 256 || r == utf8.RuneError {
+		return s.saveStr(str, true)
+	}
+	if idx, ok := s.chars[r]; ok {
+		s.get(idx)
+		return nil
+	}
+	if err := s.saveStr(str, true); err != nil {
+		return err
+	}
+	s.chars[r] = s.memoLen - 1
+	return nil
 }
 
 // latin1String decodes b as Latin-1.

@@ -3,6 +3,7 @@ package pickle
 import (
 	"bufio"
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -68,11 +69,40 @@ func encodeCheckCorpus(t *testing.T) []corpusEntry {
 	return entries
 }
 
+// decoderCorpus returns the protocol 2 to 5 pickles of pickle_corpus.py, the corpus
+// the decoder's tests use.
+func decoderCorpus(t *testing.T) []corpusEntry {
+	t.Helper()
+	cmd := testpeer.PythonCmd(t, "pickle_corpus.py")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	require.NoError(t, err, stderr.String())
+	var raw []struct {
+		Name     string `json:"name"`
+		Protocol int    `json:"protocol"`
+		Pickle   string `json:"pickle"`
+	}
+	require.NoError(t, json.Unmarshal(out, &raw))
+	var entries []corpusEntry
+	for _, r := range raw {
+		if r.Protocol < 2 {
+			continue
+		}
+		data, err := hex.DecodeString(r.Pickle)
+		require.NoError(t, err)
+		entries = append(entries, corpusEntry{Name: "corpus/" + r.Name, Protocol: r.Protocol, Pickle: data})
+	}
+	require.NotEmpty(t, entries)
+	return entries
+}
+
 // reencodeDiffers lists the CPython pickles whose re-encoding is expected to differ
 // from CPython's bytes, by case name, each for a reason the package doc gives.
 var reencodeDiffers = map[string]string{}
 
-// TestReencodeCPythonPickles decodes pickles CPython made at protocols 2 to 5 and
+// TestReencodeCPythonPickles decodes pickles CPython made at protocols 2 to 5 (the
+// cases of pickle_encode_check.py and the decoder's corpus, pickle_corpus.py) and
 // encodes them again at the same protocol. The bytes must be CPython's; where the
 // package doc says they cannot be, CPython must load both to the same object graph.
 func TestReencodeCPythonPickles(t *testing.T) {
@@ -87,7 +117,7 @@ func TestReencodeCPythonPickles(t *testing.T) {
 		Why   *string `json:"why"`
 	}
 	var pairs []pair
-	for _, e := range encodeCheckCorpus(t) {
+	for _, e := range append(encodeCheckCorpus(t), decoderCorpus(t)...) {
 		v, err := Unmarshal(e.Pickle)
 		require.NoError(t, err, "%s/%d", e.Name, e.Protocol)
 		got := encodeAt(t, v, e.Protocol)

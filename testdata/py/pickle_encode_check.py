@@ -44,6 +44,7 @@ import struct
 import sys
 import uuid
 
+import pickle_corpus  # noqa: F401 - registers the corpus's classes, to load its pickles
 import pickle_encode_classes as pc
 from myapp.models import Account, ShopSession
 from session3.Session import Session
