@@ -17,7 +17,10 @@ const (
 	// of any Go code walking a value to a few megabytes of stack.
 	DefaultMaxDepth = 10000
 	// DefaultMaxStack bounds the number of values on the unpickling stack at once.
-	DefaultMaxStack = 1 << 20
+	// CPython's pickler keeps the stack small (containers are filled in batches of 1000)
+	// except for tuples and frozensets, whose items all go on the stack: the default
+	// reads those up to half a million items.
+	DefaultMaxStack = 1 << 19
 	// DefaultMaxMemo bounds the number of memo entries.
 	DefaultMaxMemo = 1 << 20
 )
