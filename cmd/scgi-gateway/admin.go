@@ -1,0 +1,391 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/qxbridge/qxbridge/pickle"
+	"github.com/qxbridge/qxbridge/quixote"
+	"github.com/qxbridge/qxbridge/store"
+)
+
+// The sessions command: the administration tool session3 never had.
+//
+//	scgi-gateway sessions [-dir DIR] list [-json]
+//	scgi-gateway sessions [-dir DIR] show ID
+//	scgi-gateway sessions [-dir DIR] set ID NAME=JSON
+//	scgi-gateway sessions [-dir DIR] delete ID
+//	scgi-gateway sessions [-dir DIR] sweep -older DURATION
+//
+// It reads and writes through the store package, under the same flock(2) locks as the
+// gateway and session3, so it is safe to run beside them. set changes one attribute
+// and writes every other byte of the pickle back as it was (the pickle package
+// re-encodes what it decoded identically to CPython); like any session3 writer, it
+// replaces the whole file, so a request that saves the same session at the same
+// moment wins or loses as a whole.
+//
+// Exit status: 0 on success, 1 when a session is missing or a file cannot be read or
+// written, 2 for a usage error or an invalid session id.
+
+const sessionsUsage = `usage: scgi-gateway sessions [-dir DIR] COMMAND
+
+Commands:
+  list [-json]            every session: id, user, class, idle time (since the file last changed)
+  show ID                 every attribute of a session with its Python type, as JSON
+  set ID NAME=JSON        set one attribute to a JSON value (null, true, 12, 1.5, "text", [...],
+                          {...}, or a tagged form such as {"__tuple__": [1, 2]}); all else is kept
+  delete ID               delete a session (its user is logged out)
+  sweep -older DURATION   delete sessions idle for longer than DURATION (e.g. 24h) and stale
+                          empty files, as session3's delete_old_sessions; prints deleted and remaining
+
+Flags:
+`
+
+// exitError carries an exit status with its message.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e exitError) Error() string { return e.err.Error() }
+
+func usageErr(format string, args ...any) error {
+	return exitError{2, fmt.Errorf(format, args...)}
+}
+
+func runSessions(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("scgi-gateway sessions", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dirFlag := fs.String("dir", defaultSessionsDir, "the session `DIR`ectory")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, sessionsUsage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return 2
+	}
+	err := sessionsCommand(ctx, *dirFlag, fs.Arg(0), fs.Args()[1:], stdout, stderr)
+	if err == nil {
+		return 0
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	fmt.Fprintln(stderr, "scgi-gateway sessions:", err)
+	var ee exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return 1
+}
+
+func sessionsCommand(ctx context.Context, dirName, cmd string, args []string, stdout, stderr io.Writer) error {
+	open := func() (*store.Directory, error) {
+		fi, err := os.Stat(dirName)
+		if err != nil {
+			return nil, fmt.Errorf("session directory: %w", err)
+		}
+		if !fi.IsDir() {
+			return nil, fmt.Errorf("session directory %s: not a directory", dirName)
+		}
+		// Short waits: an administrator wants an answer, and an empty file is reported.
+		return store.Open(dirName, store.WithPartialWait(300*time.Millisecond), store.WithLockTimeout(5*time.Second))
+	}
+	argsN := func(n int, form string) error {
+		if len(args) != n {
+			return usageErr("usage: scgi-gateway sessions [-dir DIR] %s", form)
+		}
+		return nil
+	}
+	checkID := func(id string) error {
+		if err := store.ValidID(id); err != nil {
+			return usageErr("%q is not a session id: %v", id, err)
+		}
+		return nil
+	}
+
+	switch cmd {
+	case "list":
+		fs := flag.NewFlagSet("list", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		asJSON := fs.Bool("json", false, "print JSON")
+		if err := fs.Parse(args); err != nil {
+			return exitError{2, err}
+		}
+		if fs.NArg() > 0 {
+			return usageErr("usage: scgi-gateway sessions [-dir DIR] list [-json]")
+		}
+		dir, err := open()
+		if err != nil {
+			return err
+		}
+		return listSessions(ctx, dir, *asJSON, stdout)
+	case "show":
+		if err := argsN(1, "show ID"); err != nil {
+			return err
+		}
+		if err := checkID(args[0]); err != nil {
+			return err
+		}
+		dir, err := open()
+		if err != nil {
+			return err
+		}
+		return showSession(ctx, dir, args[0], stdout)
+	case "set":
+		if err := argsN(2, "set ID NAME=JSON"); err != nil {
+			return err
+		}
+		if err := checkID(args[0]); err != nil {
+			return err
+		}
+		name, value, ok := strings.Cut(args[1], "=")
+		if !ok {
+			return usageErr("%q: want NAME=JSON, e.g. user='\"alice\"' or counter=3", args[1])
+		}
+		dir, err := open()
+		if err != nil {
+			return err
+		}
+		return setAttribute(ctx, dir, args[0], name, value, stdout)
+	case "delete":
+		if err := argsN(1, "delete ID"); err != nil {
+			return err
+		}
+		if err := checkID(args[0]); err != nil {
+			return err
+		}
+		dir, err := open()
+		if err != nil {
+			return err
+		}
+		if err := dir.Delete(ctx, args[0]); err != nil {
+			return sessionErr(args[0], err)
+		}
+		fmt.Fprintf(stdout, "deleted %s\n", args[0])
+		return nil
+	case "sweep":
+		fs := flag.NewFlagSet("sweep", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		older := fs.Duration("older", -1, "delete sessions idle for longer than this `DURATION`")
+		if err := fs.Parse(args); err != nil {
+			return exitError{2, err}
+		}
+		if fs.NArg() > 0 || *older < 0 {
+			return usageErr("usage: scgi-gateway sessions [-dir DIR] sweep -older DURATION (e.g. 24h)")
+		}
+		dir, err := open()
+		if err != nil {
+			return err
+		}
+		deleted, remaining, err := dir.DeleteIdle(*older)
+		fmt.Fprintf(stdout, "deleted %d, remaining %d\n", deleted, remaining)
+		return err
+	case "help", "-h", "-help":
+		fmt.Fprint(stdout, sessionsUsage)
+		return flag.ErrHelp
+	}
+	return usageErr("unknown command %q (list, show, set, delete or sweep)", cmd)
+}
+
+// sessionErr words a store error about one session.
+func sessionErr(id string, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no session %s", id)
+	}
+	return fmt.Errorf("session %s: %w", id, err)
+}
+
+// loadSession reads and decodes one session.
+func loadSession(ctx context.Context, dir *store.Directory, id string) (*quixote.Session, []byte, error) {
+	data, err := dir.Load(ctx, id)
+	if err != nil {
+		return nil, nil, sessionErr(id, err)
+	}
+	s, err := quixote.Decode(data)
+	if err != nil {
+		return nil, data, fmt.Errorf("session %s: %w", id, err)
+	}
+	return s, data, nil
+}
+
+type listEntry struct {
+	ID          string          `json:"id"`
+	User        json.RawMessage `json:"user,omitempty"`
+	Class       string          `json:"class,omitempty"`
+	IdleSeconds float64         `json:"idle_seconds"`
+	Modified    time.Time       `json:"modified"`
+	Error       string          `json:"error,omitempty"`
+
+	userText string
+}
+
+func listSessions(ctx context.Context, dir *store.Directory, asJSON bool, stdout io.Writer) error {
+	ids, err := dir.IDs(ctx)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	entries := []listEntry{}
+	failed := 0
+	for _, id := range ids {
+		e := listEntry{ID: id}
+		fi, err := os.Stat(filepath.Join(dir.Dir(), id))
+		if err != nil {
+			continue // deleted meanwhile
+		}
+		e.Modified = fi.ModTime().UTC()
+		e.IdleSeconds = now.Sub(fi.ModTime()).Round(time.Second).Seconds()
+		s, _, err := loadSession(ctx, dir, id)
+		if err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			e.Error = err.Error()
+			failed++
+		} else {
+			e.Class = s.Class().String()
+			e.userText = pyStr(s.User())
+			if e.User, err = pickle.ToJSON(s.User()); err != nil {
+				e.User = nil
+			}
+		}
+		entries = append(entries, e)
+	}
+	if asJSON {
+		out, err := json.MarshalIndent(entries, "", "  ")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s\n", out)
+	} else {
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tUSER\tCLASS\tIDLE")
+		for _, e := range entries {
+			idle := (time.Duration(e.IdleSeconds) * time.Second).String()
+			if e.Error != "" {
+				fmt.Fprintf(tw, "%s\t-\t-\t%s\t(%s)\n", e.ID, idle, e.Error)
+				continue
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.ID, e.userText, e.Class, idle)
+		}
+		tw.Flush()
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d session files could not be read", failed, len(entries))
+	}
+	return nil
+}
+
+// showSession prints a session as JSON: its file's facts, then every attribute of the
+// pickled object, in order, with its Python type and its value in pickle.ToJSON's form.
+func showSession(ctx context.Context, dir *store.Directory, id string, stdout io.Writer) error {
+	s, data, err := loadSession(ctx, dir, id)
+	if err != nil {
+		return err
+	}
+	fi, err := os.Stat(filepath.Join(dir.Dir(), id))
+	if err != nil {
+		return sessionErr(id, err)
+	}
+	var b bytes.Buffer
+	field := func(name string, v any) {
+		k, _ := json.Marshal(name)
+		val, _ := json.Marshal(v)
+		fmt.Fprintf(&b, "%s:%s,", k, val)
+	}
+	b.WriteByte('{')
+	field("id", id)
+	field("class", s.Class().String())
+	field("file", filepath.Join(dir.Dir(), id))
+	field("size", len(data))
+	field("modified", fi.ModTime().UTC())
+	b.WriteString(`"attributes":{`)
+	i := 0
+	for name, v := range s.Object().Attrs().All() {
+		key, ok := name.(string)
+		if !ok {
+			key = pyRepr(name) // a non-str key in __dict__: possible, if odd
+		}
+		val, err := pickle.ToJSON(v)
+		if err != nil {
+			return fmt.Errorf("session %s: attribute %s: %w", id, key, err)
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		i++
+		k, _ := json.Marshal(key)
+		t, _ := json.Marshal(pickle.TypeName(v))
+		fmt.Fprintf(&b, `%s:{"type":%s,"value":%s}`, k, t, val)
+	}
+	b.WriteString("}}")
+	var out bytes.Buffer
+	if err := json.Indent(&out, b.Bytes(), "", "  "); err != nil {
+		return err
+	}
+	out.WriteByte('\n')
+	_, err = stdout.Write(out.Bytes())
+	return err
+}
+
+var attrName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// setAttribute sets one attribute of a stored session and saves it; every other
+// attribute is written back as it was loaded. The result must still be a session the
+// gateway (and so session3) can use, or nothing is written.
+func setAttribute(ctx context.Context, dir *store.Directory, id, name, value string, stdout io.Writer) error {
+	if !attrName.MatchString(name) {
+		return usageErr("%q is not an attribute name", name)
+	}
+	if name == "id" {
+		return usageErr("the id names the session's file and cookie; it cannot be changed")
+	}
+	v, err := pickle.FromJSON([]byte(value))
+	if err != nil {
+		return usageErr("%s=%s: not a JSON value: %v (a string needs its quotes: %s='\"text\"')", name, value, err, name)
+	}
+	s, _, err := loadSession(ctx, dir, id)
+	if err != nil {
+		return err
+	}
+	if name == "user" {
+		err = s.SetUser(v)
+	} else {
+		err = s.Object().SetAttr(name, v)
+	}
+	if err != nil {
+		return fmt.Errorf("session %s: %s: %w", id, name, err)
+	}
+	data, err := s.Encode()
+	if err != nil {
+		return fmt.Errorf("session %s: %w", id, err)
+	}
+	if _, err := quixote.Decode(data); err != nil {
+		return exitError{2, fmt.Errorf("session %s: not written: with %s=%s it would no longer be a session: %w", id, name, value, err)}
+	}
+	if err := dir.Save(ctx, id, data); err != nil {
+		return sessionErr(id, err)
+	}
+	shown, _ := pickle.ToJSON(v)
+	fmt.Fprintf(stdout, "%s: %s = %s (%s)\n", id, name, shown, pickle.TypeName(v))
+	return nil
+}

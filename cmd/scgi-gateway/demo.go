@@ -1,0 +1,297 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"math"
+	"math/big"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/qxbridge/qxbridge/pickle"
+	"github.com/qxbridge/qxbridge/quixote"
+	"github.com/qxbridge/qxbridge/store"
+)
+
+// The demo application: a Go port of session3's own test application
+// (test/test_runner.py in session3's sources), page for page and word for word, so
+// that session3's integration tests (test/run_tests.py) run against it unchanged and
+// a person can click through it. It runs on the quixote package's session manager
+// over the shared session directory, so a Quixote application using the same
+// directory and cookie sees the same login.
+//
+// Its pages, as in the original:
+//
+//	/              status: "Not logged in." with a login link, or the user, the session
+//	               id's first 16 characters, the counter and a logout link
+//	/login         a form; with a non-empty name field (query or POST body), logs in
+//	               as that user and sets counter to 0
+//	/logout        expires the session (cookie revoked, file deleted)
+//	/counter       counter += 1
+//	/create_token  adds a form token and shows its first 16 characters
+//	/check_token   plain text: session_id, user, has_form_tokens, form_token_count,
+//	               Access time
+//	/check         plain text: session_id, user, counter, has_info,
+//	               form_tokens_count, has_form_tokens, Access time
+//	/delete_old    store.delete_old_sessions(minutes); the original is called without
+//	               arguments by Quixote and so always uses 0, this one reads
+//	               ?minutes=N (default 0)
+//
+// Values are printed as Python prints them (None, True, a float's repr), and the
+// HTML pages escape them as Quixote's htmltext does.
+type demo struct {
+	dir *store.Directory
+	log *slog.Logger
+	mux *http.ServeMux
+}
+
+func newDemo(dir *store.Directory, log *slog.Logger) http.Handler {
+	d := &demo{dir: dir, log: log, mux: http.NewServeMux()}
+	d.mux.HandleFunc("/{$}", d.index)
+	d.mux.HandleFunc("/login", d.login)
+	d.mux.HandleFunc("/logout", d.logout)
+	d.mux.HandleFunc("/counter", d.counter)
+	d.mux.HandleFunc("/create_token", d.createToken)
+	d.mux.HandleFunc("/check_token", d.checkToken)
+	d.mux.HandleFunc("/check", d.check)
+	d.mux.HandleFunc("/delete_old", d.deleteOld)
+	return d
+}
+
+func (d *demo) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Quixote's traversal matches names exactly: "/login/" is not "/login", and
+	// ServeMux would redirect where Quixote answers 404. Route on the exact path.
+	switch r.URL.Path {
+	case "/", "/login", "/logout", "/counter", "/create_token", "/check_token", "/check", "/delete_old":
+		d.mux.ServeHTTP(w, r)
+	default:
+		d.notFound(w)
+	}
+}
+
+// htmlEscape is Quixote's htmlescape for values put into htmltext: & < > and ".
+var htmlEscape = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;").Replace
+
+func page(w http.ResponseWriter, body string) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = w.Write([]byte(body))
+}
+
+func plain(w http.ResponseWriter, lines ...string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte(strings.Join(lines, "\n")))
+}
+
+func (d *demo) notFound(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(http.StatusNotFound)
+	_, _ = w.Write([]byte("<html><head><title>Error: Not Found</title></head><body><p>The requested link does not exist on this site.</p></body></html>"))
+}
+
+func (d *demo) fail(w http.ResponseWriter, status int, msg string) {
+	http.Error(w, msg, status)
+}
+
+// session returns the request's session; the manager always provides one.
+func session(r *http.Request) *quixote.Session { return quixote.SessionFrom(r) }
+
+// attr returns getattr(session, name, def).
+func attr(s *quixote.Session, name string, def any) any {
+	if v, ok := s.Get(name); ok {
+		return v
+	}
+	return def
+}
+
+func pyID(s *quixote.Session) string {
+	if id := s.ID(); id != "" {
+		return id
+	}
+	return "None"
+}
+
+func (d *demo) index(w http.ResponseWriter, r *http.Request) {
+	s := session(r)
+	var content string
+	if quixote.Truthy(s.User()) {
+		id := "None"
+		if s.ID() != "" {
+			id = firstRunes(s.ID(), 16) + "..."
+		}
+		content = fmt.Sprintf(`<p>Hello, %s!</p><p>Session ID: %s</p><p>Counter: %s</p><p><a href="logout">logout</a></p>`,
+			htmlEscape(pyStr(s.User())), htmlEscape(id), htmlEscape(pyStr(attr(s, "counter", int64(0)))))
+	} else {
+		content = `<p>Not logged in.</p><p><a href="login">login</a></p>`
+	}
+	page(w, `<html><head><title>Session3 Test</title></head><body>`+content+`</body></html>`)
+}
+
+func (d *demo) login(w http.ResponseWriter, r *http.Request) {
+	name := r.FormValue("name")
+	if name == "" {
+		page(w, `<html><body><form method="POST" action="login"><input name="name" /><input type="submit" value="Login" /></form></body></html>`)
+		return
+	}
+	s := session(r)
+	if err := s.SetUser(name); err != nil {
+		d.fail(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if err := s.Set("counter", int64(0)); err != nil {
+		d.fail(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	page(w, `<html><body><p>Welcome! `+htmlEscape(pyStr(s.User()))+`</p><p><a href=".">back</a></p></body></html>`)
+}
+
+func (d *demo) logout(w http.ResponseWriter, r *http.Request) {
+	session(r).Expire()
+	page(w, `<html><body><p>Goodbye!</p><p><a href=".">start over</a></p></body></html>`)
+}
+
+func (d *demo) counter(w http.ResponseWriter, r *http.Request) {
+	s := session(r)
+	n, err := pyAddOne(attr(s, "counter", int64(0)))
+	if err == nil {
+		err = s.Set("counter", n)
+	}
+	if err != nil {
+		d.fail(w, http.StatusInternalServerError, "counter: "+err.Error())
+		return
+	}
+	page(w, `<html><body><p>Counter: `+htmlEscape(pyStr(n))+`</p><p><a href=".">back</a></p></body></html>`)
+}
+
+// pyAddOne is Python's v + 1 for the numbers a counter can hold.
+func pyAddOne(v any) (any, error) {
+	switch x := v.(type) {
+	case bool:
+		if x {
+			return int64(2), nil
+		}
+		return int64(1), nil
+	case int64:
+		if x == math.MaxInt64 {
+			return new(big.Int).Add(big.NewInt(x), big.NewInt(1)), nil
+		}
+		return x + 1, nil
+	case *big.Int:
+		return new(big.Int).Add(x, big.NewInt(1)), nil
+	case float64:
+		return x + 1, nil
+	}
+	return nil, fmt.Errorf("unsupported operand type(s) for +: '%s' and 'int'", typeName(v))
+}
+
+func (d *demo) createToken(w http.ResponseWriter, r *http.Request) {
+	tok := session(r).CreateFormToken()
+	page(w, `<html><body><p>Token created: `+htmlEscape(firstRunes(tok, 16)+"...")+`</p><p><a href=".">back</a></p></body></html>`)
+}
+
+func (d *demo) checkToken(w http.ResponseWriter, r *http.Request) {
+	s := session(r)
+	n := len(s.FormTokens())
+	plain(w,
+		"session_id: "+pyID(s),
+		"user: "+pyStr(s.User()),
+		"has_form_tokens: "+pyStr(n > 0),
+		"form_token_count: "+strconv.Itoa(n),
+		"Access time: "+pyFloatRepr(accessTime(s)))
+}
+
+func (d *demo) check(w http.ResponseWriter, r *http.Request) {
+	s := session(r)
+	n := len(s.FormTokens())
+	plain(w,
+		"session_id: "+pyID(s),
+		"user: "+pyStr(s.User()),
+		"counter: "+pyStr(attr(s, "counter", "N/A")),
+		"has_info: "+pyStr(hasInfoValue(s)),
+		"form_tokens_count: "+strconv.Itoa(n),
+		"has_form_tokens: "+pyStr(n > 0),
+		"Access time: "+pyFloatRepr(accessTime(s)))
+}
+
+// hasInfoValue is what has_info() returns, as the check page prints it: session3's
+// classes return the user itself, not a bool.
+func hasInfoValue(s *quixote.Session) any {
+	switch s.Class().Kind {
+	case quixote.KindSession3, quixote.KindDictSession:
+		if s.Class().HasInfo == nil {
+			return s.User()
+		}
+	}
+	return s.HasInfo()
+}
+
+// accessTime returns _access_time as the float the pickle holds.
+func accessTime(s *quixote.Session) float64 {
+	if v, ok := s.Object().Attr("_access_time"); ok {
+		switch x := v.(type) {
+		case float64:
+			return x
+		case int64:
+			return float64(x)
+		}
+	}
+	return float64(s.AccessTime().UnixNano()) / 1e9
+}
+
+func (d *demo) deleteOld(w http.ResponseWriter, r *http.Request) {
+	minutes := 0
+	if v := r.FormValue("minutes"); v != "" {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			d.fail(w, http.StatusBadRequest, fmt.Sprintf("invalid literal for int() with base 10: %s", pyStrRepr(v)))
+			return
+		}
+		minutes = n
+	}
+	deleted, remaining, err := d.dir.DeleteIdle(minutesDuration(minutes))
+	if err != nil {
+		d.fail(w, http.StatusInternalServerError, "delete_old_sessions: "+err.Error())
+		return
+	}
+	// session3 saves the current session at the end of every successful request, so a
+	// logged-in visitor whose own file was just swept keeps the session. The manager
+	// saves only changed sessions; put the file back here.
+	if s := session(r); s.ID() != "" && s.HasInfo() && !s.Expired() {
+		if has, err := d.dir.Has(r.Context(), s.ID()); err == nil && !has {
+			if data, err := s.Encode(); err == nil {
+				if err := d.dir.Save(r.Context(), s.ID(), data); err != nil {
+					d.log.Error("demo: cannot restore the current session after the sweep", "id", s.ID(), "error", err)
+				}
+			}
+		}
+	}
+	page(w, fmt.Sprintf(`<html><body><p>Deleted: %d, Remaining: %d</p></body></html>`, deleted, remaining))
+}
+
+// minutesDuration is delete_old_sessions' "older than minutes": 0 or less means every
+// file older than now.
+func minutesDuration(m int) time.Duration {
+	if m <= 0 {
+		return 0
+	}
+	return time.Duration(min(m, math.MaxInt32)) * time.Minute
+}
+
+func firstRunes(s string, n int) string {
+	i := 0
+	for j := range s {
+		if i == n {
+			return s[:j]
+		}
+		i++
+	}
+	return s
+}
+
+func typeName(v any) string {
+	if v == nil {
+		return "NoneType"
+	}
+	return pickle.TypeName(v)
+}

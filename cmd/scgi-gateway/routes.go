@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/qxbridge/qxbridge/scgi"
+)
+
+// route is one entry of the routing table: a prefix and what serves it.
+type route struct {
+	spec    routeSpec
+	handler http.Handler
+	proxy   *scgi.Proxy // the pool of a Python target; nil for the demo
+	backend string      // what the request log calls the target
+}
+
+// router sends each request to the route with the longest matching prefix. A prefix
+// matches the path itself and every path below it: "/app/" and "/app" both match
+// "/app", "/app/" and "/app/x", but not "/apple"; "/" matches everything.
+//
+// It also writes the request log line and the request metrics, because it alone knows
+// which route served a request.
+type router struct {
+	routes  []*route // longest prefix first
+	log     *slog.Logger
+	metrics *gatewayMetrics
+}
+
+func newRouter(routes []*route, log *slog.Logger, m *gatewayMetrics) *router {
+	rs := slices.Clone(routes)
+	slices.SortStableFunc(rs, func(a, b *route) int { return len(b.spec.match()) - len(a.spec.match()) })
+	return &router{routes: rs, log: log, metrics: m}
+}
+
+// lookup returns the route for a request path, or nil.
+func (rt *router) lookup(p string) *route {
+	for _, r := range rt.routes {
+		if under(p, r.spec.match()) {
+			return r
+		}
+	}
+	return nil
+}
+
+// under reports whether path p lies at or below prefix (given without a trailing
+// slash; "" is the root).
+func under(p, prefix string) bool {
+	return prefix == "" || p == prefix || (strings.HasPrefix(p, prefix) && p[len(prefix)] == '/')
+}
+
+// scriptNameKey carries the SCRIPT_NAME a Go route's application sees.
+type scriptNameKey struct{}
+
+func scriptNameFrom(r *http.Request) string {
+	s, _ := r.Context().Value(scriptNameKey{}).(string)
+	return s
+}
+
+func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &recorder{ResponseWriter: w}
+	rt0 := rt.lookup(r.URL.Path)
+	routeName, backend := "none", ""
+	if rt0 != nil {
+		routeName, backend = rt0.spec.Prefix, rt0.backend
+	}
+	defer func() {
+		// Logged and counted even when the handler panics (the proxy aborts a response
+		// that a backend cut off with http.ErrAbortHandler): the panic goes on up.
+		p := recover()
+		status := rec.status
+		if status == 0 {
+			if p != nil {
+				status = http.StatusInternalServerError
+			} else {
+				status = http.StatusOK
+			}
+		}
+		d := time.Since(start)
+		rt.metrics.observeRequest(routeName, status, d)
+		attrs := []slog.Attr{
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.String("route", routeName),
+			slog.Int("status", status),
+			slog.Duration("duration", d),
+			slog.String("backend", backend),
+			slog.Int64("bytes", rec.bytes),
+			slog.String("remote", r.RemoteAddr),
+		}
+		if p != nil {
+			attrs = append(attrs, slog.Bool("aborted", true))
+		}
+		rt.log.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)
+		if p != nil {
+			panic(p)
+		}
+	}()
+
+	if clean := cleanPath(r.URL.Path); clean != r.URL.Path {
+		// As http.ServeMux does: a path with dot segments or repeated slashes is
+		// redirected to its clean form, so that routing, the Go pages and the Python
+		// application all see one spelling of each path.
+		u := *r.URL
+		u.Path, u.RawPath = clean, ""
+		http.Redirect(rec, r, u.RequestURI(), http.StatusMovedPermanently)
+		return
+	}
+	if rt0 == nil {
+		http.NotFound(rec, r)
+		return
+	}
+	rt0.handler.ServeHTTP(rec, r)
+}
+
+// cleanPath is path.Clean keeping a trailing slash; "" stays "" (an OPTIONS * or a
+// request without a path is left to the route).
+func cleanPath(p string) string {
+	if p == "" {
+		return p
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c
+}
+
+// recorder notes the status and size of a response for the log and the metrics. It
+// keeps http.ResponseController working (Flush, full duplex, deadlines) through Unwrap.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *recorder) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *recorder) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *recorder) Flush() { _ = http.NewResponseController(w.ResponseWriter).Flush() }
+
+func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// mountDemo serves a Go handler under a route. For a mount it strips the prefix, as
+// a Quixote application mounted there sees only PATH_INFO, and SCRIPT_NAME (and with
+// it the default cookie path) is the prefix; a request for the prefix itself is
+// redirected to the prefix with a slash, as Quixote does for a directory. Otherwise
+// the handler sees the whole path, and SCRIPT_NAME is what an SCGI front end sent
+// when the path lies under it, else "".
+func mountGo(spec routeSpec, h http.Handler) http.Handler {
+	prefix := spec.match()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		script := ""
+		r2 := r
+		if spec.Mount {
+			if r.URL.Path == prefix {
+				u := *r.URL
+				u.Path, u.RawPath = prefix+"/", ""
+				http.Redirect(w, r, u.RequestURI(), http.StatusMovedPermanently)
+				return
+			}
+			script = prefix
+			r2 = r.Clone(r.Context())
+			r2.URL.Path = strings.TrimPrefix(r.URL.Path, prefix)
+			r2.URL.RawPath = ""
+		} else if env := scgi.RequestEnv(r); env != nil {
+			if s := strings.TrimSuffix(env.Get("SCRIPT_NAME"), "/"); s != "" && under(r.URL.Path, s) {
+				script = s
+			}
+		}
+		r2 = r2.WithContext(context.WithValue(r2.Context(), scriptNameKey{}, script))
+		h.ServeHTTP(w, r2)
+	})
+}

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/qxbridge/qxbridge/store"
+)
+
+// Shielding the Python side from hostile session cookies.
+//
+// session3 joins the session cookie's value onto its directory path unchecked: a value
+// such as "/etc/hostname" or "../../x" makes a Quixote worker unpickle, rewrite or
+// delete files outside the session directory, and "../../dev/null" hangs a worker for
+// ever in session3's zero-length retry loop. Every request for Python passes through
+// the gateway, so the gateway removes such cookies before forwarding.
+//
+// The decision has to be made on what Python will see, not on what Go's cookie parser
+// sees: Quixote's parse_cookies is a regular expression that also splits on commas,
+// unquotes backslash escapes, treats Unicode white space as white space and lets the
+// last of repeated names win, so a header can read as harmless to net/http and as
+// QX_session=../x to Quixote. quixoteCookies below follows that expression step by
+// step (including the order in which its backtracking picks the end of a quoted
+// value), once over the header decoded as Latin-1, as python-scgi decodes the SCGI
+// header, and once decoded as UTF-8, so a server that decodes differently is covered
+// too. Every occurrence of the session cookie whose value would be neither a valid id
+// (store.ValidID) nor one of session3's "no session" values ("" and "*del*") is cut
+// out of the header text; the rest of the header, other cookies included, is
+// forwarded byte for byte. The result is parsed again both ways, and should cutting
+// ever fail to leave a clean header, the Cookie header is dropped whole.
+
+// cookieToken is one match of Quixote's cookie expression.
+type cookieToken struct {
+	start, end int // byte span of the whole match in the header
+	name       string
+	value      string
+}
+
+// pySpace is Python's \s for str patterns (str.isspace): Go's unicode.IsSpace plus the
+// information separators U+001C..U+001F.
+func pySpace(r rune) bool { return unicode.IsSpace(r) || (r >= 0x1c && r <= 0x1f) }
+
+// quixoteCookies returns the matches of Quixote 3's _COOKIE_RE in header, in order:
+//
+//	\s* (?P<name>[^=;,\s]+) \s* ( = \s* ( (?P<qvalue>"(\\[\x00-\x7f] | [^"])*") | (?P<value>[^";,\s]*) ) )? \s* [;,]?
+//
+// with the value unquoted as parse_cookies does (backslash escapes removed from the
+// quoted string, then its first and last character dropped). latin1 chooses how the
+// header bytes become characters: one per byte (Latin-1), or UTF-8 (invalid bytes
+// become U+FFFD, which is neither white space nor punctuation, as in any decoding).
+func quixoteCookies(header string, latin1 bool) []cookieToken {
+	// Characters and the byte offset where each starts (off[n] = len(header)).
+	var cs []rune
+	var off []int
+	if latin1 {
+		cs, off = make([]rune, len(header)), make([]int, len(header)+1)
+		for i := 0; i < len(header); i++ {
+			cs[i], off[i] = rune(header[i]), i
+		}
+	} else {
+		for i, w := 0, 0; i < len(header); i += w {
+			var r rune
+			r, w = utf8.DecodeRuneInString(header[i:])
+			cs, off = append(cs, r), append(off, i)
+		}
+		off = append(off, 0)
+	}
+	n := len(cs)
+	off[n] = len(header)
+
+	// closeAt[i] is where the quoted value whose content starts at i ends (the index of
+	// its closing quote), or -1: the first success of the regex engine's depth-first
+	// search, which tries an escape pair before a single character and ends the
+	// repetition only at a quote. What follows the closing quote always matches, so
+	// success depends on the position alone and one backward pass finds it.
+	closeAt := make([]int, n+2)
+	closeAt[n], closeAt[n+1] = -1, -1
+	for i := n - 1; i >= 0; i-- {
+		switch {
+		case cs[i] == '"':
+			closeAt[i] = i
+		case cs[i] == '\\' && i+1 < n && cs[i+1] <= 0x7f && closeAt[i+2] >= 0:
+			closeAt[i] = closeAt[i+2]
+		default:
+			closeAt[i] = closeAt[i+1]
+		}
+	}
+
+	nameChar := func(r rune) bool { return r != '=' && r != ';' && r != ',' && !pySpace(r) }
+	valueChar := func(r rune) bool { return r != '"' && r != ';' && r != ',' && !pySpace(r) }
+	skip := func(i int, ok func(rune) bool) int {
+		for i < n && ok(cs[i]) {
+			i++
+		}
+		return i
+	}
+
+	var out []cookieToken
+	for pos := 0; pos < n; {
+		i := skip(pos, pySpace)
+		nameEnd := skip(i, nameChar)
+		if nameEnd == i {
+			pos++ // no match here: finditer moves on one character
+			continue
+		}
+		tok := cookieToken{start: off[pos], name: string(cs[i:nameEnd])}
+		i = skip(nameEnd, pySpace)
+		if i < n && cs[i] == '=' {
+			k := skip(i+1, pySpace)
+			if k < n && cs[k] == '"' && closeAt[k+1] >= 0 {
+				q := closeAt[k+1]
+				tok.value = unquoteCookie(cs[k : q+1])
+				i = q + 1
+			} else {
+				m := skip(k, valueChar)
+				tok.value = string(cs[k:m])
+				i = m
+			}
+			i = skip(i, pySpace)
+		}
+		if i < n && (cs[i] == ';' || cs[i] == ',') {
+			i++
+		}
+		tok.end = off[i]
+		out = append(out, tok)
+		pos = i
+	}
+	return out
+}
+
+// unquoteCookie is parse_cookies' re.sub(r'\\(.)', r'\1', qvalue)[1:-1]: "." does not
+// match a newline, so a backslash before one stays.
+func unquoteCookie(q []rune) string {
+	u := make([]rune, 0, len(q))
+	for i := 0; i < len(q); i++ {
+		if q[i] == '\\' && i+1 < len(q) && q[i+1] != '\n' {
+			i++
+		}
+		u = append(u, q[i])
+	}
+	if len(u) < 2 {
+		return ""
+	}
+	return string(u[1 : len(u)-1])
+}
+
+// acceptableSessionValue reports whether Python may see this session cookie value.
+func acceptableSessionValue(v string) bool {
+	return v == "" || v == "*del*" || store.ValidID(v) == nil
+}
+
+// badSessionCookies returns the tokens of header that are the session cookie with an
+// unacceptable value, as Python reads the header decoded either way.
+func badSessionCookies(header, name string, latin1 bool) []cookieToken {
+	var bad []cookieToken
+	for _, t := range quixoteCookies(header, latin1) {
+		if t.name == name && !acceptableSessionValue(t.value) {
+			bad = append(bad, t)
+		}
+	}
+	return bad
+}
+
+// maxShieldPasses bounds the cut-and-check rounds before the header is dropped whole.
+const maxShieldPasses = 8
+
+// shieldCookieHeader returns header without the occurrences of the session cookie
+// whose value Python must not see, and the values it removed. ok is false when the
+// header could not be cleaned by cutting and must be dropped.
+func shieldCookieHeader(header, name string) (clean string, removed []string, ok bool) {
+	if !strings.Contains(header, name) {
+		return header, nil, true // both decodings of the name are its ASCII bytes
+	}
+	for range maxShieldPasses {
+		bad := badSessionCookies(header, name, true)
+		if len(bad) == 0 {
+			bad = badSessionCookies(header, name, false)
+		}
+		if len(bad) == 0 {
+			return header, removed, true
+		}
+		var b strings.Builder
+		last := 0
+		for _, t := range bad {
+			b.WriteString(header[last:t.start])
+			last = t.end
+			removed = append(removed, t.value)
+		}
+		b.WriteString(header[last:])
+		header = b.String()
+	}
+	return "", removed, false
+}
+
+// shield wraps a proxied route: it removes invalid session cookies from the request
+// (logging and counting each request it cleans), then forwards it.
+func shield(next http.Handler, cookieName, route string, log *slog.Logger, m *gatewayMetrics) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		lines := r.Header["Cookie"]
+		if len(lines) == 0 {
+			next.ServeHTTP(w, r)
+			return
+		}
+		// The proxy forwards all Cookie lines as one HTTP_COOKIE joined with "; ",
+		// which is the text Python parses: judge exactly that.
+		joined := strings.Join(lines, "; ")
+		clean, removed, ok := shieldCookieHeader(joined, cookieName)
+		if len(removed) == 0 && ok {
+			next.ServeHTTP(w, r)
+			return
+		}
+		r2 := r.Clone(r.Context())
+		if ok && strings.TrimSpace(clean) != "" {
+			r2.Header["Cookie"] = []string{clean}
+		} else {
+			delete(r2.Header, "Cookie")
+		}
+		quoted := make([]string, len(removed))
+		for i, v := range removed {
+			if len(v) > 80 {
+				v = v[:80] + "..."
+			}
+			quoted[i] = strconv.Quote(v)
+		}
+		log.Warn("removed a session cookie with an invalid id before forwarding the request",
+			"route", route, "cookie", cookieName, "values", strings.Join(quoted, ","),
+			"dropped_header", !ok, "remote", r.RemoteAddr, "path", r.URL.Path)
+		m.rejected.With(route).Add(float64(max(len(removed), 1)))
+		next.ServeHTTP(w, r2)
+	})
+}
