@@ -40,7 +40,7 @@ func decodeErr(t *testing.T, data []byte, cause error, offset int, msg string) *
 	return de
 }
 
-func fixtureFiles(t *testing.T) map[string][]byte {
+func fixtureFiles(t testing.TB) map[string][]byte {
 	files, err := filepath.Glob(filepath.Join("testdata", "session3", "*.pkl"))
 	require.NoError(t, err)
 	require.NotEmpty(t, files)
@@ -177,7 +177,7 @@ func memoChain(n int) []byte {
 	var b bytes.Buffer
 	b.WriteString("\x80\x04]\x94")
 	for i := 1; i < n; i++ {
-		b.WriteString("]\x940")                                // L_i, memo i, popped
+		b.WriteString("]\x940")                               // L_i, memo i, popped
 		b.WriteString("j" + le32(i-1) + "j" + le32(i) + "a0") // L_{i-1}.append(L_i)
 	}
 	b.WriteString("j" + le32(0) + ".")

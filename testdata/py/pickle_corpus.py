@@ -269,7 +269,7 @@ def main(argv):
             data = pickle.dumps(value, protocol=proto)
             out.append({"name": name, "protocol": proto, "pickle": data.hex(),
                         "graph": pickle_graph.describe(pickle.loads(data))})
-            if seeds is not None and len(data) <= 4096:
+            if seeds is not None and len(data) <= 600:
                 path = os.path.join(seeds, "corpus-%s-p%d" % (name, proto))
                 with open(path, "w") as f:
                     f.write(go_seed(data))
