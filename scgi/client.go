@@ -258,15 +258,7 @@ func (x *exchange) abort() {
 	x.conn.SetDeadline(time.Unix(1, 0))
 }
 
-// setReadDeadline and setWriteDeadline move a deadline unless the exchange is aborted.
-func (x *exchange) setReadDeadline(t time.Time) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if !x.aborted {
-		x.conn.SetReadDeadline(t)
-	}
-}
-
+// setWriteDeadline moves the write deadline unless the exchange is aborted.
 func (x *exchange) setWriteDeadline(t time.Time) {
 	x.mu.Lock()
 	defer x.mu.Unlock()

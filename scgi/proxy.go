@@ -198,14 +198,23 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, r, err)
 		return
 	}
-	failed := false
-	defer func() { p.pool.release(b, failed, maxFails, failTimeout) }()
-
 	x := newExchange(conn, timeout)
 	stop := context.AfterFunc(ctx, x.abort)
-	defer stop()
-	defer x.wait()
-	defer conn.Close()
+	// finish ends the exchange and returns the backend's slot, recording whether the
+	// backend failed. It runs before any error answer is written, so that the next
+	// request (and Stats) already see the outcome.
+	finished := false
+	finish := func(failed bool) {
+		if finished {
+			return
+		}
+		finished = true
+		stop()
+		conn.Close()
+		x.wait()
+		p.pool.release(b, failed, maxFails, failTimeout)
+	}
+	defer finish(false)
 	if n > 0 && r.ContentLength > 0 {
 		// The body keeps streaming to the backend after the response starts.
 		http.NewResponseController(w).EnableFullDuplex()
@@ -216,7 +225,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if ctx.Err() != nil {
 			err = ctx.Err()
 		}
-		failed = errors.Is(err, errBackendHungUp)
+		finish(errors.Is(err, errBackendHungUp))
 		p.fail(w, r, fmt.Errorf("backend %s: %w", b.addr, err))
 		return
 	}

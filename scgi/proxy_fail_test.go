@@ -56,7 +56,8 @@ func TestProxyWorkerDiesBeforeResponse(t *testing.T) {
 	// A sole backend still gets requests (as in nginx), and the worker has replaced
 	// its dead child.
 	assert.Equal(t, http.StatusOK, getStatus(t, "GET", base+"/hello", nil))
-	assert.True(t, p.Stats()[0].Healthy, "a success ends the rest")
+	assert.Eventually(t, func() bool { return p.Stats()[0].Healthy }, 5*time.Second, 5*time.Millisecond,
+		"a success ends the rest")
 
 	// In a pool, the failing backend rests: requests go to the other one.
 	w2 := startPyWorker(t, "127.0.0.1:0", 2)
@@ -102,6 +103,7 @@ func TestProxyWorkerNotListening(t *testing.T) {
 }
 
 func TestProxyWorkerTooSlow(t *testing.T) {
+	t.Parallel()                            // mostly waiting on a sleeping worker
 	w := startPyWorker(t, "127.0.0.1:0", 3) // one child stays free for the last request
 	p, logs := newTestProxy(t, w.addr)
 	p.ResponseHeaderTimeout = 300 * time.Millisecond
@@ -142,6 +144,7 @@ func TestProxyPoolWithDeadBackend(t *testing.T) {
 }
 
 func TestProxyBalancing(t *testing.T) {
+	t.Parallel() // mostly waiting on a sleeping worker
 	w1 := startPyWorker(t, "127.0.0.1:0", 2)
 	w2 := startPyWorker(t, "unix:"+unixSocketPath(t, "w2.sock"), 2)
 	p, _ := newTestProxy(t, w1.addr, w2.addr)
@@ -166,19 +169,28 @@ func TestProxyBalancing(t *testing.T) {
 		resp.Body.Close()
 		done <- resp.StatusCode
 	}()
-	var busy int
-	require.Eventually(t, func() bool {
-		for i, s := range p.Stats() {
-			if s.InFlight == 1 {
-				busy = i
-				return true
-			}
+	// A finished request's slot is released just after its client has the response:
+	// wait until only the sleeper holds one.
+	busy := -1
+	settled := func() bool {
+		st := p.Stats()
+		if st[0].Requests+st[1].Requests != 5 || st[0].InFlight+st[1].InFlight != 1 {
+			return false
 		}
-		return false
-	}, 5*time.Second, 5*time.Millisecond)
+		busy = 0
+		if st[1].InFlight == 1 {
+			busy = 1
+		}
+		return true
+	}
+	require.Eventually(t, settled, 5*time.Second, 5*time.Millisecond)
 	before := p.Stats()
-	for range 3 {
+	for i := range 3 {
 		require.Equal(t, http.StatusOK, getStatus(t, "GET", base+"/hello", nil))
+		require.Eventually(t, func() bool {
+			st := p.Stats()
+			return st[1-busy].InFlight == 0 && st[0].Requests+st[1].Requests == uint64(6+i)
+		}, 5*time.Second, 5*time.Millisecond)
 	}
 	after := p.Stats()
 	assert.Equal(t, before[busy].Requests, after[busy].Requests, "least connections: the busy backend gets none")
@@ -187,6 +199,7 @@ func TestProxyBalancing(t *testing.T) {
 }
 
 func TestProxyConnectionCap(t *testing.T) {
+	t.Parallel() // mostly waiting on a sleeping worker
 	w := startPyWorker(t, "127.0.0.1:0", 3)
 	p, logs := newTestProxy(t, w.addr)
 	p.MaxConnsPerBackend = 1
@@ -222,6 +235,7 @@ func TestProxyConnectionCap(t *testing.T) {
 }
 
 func TestProxyClientGoesAway(t *testing.T) {
+	t.Parallel() // mostly waiting on a sleeping worker
 	w := startPyWorker(t, "127.0.0.1:0", 2)
 	p, _ := newTestProxy(t, w.addr)
 	base := serveProxy(t, p)
@@ -276,9 +290,13 @@ func TestProxyConcurrentRequests(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+	// A slot is released just after the client has its response: wait for the last.
+	require.Eventually(t, func() bool {
+		st := p.Stats()
+		return st[0].InFlight == 0 && st[1].InFlight == 0
+	}, 5*time.Second, 5*time.Millisecond)
 	var total uint64
 	for _, s := range p.Stats() {
-		assert.Equal(t, 0, s.InFlight)
 		assert.Equal(t, uint64(0), s.Failures)
 		total += s.Requests
 	}
