@@ -16,16 +16,16 @@ import (
 // while Load or Save waited for its lock: the lock must be taken on the new file.
 var errReplaced = errors.New("session file replaced while waiting for its lock")
 
-// Polling bounds for a lock held by someone else. The first retry is quick because
-// peers hold their locks for microseconds; the cap keeps a waiter responsive without
-// spinning while a slow peer works.
+// Polling bounds. Peers hold their locks for microseconds, and the window in which a
+// session3 writer's file is whole can be as short (it truncates the file again at its
+// next save), so waiters poll often: a poll costs a few system calls, and waiting is
+// rare. session3's own reader sleeps 100 ms between attempts and can miss a busy
+// writer's every save.
 const (
-	lockPollFirst = 50 * time.Microsecond
-	lockPollMax   = 5 * time.Millisecond
-	// Pauses between reads of an empty or incomplete file. A Python writer's buffered
-	// bytes usually land microseconds after its unlock; session3 itself sleeps 100ms.
-	partialPollFirst = 500 * time.Microsecond
-	partialPollMax   = 50 * time.Millisecond
+	lockPollFirst    = 20 * time.Microsecond
+	lockPollMax      = time.Millisecond
+	partialPollFirst = 50 * time.Microsecond
+	partialPollMax   = time.Millisecond
 )
 
 // Load returns the bytes of the session id. A missing session gives ErrNotFound.
@@ -53,6 +53,16 @@ func (d *Directory) Load(ctx context.Context, id string) ([]byte, error) {
 			return nil, opError("load", id, err)
 		}
 		data, err := d.loadOnce(ctx, path, lockDeadline)
+		if err != nil && d.testHook != nil {
+			switch err {
+			case errReplaced:
+				d.testHook("replaced")
+			case ErrEmpty:
+				d.testHook("empty")
+			case ErrTruncated:
+				d.testHook("truncated")
+			}
+		}
 		switch {
 		case err == nil:
 			return data, nil
@@ -87,6 +97,13 @@ func (d *Directory) loadOnce(ctx context.Context, path string, lockDeadline time
 		return nil, fileError("open", path, err)
 	}
 	defer unix.Close(fd)
+	if st.Size == 0 {
+		// A session3 writer has truncated the file and is about to lock it, or has
+		// written and released it but not yet flushed its buffer. Do not take the
+		// lock: the writer may be waiting for every shared lock to go, and readers
+		// polling an empty file with shared locks can keep it waiting for good.
+		return nil, ErrEmpty
+	}
 	if err := d.lock(ctx, fd, unix.LOCK_SH, lockDeadline); err != nil {
 		return nil, fileError("lock", path, err)
 	}
@@ -95,8 +112,8 @@ func (d *Directory) loadOnce(ctx context.Context, path string, lockDeadline time
 	if err != nil {
 		return nil, fileError("lstat", path, err)
 	}
-	if d.testHookLocked != nil {
-		d.testHookLocked("load")
+	if d.testHook != nil {
+		d.testHook("load-locked")
 	}
 	switch {
 	case size == 0:
@@ -148,6 +165,17 @@ func (d *Directory) Save(ctx context.Context, id string, data []byte) error {
 }
 
 func (d *Directory) save(ctx context.Context, path, id string, data []byte) error {
+	// Open the file to be replaced first, so that a name taken by something else is
+	// refused before anything is written.
+	old, st, err := openOld(path)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if old >= 0 {
+			unix.Close(old)
+		}
+	}()
 	tmp, fd, err := d.createTemp(id)
 	if err != nil {
 		return err
@@ -173,66 +201,62 @@ func (d *Directory) save(ctx context.Context, path, id string, data []byte) erro
 		}
 	}
 	lockDeadline := d.lockDeadline()
-	for {
-		old, err := d.lockOld(ctx, path, fd, lockDeadline)
-		if err == errReplaced {
-			if !lockDeadline.IsZero() && time.Now().After(lockDeadline) {
-				return ErrLockTimeout
+	for old >= 0 {
+		// Python's open(path, 'wb') keeps the mode of the file it truncates.
+		if d.perm == 0 {
+			if err := unix.Fchmod(fd, st.Mode&0o777); err != nil {
+				return fileError("chmod", tmp, err)
 			}
-			continue
 		}
-		if err != nil {
-			return err
+		if err := d.lock(ctx, old, unix.LOCK_EX, lockDeadline); err != nil {
+			return fileError("lock", path, err)
 		}
-		if d.testHookLocked != nil {
-			d.testHookLocked("save")
+		_, err := stillAt(path, &st)
+		if err == nil || err == ErrNotFound {
+			break // still the file to replace, or deleted meanwhile: rename creates it again
 		}
-		err = ignoringEINTR(func() error { return unix.Rename(tmp, path) })
-		if err == nil {
-			renamed = true
-			if d.sync {
-				err = syncDir(d.dir)
-			}
-		} else {
-			err = &os.LinkError{Op: "rename", Old: tmp, New: path, Err: err}
-		}
-		if old >= 0 {
-			d.lockFile(old, unix.LOCK_UN)
-			unix.Close(old)
-		}
-		return err
-	}
-}
-
-// lockOld opens the session file that Save is about to replace and takes its
-// exclusive lock, returning its descriptor, or -1 if there is no file to replace.
-// Unless a mode is configured, the temporary file tmp takes the old file's
-// permission bits.
-func (d *Directory) lockOld(ctx context.Context, path string, tmp int, lockDeadline time.Time) (int, error) {
-	old, st, err := openSession(path)
-	if err == unix.ENOENT {
-		return -1, nil
-	}
-	if err != nil {
-		return -1, fileError("open", path, err)
-	}
-	if d.perm == 0 {
-		if err := unix.Fchmod(tmp, st.Mode&0o777); err != nil {
-			unix.Close(old)
-			return -1, fileError("chmod", path, err)
-		}
-	}
-	if err := d.lock(ctx, old, unix.LOCK_EX, lockDeadline); err != nil {
-		unix.Close(old)
-		return -1, fileError("lock", path, err)
-	}
-	if _, err := stillAt(path, &st); err != nil && err != ErrNotFound {
 		d.lockFile(old, unix.LOCK_UN)
 		unix.Close(old)
-		return -1, fileError("lstat", path, err)
+		old = -1
+		if err != errReplaced {
+			return fileError("lstat", path, err)
+		}
+		// Replaced while we waited: lock the new file instead.
+		if !lockDeadline.IsZero() && time.Now().After(lockDeadline) {
+			return ErrLockTimeout
+		}
+		if old, st, err = openOld(path); err != nil {
+			return err
+		}
 	}
-	// ErrNotFound: deleted while we waited; the rename simply creates the file again.
-	return old, nil
+	if d.testHook != nil {
+		d.testHook("save-locked")
+	}
+	err = ignoringEINTR(func() error { return unix.Rename(tmp, path) })
+	if err != nil {
+		return &os.LinkError{Op: "rename", Old: tmp, New: path, Err: err}
+	}
+	renamed = true
+	if old >= 0 {
+		// Readers waiting for the old file may go on now: it is no longer at path.
+		d.lockFile(old, unix.LOCK_UN)
+	}
+	if d.sync {
+		return syncDir(d.dir)
+	}
+	return nil
+}
+
+// openOld opens the session file a save will replace, or returns -1 if there is none.
+func openOld(path string) (int, unix.Stat_t, error) {
+	fd, st, err := openSession(path)
+	if err == unix.ENOENT {
+		return -1, st, nil
+	}
+	if err != nil {
+		return -1, st, fileError("open", path, err)
+	}
+	return fd, st, nil
 }
 
 // createTemp creates a new temporary file for a save of id in the session directory.

@@ -107,9 +107,11 @@ type Directory struct {
 	// It is flock(2); tests swap in POSIX record locks to show that they would not
 	// interoperate with Python's fcntl.flock.
 	lockFile func(fd int, how int) error
-	// testHookLocked, if set, runs while Load ("load") or Save ("save") holds the
-	// session file's lock, so tests can hold a lock open against a peer.
-	testHookLocked func(op string)
+	// testHook, if set, is told of events tests need to see or act on: "load-locked"
+	// and "save-locked" run while Load or Save holds the session file's lock (so a
+	// test can hold it against a peer); "empty", "truncated" and "replaced" report
+	// an attempt of Load that has to start over.
+	testHook func(event string)
 }
 
 // Option configures a Directory.

@@ -7,10 +7,11 @@ process).
 
   read DIR ID SECONDS EXPECTDIR    load in a loop with session3's steps, counting what
                                    it sees; prints one JSON line
-  write DIR ID SECONDS EXPECTDIR SRC...
+  write DIR ID SECONDS PAUSE EXPECTDIR SRC...
                                    save the sessions in the SRC pickles (plus a 6 KB and
-                                   a 150 KB one) in turn; first writes the exact bytes
-                                   of each save into EXPECTDIR and prints "ready"
+                                   a 150 KB one) in turn, PAUSE seconds apart (0: back to
+                                   back); first writes the exact bytes of each save into
+                                   EXPECTDIR and prints "ready"
   contend DIR ID SECONDS           load_session + save_session in a loop (what Quixote
                                    does on each request); prints one JSON line
   hold DIR ID sh|ex                open and flock the file; prints "locked", then obeys
@@ -93,7 +94,7 @@ def big_session(sid, n):
     return s
 
 
-def write(directory, sid, seconds, expectdir, sources):
+def write(directory, sid, seconds, pause, expectdir, sources):
     store = DirectorySessionStore(directory)
     sessions = []
     for src in sources:
@@ -114,6 +115,8 @@ def write(directory, sid, seconds, expectdir, sources):
     while time.monotonic() < deadline:
         store.save_session(sessions[saves % len(sessions)])
         saves += 1
+        if pause:
+            time.sleep(pause)
     print(json.dumps(dict(saves=saves)), flush=True)
 
 
@@ -218,7 +221,7 @@ def main(argv):
     if cmd == "read":
         read(args[0], args[1], float(args[2]), args[3])
     elif cmd == "write":
-        write(args[0], args[1], float(args[2]), args[3], args[4:])
+        write(args[0], args[1], float(args[2]), float(args[3]), args[4], args[5:])
     elif cmd == "contend":
         contend(args[0], args[1], float(args[2]))
     elif cmd == "hold":

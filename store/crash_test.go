@@ -1,0 +1,166 @@
+package store
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+// childEnv names the environment variable that makes the test binary act as a child
+// process for the crash tests instead of running tests.
+const childEnv = "QXBRIDGE_STORE_TEST_CHILD"
+
+func TestMain(m *testing.M) {
+	if role := os.Getenv(childEnv); role != "" {
+		os.Exit(runChild(role, os.Args[len(os.Args)-2:]))
+	}
+	os.Exit(m.Run())
+}
+
+// The crash payloads: large enough that a save takes a while, different in content
+// and length, both whole pickles.
+var (
+	crashOld = bytesPickle(3<<20, 'o')
+	crashNew = bytesPickle(5<<20, 'n')
+)
+
+// runChild is the child's main: "saveloop DIR ID" saves crashNew and crashOld in turn
+// until killed; "diskfull DIR ID" saves under a file size limit too small for the
+// session.
+func runChild(role string, args []string) int {
+	dir, id := args[0], args[1]
+	// WithSync: each save then spends most of its time with its temporary file
+	// written but not yet renamed, where a kill does the most harm.
+	d, err := Open(dir, WithSync())
+	if err != nil {
+		fmt.Println("open:", err)
+		return 1
+	}
+	ctx := context.Background()
+	switch role {
+	case "saveloop":
+		fmt.Println("saving")
+		for i := 0; ; i++ {
+			payload := crashNew
+			if i%2 == 1 {
+				payload = crashOld
+			}
+			if err := d.Save(ctx, id, payload); err != nil {
+				fmt.Println("save:", err)
+				return 1
+			}
+		}
+	case "diskfull":
+		// Writes past 1 MiB fail with EFBIG (Go ignores SIGXFSZ), as they would with
+		// ENOSPC on a full disk.
+		if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &unix.Rlimit{Cur: 1 << 20, Max: 1 << 20}); err != nil {
+			fmt.Println("setrlimit:", err)
+			return 1
+		}
+		fmt.Println("save:", d.Save(ctx, id, crashNew))
+		return 0
+	}
+	return 2
+}
+
+func child(t *testing.T, role, dir, id string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^$", dir, id)
+	cmd.Env = append(os.Environ(), childEnv+"="+role)
+	return cmd
+}
+
+// TestKillDuringSave (proof 4): a Go process killed with SIGKILL at a random moment of
+// saving, again and again, always leaves a session file that loads whole, old or new
+// (in Go and in CPython); the temporary files it leaves are never listed or loaded,
+// and DeleteIdle removes them once they are stale.
+func TestKillDuringSave(t *testing.T) {
+	ctx := context.Background()
+	d := openTemp(t)
+	require.NoError(t, d.Save(ctx, "victim", crashOld))
+	deadline := time.Now().Add(2500 * time.Millisecond)
+	kills, leftovers := 0, 0
+	for kills < 5 || time.Now().Before(deadline) {
+		cmd := child(t, "saveloop", d.Dir(), "victim")
+		out, err := cmd.StdoutPipe()
+		require.NoError(t, err)
+		require.NoError(t, cmd.Start())
+		line, err := bufio.NewReader(out).ReadString('\n')
+		require.NoError(t, err)
+		require.Equal(t, "saving\n", line)
+		time.Sleep(time.Duration(rand.IntN(40_000)) * time.Microsecond)
+		require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+		err = cmd.Wait()
+		require.Error(t, err, "the child only ends when killed")
+		assert.Contains(t, err.Error(), "killed")
+		kills++
+
+		got, err := d.Load(ctx, "victim")
+		require.NoError(t, err, "after kill %d", kills)
+		if !assert.True(t, string(got) == string(crashOld) || string(got) == string(crashNew),
+			"after kill %d the session is neither the old nor the new one (%d bytes)", kills, len(got)) {
+			break
+		}
+		for _, name := range entries(t, d.Dir()) {
+			if name != "victim" {
+				require.True(t, strings.HasPrefix(name, tempPrefix), "unexpected file %q", name)
+				leftovers++
+				require.NoError(t, os.Remove(filepath.Join(d.Dir(), name)))
+			}
+		}
+	}
+	t.Logf("%d kills, %d of them left a temporary file (killed mid-save)", kills, leftovers)
+	assert.Positive(t, leftovers, "some kills landed in the middle of a save")
+
+	// CPython loads the survivor too.
+	out, err := peer(t, "load", d.Dir(), "victim").Output()
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(string(out), "builtins.bytes "), "%s", out)
+
+	// A leftover temporary file: never listed, never loadable as a session, swept
+	// once stale.
+	require.NoError(t, d.Save(ctx, "victim", crashNew))
+	orphan := filepath.Join(d.Dir(), tempPrefix+"victim-leftover")
+	require.NoError(t, os.WriteFile(orphan, crashNew[:1000], 0o644))
+	ids, err := d.IDs(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"victim"}, ids)
+	_, err = d.Load(ctx, filepath.Base(orphan))
+	assert.ErrorIs(t, err, ErrInvalidID)
+	_, _, err = d.DeleteIdle(time.Hour)
+	require.NoError(t, err)
+	assert.FileExists(t, orphan, "a fresh temporary file may belong to a save at work")
+	backdate(t, orphan, 2*staleAge)
+	deleted, remaining, err := d.DeleteIdle(time.Hour)
+	require.NoError(t, err)
+	assert.Equal(t, [2]int{0, 1}, [2]int{deleted, remaining}, "temporary files are not counted as sessions")
+	assert.NoFileExists(t, orphan)
+}
+
+// TestDiskFullDuringSave: a save that cannot be written (the file size limit stands in
+// for a full disk) fails, leaves the old session whole and removes its temporary file.
+func TestDiskFullDuringSave(t *testing.T) {
+	ctx := context.Background()
+	d := openTemp(t)
+	old := fixture(t, "session3-counter-tokens.pkl")
+	require.NoError(t, d.Save(ctx, "s", old))
+	out, err := child(t, "diskfull", d.Dir(), "s").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Contains(t, string(out), "save: store: save \"s\": write ")
+	assert.Contains(t, string(out), "file too large")
+	got, err := d.Load(ctx, "s")
+	require.NoError(t, err)
+	assert.Equal(t, old, got)
+	assert.Equal(t, []string{"s"}, entries(t, d.Dir()))
+}
