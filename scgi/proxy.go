@@ -174,7 +174,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if hb == nil {
 		hb = new(headerBuf)
 	}
-	defer p.bufPool.Put(hb)
+	defer func() {
+		if cap(hb.b) <= 64<<10 { // keep no huge buffer alive for ordinary requests
+			p.bufPool.Put(hb)
+		}
+	}()
 	if err := buildEnv(hb, r, n, p.ScriptName, RequestEnv(r)); err != nil {
 		p.fail(w, r, err)
 		return
