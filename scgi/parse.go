@@ -276,31 +276,32 @@ func mayRepeat(name string) bool {
 }
 
 // checkUnique rejects a repeated name that must be unique. A real request has a
-// dozen or two such names, compared pairwise without allocating; a hostile header
-// with many of them is checked with a map so that it costs linear time.
+// dozen or two such names, compared pairwise in place without allocating; a hostile
+// header with many of them is checked with a map so that it costs linear time.
 func checkUnique(env Env) error {
 	const pairwiseMax = 32
-	var small [pairwiseMax]string
-	unique := small[:0]
-	var seen map[string]struct{}
-	for _, v := range env {
+	n := 0
+	for i, v := range env {
 		if mayRepeat(v.Name) {
 			continue
 		}
-		if seen == nil {
-			for _, u := range unique {
-				if u == v.Name {
-					return malformed("variable %q repeated", v.Name)
-				}
+		if n++; n > pairwiseMax {
+			return checkUniqueMap(env)
+		}
+		for _, u := range env[:i] {
+			if u.Name == v.Name {
+				return malformed("variable %q repeated", v.Name)
 			}
-			if len(unique) < pairwiseMax {
-				unique = append(unique, v.Name)
-				continue
-			}
-			seen = make(map[string]struct{}, 2*pairwiseMax)
-			for _, u := range unique {
-				seen[u] = struct{}{}
-			}
+		}
+	}
+	return nil
+}
+
+func checkUniqueMap(env Env) error {
+	seen := make(map[string]struct{})
+	for _, v := range env {
+		if mayRepeat(v.Name) {
+			continue
 		}
 		if _, dup := seen[v.Name]; dup {
 			return malformed("variable %q repeated", v.Name)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -224,6 +225,22 @@ func TestReadEnvLengthLimit(t *testing.T) {
 	_, err = ReadEnv(bufio.NewReaderSize(r, 16), 1000)
 	assert.ErrorIs(t, err, ErrHeaderTooLarge)
 	assert.LessOrEqual(t, r.n, 16)
+}
+
+func TestReadEnvMemoryFollowsInput(t *testing.T) {
+	// A client that announces a header of the full megabyte and sends a few bytes
+	// must not cost a megabyte: the buffer grows with what arrives.
+	const rounds = 20
+	raw := "1048576:CONTENT_LENGTH\x000\x00SCGI\x001\x00"
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := 0; i < rounds; i++ {
+		_, err := ReadEnv(bufio.NewReader(strings.NewReader(raw)), 0)
+		require.ErrorIs(t, err, io.ErrUnexpectedEOF)
+	}
+	runtime.ReadMemStats(&after)
+	perRound := (after.TotalAlloc - before.TotalAlloc) / rounds
+	assert.Less(t, perRound, uint64(128<<10), "bytes allocated per truncated 1 MiB header")
 }
 
 type countingReader struct {

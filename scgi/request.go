@@ -49,10 +49,11 @@ func ReadRequest(r *bufio.Reader, maxHeaderBytes int) (*http.Request, error) {
 	if err != nil {
 		return nil, err
 	}
-	req, err := newRequest(context.Background(), env, length)
+	req, err := newRequest(env, length)
 	if err != nil {
 		return nil, err
 	}
+	req = req.WithContext(context.WithValue(context.Background(), envContextKey{}, env))
 	if length > 0 {
 		req.Body = &body{r: r, remaining: length}
 	}
@@ -92,11 +93,16 @@ func RequestFromEnv(env Env) (*http.Request, error) {
 		}
 		length = 0
 	}
-	return newRequest(context.Background(), env, length)
+	req, err := newRequest(env, length)
+	if err != nil {
+		return nil, err
+	}
+	return req.WithContext(context.WithValue(context.Background(), envContextKey{}, env)), nil
 }
 
-// newRequest builds the request for a validated environment.
-func newRequest(ctx context.Context, env Env, length int64) (*http.Request, error) {
+// newRequest builds the request for a validated environment. Its context is still
+// context.Background: the caller attaches one that carries env.
+func newRequest(env Env, length int64) (*http.Request, error) {
 	r := &http.Request{
 		Method:        env.Get("REQUEST_METHOD"),
 		Proto:         "HTTP/1.0",
@@ -161,7 +167,7 @@ func newRequest(ctx context.Context, env Env, length int64) (*http.Request, erro
 		}
 		r.RemoteAddr = net.JoinHostPort(addr, port)
 	}
-	return r.WithContext(context.WithValue(ctx, envContextKey{}, env)), nil
+	return r, nil
 }
 
 // headerKeys maps the HTTP_* names browsers send most to their canonical header keys,

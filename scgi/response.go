@@ -165,8 +165,15 @@ func (w *response) FlushError() error {
 
 // SetReadDeadline and SetWriteDeadline replace the server's absolute read and write
 // limits for this request (StallTimeout still applies); see http.ResponseController.
-func (w *response) SetReadDeadline(t time.Time) error  { return w.c.setReadLimit(t) }
-func (w *response) SetWriteDeadline(t time.Time) error { return w.c.setWriteLimit(t) }
+func (w *response) SetReadDeadline(t time.Time) error {
+	w.c.setReadLimit(t)
+	return w.c.armRead() // now, in case a read is blocked in another goroutine
+}
+
+func (w *response) SetWriteDeadline(t time.Time) error {
+	w.c.setWriteLimit(t)
+	return w.c.armWrite()
+}
 
 // EnableFullDuplex reports success: an SCGI connection always lets a handler go on
 // reading the body after it has started the response.

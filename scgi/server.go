@@ -93,8 +93,6 @@ type Server struct {
 	conns     map[*conn]struct{}
 	closing   bool
 	idle      chan struct{} // closed when closing and no connection is left
-	baseCtx   context.Context
-	cancel    context.CancelFunc
 }
 
 func limit(d, def time.Duration) time.Duration {
@@ -204,15 +202,14 @@ func (s *Server) Close() error {
 	err := s.closeListenersLocked()
 	for c := range s.conns {
 		c.rwc.Close()
+		c.cancel()
 	}
 	s.mu.Unlock()
-	s.cancel()
 	return err
 }
 
 func (s *Server) initLocked() {
-	if s.baseCtx == nil {
-		s.baseCtx, s.cancel = context.WithCancel(context.Background())
+	if s.listeners == nil {
 		s.listeners = make(map[*net.Listener]struct{})
 		s.conns = make(map[*conn]struct{})
 		s.idle = make(chan struct{})
@@ -279,50 +276,96 @@ func (s *Server) trackConn(c *conn, add bool) bool {
 }
 
 // conn is one SCGI connection. It is the io.Reader under the request's bufio.Reader
-// and arms the socket deadline before every read and write: the earlier of the
-// absolute limit (ReadHeaderTimeout, ReadTimeout, WriteTimeout, or what the handler
-// set through http.ResponseController) and now + StallTimeout.
+// and arms the socket deadline before reads and writes: the earlier of the absolute
+// limit (ReadHeaderTimeout, ReadTimeout, WriteTimeout, or what the handler set
+// through http.ResponseController) and now + StallTimeout.
+//
+// Setting a deadline takes runtime locks and timer work, which shows at tens of
+// thousands of connections a second, so a deadline is only set again when it
+// would move: a stall deadline that is less than stallSlack of StallTimeout old
+// is left as it is (the client then gets between 15/16 and all of StallTimeout).
 type conn struct {
 	srv   *Server
 	rwc   net.Conn
 	stall time.Duration
 
-	mu         sync.Mutex
-	readLimit  time.Time
-	writeLimit time.Time
-	cancelCtx  context.CancelFunc
+	mu          sync.Mutex
+	readLimit   time.Time
+	writeLimit  time.Time
+	armedRead   time.Time // deadline currently set on rwc
+	armedWrite  time.Time
+	cancelCtx   context.CancelFunc
+	ctxCanceled bool
 }
 
-func (c *conn) deadline(limit time.Time) time.Time {
+const stallSlack = 16
+
+// nextDeadline returns the deadline an operation should have now, and whether it
+// differs enough from the armed one to be set.
+func (c *conn) nextDeadline(limit, armed time.Time) (time.Time, bool) {
 	if c.stall <= 0 {
-		return limit
+		return limit, !limit.Equal(armed)
 	}
 	d := time.Now().Add(c.stall)
 	if !limit.IsZero() && limit.Before(d) {
-		return limit
+		return limit, !limit.Equal(armed)
 	}
-	return d
+	if !armed.IsZero() && armed.Before(d) && d.Sub(armed) < c.stall/stallSlack {
+		return armed, false // still fresh: the stall limit is within the slack
+	}
+	return d, true
 }
 
-func (c *conn) setReadLimit(t time.Time) error {
+// setReadLimit changes the absolute read limit; the next read arms it.
+func (c *conn) setReadLimit(t time.Time) {
 	c.mu.Lock()
 	c.readLimit = t
 	c.mu.Unlock()
-	return c.rwc.SetReadDeadline(c.deadline(t))
 }
 
-func (c *conn) setWriteLimit(t time.Time) error {
+// setWriteLimit changes the absolute write limit; the next write arms it.
+func (c *conn) setWriteLimit(t time.Time) {
 	c.mu.Lock()
 	c.writeLimit = t
 	c.mu.Unlock()
-	return c.rwc.SetWriteDeadline(c.deadline(t))
+}
+
+// armRead sets the read deadline for a read about to start.
+func (c *conn) armRead() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d, set := c.nextDeadline(c.readLimit, c.armedRead)
+	if !set {
+		return nil
+	}
+	c.armedRead = d
+	return c.rwc.SetReadDeadline(d)
+}
+
+func (c *conn) armWrite() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d, set := c.nextDeadline(c.writeLimit, c.armedWrite)
+	if !set {
+		return nil
+	}
+	c.armedWrite = d
+	return c.rwc.SetWriteDeadline(d)
+}
+
+// cancel cancels the request's context, if it has one yet.
+func (c *conn) cancel() {
+	c.mu.Lock()
+	cancel := c.cancelCtx
+	c.ctxCanceled = true
+	c.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
 }
 
 func (c *conn) Read(p []byte) (int, error) {
-	c.mu.Lock()
-	t := c.readLimit
-	c.mu.Unlock()
-	if err := c.rwc.SetReadDeadline(c.deadline(t)); err != nil {
+	if err := c.armRead(); err != nil {
 		return 0, err
 	}
 	return c.rwc.Read(p)
@@ -332,11 +375,7 @@ func (c *conn) Read(p []byte) (int, error) {
 // (net.Buffers uses writev on TCP and UNIX sockets). A failed write means the client
 // is gone, so the request's context is canceled for the handler to notice.
 func (c *conn) write(bufs ...[]byte) error {
-	c.mu.Lock()
-	t := c.writeLimit
-	cancel := c.cancelCtx
-	c.mu.Unlock()
-	err := c.rwc.SetWriteDeadline(c.deadline(t))
+	err := c.armWrite()
 	if err == nil {
 		if len(bufs) == 1 {
 			_, err = c.rwc.Write(bufs[0])
@@ -345,8 +384,8 @@ func (c *conn) write(bufs ...[]byte) error {
 			_, err = nb.WriteTo(c.rwc)
 		}
 	}
-	if err != nil && cancel != nil {
-		cancel()
+	if err != nil {
+		c.cancel()
 	}
 	return err
 }
@@ -375,7 +414,7 @@ func (c *conn) serve() {
 	log := s.logger()
 
 	start := time.Now()
-	_ = c.setReadLimit(deadlineAfter(start, limit(s.ReadHeaderTimeout, DefaultReadHeaderTimeout)))
+	c.setReadLimit(deadlineAfter(start, limit(s.ReadHeaderTimeout, DefaultReadHeaderTimeout)))
 	br := readerPool.Get().(*bufio.Reader)
 	br.Reset(c)
 	defer func() {
@@ -389,28 +428,36 @@ func (c *conn) serve() {
 		return
 	}
 
-	ctx := context.WithValue(s.baseCtx, http.LocalAddrContextKey, c.rwc.LocalAddr())
+	// The context derives from no server-wide cancelable context: registering
+	// every request with one shared parent would serialize them on its lock.
+	// Close cancels each connection's context itself.
+	var parent context.Context
 	var cancel context.CancelFunc
 	if s.HandlerTimeout > 0 {
-		ctx, cancel = context.WithTimeout(ctx, s.HandlerTimeout)
+		parent, cancel = context.WithTimeout(context.Background(), s.HandlerTimeout)
 	} else {
-		ctx, cancel = context.WithCancel(ctx)
+		parent, cancel = context.WithCancel(context.Background())
 	}
 	defer cancel()
+	ctx := &requestContext{Context: parent, env: env, localAddr: c.rwc.LocalAddr()}
 	c.mu.Lock()
 	c.cancelCtx = cancel
+	if c.ctxCanceled { // Close came first
+		cancel()
+	}
 	c.mu.Unlock()
 
-	req, err := newRequest(ctx, env, length)
+	req, err := newRequest(env, length)
 	if err != nil {
 		c.reject(http.StatusBadRequest, err, env.Get("REMOTE_ADDR"))
 		return
 	}
+	req = req.WithContext(ctx)
 	if req.RemoteAddr == "" {
 		req.RemoteAddr = c.rwc.RemoteAddr().String()
 	}
-	_ = c.setReadLimit(deadlineAfter(start, limit(s.ReadTimeout, 0)))
-	_ = c.setWriteLimit(deadlineAfter(time.Now(), limit(s.WriteTimeout, 0)))
+	c.setReadLimit(deadlineAfter(start, limit(s.ReadTimeout, 0)))
+	c.setWriteLimit(deadlineAfter(time.Now(), limit(s.WriteTimeout, 0)))
 	var b *body
 	if length > 0 {
 		b = &body{r: br, remaining: length}
@@ -434,9 +481,27 @@ func (c *conn) serve() {
 		// then read the rest so that closing does not reset the connection under
 		// a response the front end has not read yet.
 		c.closeWrite()
-		_ = c.setReadLimit(time.Now().Add(lingerTimeout))
+		c.setReadLimit(time.Now().Add(lingerTimeout))
 		_ = b.drain()
 	}
+}
+
+// requestContext is a request's context: cancelable, and carrying the SCGI
+// environment and http.LocalAddrContextKey without a chain of context.WithValue.
+type requestContext struct {
+	context.Context
+	env       Env
+	localAddr net.Addr
+}
+
+func (c *requestContext) Value(key any) any {
+	switch key {
+	case envContextKey{}:
+		return c.env
+	case http.LocalAddrContextKey:
+		return c.localAddr
+	}
+	return c.Context.Value(key)
 }
 
 // runHandler calls the handler and reports whether it returned normally. A panic is

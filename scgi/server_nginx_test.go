@@ -9,10 +9,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -299,4 +307,183 @@ func TestServerBehindNginxHTTPS(t *testing.T) {
 	assert.True(t, e.TLS)
 	assert.Equal(t, "on", e.Env["HTTPS"])
 	assert.True(t, strings.HasPrefix(e.RemoteAddr, "127.0.0.1:"))
+}
+
+// serverWrkResult is what one wrk run measured.
+type serverWrkResult struct {
+	reqPerSec float64
+	p50, p99  time.Duration
+	errors    string // wrk's error summary lines, if any
+	// CPU time per request spent by each party, from /proc, getrusage and wrk's
+	// own rusage: where the time goes when all three share the machine.
+	nginxCPU, goCPU, wrkCPU time.Duration
+}
+
+// runServerWrk loads url with wrk for the given duration and parses its summary.
+// nginxPID is nginx's master process, for the CPU accounting.
+func runServerWrk(b *testing.B, url string, duration time.Duration, nginxPID int) serverWrkResult {
+	b.Helper()
+	nginxBefore, goBefore := nginxCPUTime(b, nginxPID), selfCPUTime(b)
+	cmd := exec.Command("wrk", "-t2", "-c64", fmt.Sprintf("-d%ds", int(duration.Seconds())), "--latency", url)
+	out, err := cmd.CombinedOutput()
+	require.NoError(b, err, "wrk: %s", out)
+	nginxCPU, goCPU := nginxCPUTime(b, nginxPID)-nginxBefore, selfCPUTime(b)-goBefore
+	wrkCPU := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	var r serverWrkResult
+	var requests int64
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 2 && f[0] == "Requests/sec:":
+			r.reqPerSec, err = strconv.ParseFloat(f[1], 64)
+			require.NoError(b, err)
+		case len(f) > 2 && f[1] == "requests" && f[2] == "in":
+			requests, err = strconv.ParseInt(f[0], 10, 64)
+			require.NoError(b, err)
+		case len(f) == 2 && f[0] == "50%":
+			r.p50 = parseServerWrkDuration(b, f[1])
+		case len(f) == 2 && f[0] == "99%":
+			r.p99 = parseServerWrkDuration(b, f[1])
+		case strings.Contains(line, "Non-2xx") || strings.Contains(line, "Socket errors"):
+			r.errors += strings.TrimSpace(line) + "; "
+		}
+	}
+	require.NotZero(b, r.reqPerSec, "no Requests/sec in wrk output:\n%s", out)
+	require.NotZero(b, requests, "no request count in wrk output:\n%s", out)
+	r.nginxCPU = nginxCPU / time.Duration(requests)
+	r.goCPU = goCPU / time.Duration(requests)
+	r.wrkCPU = wrkCPU / time.Duration(requests)
+	return r
+}
+
+// nginxCPUTime returns the user+system time used so far by nginx's master and its
+// workers (Linux /proc, in clock ticks of 10 ms).
+func nginxCPUTime(b *testing.B, master int) time.Duration {
+	b.Helper()
+	dirs, err := os.ReadDir("/proc")
+	require.NoError(b, err)
+	var ticks int64
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
+		if err != nil {
+			continue // exited meanwhile
+		}
+		// After "pid (comm) ": state ppid ... with utime and stime the 12th and 13th.
+		i := bytes.LastIndexByte(stat, ')')
+		f := strings.Fields(string(stat[i+1:]))
+		if ppid, _ := strconv.Atoi(f[1]); pid != master && ppid != master {
+			continue
+		}
+		utime, _ := strconv.ParseInt(f[11], 10, 64)
+		stime, _ := strconv.ParseInt(f[12], 10, 64)
+		ticks += utime + stime
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
+}
+
+// selfCPUTime returns the user+system time of this process: the SCGI servers.
+func selfCPUTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	require.NoError(b, syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func parseServerWrkDuration(b *testing.B, s string) time.Duration {
+	d, err := time.ParseDuration(strings.Replace(s, "us", "µs", 1))
+	require.NoError(b, err, "wrk latency %q", s)
+	return d
+}
+
+// BenchmarkNginxWrk measures requests per second through nginx with wrk (2 threads,
+// 64 connections) for the same small body served three ways in the same run: a
+// static file by nginx itself, and a Go handler behind scgi_pass over TCP and over
+// a UNIX socket. Run it with -benchtime=1x. WRK_ROUNDS (default 3) rounds of
+// WRK_SECONDS (default 5) per target; NGINX_WORKERS sets nginx's worker_processes
+// (default: one per CPU).
+func BenchmarkNginxWrk(b *testing.B) {
+	if _, err := exec.LookPath("wrk"); err != nil {
+		b.Skip("wrk not installed")
+	}
+	envInt := func(name string, def int) int {
+		if s := os.Getenv(name); s != "" {
+			n, err := strconv.Atoi(s)
+			require.NoError(b, err, name)
+			return n
+		}
+		return def
+	}
+	seconds := envInt("WRK_SECONDS", 5)
+	rounds := envInt("WRK_ROUNDS", 3)
+	body := []byte("Hello from qxbridge!\n")
+	root := b.TempDir()
+	require.NoError(b, os.WriteFile(filepath.Join(root, "hello.txt"), body, 0o644))
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write(body)
+	})
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	// startSCGIServer listens with TCP keep-alive off, as the package doc recommends.
+	tcpAddr := startSCGIServer(b, &Server{Handler: handler, ErrorLog: quiet}, "tcp")
+	unixAddr := startSCGIServer(b, &Server{Handler: handler, ErrorLog: quiet}, "unix")
+	workers := envInt("NGINX_WORKERS", runtime.NumCPU()) // worker_processes auto, as Debian's nginx.conf has it
+	ngx := testnginx.Start(b, testnginx.Config{Workers: workers, Locations: fmt.Sprintf(`
+        location = /static {
+            alias %s/hello.txt;
+            default_type text/plain;
+        }
+        location = /scgi-tcp {
+            include scgi_params;
+            scgi_pass %s;
+        }
+        location = /scgi-unix {
+            include scgi_params;
+            scgi_pass unix:%s;
+        }`, root, tcpAddr, unixAddr)})
+
+	for _, path := range []string{"/static", "/scgi-tcp", "/scgi-unix"} {
+		resp, err := http.Get(ngx.URL + path)
+		require.NoError(b, err)
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.Equal(b, string(body), string(got), path)
+	}
+
+	// Rounds alternate the three targets so that a change in the machine's load
+	// hits all of them alike; each target reports its median round.
+	targets := []string{"static", "scgi-tcp", "scgi-unix"}
+	b.ResetTimer()
+	for b.Loop() {
+		results := map[string][]serverWrkResult{}
+		for round := 0; round < rounds; round++ {
+			for _, name := range targets {
+				if round == 0 {
+					runServerWrk(b, ngx.URL+"/"+name, time.Second, ngx.PID()) // warm up
+				}
+				r := runServerWrk(b, ngx.URL+"/"+name, time.Duration(seconds)*time.Second, ngx.PID())
+				if r.errors != "" {
+					b.Errorf("%s: wrk reported %s", name, r.errors)
+				}
+				results[name] = append(results[name], r)
+			}
+		}
+		median := map[string]serverWrkResult{}
+		for _, name := range targets {
+			rs := results[name]
+			sort.Slice(rs, func(i, j int) bool { return rs[i].reqPerSec < rs[j].reqPerSec })
+			m := rs[len(rs)/2]
+			median[name] = m
+			b.ReportMetric(m.reqPerSec, name+"-req/s")
+			b.ReportMetric(float64(m.p50.Microseconds()), name+"-p50-µs")
+			b.ReportMetric(float64(m.p99.Microseconds()), name+"-p99-µs")
+			b.ReportMetric(float64(m.nginxCPU.Nanoseconds())/1e3, name+"-nginx-cpu-µs/req")
+			b.ReportMetric(float64(m.goCPU.Nanoseconds())/1e3, name+"-go-cpu-µs/req")
+			b.ReportMetric(float64(m.wrkCPU.Nanoseconds())/1e3, name+"-wrk-cpu-µs/req")
+		}
+		b.ReportMetric(median["scgi-tcp"].reqPerSec/median["static"].reqPerSec, "tcp/static")
+		b.ReportMetric(median["scgi-unix"].reqPerSec/median["static"].reqPerSec, "unix/static")
+	}
 }

@@ -236,6 +236,9 @@ func (inst *Instance) waitReady(limit time.Duration) error {
 	return fmt.Errorf("nginx did not answer on %s within %v", inst.Addr, limit)
 }
 
+// PID returns the process id of nginx's master process.
+func (inst *Instance) PID() int { return inst.cmd.Process.Pid }
+
 // ErrorLog returns nginx's error log so far.
 func (inst *Instance) ErrorLog() string {
 	b, _ := os.ReadFile(filepath.Join(inst.Dir, "error.log"))
