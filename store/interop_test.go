@@ -403,6 +403,7 @@ func TestHostileIDsAndSymlinks(t *testing.T) {
 		assert.ErrorIs(t, err, ErrNotRegular, "has %s", id)
 		assert.False(t, ok)
 	}
+	assert.Equal(t, before, snapshot(), "refused without writing, creating or removing anything")
 	ids, err := d.IDs(ctx)
 	require.NoError(t, err)
 	assert.Empty(t, ids)

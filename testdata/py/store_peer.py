@@ -13,7 +13,8 @@ process).
                                    back); first writes the exact bytes of each save into
                                    EXPECTDIR and prints "ready"
   contend DIR ID SECONDS           load_session + save_session in a loop (what Quixote
-                                   does on each request); prints one JSON line
+                                   does on each request) for SECONDS, or until SIGTERM
+                                   if 0; prints one JSON line
   hold DIR ID sh|ex                open and flock the file; prints "locked", then obeys
                                    stdin lines "write HEX" (truncate and write into
                                    the locked file) and "release"
@@ -31,6 +32,7 @@ import io
 import json
 import os
 import pickle
+import signal
 import sys
 import time
 
@@ -123,9 +125,11 @@ def write(directory, sid, seconds, pause, expectdir, sources):
 def contend(directory, sid, seconds):
     store = DirectorySessionStore(directory)
     counts = dict(loads=0, saves=0, errors=0, missing=0)
-    deadline = time.monotonic() + seconds
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    deadline = time.monotonic() + (seconds or 1e9)
     start = time.monotonic()
-    while time.monotonic() < deadline:
+    while not stop and time.monotonic() < deadline:
         try:
             s = store.load_session(sid)
             counts["loads"] += 1
