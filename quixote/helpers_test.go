@@ -114,13 +114,19 @@ func (l *logBuffer) Write(p []byte) (int, error) {
 	return l.buf.Write(p)
 }
 
+func (l *logBuffer) reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf.Reset()
+}
+
 func (l *logBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.buf.String()
 }
 
-// lines returns the records whose level is at least WARN.
+// warnings returns the records whose level is at least WARN.
 func (l *logBuffer) warnings() []string {
 	var out []string
 	for _, line := range bytes.Split([]byte(l.String()), []byte("\n")) {

@@ -576,3 +576,32 @@ func TestKeyedMutex(t *testing.T) {
 	wg.Wait()
 	assert.Zero(t, k.len(), "all entries dropped")
 }
+
+// TestManagerSkipsUnchangedPythonFile: a session file CPython wrote, read by a Go
+// page within a second of its access time, is not rewritten, because the session
+// re-encodes to CPython's very bytes; a second later the access time moves and the
+// file is saved.
+func TestManagerSkipsUnchangedPythonFile(t *testing.T) {
+	for _, name := range fixtures {
+		data := fixture(t, name)
+		s, err := Decode(data, shopClass)
+		require.NoError(t, err)
+		enc, err := s.Encode()
+		require.NoError(t, err)
+		require.Equal(t, data, enc, "%s re-encodes to CPython's bytes", name)
+
+		e := newTestEnv(t, func(m *Manager) { m.Classes = []Class{shopClass} })
+		e.clock.t = s.AccessTime().Add(500 * time.Millisecond)
+		e.st.put(s.ID(), data)
+		st := e.status(`QX_session="` + s.ID() + `"`)
+		require.Equal(t, s.ID(), st["id"], name)
+		_, saves, _ := e.st.counts()
+		assert.Zero(t, saves, "%s: not rewritten", name)
+
+		e.clock.advance(time.Second)
+		e.status(`QX_session="` + s.ID() + `"`)
+		_, saves, _ = e.st.counts()
+		assert.Equal(t, 1, saves, "%s: saved once the access time moved", name)
+		assert.True(t, e.session(s.ID()).AccessTime().After(s.AccessTime()))
+	}
+}
