@@ -340,18 +340,22 @@ func TestServerHostileRequests(t *testing.T) {
 }
 
 func TestServerSlowClients(t *testing.T) {
+	// Each limit gets a server of its own with the others generous, so that a
+	// loaded machine (CI runs -race on two cores) cannot trip the wrong one.
 	bodyErr := make(chan error, 1)
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := io.ReadAll(r.Body)
+		bodyErr <- err
+	})
 	var log serverLog
-	srv := &Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_, err := io.ReadAll(r.Body)
-			bodyErr <- err
-		}),
-		ReadHeaderTimeout: 300 * time.Millisecond,
-		StallTimeout:      300 * time.Millisecond,
-		ErrorLog:          log.logger(),
-	}
-	addr := startSCGIServer(t, srv, "tcp")
+	headerAddr := startSCGIServer(t, &Server{Handler: handler, ReadHeaderTimeout: 300 * time.Millisecond, ErrorLog: log.logger()}, "tcp")
+	stallAddr := startSCGIServer(t, &Server{Handler: handler, StallTimeout: 300 * time.Millisecond, ErrorLog: log.logger()}, "tcp")
+	plainAddr := startSCGIServer(t, &Server{Handler: handler, ErrorLog: log.logger()}, "tcp")
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server log:\n%s", log.String())
+		}
+	})
 
 	expectCutOff := func(t *testing.T, c net.Conn) {
 		t.Helper()
@@ -364,21 +368,21 @@ func TestServerSlowClients(t *testing.T) {
 		assert.Empty(t, resp)
 	}
 	t.Run("silent after connecting", func(t *testing.T) {
-		expectCutOff(t, dialSCGI(t, addr))
+		expectCutOff(t, dialSCGI(t, headerAddr))
 	})
 	t.Run("silent inside the header", func(t *testing.T) {
-		c := dialSCGI(t, addr)
+		c := dialSCGI(t, headerAddr)
 		_, err := io.WriteString(c, "100:CONTENT_LENGTH\x00")
 		require.NoError(t, err)
 		expectCutOff(t, c)
 	})
 	t.Run("header dripped byte by byte", func(t *testing.T) {
-		c := dialSCGI(t, addr)
+		c := dialSCGI(t, headerAddr)
 		raw := getRequest("/", "HTTP_X", strings.Repeat("x", 200))
 		stop := make(chan struct{})
 		go func() {
-			// Each byte arrives well within StallTimeout; only the header
-			// deadline can stop this.
+			// Each byte comes long before StallTimeout (default 60 s) would
+			// end the read; only the header deadline can stop this.
 			for _, b := range raw {
 				select {
 				case <-stop:
@@ -393,8 +397,11 @@ func TestServerSlowClients(t *testing.T) {
 		expectCutOff(t, c)
 		close(stop)
 	})
+	t.Run("silent header on a StallTimeout", func(t *testing.T) {
+		expectCutOff(t, dialSCGI(t, stallAddr))
+	})
 	t.Run("body stalls", func(t *testing.T) {
-		c := dialSCGI(t, addr)
+		c := dialSCGI(t, stallAddr)
 		_, err := c.Write(buildSCGI("only ten b", "CONTENT_LENGTH", "100", "SCGI", "1", "REQUEST_METHOD", "POST", "REQUEST_URI", "/"))
 		require.NoError(t, err)
 		select {
@@ -408,7 +415,7 @@ func TestServerSlowClients(t *testing.T) {
 		io.ReadAll(c)
 	})
 	t.Run("body shorter than CONTENT_LENGTH", func(t *testing.T) {
-		c := dialSCGI(t, addr)
+		c := dialSCGI(t, plainAddr)
 		_, err := c.Write(buildSCGI("only ten b", "CONTENT_LENGTH", "100", "SCGI", "1", "REQUEST_METHOD", "POST", "REQUEST_URI", "/"))
 		require.NoError(t, err)
 		require.NoError(t, c.(*net.TCPConn).CloseWrite())
