@@ -121,7 +121,9 @@ func BenchmarkContended(b *testing.B) {
 
 	var procs []*runningPeer
 	for range 2 {
-		procs = append(procs, startPeer(b, "contend", d.Dir(), id, "0"))
+		p := startPeer(b, "contend", d.Dir(), id, "0")
+		p.expect(b, "ready")
+		procs = append(procs, p)
 	}
 	var goErrors atomic.Int64
 	b.ResetTimer()

@@ -14,7 +14,7 @@ process).
                                    EXPECTDIR and prints "ready"
   contend DIR ID SECONDS           load_session + save_session in a loop (what Quixote
                                    does on each request) for SECONDS, or until SIGTERM
-                                   if 0; prints one JSON line
+                                   if 0; prints "ready", then one JSON line
   hold DIR ID sh|ex                open and flock the file; prints "locked", then obeys
                                    stdin lines "write HEX" (truncate and write into
                                    the locked file) and "release"
@@ -127,6 +127,7 @@ def contend(directory, sid, seconds):
     counts = dict(loads=0, saves=0, errors=0, missing=0)
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    print("ready", flush=True)
     deadline = time.monotonic() + (seconds or 1e9)
     start = time.monotonic()
     while not stop and time.monotonic() < deadline:
