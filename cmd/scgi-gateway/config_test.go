@@ -1,0 +1,161 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/qxbridge/qxbridge/quixote"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func noEnv(string) string { return "" }
+
+func TestFlagsDefaults(t *testing.T) {
+	cfg, err := parseServeFlags(nil, io.Discard, noEnv)
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1:8080", cfg.HTTPAddr)
+	assert.Equal(t, "sessions", cfg.SessionsDir)
+	assert.Equal(t, []routeSpec{{Prefix: "/", Target: "demo", Demo: true}}, cfg.Routes)
+	assert.True(t, cfg.DefaultRoute)
+	assert.True(t, cfg.DefaultListener)
+	assert.Equal(t, quixote.Session3Class, cfg.NewClass)
+	assert.Equal(t, "QX_session", cfg.Cookie.Name)
+	assert.Equal(t, 0o660, int(cfg.SocketMode))
+
+	// Only an SCGI listener: no HTTP one is added.
+	cfg, err = parseServeFlags([]string{"-scgi", "unix:/tmp/x.sock"}, io.Discard, noEnv)
+	require.NoError(t, err)
+	assert.Empty(t, cfg.HTTPAddr)
+	assert.False(t, cfg.DefaultListener)
+
+	// Socket activation replaces the default listener.
+	cfg, err = parseServeFlags(nil, io.Discard, func(k string) string { return map[string]string{"LISTEN_FDS": "1"}[k] })
+	require.NoError(t, err)
+	assert.Empty(t, cfg.HTTPAddr)
+}
+
+func TestFlagsRoutes(t *testing.T) {
+	cfg, err := parseServeFlags([]string{
+		"-route", "/counter=demo",
+		"-route", "/=scgi://127.0.0.1:4000,[::1]:4001,py.internal:4002",
+		"-mount", "/app/=scgi+unix:///run/app.sock",
+		"-cookie-path", "/", "-cookie-domain", "example.org", "-cookie-secure", "-cookie-httponly", "-cookie-samesite", "Lax",
+		"-cookie-name", "sid", "-session-class", "myapp.sessions.Shop", "-session-kind", "quixote",
+		"-socket-mode", "0600", "-max-idle", "24h",
+	}, io.Discard, noEnv)
+	require.NoError(t, err)
+	assert.Equal(t, []routeSpec{
+		{Prefix: "/counter", Target: "demo", Demo: true},
+		{Prefix: "/", Target: "scgi://127.0.0.1:4000,[::1]:4001,py.internal:4002", Backends: []string{"127.0.0.1:4000", "[::1]:4001", "py.internal:4002"}},
+		{Prefix: "/app/", Target: "scgi+unix:///run/app.sock", Mount: true, Backends: []string{"unix:/run/app.sock"}},
+	}, cfg.Routes)
+	assert.False(t, cfg.DefaultRoute)
+	assert.Equal(t, quixote.Cookie{Name: "sid", Path: "/", Domain: "example.org", Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode}, cfg.Cookie)
+	assert.Equal(t, quixote.Class{Module: "myapp.sessions", Name: "Shop", Kind: quixote.KindQuixote}, cfg.NewClass)
+	assert.Equal(t, 0o600, int(cfg.SocketMode))
+	assert.Equal(t, "24h0m0s", cfg.MaxIdle.String())
+
+	cfg, err = parseServeFlags([]string{"-session-class", "session3.DictSession.DictSession"}, io.Discard, noEnv)
+	require.NoError(t, err)
+	assert.Equal(t, quixote.DictSessionClass, cfg.NewClass)
+}
+
+func TestFlagsErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"-route", "counter=demo"}, "must start with /"},
+		{[]string{"-route", "/x"}, "want PREFIX=TARGET"},
+		{[]string{"-route", "/x=http://a:1"}, "unknown target"},
+		{[]string{"-route", "/x=scgi://a"}, "not HOST:PORT"},
+		{[]string{"-route", "/x=scgi://a:0"}, "bad port"},
+		{[]string{"-route", "/x=scgi://a:1/path"}, "not HOST:PORT"},
+		{[]string{"-route", "/x=scgi+unix://rel.sock"}, "absolute"},
+		{[]string{"-route", "/../x=demo"}, "plain path"},
+		{[]string{"-route", "/a//b=demo"}, "plain path"},
+		{[]string{"-mount", "/=demo"}, "mounting at /"},
+		{[]string{"-route", "/a=demo", "-mount", "/a/=demo"}, "cover the same prefix"},
+		{[]string{"-socket-mode", "999"}, "octal"},
+		{[]string{"-cookie-samesite", "sometimes"}, "lax, strict or none"},
+		{[]string{"-cookie-name", "a b"}, "not a cookie name"},
+		{[]string{"-session-class", "Session"}, "dotted Python class"},
+		{[]string{"-session-kind", "other"}, "session3, dict or quixote"},
+		{[]string{"-log-level", "loud"}, "-log-level"},
+		{[]string{"-log-format", "xml"}, "-log-format"},
+		{[]string{"extra"}, "unexpected argument"},
+		{[]string{"-sessions", ""}, "-sessions"},
+	} {
+		_, err := parseServeFlags(tc.args, io.Discard, noEnv)
+		if assert.Error(t, err, "%v", tc.args) {
+			assert.Contains(t, err.Error(), tc.msg, "%v", tc.args)
+		}
+	}
+}
+
+func TestRunUsageErrors(t *testing.T) {
+	var stderr strings.Builder
+	assert.Equal(t, 2, run(t.Context(), []string{"-route", "nope"}, io.Discard, &stderr, nil))
+	assert.Contains(t, stderr.String(), "want PREFIX=TARGET")
+	stderr.Reset()
+	assert.Equal(t, 0, run(t.Context(), []string{"-help"}, io.Discard, &stderr, nil))
+	assert.Contains(t, stderr.String(), "usage: scgi-gateway")
+	assert.Contains(t, stderr.String(), "-mount PREFIX=TARGET")
+
+	// A listener that cannot be opened is reported, with exit status 1.
+	stderr.Reset()
+	busy := startGateway(t, "-http", "127.0.0.1:0", "-sessions", t.TempDir())
+	assert.Equal(t, 1, run(t.Context(), []string{"-http", busy.Addr("http"), "-sessions", t.TempDir()}, io.Discard, &stderr, nil))
+	assert.Contains(t, stderr.String(), "cannot listen")
+}
+
+func TestRouterLongestPrefix(t *testing.T) {
+	mk := func(prefix string) *route {
+		return &route{spec: routeSpec{Prefix: prefix}, handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, prefix)
+		})}
+	}
+	rt := newRouter([]*route{mk("/"), mk("/app/"), mk("/app/admin"), mk("/counter")}, discardLogger(), newGatewayMetrics())
+	for path, want := range map[string]string{
+		"/":             "/",
+		"/x":            "/",
+		"/app":          "/app/",
+		"/app/":         "/app/",
+		"/app/x":        "/app/",
+		"/apple":        "/",
+		"/app/admin":    "/app/admin",
+		"/app/admin/u":  "/app/admin",
+		"/app/adminx":   "/app/",
+		"/counter":      "/counter",
+		"/counter/":     "/counter",
+		"/counterfeit":  "/",
+		"/app/./admin/": "redirect",
+	} {
+		rec := httptest.NewRecorder()
+		rt.ServeHTTP(rec, httptest.NewRequest("GET", "http://x"+path, nil))
+		if want == "redirect" {
+			assert.Equal(t, http.StatusMovedPermanently, rec.Code, path)
+			assert.Equal(t, "/app/admin/", rec.Header().Get("Location"))
+			continue
+		}
+		assert.Equal(t, want, rec.Body.String(), path)
+	}
+
+	rt = newRouter([]*route{mk("/app/")}, discardLogger(), newGatewayMetrics())
+	rec := httptest.NewRecorder()
+	rt.ServeHTTP(rec, httptest.NewRequest("GET", "/other", nil))
+	assert.Equal(t, http.StatusNotFound, rec.Code, "no route: 404")
+}
+
+func TestCleanPath(t *testing.T) {
+	for in, want := range map[string]string{
+		"/": "/", "/a/b": "/a/b", "/a/b/": "/a/b/", "/a//b": "/a/b", "/a/../b": "/b",
+		"/../x": "/x", "/a/./": "/a/", "": "", "/..": "/",
+	} {
+		assert.Equal(t, want, cleanPath(in), in)
+	}
+}

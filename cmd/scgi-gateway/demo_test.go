@@ -1,0 +1,269 @@
+package main
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// demoSite is the gateway with no routes given (the demo at /) over a fresh session
+// directory, as `go run ./cmd/scgi-gateway` starts it but on a free port.
+type demoSite struct {
+	g   *runningGateway
+	dir string
+	c   *http.Client
+}
+
+func newDemoSite(t *testing.T, extra ...string) *demoSite {
+	dir := filepath.Join(t.TempDir(), "sessions") // created by the gateway
+	g := startGateway(t, append([]string{"-http", "127.0.0.1:0", "-sessions", dir}, extra...)...)
+	return &demoSite{g: g, dir: dir, c: &http.Client{Timeout: 10 * time.Second}}
+}
+
+// req makes a request the way session3's run_tests.py does: the Cookie header, when
+// given, is the raw Set-Cookie header of an earlier response (attributes included).
+func (d *demoSite) req(t *testing.T, method, path, data, cookie string) response {
+	t.Helper()
+	var h []string
+	if cookie != "" {
+		h = []string{"Cookie", cookie}
+	}
+	return do(t, d.c, method, d.g.url()+path, data, h...)
+}
+
+func setCookie(r response) string {
+	if len(r.cookies) == 0 {
+		return ""
+	}
+	return r.cookies[0]
+}
+
+var checkLine = regexp.MustCompile(`(?m)^session_id: (.*)$`)
+
+// TestDemoSession3IntegrationCases runs the cases of session3's test/run_tests.py, in
+// its order and with its assertions, against the demo app, plus what each case implies
+// about the session files.
+func TestDemoSession3IntegrationCases(t *testing.T) {
+	d := newDemoSite(t)
+	var cookie string
+
+	t.Run("new_session", func(t *testing.T) {
+		r := d.req(t, "GET", "/", "", "")
+		require.Equal(t, 200, r.status)
+		assert.Contains(t, r.body, "Not logged in")
+		assert.Equal(t, `<html><head><title>Session3 Test</title></head><body><p>Not logged in.</p><p><a href="login">login</a></p></body></html>`, r.body)
+		assert.Empty(t, r.cookies, "an empty session is not stored and gets no cookie")
+		assert.Empty(t, sessionFiles(t, d.dir))
+	})
+
+	t.Run("login_form", func(t *testing.T) {
+		r := d.req(t, "GET", "/login", "", "")
+		require.Equal(t, 200, r.status)
+		assert.Equal(t, `<html><body><form method="POST" action="login"><input name="name" /><input type="submit" value="Login" /></form></body></html>`, r.body)
+		assert.Empty(t, r.cookies)
+	})
+
+	t.Run("login_creates_session", func(t *testing.T) {
+		r := d.req(t, "POST", "/login", "name=TestUser", "")
+		require.Equal(t, 200, r.status)
+		assert.Contains(t, r.body, "TestUser")
+		assert.Equal(t, `<html><body><p>Welcome! TestUser</p><p><a href=".">back</a></p></body></html>`, r.body)
+		require.NotEmpty(t, r.cookies, "No session cookie set after login")
+		cookie = setCookie(r)
+		assert.Regexp(t, `^QX_session="[A-Za-z0-9_-]{11}"; path=/$`, cookie)
+		id := strings.Split(cookie, `"`)[1]
+		assert.Equal(t, []string{id}, sessionFiles(t, d.dir))
+		s := readSession(t, d.dir, id)
+		assert.Equal(t, "session3.Session.Session", s.Class().String())
+		assert.Equal(t, "TestUser", s.User())
+		n, ok := s.GetInt("counter")
+		assert.True(t, ok)
+		assert.Equal(t, int64(0), n)
+		assert.Equal(t, "127.0.0.1", s.RemoteAddress())
+	})
+
+	t.Run("session_persist", func(t *testing.T) {
+		r := d.req(t, "GET", "/", "", cookie)
+		require.Equal(t, 200, r.status)
+		assert.Contains(t, r.body, "TestUser")
+		id := strings.Split(cookie, `"`)[1]
+		assert.Equal(t, `<html><head><title>Session3 Test</title></head><body><p>Hello, TestUser!</p><p>Session ID: `+id+
+			`...</p><p>Counter: 0</p><p><a href="logout">logout</a></p></body></html>`, r.body)
+	})
+
+	t.Run("counter", func(t *testing.T) {
+		r1 := d.req(t, "GET", "/counter", "", cookie)
+		if c := setCookie(r1); c != "" {
+			cookie = c
+		}
+		r2 := d.req(t, "GET", "/counter", "", cookie)
+		assert.Contains(t, r1.body, "Counter: 1")
+		assert.Contains(t, r2.body, "Counter: 2")
+		assert.Equal(t, `<html><body><p>Counter: 2</p><p><a href=".">back</a></p></body></html>`, r2.body)
+		n, _ := readSession(t, d.dir, strings.Split(cookie, `"`)[1]).GetInt("counter")
+		assert.Equal(t, int64(2), n)
+	})
+
+	t.Run("check_endpoint", func(t *testing.T) {
+		r := d.req(t, "GET", "/check", "", cookie)
+		require.Equal(t, 200, r.status)
+		assert.Contains(t, r.body, "user: TestUser")
+		assert.Contains(t, r.body, "session_id:")
+		assert.Contains(t, r.body, "has_info: TestUser")
+		assert.Contains(t, r.body, "form_tokens_count:")
+		assert.Contains(t, r.body, "has_form_tokens:")
+		id := strings.Split(cookie, `"`)[1]
+		s := readSession(t, d.dir, id)
+		assert.Equal(t, "session_id: "+id+"\nuser: TestUser\ncounter: 2\nhas_info: TestUser\nform_tokens_count: 0\nhas_form_tokens: False\nAccess time: "+
+			pyFloatRepr(accessTime(s)), r.body)
+	})
+
+	t.Run("logout", func(t *testing.T) {
+		r := d.req(t, "GET", "/logout", "", cookie)
+		require.Equal(t, 200, r.status)
+		assert.Equal(t, `<html><body><p>Goodbye!</p><p><a href=".">start over</a></p></body></html>`, r.body)
+		assert.Equal(t, []string{`QX_session=""; path=/; max-age=0`}, r.cookies)
+	})
+
+	t.Run("session_file_deleted", func(t *testing.T) {
+		assert.Empty(t, sessionFiles(t, d.dir), "Expected 0 session files")
+	})
+
+	t.Run("form_tokens", func(t *testing.T) {
+		r := d.req(t, "POST", "/login", "name=TokenUser", "")
+		cookie = setCookie(r)
+		require.NotEmpty(t, cookie)
+		r2 := d.req(t, "GET", "/create_token", "", cookie)
+		require.Equal(t, 200, r2.status)
+		id := strings.Split(cookie, `"`)[1]
+		toks := readSession(t, d.dir, id).FormTokens()
+		require.Len(t, toks, 1)
+		assert.Len(t, toks[0], 22)
+		assert.Equal(t, `<html><body><p>Token created: `+toks[0][:16]+`...</p><p><a href=".">back</a></p></body></html>`, r2.body)
+		r3 := d.req(t, "GET", "/check_token", "", cookie)
+		assert.Contains(t, r3.body, "has_form_tokens: True")
+		s := readSession(t, d.dir, id)
+		assert.Equal(t, "session_id: "+id+"\nuser: TokenUser\nhas_form_tokens: True\nform_token_count: 1\nAccess time: "+pyFloatRepr(accessTime(s)), r3.body)
+	})
+
+	t.Run("delete_old_sessions", func(t *testing.T) {
+		r := d.req(t, "POST", "/login", "name=DeleteTest", "")
+		cookie = setCookie(r)
+		require.Len(t, sessionFiles(t, d.dir), 2, "TokenUser's and DeleteTest's")
+		time.Sleep(20 * time.Millisecond) // both files now older than "0 minutes ago"
+		r2 := d.req(t, "GET", "/delete_old?minutes=0", "", cookie)
+		assert.Contains(t, r2.body, "Deleted:")
+		assert.Equal(t, `<html><body><p>Deleted: 2, Remaining: 0</p></body></html>`, r2.body)
+		// As in session3, the visitor's own session is saved again at the end of the
+		// request: DeleteTest stays logged in, TokenUser's session is gone.
+		id := strings.Split(cookie, `"`)[1]
+		assert.Equal(t, []string{id}, sessionFiles(t, d.dir))
+		assert.Contains(t, d.req(t, "GET", "/check", "", cookie).body, "user: DeleteTest")
+
+		r3 := d.req(t, "GET", "/delete_old?minutes=60", "", cookie)
+		assert.Equal(t, `<html><body><p>Deleted: 0, Remaining: 1</p></body></html>`, r3.body)
+		assert.Equal(t, http.StatusBadRequest, d.req(t, "GET", "/delete_old?minutes=x", "", cookie).status)
+	})
+
+	t.Run("session_not_found", func(t *testing.T) {
+		r := d.req(t, "POST", "/login", "name=RecoveryTest", "")
+		cookie = setCookie(r)
+		rOld := d.req(t, "GET", "/check", "", cookie)
+		oldID := checkLine.FindStringSubmatch(rOld.body)[1]
+
+		for _, f := range sessionFiles(t, d.dir) {
+			require.NoError(t, os.Remove(filepath.Join(d.dir, f)))
+		}
+		r2 := d.req(t, "POST", "/login", "name=RecoveryTest", "")
+		require.Equal(t, 200, r2.status, "Server should respond")
+		cookie = setCookie(r2)
+		rNew := d.req(t, "GET", "/check", "", cookie)
+		newID := checkLine.FindStringSubmatch(rNew.body)[1]
+		assert.NotEmpty(t, sessionFiles(t, d.dir), "Expected new session file to be created")
+		assert.NotEqual(t, oldID, newID, "Expected new session ID")
+		assert.Contains(t, rNew.body, "user: RecoveryTest")
+	})
+
+	t.Run("session_not_found_no_crash", func(t *testing.T) {
+		r := d.req(t, "POST", "/login", "name=NoCrashTest", "")
+		cookie = setCookie(r)
+		for _, f := range sessionFiles(t, d.dir) {
+			require.NoError(t, os.Remove(filepath.Join(d.dir, f)))
+		}
+		r2 := d.req(t, "GET", "/check", "", cookie)
+		require.Equal(t, 200, r2.status, "Server should respond without crashing")
+		assert.Equal(t, "session_id: None\nuser: None\ncounter: N/A\nhas_info: None\nform_tokens_count: 0\nhas_form_tokens: False\nAccess time: ",
+			r2.body[:strings.LastIndex(r2.body, " ")+1])
+		assert.Empty(t, sessionFiles(t, d.dir), "an unknown session is not recreated without info")
+	})
+}
+
+// TestDemoDetails covers what the integration cases do not: escaping, login by query,
+// empty names, unknown paths, counters of other types, a mount.
+func TestDemoDetails(t *testing.T) {
+	d := newDemoSite(t)
+	c := client(t)
+	u := d.g.url()
+
+	r := get(t, c, u+"/login?name=%3Cb%3E%26%22x%22")
+	assert.Equal(t, `<html><body><p>Welcome! &lt;b&gt;&amp;&quot;x&quot;</p><p><a href=".">back</a></p></body></html>`, r.body,
+		"get_field reads the query too; values are escaped as htmltext does")
+	assert.Contains(t, get(t, c, u+"/").body, "<p>Hello, &lt;b&gt;&amp;&quot;x&quot;!</p>")
+
+	r = do(t, c, "POST", u+"/login", "name=")
+	assert.Contains(t, r.body, "<form", "an empty name shows the form")
+
+	for _, p := range []string{"/nope", "/login/", "/check/x"} {
+		assert.Equal(t, http.StatusNotFound, get(t, c, u+p).status, p)
+	}
+
+	// A counter Python stored as a float goes on as a float, printed as Python prints it.
+	id := strings.Split(setCookie(get(t, client(t), u+"/login?name=f")), `"`)[1]
+	cookie := "QX_session=" + id
+	s := readSession(t, d.dir, id)
+	require.NoError(t, s.Set("counter", 1.5))
+	data, err := s.Encode()
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(d.dir, id), data, 0o644))
+	assert.Contains(t, get(t, d.c, u+"/counter", "Cookie", cookie).body, "Counter: 2.5")
+	require.NoError(t, s.Set("counter", "text"))
+	data, err = s.Encode()
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(d.dir, id), data, 0o644))
+	r = get(t, d.c, u+"/counter", "Cookie", cookie)
+	assert.Equal(t, http.StatusInternalServerError, r.status)
+	assert.Contains(t, r.body, "unsupported operand type(s) for +: 'str' and 'int'")
+	n, _ := readSession(t, d.dir, id).GetString("counter")
+	assert.Equal(t, "text", n, "a failed request saves nothing")
+}
+
+func TestDemoMounted(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "s")
+	g := startGateway(t, "-http", "127.0.0.1:0", "-sessions", dir, "-mount", "/demo/=demo")
+	c := client(t)
+	r := get(t, c, g.url()+"/demo")
+	assert.Equal(t, http.StatusMovedPermanently, r.status)
+	assert.Equal(t, "/demo/", r.header.Get("Location"))
+	r = get(t, c, g.url()+"/demo/login?name=m")
+	assert.Contains(t, r.body, "Welcome! m")
+	assert.Regexp(t, `^QX_session="[A-Za-z0-9_-]{11}"; path=/demo/$`, r.cookies[0], "the cookie path is SCRIPT_NAME + /, as Quixote's")
+	assert.Contains(t, get(t, c, g.url()+"/demo/check").body, "user: m")
+	assert.Equal(t, http.StatusNotFound, get(t, c, g.url()+"/check").status, "nothing outside the mount")
+}
+
+func TestPyFloatRepr(t *testing.T) {
+	for f, want := range map[float64]string{
+		1795305505.661934: "1795305505.661934", 0: "0.0", 1: "1.0", -2.5: "-2.5", 0.1: "0.1",
+		1e16: "1e+16", 1e15: "1000000000000000.0", 123456789012345680: "1.2345678901234568e+17",
+		0.0001: "0.0001", 0.00001: "1e-05", 1.5e-07: "1.5e-07", 1e22: "1e+22", 12.0: "12.0",
+	} {
+		assert.Equal(t, want, pyFloatRepr(f), "%v", f)
+	}
+}

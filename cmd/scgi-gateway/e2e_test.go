@@ -1,0 +1,161 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/qxbridge/qxbridge/internal/testnginx"
+	"github.com/qxbridge/qxbridge/internal/testpeer"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// docsSocket is the gateway socket the documented nginx configuration names.
+const docsSocket = "unix:/run/qxbridge/gateway.sock"
+
+// documentedNginx returns docs/nginx.conf, the snippet the README tells users to
+// install, with its scgi_pass pointed at the given gateway socket.
+func documentedNginx(t testing.TB, gatewaySocket string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(testpeer.RepoRoot(), "docs", "nginx.conf"))
+	require.NoError(t, err)
+	conf := string(b)
+	pass := "scgi_pass " + docsSocket + ";"
+	require.Equal(t, 1, strings.Count(conf, pass), "docs/nginx.conf passes to the gateway socket once")
+	return strings.Replace(conf, pass, "scgi_pass "+gatewaySocket+";", 1)
+}
+
+// pyStatus is qxapp's /status page.
+type pyStatus struct {
+	Class      string         `json:"class"`
+	ID         *string        `json:"id"`
+	User       any            `json:"user"`
+	FormTokens []string       `json:"form_tokens"`
+	HasInfo    bool           `json:"has_info"`
+	Attrs      map[string]any `json:"attrs"`
+}
+
+func statusOf(t *testing.T, r response) pyStatus {
+	t.Helper()
+	require.Equal(t, http.StatusOK, r.status, r.body)
+	var s pyStatus
+	require.NoError(t, json.Unmarshal([]byte(r.body), &s), r.body)
+	return s
+}
+
+// TestEndToEndNginxGatewayPython is the deployment in miniature: nginx (with
+// docs/nginx.conf) → the gateway over SCGI on a UNIX socket → the Go demo pages at /,
+// and the CPython qxapp (session3's manager semantics, pre-forking SCGI worker)
+// mounted at /py/, both on one session directory. A scripted user logs in through
+// Python, counts through Go, creates a form token in Go and submits it to Python, and
+// logs out through Go; each step is checked on both sides and on the files.
+func TestEndToEndNginxGatewayPython(t *testing.T) {
+	tmp := shortTempDir(t)
+	sessions := filepath.Join(tmp, "sessions")
+	require.NoError(t, os.Mkdir(sessions, 0o755))
+	w := startPy(t, []string{"QXAPP_COOKIE_PATH=/"}, "gateway_worker.py", sessions, "--listen", "unix:"+filepath.Join(tmp, "py.sock"), "--children", "2")
+	sock := "unix:" + filepath.Join(tmp, "gw.sock")
+	g := startGateway(t, "-scgi", sock, "-sessions", sessions, "-metrics", "127.0.0.1:0",
+		"-route", "/=demo", "-mount", "/py/="+w.scgiTarget(), "-cookie-path", "/")
+	fi, err := os.Stat(filepath.Join(tmp, "gw.sock"))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o660), fi.Mode().Perm(), "-socket-mode default")
+	site := testnginx.Start(t, testnginx.Config{Locations: documentedNginx(t, sock)})
+	c := client(t)
+	u := site.URL
+	base, err := url.Parse(u + "/")
+	require.NoError(t, err)
+	cookie := func() string {
+		for _, ck := range c.Jar.Cookies(base) {
+			if ck.Name == "QX_session" {
+				return ck.Value
+			}
+		}
+		return ""
+	}
+
+	// 1. Log in through Python.
+	r := get(t, c, u+"/py/login?user=alice")
+	require.Equal(t, http.StatusOK, r.status, r.body)
+	assert.Equal(t, "ok", r.body)
+	require.Len(t, r.cookies, 1)
+	assert.Regexp(t, `^QX_session="[A-Za-z0-9_-]{11}"; path=/$`, r.cookies[0], "Python set the cookie, path / as configured")
+	id := cookie()
+	require.NotEmpty(t, id)
+	assert.Equal(t, []string{id}, sessionFiles(t, sessions))
+	s := readSession(t, sessions, id)
+	assert.Equal(t, "session3.Session.Session", s.Class().String())
+	assert.Equal(t, "alice", s.User())
+	assert.Equal(t, id, s.ID())
+
+	// 2. Go sees the login, and counts.
+	r = get(t, c, u+"/")
+	assert.Contains(t, r.body, "<p>Hello, alice!</p><p>Session ID: "+id+"...</p><p>Counter: 0</p>", "Go reads Python's session")
+	r = get(t, c, u+"/counter")
+	assert.Equal(t, `<html><body><p>Counter: 1</p><p><a href=".">back</a></p></body></html>`, r.body)
+	assert.Empty(t, r.cookies, "an existing session keeps its cookie")
+	n, ok := readSession(t, sessions, id).GetInt("counter")
+	require.True(t, ok, "Go stored counter as a Python int")
+	assert.Equal(t, int64(1), n)
+	st := statusOf(t, get(t, c, u+"/py/status"))
+	assert.Equal(t, id, *st.ID)
+	assert.Equal(t, "alice", st.User)
+	assert.Equal(t, float64(1), st.Attrs["counter"], "Python reads Go's counter")
+
+	// Python counts on, Go reads it.
+	assert.Equal(t, "2", get(t, c, u+"/py/counter").body)
+	r = get(t, c, u+"/check")
+	assert.Contains(t, r.body, "session_id: "+id+"\nuser: alice\ncounter: 2\nhas_info: alice\nform_tokens_count: 0\nhas_form_tokens: False\n")
+
+	// 3. A form token made in Go ...
+	r = get(t, c, u+"/create_token")
+	s = readSession(t, sessions, id)
+	toks := s.FormTokens()
+	require.Len(t, toks, 1)
+	tok := toks[0]
+	assert.Contains(t, r.body, "Token created: "+tok[:16]+"...")
+	assert.Equal(t, []string{tok}, statusOf(t, get(t, c, u+"/py/status")).FormTokens, "Python sees Go's token")
+	n, _ = s.GetInt("counter")
+	assert.Equal(t, int64(2), n, "Go kept Python's counter")
+
+	// ... is accepted once by Python.
+	r = do(t, c, http.MethodPost, u+"/py/submit", url.Values{"_form_token": {tok}}.Encode())
+	assert.Equal(t, http.StatusOK, r.status)
+	assert.Equal(t, "accepted", r.body)
+	assert.Empty(t, readSession(t, sessions, id).FormTokens(), "Python consumed it in the file")
+	assert.Contains(t, get(t, c, u+"/check_token").body, "has_form_tokens: False\nform_token_count: 0\n")
+	r = do(t, c, http.MethodPost, u+"/py/submit", url.Values{"_form_token": {tok}}.Encode())
+	assert.Equal(t, http.StatusForbidden, r.status)
+	assert.Equal(t, "rejected", r.body)
+
+	// 4. Log out through Go: the cookie is revoked and the file is gone for both.
+	r = get(t, c, u+"/logout")
+	assert.Contains(t, r.body, "Goodbye!")
+	assert.Equal(t, []string{`QX_session=""; path=/; max-age=0`}, r.cookies)
+	assert.Empty(t, sessionFiles(t, sessions))
+	assert.Empty(t, cookie())
+	st = statusOf(t, get(t, c, u+"/py/status"))
+	assert.Nil(t, st.ID, "Python has a new, empty session")
+	assert.Nil(t, st.User)
+	assert.Contains(t, get(t, c, u+"/").body, "Not logged in.")
+	assert.Empty(t, sessionFiles(t, sessions))
+
+	// A hostile cookie sent through nginx never reaches Python.
+	r = get(t, &http.Client{}, u+"/py/status", "Cookie", `QX_session="../../etc/hostname"`)
+	st = statusOf(t, r)
+	assert.Nil(t, st.ID)
+	assert.Contains(t, g.log.String(), "removed a session cookie with an invalid id")
+
+	// The request log has one line per request with the route and backend.
+	logs := g.log.String()
+	assert.Contains(t, logs, `msg=request method=POST path=/py/submit route=/py/ status=403`)
+	assert.Contains(t, logs, `backend=`+w.scgiTarget())
+	assert.Contains(t, logs, `msg=request method=GET path=/counter route=/ status=200`)
+	assert.NotContains(t, site.ErrorLog(), "[error]")
+	assert.NotContains(t, w.stderr.String(), "Traceback")
+}

@@ -1,0 +1,260 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/qxbridge/qxbridge/internal/testpeer"
+	"github.com/qxbridge/qxbridge/quixote"
+	"github.com/stretchr/testify/require"
+)
+
+// TestMain lets the tests run the gateway as a real process: the test binary started
+// with SCGI_GATEWAY_MAIN=1 is the scgi-gateway command (main, with its signal handling
+// and os.Exit), its arguments being the gateway's.
+func TestMain(m *testing.M) {
+	if os.Getenv("SCGI_GATEWAY_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// syncBuffer collects output written from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// runningGateway is a gateway started in-process through run, as main starts it.
+type runningGateway struct {
+	*gateway
+	log  *syncBuffer
+	stop func() int // cancels the context and returns run's exit status
+}
+
+// startGateway runs the serve command with args in this process and returns once its
+// listeners are open. It is stopped (gracefully, as on SIGTERM) when the test ends.
+func startGateway(t testing.TB, args ...string) *runningGateway {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &syncBuffer{}
+	ready := make(chan *gateway, 1)
+	exit := make(chan int, 1)
+	go func() { exit <- run(ctx, args, io.Discard, logs, func(g *gateway) { ready <- g }) }()
+	var g *gateway
+	select {
+	case g = <-ready:
+	case code := <-exit:
+		cancel()
+		t.Fatalf("gateway exited with %d before listening; log:\n%s", code, logs)
+	case <-time.After(10 * time.Second):
+		cancel()
+		t.Fatalf("gateway did not start; log:\n%s", logs)
+	}
+	var once sync.Once
+	status := 0
+	rg := &runningGateway{gateway: g, log: logs}
+	rg.stop = func() int {
+		once.Do(func() {
+			cancel()
+			select {
+			case status = <-exit:
+			case <-time.After(20 * time.Second):
+				t.Errorf("gateway did not stop")
+				status = -1
+			}
+		})
+		return status
+	}
+	t.Cleanup(func() {
+		if code := rg.stop(); code != 0 {
+			t.Errorf("gateway exited with %d", code)
+		}
+		if t.Failed() {
+			t.Logf("gateway log:\n%s", logs)
+		}
+	})
+	return rg
+}
+
+// url returns the gateway's HTTP address as a URL prefix.
+func (g *runningGateway) url() string { return "http://" + g.Addr("http") }
+
+// pyProcess is a running CPython program from testdata/py that printed "READY addr".
+type pyProcess struct {
+	addr   string
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+}
+
+// startPy starts a CPython worker (gateway_worker.py or scgi_worker.py) and waits for
+// its READY line. It is stopped with SIGTERM when the test ends.
+func startPy(t testing.TB, env []string, script string, args ...string) *pyProcess {
+	t.Helper()
+	cmd := testpeer.PythonCmd(t, script, args...)
+	cmd.Env = append(cmd.Env, env...)
+	p := &pyProcess{cmd: cmd, stderr: &syncBuffer{}}
+	cmd.Stderr = p.stderr
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	line := make(chan string, 1)
+	go func() {
+		l, _ := bufio.NewReader(out).ReadString('\n')
+		line <- l
+		_, _ = io.Copy(io.Discard, out)
+	}()
+	select {
+	case l := <-line:
+		addr, ok := strings.CutPrefix(strings.TrimSpace(l), "READY ")
+		if !ok {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			t.Fatalf("%s did not start: %q\n%s", script, l, p.stderr)
+		}
+		p.addr = addr
+	case <-time.After(15 * time.Second):
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Fatalf("%s did not start in time\n%s", script, p.stderr)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+			t.Errorf("%s did not stop on SIGTERM", script)
+		}
+		if t.Failed() {
+			t.Logf("%s stderr:\n%s", script, p.stderr)
+		}
+	})
+	return p
+}
+
+// scgiTarget returns a route target for a worker address.
+func (p *pyProcess) scgiTarget() string {
+	if path, ok := strings.CutPrefix(p.addr, "unix:"); ok {
+		return "scgi+unix://" + path
+	}
+	return "scgi://" + p.addr
+}
+
+// client returns an HTTP client with a cookie jar that does not follow redirects.
+func client(t testing.TB) *http.Client {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	require.NoError(t, err)
+	return &http.Client{Jar: jar, Timeout: 20 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}
+}
+
+// response is a response read whole.
+type response struct {
+	status  int
+	body    string
+	header  http.Header
+	cookies []string // Set-Cookie lines
+}
+
+func do(t testing.TB, c *http.Client, method, url, form string, header ...string) response {
+	t.Helper()
+	var body io.Reader
+	if form != "" {
+		body = strings.NewReader(form)
+	}
+	req, err := http.NewRequest(method, url, body)
+	require.NoError(t, err)
+	if form != "" {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Add(header[i], header[i+1])
+	}
+	resp, err := c.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return response{resp.StatusCode, string(b), resp.Header, resp.Header.Values("Set-Cookie")}
+}
+
+func get(t testing.TB, c *http.Client, url string, header ...string) response {
+	t.Helper()
+	return do(t, c, http.MethodGet, url, "", header...)
+}
+
+// sessionFiles lists the names in a session directory.
+func sessionFiles(t testing.TB, dir string) []string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	var names []string
+	for _, e := range es {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// readSession decodes a session file.
+func readSession(t testing.TB, dir, id string) *quixote.Session {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, id))
+	require.NoError(t, err)
+	s, err := quixote.Decode(data)
+	require.NoError(t, err)
+	return s
+}
+
+// freeAddr returns a loopback address nobody listens on.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// shortTempDir returns a temporary directory with a short path: UNIX socket paths are
+// limited to 108 bytes, and t.TempDir's can be longer.
+func shortTempDir(t testing.TB) string {
+	t.Helper()
+	d, err := os.MkdirTemp("", "gw")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -1,0 +1,269 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/qxbridge/qxbridge/internal/testpeer"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// pyCookieReader runs gateway_cookie_check.py: CPython reading Cookie headers with
+// Quixote's cookie expression.
+type pyCookieReader struct {
+	in  io.WriteCloser
+	out *bufio.Reader
+}
+
+type pyMatches struct {
+	Latin1 [][4]any `json:"latin1"`
+	UTF8   [][4]any `json:"utf8"`
+}
+
+func startPyCookieReader(t testing.TB) *pyCookieReader {
+	t.Helper()
+	cmd := testpeer.PythonCmd(t, "gateway_cookie_check.py")
+	in, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { in.Close(); _ = cmd.Wait() })
+	return &pyCookieReader{in: in, out: bufio.NewReader(out)}
+}
+
+func (p *pyCookieReader) read(t testing.TB, header string) pyMatches {
+	t.Helper()
+	b, _ := json.Marshal([]byte(header))
+	_, err := p.in.Write(append(b, '\n'))
+	require.NoError(t, err)
+	line, err := p.out.ReadString('\n')
+	require.NoError(t, err)
+	var m pyMatches
+	require.NoError(t, json.Unmarshal([]byte(line), &m))
+	return m
+}
+
+// goMatches is quixoteCookies in the script's form: character offsets.
+func goMatches(header string, latin1 bool) [][4]any {
+	out := [][4]any{}
+	for _, tok := range quixoteCookies(header, latin1) {
+		start, end := tok.start, tok.end
+		if !latin1 {
+			start, end = utf8.RuneCountInString(header[:start]), utf8.RuneCountInString(header[:end])
+		}
+		name, value := tok.name, tok.value
+		if latin1 {
+			name, value = latin1String(name), latin1String(value)
+		}
+		out = append(out, [4]any{float64(start), float64(end), name, value})
+	}
+	return out
+}
+
+// latin1String turns a string of Latin-1 characters (as quixoteCookies makes them,
+// one rune per byte, encoded as UTF-8) into what json.Unmarshal gives for Python's
+// str of the same characters: the same thing.
+func latin1String(s string) string { return s }
+
+// trickyHeaders are Cookie headers that read differently to different parsers.
+var trickyHeaders = []string{
+	``, `a`, `a = `, `a = ""`, `a = "\""`, `a, b; c`, `a, b=1`, `a = ";, ` + "\t" + `";`,
+	`$Version="1"; Customer="WILE_E_COYOTE"; $Path="/acme"`,
+	`QX_session=../../x`, `QX_session="/etc/hostname"`, `a=1, QX_session=../../dev/null; b=2`,
+	`QX_session = ../x`, `QX_session=good1234567; QX_session=../x`, `QX_session=../x; QX_session=good1234567`,
+	"QX_session\x85=../x", "QX_session\xc2\x85=../x", "QX_session\xe3\x80\x80=../x", "QX_session\xa0=../x",
+	`x="\"; QX_session=../x`, `x="\\"; QX_session=../x`, `x="\"; QX_session="../x"`, `x="a\"b"; QX_session=../y`,
+	`QX_session=*del*`, `QX_session=`, `QX_session=AAAAAAAAAAA`, `QX_session="AAAAAAAAAAA"`, `QX_session="AA\AAAAAAAAA"`,
+	`QX_session=%2e%2e`, `QX_session=aaa.bbb`, "\x1cQX_session=../x", "QX_session\t=\t\"../x\"",
+	`QX_session=` + strings.Repeat("a", 65), `QX_session="a"b"`, `QX_session="\`, `QX_session="\"`, "QX_session=\"a\\\n\"",
+	`"QX_session=../x`, `QX_session"=../x`, `==QX_session=../x`, `;;QX_session=../x,,`, "QX_session=\xff../x",
+	`QX_session="abcdefghijk";x=1`, `QX_session=abcdefghijk"x"`, `QX_session="abc"def";QX_session=../z`,
+	"x=\"\xc2\"; QX_session=../q", "x=\"\\\xc2\"; QX_session=../q\"",
+}
+
+// randomHeader builds a header from pieces that matter to the cookie grammar.
+func randomHeader(rng *rand.Rand) string {
+	pieces := []string{"QX_session", "=", `"`, `\`, ";", ",", " ", "\t", "\x85", "\xa0", "\xc2", "\xc2\x85", "\x1c",
+		"$", "a", "../", "AAAAAAAAAAA", "*del*", "\n", "é", "\xe3\x80\x80", "x"}
+	var b strings.Builder
+	for range rng.IntN(16) {
+		b.WriteString(pieces[rng.IntN(len(pieces))])
+	}
+	return b.String()
+}
+
+// TestQuixoteCookieGrammarMatchesCPython checks quixoteCookies against CPython running
+// Quixote's expression, match for match (spans, names, unquoted values), under both
+// decodings.
+func TestQuixoteCookieGrammarMatchesCPython(t *testing.T) {
+	py := startPyCookieReader(t)
+	headers := append([]string(nil), trickyHeaders...)
+	rng := rand.New(rand.NewPCG(7, 11))
+	for range 3000 {
+		headers = append(headers, randomHeader(rng))
+	}
+	for _, h := range headers {
+		want := py.read(t, h)
+		// Latin-1: compare with Python's text re-encoded the way Go holds it.
+		got := goMatches(h, true)
+		require.Equal(t, len(want.Latin1), len(got), "latin-1 %q\npython %v\ngo     %v", h, want.Latin1, got)
+		for i := range got {
+			assert.Equal(t, want.Latin1[i], got[i], "latin-1 %q match %d", h, i)
+		}
+		if want.UTF8 != nil {
+			assert.Equal(t, want.UTF8, goMatches(h, false), "utf-8 %q", h)
+		} else {
+			assert.False(t, utf8.ValidString(h), "Python refused UTF-8 %q", h)
+		}
+	}
+}
+
+// TestShieldRemovesWhatPythonWouldRead shields each tricky header and has CPython read
+// the result: no session cookie with an invalid value may remain under either
+// decoding, clean headers stay byte for byte, and other cookies survive.
+func TestShieldRemovesWhatPythonWouldRead(t *testing.T) {
+	py := startPyCookieReader(t)
+	headers := append([]string(nil), trickyHeaders...)
+	rng := rand.New(rand.NewPCG(3, 5))
+	for range 3000 {
+		headers = append(headers, randomHeader(rng))
+	}
+	removedSome := 0
+	for _, h := range headers {
+		clean, removed, ok := shieldCookieHeader(h, "QX_session")
+		if !ok {
+			clean = ""
+		}
+		m := py.read(t, clean)
+		for _, set := range [][][4]any{m.Latin1, m.UTF8} {
+			for _, tok := range set {
+				if tok[2] == "QX_session" {
+					assert.True(t, acceptableSessionValue(tok[3].(string)), "shielding %q left %q; Python reads QX_session=%q", h, clean, tok[3])
+				}
+			}
+		}
+		if len(removed) == 0 {
+			assert.Equal(t, h, clean, "nothing to remove: the header is forwarded as it is")
+		} else {
+			removedSome++
+		}
+	}
+	assert.Greater(t, removedSome, 30, "the corpus exercises removal")
+
+	for h, want := range map[string]string{
+		`a=1; QX_session=../x; b="two"`:                `a=1; b="two"`,
+		`QX_session=../x; b=2`:                         ` b=2`,
+		`a=1, QX_session="/etc/hostname"`:              `a=1,`,
+		`QX_session=good1234567; other=../`:            `QX_session=good1234567; other=../`,
+		`a=1; QX_session=../x; QX_session=ok_id-12345`: `a=1; QX_session=ok_id-12345`,
+	} {
+		clean, _, ok := shieldCookieHeader(h, "QX_session")
+		assert.True(t, ok)
+		assert.Equal(t, want, clean, h)
+	}
+	clean, removed, ok := shieldCookieHeader(`sid=../x; QX_session=../y`, "sid")
+	assert.True(t, ok)
+	assert.Equal(t, ` QX_session=../y`, clean, "only the configured cookie name is judged")
+	assert.Equal(t, []string{"../x"}, removed)
+}
+
+// FuzzShieldCookieHeader: whatever the header, the shielded one holds no session
+// cookie that Quixote's grammar would read as an invalid id, under either decoding,
+// and a header without one is left alone.
+func FuzzShieldCookieHeader(f *testing.F) {
+	for _, h := range trickyHeaders {
+		f.Add(h)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		if len(h) > 8192 {
+			return
+		}
+		clean, removed, ok := shieldCookieHeader(h, "QX_session")
+		if !ok {
+			return // dropped whole
+		}
+		for _, latin1 := range []bool{true, false} {
+			if bad := badSessionCookies(clean, "QX_session", latin1); len(bad) > 0 {
+				t.Fatalf("shielding %q left %q with %q", h, clean, bad[0].value)
+			}
+		}
+		if len(removed) == 0 && clean != h {
+			t.Fatalf("nothing removed but %q became %q", h, clean)
+		}
+		if len(clean) > len(h) {
+			t.Fatalf("shielding grew the header")
+		}
+	})
+}
+
+// TestShieldThroughGateway sends hostile session cookies through the gateway to a
+// CPython SCGI worker that echoes the HTTP_COOKIE it received: the invalid session
+// cookie never reaches it, the other cookies do, byte for byte, and each cleaned
+// request is logged once and counted.
+func TestShieldThroughGateway(t *testing.T) {
+	w := startPy(t, nil, "scgi_worker.py", "--listen", "127.0.0.1:0", "--children", "2")
+	g := startGateway(t, "-http", "127.0.0.1:0", "-metrics", "127.0.0.1:0", "-sessions", t.TempDir(),
+		"-route", "/=demo", "-route", "/py/="+w.scgiTarget())
+	c := client(t)
+	echo := func(cookies ...string) string {
+		var h []string
+		for _, v := range cookies {
+			h = append(h, "Cookie", v)
+		}
+		r := get(t, c, g.url()+"/py/env", h...)
+		require.Equal(t, http.StatusNotFound, r.status, "scgi_worker answers unknown paths 404 with its environment")
+		var env struct {
+			Env map[string]string `json:"env"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(r.body), &env), r.body)
+		return env.Env["HTTP_COOKIE"]
+	}
+
+	assert.Equal(t, `theme=dark; QX_session=good1234567`, echo(`theme=dark; QX_session=good1234567`), "valid: forwarded as is")
+	assert.Equal(t, `theme=dark; lang="en"`, echo(`theme=dark; QX_session="/etc/hostname"; lang="en"`))
+	assert.Equal(t, `a=1,`, echo(`a=1, QX_session=../../dev/null`), "the comma form Quixote splits on")
+	assert.Equal(t, `theme=dark; lang=en`, echo(`theme=dark`, `QX_session=../../x; lang=en`), "two Cookie lines are judged as Python sees them, joined")
+	got := echo(`x="\"; QX_session=../x"`)
+	assert.Equal(t, `x="\"; QX_session=../x"`, got, "inside a quoted value it is no cookie for Python: left alone")
+	assert.Empty(t, echo(`QX_session=../x`), "nothing left: no Cookie header at all")
+
+	logs := g.log.String()
+	assert.Equal(t, 4, strings.Count(logs, "removed a session cookie with an invalid id"), logs)
+	assert.Contains(t, logs, `values="\"/etc/hostname\""`)
+	metrics := get(t, c, "http://"+g.Addr("metrics")+"/metrics").body
+	assert.Contains(t, metrics, `qxbridge_rejected_session_cookies_total{route="/py/"} 4`)
+	assert.NotContains(t, w.stderr.String(), "Traceback")
+}
+
+// TestShieldSecondPass: cutting one cookie out can make the text around it read as a
+// new session cookie (here the two decodings disagree about \xc2\x85 and \xa0), so
+// the shield checks its result again until it is clean.
+func TestShieldSecondPass(t *testing.T) {
+	h := "QX_session= \xa0\xa0\xc2\tQX_session=\x85AAAAAAAAAAA,\x85\xc2"
+	first := badSessionCookies(h, "QX_session", true)
+	require.NotEmpty(t, first)
+	var b strings.Builder
+	last := 0
+	for _, tok := range first {
+		b.WriteString(h[last:tok.start])
+		last = tok.end
+	}
+	once := b.String() + h[last:]
+	assert.NotEmpty(t, append(badSessionCookies(once, "QX_session", true), badSessionCookies(once, "QX_session", false)...),
+		"one round of cuts is not enough for this header")
+	clean, removed, ok := shieldCookieHeader(h, "QX_session")
+	require.True(t, ok)
+	assert.Equal(t, "\x85\xc2", clean)
+	assert.Len(t, removed, 2)
+	for _, latin1 := range []bool{true, false} {
+		assert.Empty(t, badSessionCookies(clean, "QX_session", latin1))
+	}
+}
