@@ -158,22 +158,22 @@ type encState struct {
 	// pointers here, so they are keyed by pointer; str, bytes and class references
 	// have no identity in Go and are keyed by value (see the package doc).
 	memoLen    int
-	funcModule int                    // memo index of the module name of built-in functions, or -1
-	active     map[unsafe.Pointer]int // objects being saved: memo length when their outermost save began
-	chars      map[rune]int           // one-character strs built while pickling (saveTempStr)
-	ptrs       map[unsafe.Pointer]int
-	strs       map[string]int
-	bytes      map[string]int
+	funcModule int                         // memo index of the module name of built-in functions, or -1
+	active     map[unsafe.Pointer]int      // objects being saved: memo length when their outermost save began
+	chars      map[rune]int                // one-character strs built while pickling (saveTempStr)
+	built      map[unsafe.Pointer]struct{} // memo entries of arguments CPython builds anew (saveArgs)
+	ptrs       ptrTable
+	strs       strTable
+	bytes      strTable
 	globals    map[Global]int
+	keep       []any // values made while encoding (time.Time): alive until the end, so their addresses stay unique
 }
 
 var encStatePool = sync.Pool{New: func() any {
 	return &encState{
-		ptrs:    make(map[unsafe.Pointer]int),
 		active:  make(map[unsafe.Pointer]int),
 		chars:   make(map[rune]int),
-		strs:    make(map[string]int),
-		bytes:   make(map[string]int),
+		built:   make(map[unsafe.Pointer]struct{}),
 		globals: make(map[Global]int),
 	}
 }}
@@ -192,11 +192,14 @@ func getEncState(proto, maxDepth int, w io.Writer) *encState {
 // clearing a big table.
 func putEncState(s *encState) {
 	const keep = 4096
-	resetMap(&s.ptrs, keep)
-	resetMap(&s.strs, keep)
-	resetMap(&s.bytes, keep)
+	s.ptrs.reset()
+	s.strs.reset()
+	s.bytes.reset()
+	clear(s.keep)
+	s.keep = s.keep[:0]
 	resetMap(&s.globals, keep)
 	clear(s.chars)
+	clear(s.built)
 	if cap(s.buf) > 1<<20 {
 		s.buf = nil
 	}
@@ -346,11 +349,38 @@ func (s *encState) get(idx int) {
 	s.buf = binary.LittleEndian.AppendUint32(s.buf, uint32(idx))
 }
 
-func (s *encState) putPtr(p unsafe.Pointer) { s.ptrs[p] = s.put() }
+func (s *encState) putPtr(p unsafe.Pointer) {
+	s.ptrs.set(p, s.put())
+	if len(s.built) > 0 {
+		delete(s.built, p)
+	}
+}
+
+// putBuilt memoizes a value CPython builds anew on each save (see saveArgs).
+func (s *encState) putBuilt(p unsafe.Pointer) {
+	s.ptrs.set(p, s.put())
+	s.built[p] = struct{}{}
+}
+
+// builtRef reports whether a value CPython builds anew on each save may be written as
+// a reference to its memo entry, and writes it: when a regular save memoized it (it
+// is shared with the rest of the graph), or when it was built for an object saved
+// before the current one (start) and is shared between the two.
+func (s *encState) builtRef(p unsafe.Pointer, start int) bool {
+	idx, ok := s.ptrs.get(p)
+	if !ok {
+		return false
+	}
+	if _, built := s.built[p]; built && idx >= start {
+		return false
+	}
+	s.get(idx)
+	return true
+}
 
 // memoized writes a memo reference to p if it was saved before.
 func (s *encState) memoized(p unsafe.Pointer) bool {
-	if idx, ok := s.ptrs[p]; ok {
+	if idx, ok := s.ptrs.get(p); ok {
 		s.get(idx)
 		return true
 	}
@@ -528,11 +558,14 @@ func (s *encState) saveFloat(f float64) {
 // is memoized under an identity nothing else shares), so it neither uses nor fills
 // the by-value memo.
 func (s *encState) saveStr(str string, fresh bool) error {
+	var hash uint64
 	if !fresh {
-		if idx, ok := s.strs[str]; ok {
+		idx, ok, h := s.strs.get(str)
+		if ok {
 			s.get(idx)
 			return nil
 		}
+		hash = h
 	}
 	if !validPyString(str) {
 		return encErr("pickle: str is not UTF-8 (lone surrogates must be in their 3-byte surrogatepass form): %q", truncate(str, 40))
@@ -558,7 +591,7 @@ func (s *encState) saveStr(str string, fresh bool) error {
 	s.writeData(h, str)
 	idx := s.put()
 	if !fresh {
-		s.strs[str] = idx
+		s.strs.set(str, hash, idx)
 	}
 	return nil
 }
@@ -598,8 +631,11 @@ func truncate(s string, n int) string {
 // at protocol 2, which has no bytes opcode, CPython's _codecs.encode(str, "latin1")
 // call (or bytes() when empty). fresh is as for saveStr.
 func (s *encState) saveBytes(b []byte, fresh bool) error {
+	var hash uint64
 	if !fresh {
-		if idx, ok := s.bytes[string(b)]; ok {
+		var ok bool
+		var idx int
+		if idx, ok, hash = s.bytes.get(unsafe.String(unsafe.SliceData(b), len(b))); ok {
 			s.get(idx)
 			return nil
 		}
@@ -642,7 +678,7 @@ func (s *encState) saveBytes(b []byte, fresh bool) error {
 	}
 	idx := s.put()
 	if !fresh {
-		s.bytes[string(b)] = idx
+		s.bytes.set(unsafe.String(unsafe.SliceData(b), len(b)), hash, idx)
 	}
 	return nil
 }
@@ -738,7 +774,7 @@ func (s *encState) saveByteArray(ba *ByteArray) error {
 // cycle through its arguments), the new one is dropped and the memo entry used.
 func (s *encState) finishReduce(p unsafe.Pointer, op byte) error {
 	s.write1(op)
-	if idx, ok := s.ptrs[p]; ok {
+	if idx, ok := s.ptrs.get(p); ok {
 		s.write1(opPop)
 		s.get(idx)
 		return nil
@@ -769,7 +805,7 @@ func (s *encState) saveTuple(t *Tuple) error {
 			return wrapStep(err, fmt.Sprintf("[%d]", i))
 		}
 	}
-	if idx, ok := s.ptrs[p]; ok {
+	if idx, ok := s.ptrs.get(p); ok {
 		// The tuple is recursive: it was saved while saving its items. Drop what was
 		// pushed and refer to the saved one.
 		if n > 3 {
@@ -1044,7 +1080,7 @@ func (s *encState) saveFrozenSet(fs *FrozenSet) error {
 			return wrapStep(err, fmt.Sprintf("<item %d>", i))
 		}
 	}
-	if idx, ok := s.ptrs[p]; ok {
+	if idx, ok := s.ptrs.get(p); ok {
 		s.write1(opPopMark)
 		s.get(idx)
 		return nil
@@ -1070,11 +1106,7 @@ func (s *encState) saveObject(o *Object) error {
 	if args == nil {
 		args = emptyTuple
 	}
-	// CPython builds the arguments of an object anew each time it saves the object.
-	// That shows when the object is saved again while it is being saved (a cycle
-	// through its own arguments): the inner save writes new arguments rather than
-	// referring to the outer ones. start is where the memo stood when the outermost
-	// save of o began; arguments memoized since then are treated as new.
+	// start is where the memo stood when the outermost save of o began (see saveArgs).
 	start, again := s.active[p]
 	if !again {
 		start = s.memoLen
@@ -1134,7 +1166,7 @@ func (s *encState) saveObject(o *Object) error {
 		return encErr("pickle: object of unknown construction %v", o.Construct)
 	}
 	s.write1(op)
-	if idx, ok := s.ptrs[p]; ok {
+	if idx, ok := s.ptrs.get(p); ok {
 		s.write1(opPop)
 		s.get(idx)
 		return nil
@@ -1191,8 +1223,7 @@ func (s *encState) saveKwargs(kw *Dict, start int) error {
 		return nil
 	}
 	p := unsafe.Pointer(kw)
-	if idx, ok := s.ptrs[p]; ok && idx < start {
-		s.get(idx)
+	if s.builtRef(p, start) {
 		return nil
 	}
 	if err := s.enter(); err != nil {
@@ -1200,7 +1231,7 @@ func (s *encState) saveKwargs(kw *Dict, start int) error {
 	}
 	defer func() { s.depth-- }()
 	s.write1(opEmptyDict)
-	s.putPtr(p)
+	s.putBuilt(p)
 	err := s.setItemsExact(kw.Len(), func(i int) (any, any) { return kw.t.keys[i], kw.t.vals[i] })
 	return wrapStep(err, ".kwargs")
 }
@@ -1231,12 +1262,17 @@ func argsKindOf(o *Object) argsKind {
 	return plainArgs
 }
 
-// saveArgs writes the argument tuple of an object. An argument tuple is a new object
-// each time CPython saves the object, so only a memo entry made before the outermost
-// save of the object began (start) is referred to: the tuple was then shared with
-// something saved earlier. For the reduce calls CPython uses for sets, frozensets,
+// saveArgs writes the argument tuple of an object. CPython's __reduce__ methods
+// build the argument tuple anew each time the object is saved; that shows when the
+// object is saved again while it is being saved (a cycle through its arguments): the
+// inner save writes new arguments, and so does the outer one after it. So a memo
+// entry the arguments got as the arguments of an inner save of the same object is not
+// referred to. A tuple the rest of the graph shares (memoized by a regular save, or
+// the arguments of an object saved earlier) is referred to, and if a regular save
+// memoized it while its items were written, it is recursive and unwound as CPython
+// unwinds a recursive tuple. For the reduce calls CPython uses for sets, frozensets,
 // bytes and bytearrays below protocols 4 and 5, the list, str or bytes argument is
-// new as well.
+// built anew as well.
 func (s *encState) saveArgs(o *Object, args *Tuple, start int) error {
 	s.boundary()
 	n := len(args.Items)
@@ -1245,8 +1281,7 @@ func (s *encState) saveArgs(o *Object, args *Tuple, start int) error {
 		return nil
 	}
 	p := unsafe.Pointer(args)
-	if idx, ok := s.ptrs[p]; ok && idx < start {
-		s.get(idx)
+	if s.builtRef(p, start) {
 		return nil
 	}
 	if err := s.enter(); err != nil {
@@ -1287,12 +1322,25 @@ func (s *encState) saveArgs(o *Object, args *Tuple, start int) error {
 			return wrapStep(err, fmt.Sprintf("[%d]", i))
 		}
 	}
+	if idx, ok := s.ptrs.get(p); ok {
+		if _, built := s.built[p]; !built {
+			if n > 3 {
+				s.write1(opPopMark)
+			} else {
+				for range n {
+					s.write1(opPop)
+				}
+			}
+			s.get(idx)
+			return nil
+		}
+	}
 	if n > 3 {
 		s.write1(opTuple)
 	} else {
 		s.write1(opTuple1 + byte(n-1))
 	}
-	s.putPtr(p)
+	s.putBuilt(p)
 	return nil
 }
 
@@ -1300,8 +1348,7 @@ func (s *encState) saveArgs(o *Object, args *Tuple, start int) error {
 func (s *encState) saveNewList(l *List, start int) error {
 	s.boundary()
 	p := unsafe.Pointer(l)
-	if idx, ok := s.ptrs[p]; ok && idx < start {
-		s.get(idx)
+	if s.builtRef(p, start) {
 		return nil
 	}
 	if err := s.enter(); err != nil {
@@ -1309,7 +1356,7 @@ func (s *encState) saveNewList(l *List, start int) error {
 	}
 	defer func() { s.depth-- }()
 	s.write1(opEmptyList)
-	s.putPtr(p)
+	s.putBuilt(p)
 	return s.appendsExact(l.Items)
 }
 

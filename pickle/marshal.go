@@ -64,6 +64,7 @@ func (s *encState) saveGo(v any) error {
 		if err != nil {
 			return encErr("pickle: %v", err)
 		}
+		s.keep = append(s.keep, o)
 		return s.saveObject(o)
 	default:
 		return &pathError{err: &UnsupportedTypeError{Type: reflect.TypeOf(v)}}

@@ -22,6 +22,8 @@
         pickle.dumps(json.loads(text), 4), or {"name", "error"}.
     python3 pickle_encode_check.py corpus
         Print {"name", "protocol", "pickle": base64} for every case at protocols 2 to 5.
+    python3 pickle_encode_check.py seeds DIR
+        Write the small cases at protocols 2 to 5 as Go fuzz seeds (FuzzRoundTrip).
     python3 pickle_encode_check.py compat
         Print CPython's fix_imports tables and which builtins are functions.
     python3 pickle_encode_check.py dump NAME PROTOCOL
@@ -38,6 +40,7 @@ import fractions
 import io
 import json
 import math
+import os
 import pickle
 import pickletools
 import struct
@@ -246,6 +249,18 @@ def args_cycle():
     return o
 
 
+def args_shared():
+    """Argument tuples that are real shared objects: one that its own contents refer
+    to (a recursive tuple), and one two objects share."""
+    lst = []
+    a = pc.ArgsShared()
+    a.args = (lst,)
+    lst.append(a.args)
+    b, c = pc.ArgsShared(), pc.ArgsShared()
+    b.args = c.args = ("x", 1)
+    return [a, b, c, lst]
+
+
 def batches():
     return {
         "d1000": {i: i for i in range(1000)},
@@ -355,6 +370,7 @@ CASES = {
     "recursive_frozenset": recursive_frozenset,
     "recursive_set": recursive_set,
     "args_cycle": args_cycle,
+    "args_shared": args_shared,
     "batches": batches,
     "globals": globals_,
     "objects": objects,
@@ -456,8 +472,24 @@ def corpus():
             print(json.dumps({"name": name, "protocol": proto, "pickle": base64.b64encode(data).decode()}))
 
 
+def seeds(directory):
+    """Write the small cases at protocols 2 to 5 as Go fuzz seeds for FuzzRoundTrip."""
+    os.makedirs(directory, exist_ok=True)
+    for name, build in CASES.items():
+        if name in ("huge", "big_session", "batches", "sizes"):
+            continue  # large; the fuzzer mutates small inputs better
+        for proto in range(2, 6):
+            data = pickle.dumps(build(), proto)
+            quoted = "".join(chr(b) if 0x20 <= b < 0x7F and b not in b'"\\' else "\\x%02x" % b for b in data)
+            with open(os.path.join(directory, "%s-%d" % (name, proto)), "w") as f:
+                f.write('go test fuzz v1\n[]byte("%s")\n' % quoted)
+
+
 def main():
     mode = sys.argv[1]
+    if mode == "seeds":
+        seeds(sys.argv[2])
+        return
     if mode == "corpus":
         corpus()
         return

@@ -79,3 +79,14 @@ class MyDict(dict):
 class Outer:
     class Inner:
         pass
+
+
+class ArgsShared:
+    """__reduce__ returns a tuple the object keeps (self.args) as the arguments, so the
+    argument tuple can be shared with the rest of the graph, or with another object."""
+
+    def __init__(self, *args):
+        self.items = args
+
+    def __reduce__(self):
+        return (ArgsShared, self.args)
