@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -158,4 +159,24 @@ func TestEndToEndNginxGatewayPython(t *testing.T) {
 	assert.Contains(t, logs, `msg=request method=GET path=/counter route=/ status=200`)
 	assert.NotContains(t, site.ErrorLog(), "[error]")
 	assert.NotContains(t, w.stderr.String(), "Traceback")
+}
+
+// TestREADMEShowsTestedConfiguration keeps the README true: it opens with the run and
+// test commands, and its nginx snippet is docs/nginx.conf's, which the tests run.
+func TestREADMEShowsTestedConfiguration(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(testpeer.RepoRoot(), "README.md"))
+	require.NoError(t, err)
+	blocks := regexp.MustCompile("(?s)```[a-z]*\n(.*?)```").FindAllStringSubmatch(string(readme), -1)
+	require.GreaterOrEqual(t, len(blocks), 2)
+	assert.Equal(t, "go run ./cmd/scgi-gateway\n", blocks[0][1], "the first command is the run command")
+	assert.Equal(t, "go test -race ./...\n", blocks[1][1], "the second is the test command")
+
+	conf, err := os.ReadFile(filepath.Join(testpeer.RepoRoot(), "docs", "nginx.conf"))
+	require.NoError(t, err)
+	loc := string(conf)[strings.Index(string(conf), "location / {"):]
+	found := false
+	for _, b := range blocks {
+		found = found || b[1] == loc
+	}
+	assert.True(t, found, "README shows docs/nginx.conf's location block verbatim:\n%s", loc)
 }
