@@ -208,7 +208,7 @@ func TestFromJSONReadsToJSONOfSimpleValues(t *testing.T) {
 		encReduce("decimal", "Decimal", "12.50"), encReduce("datetime", "date", []byte{0x07, 0xea, 11, 21}),
 		naiveDateTimeObject(time.Date(2026, 11, 21, 9, 30, 15, 250000000, time.UTC)),
 		time.Date(2026, 11, 21, 9, 30, 0, 0, time.FixedZone("", -5*3600)),
-		encPow2(100), -0.0, 1e-7, "\xed\xa0\x80 lone", "😀",
+		encPow2(100), math.Copysign(0, -1), 1e-7, "\xed\xa0\x80 lone", "😀",
 	)
 	want, err := Marshal(v)
 	require.NoError(t, err)

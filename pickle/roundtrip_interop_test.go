@@ -14,14 +14,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// protocolOf returns the protocol a pickle declares (0 when it has no PROTO opcode).
-func protocolOf(data []byte) int {
-	if len(data) >= 2 && data[0] == opProto {
-		return int(data[1])
-	}
-	return 0
-}
-
 // TestReencodeSession3Fixtures decodes every session file the real session3 wrote and
 // encodes it again: the bytes must be the fixture's, byte for byte.
 func TestReencodeSession3Fixtures(t *testing.T) {

@@ -1,0 +1,176 @@
+// Package pickle reads and writes Python pickles the way CPython does, so that a Go
+// program and a Python program can share pickled data — here, the session files
+// session3's DirectorySessionStore writes with pickle.dump(session, f, 4) — and Go can
+// change a value and write it back without losing or altering anything Python stored.
+//
+//	v, err := pickle.Unmarshal(data)  // any protocol, 0 to 5
+//	...
+//	data, err = pickle.Marshal(v)      // protocol 4, byte for byte what CPython writes
+//
+// Decoder and Encoder carry options (limits, the protocol to write); ToJSON and
+// FromJSON give a JSON view of any value for people and command lines; Equal compares
+// two values as object graphs.
+//
+// # Value model
+//
+// A pickle decodes into a graph of these Go values, and the encoder accepts them:
+//
+//	Python                     Go
+//	None                       nil
+//	bool                       bool
+//	int                        int64, or *big.Int when it does not fit
+//	float                      float64 (NaN payloads, ±inf and -0.0 kept bit for bit)
+//	str                        string: UTF-8, lone surrogates in their 3-byte
+//	                           "surrogatepass" form, as pickle carries them
+//	bytes                      []byte
+//	bytearray                  *ByteArray
+//	tuple                      *Tuple
+//	list                       *List
+//	dict                       *Dict: insertion order, any hashable keys, Python
+//	                           equality (1, 1.0 and True are one key)
+//	set, frozenset             *Set, *FrozenSet: ordered as in the pickle
+//	class, function            Global{Module, Name}: a reference by module and
+//	                           qualified name, never imported or run
+//	any other object           *Object: Callable (usually a Global), how it is made
+//	                           (Construct: NEWOBJ, NEWOBJ_EX, REDUCE, or INST/OBJ),
+//	                           Args, Kwargs, ListItems, DictItems, SetItems, State
+//
+// Containers and objects are pointers, so a value the pickle references twice is one
+// Go pointer referenced twice, and cycles survive. Nothing is interpreted: a
+// datetime, a Decimal, an OrderedDict or an application's class is an *Object holding
+// exactly the call and state CPython would use to rebuild it, so any value survives a
+// Go load and save whether or not Go knows its type. Object.Attr and Object.SetAttr
+// read and set attributes in an instance's state.
+//
+// Marshal and Encoder also accept plain Go values: string, bool, every int and uint
+// type, float32, float64, []byte, []any, []string, map[string]any and
+// map[string]string (written in sorted key order), and time.Time, written as an aware
+// datetime.datetime with a fixed-offset datetime.timezone (truncated to the
+// microsecond; Python's years are 1 to 9999). Go slices and maps have no identity
+// here: each occurrence becomes a new Python list or dict.
+//
+// # Decoding
+//
+// Unmarshal reads protocols 0 to 5 as CPython 3.11's pickle.loads does, and is as
+// strict as CPython where CPython is strict: an unknown opcode, a protocol above 5, a
+// memo reference to nothing, a MARK or stack item missing, an odd number of
+// SETITEMS items, an unhashable dict key or set item, a value an opcode cannot apply
+// to (REDUCE of something not callable, APPEND to an int) are errors. It is as lenient
+// where CPython is lenient: bytes after STOP are ignored. Python 2 names in GLOBAL
+// below protocol 3 are renamed as CPython's fix_imports does (__builtin__.set is
+// builtins.set); Python 2 str (STRING, BINSTRING, SHORT_BINSTRING) is decoded as
+// Decoder.Encoding says, ASCII by default as in CPython. What pickle.loads cannot read
+// without help — persistent ids, the extension registry (EXT1/2/4), out-of-band
+// buffers — and what the model cannot hold (a second BUILD on one object, items added
+// to an object after its BUILD, BUILD on a class) are ErrUnsupported.
+//
+// Every error is a *DecodeError with the byte offset and name of the failing opcode,
+// wrapping one cause (ErrTruncated, ErrUnknownOpcode, ErrProtocol, ErrStack, ErrMemo,
+// ErrSyntax, ErrOperation, ErrUnsupported, ErrLimit) for errors.Is.
+//
+// # Encoding
+//
+// Marshal writes protocol 4; an Encoder writes protocols 2 to 5. For the object a
+// value describes, the bytes are those of CPython's C pickler (pickle.dumps(obj,
+// protocol)): the same opcode for each value (BININT1/BININT2/BININT/LONG1/LONG4,
+// SHORT_BINUNICODE/BINUNICODE/BINUNICODE8, SHORT_BINBYTES/BINBYTES/BINBYTES8 or
+// protocol 2's _codecs.encode call, BYTEARRAY8 or a bytearray call, EMPTY_TUPLE,
+// TUPLE1-3 or MARK/TUPLE, EMPTY_SET/ADDITEMS or a set call below protocol 4, FROZENSET,
+// STACK_GLOBAL or GLOBAL with fix_imports' Python 2 names, getattr calls for nested
+// names below protocol 4, NEWOBJ, NEWOBJ_EX or its functools.partial form below
+// protocol 4, REDUCE), batches of 1000 with CPython's quirks (a lone list or dict item
+// with APPEND/SETITEM, an empty batch after a dict or set of exactly 1000n items), the
+// same memoization (MEMOIZE, or BINPUT/LONG_BINPUT, at the same points; never None,
+// bools, ints, floats or the empty tuple), recursive tuples and frozensets unwound
+// with POP/POP_MARK, objects reached again through their own arguments, and protocol
+// 4 framing: a frame is committed at the first opcode boundary past 64 KiB, frames
+// under 4 bytes are dropped, and str and bytes of 64 KiB or more are written outside
+// any frame. Every session file the real session3 wrote, and every protocol 2 to 5
+// pickle of the CPython corpora in the tests, decodes and re-encodes to its own bytes.
+//
+// The bytes differ from CPython's only in these cases, and then CPython loads them to
+// an equal object graph, shared references and cycles included:
+//
+//   - str and bytes have no identity in Go, so the encoder memoizes them by value, as
+//     CPython does for one object referenced twice. Where CPython had two equal but
+//     distinct str (or bytes) objects, it writes both and the encoder writes the
+//     second as a memo reference; the loaded graph then shares one str where CPython's
+//     had two, which only `is` can tell. (CPython itself changes which strs are one
+//     object when it loads: BUILD interns attribute names, and names read by GLOBAL
+//     become plain strs; so pickle.dumps(pickle.loads(b)) is often not b.) Where the
+//     encoder knows CPython makes a new str, it writes a new one: the qualified names
+//     of classes and functions written in C (everything in builtins and _codecs, the
+//     classes of datetime and decimal, collections.OrderedDict, deque and
+//     defaultdict, functools.partial), whose names CPython builds on each access; the
+//     module name of built-in functions; and the strs and bytes CPython builds while
+//     pickling (protocol 2's Latin-1 text of bytes, the bytes of a bytearray call,
+//     the last part of a nested name).
+//   - Sets and frozensets are written in the model's order: for a decoded one, the
+//     order of the pickle; for one built in Go, insertion order, where CPython writes
+//     its hash-table order (which for strs depends on PYTHONHASHSEED).
+//   - An *Object is written as it says. One built in Go may say something CPython
+//     would not: NewObject's empty attribute dict is written with BUILD, while
+//     CPython writes no BUILD for an instance without attributes; a Construct or
+//     arguments other than those of the class's __reduce_ex__ are written as given.
+//   - INST and OBJ objects (protocols 0 and 1) are written with OBJ, which every
+//     protocol loads with the same meaning; CPython would write whatever the class's
+//     __reduce_ex__ gives.
+//   - NEWOBJ_EX below protocol 4 is written as CPython writes it, a
+//     functools.partial(cls.__new__, cls, *args, **kwargs) call, except that
+//     cls.__new__ is written getattr(cls, "__new__") where CPython names the class
+//     that defines __new__ (e.g. object), which Go does not know.
+//   - A value decoded from one protocol and written at another keeps the calls the
+//     first protocol needed: protocol 2's set([...]), _codecs.encode(...) and
+//     bytearray(...) stay REDUCE calls at protocol 4, where CPython, having rebuilt
+//     the set, bytes or bytearray, would write its opcode.
+//   - The argument tuple of an object (and a set call's list, NEWOBJ_EX's keyword
+//     dict) is built anew by CPython each time it saves the object. The encoder
+//     follows that when the object is reached again through its own arguments, and
+//     otherwise writes a tuple the graph shares once and refers to it, as CPython
+//     does for a shared tuple.
+//   - A pickle that refers twice to one memoized empty tuple (CPython never writes
+//     that: () is a singleton) is written with two EMPTY_TUPLEs.
+//
+// # Limits and safety
+//
+// The decoder is safe on any input: a truncated or hostile pickle gives a
+// *DecodeError, never a panic and never an allocation sized by a declared length
+// before that length is checked against the input (a 2^40-byte FRAME, BINBYTES8 or
+// BINUNICODE8 in a 31-byte file is ErrTruncated). It does not recurse, and bounds what
+// it builds: Decoder.MaxDepth (DefaultMaxDepth, 10000) bounds nesting — the number
+// of containers and objects on the longest chain a depth-first walk descends through
+// when it visits each container once and the children of a value in the order
+// pickling writes them (an object's callable, arguments, keyword arguments, list
+// items, dict items, set items, state), the walk the encoder and ToJSON make — and
+// also the number of open MARKs and the nesting of tuple and frozenset keys; MaxStack and MaxMemo bound the stack and the memo; dict keys and
+// set items are bounded in size (4096 values visited when hashing one), and decimal
+// integer text to CPython's 4300 digits. Exceeding one is ErrLimit.
+//
+// Everything that walks a value survives the deepest value the decoder accepts. The
+// encoder and ToJSON recurse, bounded at twice DefaultMaxDepth (Encoder.MaxDepth):
+// a value nested deeper, or a cycle no memo can break (a Go map or slice holding
+// itself, a tuple containing itself, which CPython cannot build), is an
+// *EncodeError. Equal does not recurse. A value the encoder cannot write — a Go type
+// outside the model (*UnsupportedTypeError), a str that is not UTF-8 or
+// surrogatepass, a nil pointer, a class name GLOBAL cannot hold — is an *EncodeError
+// whose Path says where it is in the value; nothing is written to an Encoder's stream
+// past the point of failure, but what came before may have been.
+//
+// # Why not gopickle
+//
+// github.com/nlpodyssey/gopickle was measured against CPython-made session files and
+// is used here only as an independent oracle in differential tests (where both
+// decoders accept an input they must agree), never in production paths. It cannot
+// read a session3 session without a class hook ("BUILD requires a PyDictSettable
+// instance"; datetime, Decimal and bytearray fail with "REDUCE requires a Callable
+// object"); its hook cannot override the classes it hard-wires (list, dict, object,
+// copy_reg._reconstructor, OrderedDict); its sets are Go maps (a set holding bytes
+// panics, tuples are keyed by pointer, order is lost); NEWOBJ_EX keyword arguments
+// are merged into the positional ones; protocol 0 strings are not unescaped; a missing
+// memo entry silently becomes nil and an odd SETITEMS count silently drops an item;
+// and a 31-byte input declaring a 2^40-byte FRAME, BINBYTES8 or BINUNICODE8 kills
+// the process with "fatal error: out of memory", which no recover catches (100,000
+// random mutations of a 204-byte session gave about 2,000 process kills and 2,000
+// panics). It has no encoder. github.com/kisielk/og-rek has no BUILD or NEWOBJ and
+// corrupts shared references.
+package pickle
