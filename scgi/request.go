@@ -100,11 +100,76 @@ func RequestFromEnv(env Env) (*http.Request, error) {
 	return req.WithContext(context.WithValue(context.Background(), envContextKey{}, env)), nil
 }
 
+// cgiVars are the variables newRequest reads, collected in one pass over the
+// environment (the first of a repeated name wins, as with Env.Get).
+type cgiVars struct {
+	method, proto, uri, scriptName, pathInfo, query, https      string
+	host, serverName, serverPort, remoteAddr, remotePort, ctype string
+	seen                                                        uint32 // bit per field, see collect
+	httpCount                                                   int    // HTTP_* variables
+}
+
+const (
+	seenProto = 1 << iota
+	seenRemoteAddr
+	seenLength // HTTP_CONTENT_LENGTH: the client sent a Content-Length header
+	seenOther  // first bit for the fields that need no presence test
+)
+
+func (c *cgiVars) collect(env Env) {
+	set := func(bit uint32, field *string, value string) {
+		if c.seen&bit == 0 {
+			c.seen |= bit
+			*field = value
+		}
+	}
+	for _, v := range env {
+		if strings.HasPrefix(v.Name, "HTTP_") {
+			c.httpCount++
+			switch v.Name {
+			case "HTTP_HOST":
+				set(seenOther<<0, &c.host, v.Value)
+			case "HTTP_CONTENT_LENGTH":
+				c.seen |= seenLength
+			}
+			continue
+		}
+		switch v.Name {
+		case "REQUEST_METHOD":
+			set(seenOther<<1, &c.method, v.Value)
+		case "SERVER_PROTOCOL":
+			set(seenProto, &c.proto, v.Value)
+		case "REQUEST_URI":
+			set(seenOther<<2, &c.uri, v.Value)
+		case "SCRIPT_NAME":
+			set(seenOther<<3, &c.scriptName, v.Value)
+		case "PATH_INFO":
+			set(seenOther<<4, &c.pathInfo, v.Value)
+		case "QUERY_STRING":
+			set(seenOther<<5, &c.query, v.Value)
+		case "HTTPS":
+			set(seenOther<<6, &c.https, v.Value)
+		case "SERVER_NAME":
+			set(seenOther<<7, &c.serverName, v.Value)
+		case "SERVER_PORT":
+			set(seenOther<<8, &c.serverPort, v.Value)
+		case "REMOTE_ADDR":
+			set(seenRemoteAddr, &c.remoteAddr, v.Value)
+		case "REMOTE_PORT":
+			set(seenOther<<9, &c.remotePort, v.Value)
+		case "CONTENT_TYPE":
+			set(seenOther<<10, &c.ctype, v.Value)
+		}
+	}
+}
+
 // newRequest builds the request for a validated environment. Its context is still
 // context.Background: the caller attaches one that carries env.
 func newRequest(env Env, length int64) (*http.Request, error) {
+	var c cgiVars
+	c.collect(env)
 	r := &http.Request{
-		Method:        env.Get("REQUEST_METHOD"),
+		Method:        c.method,
 		Proto:         "HTTP/1.0",
 		ProtoMajor:    1,
 		ProtoMinor:    0,
@@ -114,44 +179,43 @@ func newRequest(env Env, length int64) (*http.Request, error) {
 	if !isToken(r.Method) {
 		return nil, malformed("REQUEST_METHOD %q is not a method", r.Method)
 	}
-	if p, ok := env.Lookup("SERVER_PROTOCOL"); ok {
-		major, minor, ok := http.ParseHTTPVersion(p)
+	if c.seen&seenProto != 0 {
+		major, minor, ok := http.ParseHTTPVersion(c.proto)
 		if !ok {
-			return nil, malformed("SERVER_PROTOCOL %q is not an HTTP version", p)
+			return nil, malformed("SERVER_PROTOCOL %q is not an HTTP version", c.proto)
 		}
-		r.Proto, r.ProtoMajor, r.ProtoMinor = p, major, minor
+		r.Proto, r.ProtoMajor, r.ProtoMinor = c.proto, major, minor
 	}
 
-	if uri := env.Get("REQUEST_URI"); uri != "" {
-		u, err := url.ParseRequestURI(uri)
+	if c.uri != "" {
+		u, err := url.ParseRequestURI(c.uri)
 		if err != nil {
-			return nil, malformed("REQUEST_URI %q: %v", uri, err)
+			return nil, malformed("REQUEST_URI %q: %v", c.uri, err)
 		}
-		r.URL, r.RequestURI = u, uri
+		r.URL, r.RequestURI = u, c.uri
 	} else {
-		path := env.Get("SCRIPT_NAME") + env.Get("PATH_INFO")
+		path := c.scriptName + c.pathInfo
 		if path == "" {
 			path = "/"
 		}
-		r.URL = &url.URL{Path: path, RawQuery: env.Get("QUERY_STRING")}
+		r.URL = &url.URL{Path: path, RawQuery: c.query}
 		r.RequestURI = r.URL.RequestURI()
 	}
 
-	header, err := headerFromEnv(env, length)
+	header, err := headerFromEnv(env, &c, length)
 	if err != nil {
 		return nil, err
 	}
 	r.Header = header
 
-	var https bool
-	if h := env.Get("HTTPS"); strings.EqualFold(h, "on") || h == "1" {
-		https = true
+	https := strings.EqualFold(c.https, "on") || c.https == "1"
+	if https {
 		r.TLS = &tls.ConnectionState{HandshakeComplete: true}
 	}
-	r.Host = env.Get("HTTP_HOST")
+	r.Host = c.host
 	if r.Host == "" {
-		r.Host = env.Get("SERVER_NAME")
-		if port := env.Get("SERVER_PORT"); r.Host != "" && port != "" &&
+		r.Host = c.serverName
+		if port := c.serverPort; r.Host != "" && port != "" &&
 			!(port == "80" && !https) && !(port == "443" && https) {
 			r.Host = net.JoinHostPort(r.Host, port)
 		}
@@ -160,12 +224,12 @@ func newRequest(env Env, length int64) (*http.Request, error) {
 		return nil, malformed("host %q is not a host", r.Host)
 	}
 
-	if addr, ok := env.Lookup("REMOTE_ADDR"); ok {
-		port := env.Get("REMOTE_PORT")
+	if c.seen&seenRemoteAddr != 0 {
+		port := c.remotePort
 		if port == "" {
 			port = "0"
 		}
-		r.RemoteAddr = net.JoinHostPort(addr, port)
+		r.RemoteAddr = net.JoinHostPort(c.remoteAddr, port)
 	}
 	return r, nil
 }
@@ -209,46 +273,37 @@ func skippedHeader(name string) bool {
 	return false
 }
 
-func headerFromEnv(env Env, length int64) (http.Header, error) {
-	n := 0
-	for _, v := range env {
-		if strings.HasPrefix(v.Name, "HTTP_") {
-			n++
-		}
-	}
-	h := make(http.Header, n+2)
+func headerFromEnv(env Env, c *cgiVars, length int64) (http.Header, error) {
+	h := make(http.Header, c.httpCount+2)
 	// One backing array for all values, as net/textproto does, so that each key
 	// costs no separate slice allocation.
-	values := make([]string, 0, n+2)
-	add := func(key, value string) {
-		if vs, ok := h[key]; ok {
-			h[key] = append(vs, value)
-			return
-		}
-		values = append(values, value)
-		h[key] = values[len(values)-1 : len(values) : len(values)]
-	}
-	_, sentLength := env.Lookup("HTTP_CONTENT_LENGTH")
+	values := make([]string, 0, c.httpCount+2)
 	for _, v := range env {
+		var key string
 		switch {
 		case v.Name == "CONTENT_TYPE" && v.Value != "":
-			add("Content-Type", v.Value)
-		case v.Name == "CONTENT_LENGTH" && (length > 0 || sentLength):
-			add("Content-Length", v.Value)
+			key = "Content-Type"
+		case v.Name == "CONTENT_LENGTH" && (length > 0 || c.seen&seenLength != 0):
+			key = "Content-Length"
 		case !strings.HasPrefix(v.Name, "HTTP_") || skippedHeader(v.Name):
+			continue
 		default:
-			key, ok := headerKeys[v.Name]
-			if !ok {
-				key = headerKey(v.Name[len("HTTP_"):])
-				if key == "" {
+			var ok bool
+			if key, ok = headerKeys[v.Name]; !ok {
+				if key = headerKey(v.Name[len("HTTP_"):]); key == "" {
 					return nil, malformed("variable %q does not name a header", v.Name)
 				}
 			}
 			if !validHeaderValue(v.Value) {
 				return nil, malformed("header %s has an invalid value", key)
 			}
-			add(key, v.Value)
 		}
+		if vs, ok := h[key]; ok {
+			h[key] = append(vs, v.Value)
+			continue
+		}
+		values = append(values, v.Value)
+		h[key] = values[len(values)-1 : len(values) : len(values)]
 	}
 	return h, nil
 }
