@@ -1,6 +1,7 @@
 package pickle
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -140,6 +141,8 @@ type unpickler struct {
 	start int  // offset of the current opcode
 	op    byte // the current opcode
 	proto int  // the last PROTO seen (0 before any), which decides find_class's renaming
+	// frameEnd is the offset where the current frame ends, -1 outside frames.
+	frameEnd int
 
 	stack []slot
 	marks []int // stack lengths at each MARK
@@ -160,7 +163,7 @@ type unpickler struct {
 var unpicklers = sync.Pool{New: func() any { return new(unpickler) }}
 
 func (u *unpickler) reset(data []byte, d *Decoder, enc encoding) {
-	u.data, u.pos, u.start, u.op, u.proto = data, 0, 0, 0, 0
+	u.data, u.pos, u.start, u.op, u.proto, u.frameEnd = data, 0, 0, 0, 0, -1
 	u.stack, u.marks, u.fence = u.stack[:0], u.marks[:0], 0
 	u.memo, u.memoLen, u.meta = u.memo[:0], 0, u.meta[:0]
 	u.stale = false
@@ -209,7 +212,31 @@ func (u *unpickler) underflow() error {
 
 // Input.
 
+// inFrame checks that the next n bytes may be read: inside the current frame, or after
+// it once it is used up. Other than a bytes or bytearray payload (see readCounted), an
+// argument may not run past the end of its frame. CPython's pickler never writes such a
+// pickle, and CPython disagrees with itself on reading one: pickle.loads reads on as
+// if there were no frame, while pickle.load from a file, as session3 reads sessions,
+// drops the rest of the frame and reads the argument from the bytes after it (so it
+// finds the data truncated, or decodes garbage). The decoder refuses it.
+func (u *unpickler) inFrame(n uint64) error {
+	if u.frameEnd < 0 {
+		return nil
+	}
+	if u.pos == u.frameEnd {
+		u.frameEnd = -1
+		return nil
+	}
+	if n > uint64(u.frameEnd-u.pos) {
+		return u.fail(ErrTruncated, "pickle exhausted before end of frame")
+	}
+	return nil
+}
+
 func (u *unpickler) read(n uint64) ([]byte, error) {
+	if err := u.inFrame(n); err != nil {
+		return nil, err
+	}
 	if n > uint64(len(u.data)-u.pos) {
 		return nil, u.truncated()
 	}
@@ -219,12 +246,11 @@ func (u *unpickler) read(n uint64) ([]byte, error) {
 }
 
 func (u *unpickler) readByte() (byte, error) {
-	if u.pos >= len(u.data) {
-		return 0, u.truncated()
+	b, err := u.read(1)
+	if err != nil {
+		return 0, err
 	}
-	b := u.data[u.pos]
-	u.pos++
-	return b, nil
+	return b[0], nil
 }
 
 func (u *unpickler) readUint(n int) (uint64, error) {
@@ -245,12 +271,19 @@ func (u *unpickler) readUint(n int) (uint64, error) {
 
 // readLine returns the next line with its newline, as CPython's _Unpickler_Readline.
 func (u *unpickler) readLine() ([]byte, error) {
+	if err := u.inFrame(0); err != nil {
+		return nil, err
+	}
 	rest := u.data[u.pos:]
-	for i, c := range rest {
-		if c == '\n' {
-			u.pos += i + 1
-			return rest[:i+1], nil
-		}
+	if u.frameEnd >= 0 {
+		rest = u.data[u.pos:u.frameEnd]
+	}
+	if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+		u.pos += i + 1
+		return rest[:i+1], nil
+	}
+	if u.frameEnd >= 0 {
+		return nil, u.fail(ErrTruncated, "pickle exhausted before end of frame")
 	}
 	return nil, u.truncated()
 }
@@ -498,6 +531,9 @@ func (u *unpickler) run() (any, error) {
 		if u.pos >= len(u.data) {
 			return nil, &DecodeError{Offset: u.pos, Err: fmt.Errorf("%w: ran out of input", ErrTruncated)}
 		}
+		if u.pos == u.frameEnd {
+			u.frameEnd = -1
+		}
 		u.start = u.pos
 		u.op = u.data[u.pos]
 		u.pos++
@@ -701,11 +737,21 @@ func (u *unpickler) run() (any, error) {
 				}
 			}
 		case opFrame:
-			// CPython checks only that the whole frame is present; opcodes may cross
-			// frame boundaries.
 			var n uint64
-			if n, err = u.readUint(8); err == nil && n > uint64(len(u.data)-u.pos) {
-				err = u.truncated()
+			if n, err = u.readUint(8); err == nil {
+				switch {
+				case u.frameEnd > u.pos:
+					// A frame inside a frame: CPython reads it from the current one.
+					if n > uint64(u.frameEnd-u.pos) {
+						err = u.fail(ErrTruncated, "pickle exhausted before end of frame")
+					}
+				case n > math.MaxInt64:
+					err = u.fail(ErrSyntax, "FRAME length exceeds the maximum size")
+				case n > uint64(len(u.data)-u.pos):
+					err = u.truncated()
+				default:
+					u.frameEnd = u.pos + int(n)
+				}
 			}
 
 		// What pickle.loads cannot load without more than its defaults.
@@ -769,13 +815,8 @@ func (u *unpickler) readCounted() ([]byte, error) {
 	switch u.op {
 	case opShortBinUnicode, opShortBinBytes, opShortBinStr:
 		n, err = u.readUint(1)
-	case opBinUnicode, opBinBytes:
-		n, err = u.readUint(4)
-	case opBinString:
-		n, err = u.readUint(4)
-		if err == nil && int32(uint32(n)) < 0 {
-			return nil, u.fail(ErrSyntax, "BINSTRING pickle has negative byte count")
-		}
+	case opBinUnicode, opBinBytes, opBinString:
+		n, err = u.readUint(4) // unsigned, BINSTRING too (CPython 3)
 	default: // BINUNICODE8, BINBYTES8, BYTEARRAY8
 		n, err = u.readUint(8)
 		if err == nil && n > math.MaxInt64 {
@@ -784,6 +825,14 @@ func (u *unpickler) readCounted() ([]byte, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	switch u.op {
+	case opShortBinBytes, opBinBytes, opBinBytes8, opByteArray8:
+		// CPython reads bytes and bytearray payloads on past the end of their frame
+		// (from a file as from bytes), so these may leave the frame.
+		if u.frameEnd >= 0 && n > uint64(u.frameEnd-u.pos) {
+			u.frameEnd = -1
+		}
 	}
 	return u.read(n)
 }
@@ -1048,19 +1097,19 @@ func (u *unpickler) addItems(x int) error {
 // Classes and objects.
 
 func (u *unpickler) loadGlobal() error {
-	module, err := u.readArgLine()
+	// As CPython: the module name is decoded before the class name is read.
+	var g Global
+	line, err := u.readArgLine()
 	if err != nil {
 		return err
 	}
-	name, err := u.readArgLine()
-	if err != nil {
+	if g.Module, err = u.strictUTF8(line[:len(line)-1]); err != nil {
 		return err
 	}
-	g := Global{}
-	if g.Module, err = u.strictUTF8(module[:len(module)-1]); err != nil {
+	if line, err = u.readArgLine(); err != nil {
 		return err
 	}
-	if g.Name, err = u.strictUTF8(name[:len(name)-1]); err != nil {
+	if g.Name, err = u.strictUTF8(line[:len(line)-1]); err != nil {
 		return err
 	}
 	return u.pushScalar(py3Global(g, u.proto))
@@ -1165,19 +1214,18 @@ func (u *unpickler) loadInst() error {
 	if err != nil {
 		return err
 	}
-	module, err := u.readArgLine()
+	var g Global
+	line, err := u.readArgLine()
 	if err != nil {
 		return err
 	}
-	name, err := u.readArgLine()
-	if err != nil {
+	if g.Module, err = u.asciiString(line[:len(line)-1]); err != nil {
 		return err
 	}
-	g := Global{}
-	if g.Module, err = u.asciiString(module[:len(module)-1]); err != nil {
+	if line, err = u.readArgLine(); err != nil {
 		return err
 	}
-	if g.Name, err = u.asciiString(name[:len(name)-1]); err != nil {
+	if g.Name, err = u.asciiString(line[:len(line)-1]); err != nil {
 		return err
 	}
 	return u.instantiate(slot{v: py3Global(g, u.proto), m: noMeta}, x, x)

@@ -169,43 +169,10 @@ func latin1(s string) ([]byte, bool) {
 }
 
 func (d *describer) object(o *Object) node {
-	args := o.Args.Items
-	if o.Construct == Reduce {
-		switch {
-		case (isGlobal(o.Callable, "builtins", "set") || isGlobal(o.Callable, "builtins", "frozenset")) && len(args) <= 1:
-			var items []any
-			if len(args) == 1 {
-				items = args[0].(*List).Items
-			}
-			t := o.Callable.(Global).Name
-			if t == "frozenset" && len(items) == 0 {
-				return node{"t": "frozenset", "items": []any{}}
-			}
-			return d.seq(o, t, uniqueItems(items), true)
-		case isGlobal(o.Callable, "builtins", "bytearray"):
-			n, first := d.track(o)
-			if first {
-				var data []byte
-				switch len(args) {
-				case 1:
-					data = bytesValue(args[0])
-				case 2:
-					data, _ = latin1(args[0].(string))
-				}
-				n["t"], n["v"] = "bytearray", hex.EncodeToString(data)
-			}
-			return n
-		case isGlobal(o.Callable, "_codecs", "encode") && len(args) == 2:
-			b, _ := latin1(args[0].(string))
-			return node{"t": "bytes", "v": hex.EncodeToString(b)}
-		case isGlobal(o.Callable, "builtins", "bytes") && len(args) == 0:
-			return node{"t": "bytes", "v": ""}
-		case isGlobal(o.Callable, "builtins", "getattr") && len(args) == 2:
-			if g, ok := args[0].(Global); ok {
-				return node{"t": "global", "module": g.Module, "name": g.Name + "." + args[1].(string)}
-			}
-		}
+	if n, ok := d.builtinCall(o); ok {
+		return n
 	}
+	args := o.Args.Items
 	n, first := d.track(o)
 	if !first {
 		return n
@@ -246,31 +213,101 @@ func (d *describer) object(o *Object) node {
 	return n
 }
 
-// bytesValue is the bytes CPython makes of v: bytes, or the _codecs.encode(str,
-// "latin1") and bytes() calls protocols 0 to 2 write for bytes.
-func bytesValue(v any) []byte {
-	switch x := v.(type) {
-	case []byte:
-		return x
-	case *Object:
-		if isGlobal(x.Callable, "_codecs", "encode") && len(x.Args.Items) == 2 {
-			b, _ := latin1(x.Args.Items[0].(string))
-			return b
+// builtinCall describes the value CPython makes for the calls of built-ins that
+// pickles of protocols 0 to 3 hold; ok is false for other objects.
+func (d *describer) builtinCall(o *Object) (node, bool) {
+	g, _ := o.Callable.(Global)
+	if o.Construct != Reduce || o.HasState || len(o.ListItems)+len(o.DictItems)+len(o.SetItems) > 0 {
+		return nil, false
+	}
+	args := o.Args.Items
+	switch g {
+	case Global{"builtins", "set"}, Global{"builtins", "frozenset"}:
+		var items []any
+		if len(args) == 1 {
+			l, ok := args[0].(*List)
+			if !ok {
+				return nil, false
+			}
+			items = l.Items
+		} else if len(args) != 0 {
+			return nil, false
 		}
-		if isGlobal(x.Callable, "builtins", "bytes") && len(x.Args.Items) == 0 {
-			return []byte{}
+		unique, ok := uniqueItems(items)
+		if !ok {
+			return nil, false
+		}
+		if g.Name == "frozenset" && len(unique) == 0 {
+			return node{"t": "frozenset", "items": []any{}}, true
+		}
+		return d.seq(o, g.Name, unique, true), true
+	case Global{"builtins", "bytearray"}:
+		var data []byte
+		ok := true
+		switch len(args) {
+		case 1:
+			data, ok = bytesValue(args[0])
+		case 2:
+			s, isStr := args[0].(string)
+			ok = isStr && args[1] == "latin-1"
+			if ok {
+				data, ok = latin1(s)
+			}
+		default:
+			ok = len(args) == 0
+		}
+		if !ok {
+			return nil, false
+		}
+		n, first := d.track(o)
+		if first {
+			n["t"], n["v"] = "bytearray", hex.EncodeToString(data)
+		}
+		return n, true
+	case Global{"_codecs", "encode"}, Global{"builtins", "bytes"}:
+		if b, ok := bytesValue(o); ok {
+			return node{"t": "bytes", "v": hex.EncodeToString(b)}, true
+		}
+	case Global{"builtins", "getattr"}:
+		if len(args) == 2 {
+			cls, ok1 := args[0].(Global)
+			name, ok2 := args[1].(string)
+			if ok1 && ok2 {
+				return node{"t": "global", "module": cls.Module, "name": cls.Name + "." + name}, true
+			}
 		}
 	}
-	panic(fmt.Sprintf("describe: %T is not bytes", v))
+	return nil, false
 }
 
-// uniqueItems drops items equal to an earlier one, as set(list) does.
-func uniqueItems(items []any) []any {
-	s := &Set{}
-	for _, it := range items {
-		_ = s.Add(it)
+// bytesValue is the bytes CPython makes of v: bytes, or the _codecs.encode(str,
+// "latin1") and bytes() calls protocols 0 to 2 write for bytes.
+func bytesValue(v any) ([]byte, bool) {
+	switch x := v.(type) {
+	case []byte:
+		return x, true
+	case *Object:
+		args := x.Args.Items
+		if isGlobal(x.Callable, "_codecs", "encode") && len(args) == 2 && args[1] == "latin1" {
+			if s, ok := args[0].(string); ok {
+				return latin1(s)
+			}
+		}
+		if isGlobal(x.Callable, "builtins", "bytes") && len(args) == 0 {
+			return []byte{}, true
+		}
 	}
-	return s.Items()
+	return nil, false
+}
+
+// uniqueItems drops items equal to an earlier one, as set(list) does; ok is false for
+// an unhashable item.
+func uniqueItems(items []any) ([]any, bool) {
+	s, err := NewSet(items...)
+	if err != nil {
+		return nil, false
+	}
+	return s.Items(), true
 }
 
 // state describes a BUILD state: a dict, or a (dict or None, dict) pair, without

@@ -3,13 +3,15 @@
     python3 pickle_graph.py [FILE ...]
     python3 pickle_graph.py --hex [--safe] < lines
 
-loads each FILE (or, with no FILE, one pickle from stdin) with pickle.loads and prints
+loads each FILE (or, with no FILE, one pickle from stdin) with pickle.load, reading from
+a file object as session3 does (unlike pickle.loads, that makes CPython check that no
+opcode runs past the end of its frame), and prints
 one JSON line per pickle: the description of the loaded object graph, or
 {"error": "Type: message"} when CPython cannot load it (the exit status is then 1).
 With --hex, stdin holds one hex-encoded pickle per line and every line gets an answer
 (the exit status is 0). --safe loads only classes and functions of the modules the
 test corpus uses (see SAFE_MODULES), for loading mutated pickles: any other global is
-answered with {"forbidden": "module.name"}. Run it with testdata/py on PYTHONPATH so
+answered with {"forbidden": "module.name"}; it also caps the process's memory. Run it with testdata/py on PYTHONPATH so
 that the stand-in modules import.
 
 The description is the same for equal graphs and differs for different ones,
@@ -183,7 +185,7 @@ def describe_pickle(data, safe=False):
         if safe:
             value = SafeUnpickler(io.BytesIO(data)).load()
         else:
-            value = pickle.loads(data)
+            value = pickle.load(io.BytesIO(data))
     except Forbidden as e:
         return {"forbidden": str(e)}
     except Exception as e:  # reported, not raised: the caller compares errors too
@@ -198,6 +200,11 @@ def main(argv):
     sys.setrecursionlimit(20000)
     if len(argv) > 1 and argv[1] == "--hex":
         safe = "--safe" in argv[2:]
+        if safe:
+            # A mutated LONG_BINPUT index makes CPython grow its memo array to that
+            # size: let the allocation fail with MemoryError instead of the machine.
+            import resource
+            resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
         for line in sys.stdin:
             line = line.strip()
             print(dumps(describe_pickle(bytes.fromhex(line), safe)), flush=False)
