@@ -122,7 +122,9 @@ func counterSum(b *testing.B, dir string) int64 {
 // hits both alike; each figure is the median over the rounds. It ignores b.N: run it
 // with -benchtime=1x. Environment: WRK_CONNS (connections for throughput, default 8),
 // WRK_DURATION (default 5s), WRK_ROUNDS (default 3), BENCH_SESSIONS (default 64),
-// BENCH_CHILDREN (Python worker processes, default 4).
+// BENCH_CHILDREN (Python worker processes, default 4), BENCH_SESSIONS_PARENT (where the
+// session directory is made, e.g. /dev/shm to take the disk out of the comparison;
+// default the temporary directory).
 func BenchmarkGatewayEndToEnd(b *testing.B) {
 	conns := envInt("WRK_CONNS", 8)
 	rounds := envInt("WRK_ROUNDS", 3)
@@ -137,6 +139,12 @@ func BenchmarkGatewayEndToEnd(b *testing.B) {
 
 	tmp := shortTempDir(b)
 	sessions := filepath.Join(tmp, "sessions")
+	if parent := os.Getenv("BENCH_SESSIONS_PARENT"); parent != "" {
+		d, err := os.MkdirTemp(parent, "qxbench")
+		require.NoError(b, err)
+		b.Cleanup(func() { os.RemoveAll(d) })
+		sessions = filepath.Join(d, "sessions")
+	}
 	require.NoError(b, os.Mkdir(sessions, 0o755))
 	w := startPy(b, []string{"QXAPP_COOKIE_PATH=/"}, "gateway_worker.py", sessions,
 		"--listen", "unix:"+filepath.Join(tmp, "py.sock"), "--children", strconv.Itoa(children))

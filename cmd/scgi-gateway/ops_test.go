@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -123,4 +124,27 @@ func TestIdleSweep(t *testing.T) {
 	assert.Equal(t, time.Second, sweepInterval(time.Second))
 	assert.Equal(t, 6*time.Hour/6, sweepInterval(4*time.Hour))
 	assert.Equal(t, time.Hour, sweepInterval(24*time.Hour))
+}
+
+// TestProxyStreamsThroughGateway: a Python page that streams reaches the client chunk
+// by chunk through the router's logging and the proxy (the first chunk arrives while
+// the worker still waits for the test to let it go on).
+func TestProxyStreamsThroughGateway(t *testing.T) {
+	w := startPy(t, nil, "scgi_worker.py", "--listen", "127.0.0.1:0", "--children", "2")
+	g := startGateway(t, "-http", "127.0.0.1:0", "-sessions", t.TempDir(), "-mount", "/py/="+w.scgiTarget())
+	gate := filepath.Join(t.TempDir(), "gate")
+	resp, err := http.Get(g.url() + "/py/stream?n=3&gate=" + gate)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	buf := make([]byte, 64)
+	n, err := resp.Body.Read(buf)
+	require.NoError(t, err)
+	assert.Equal(t, "chunk 0\n", string(buf[:n]), "the first chunk before the worker goes on")
+	require.NoError(t, os.WriteFile(gate, nil, 0o644))
+	rest, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	assert.Equal(t, "chunk 1\nchunk 2\nend\n", string(rest))
+	assert.Eventually(t, func() bool {
+		return strings.Contains(g.log.String(), "msg=request method=GET path=/py/stream route=/py/ status=200")
+	}, 5*time.Second, 10*time.Millisecond)
 }

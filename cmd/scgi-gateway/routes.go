@@ -159,7 +159,16 @@ func (w *recorder) Write(b []byte) (int, error) {
 	return n, err
 }
 
-func (w *recorder) Flush() { _ = http.NewResponseController(w.ResponseWriter).Flush() }
+// FlushError flushes and reports a failure (a client gone), for http.ResponseController.
+func (w *recorder) FlushError() error {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Flush implements http.Flusher.
+func (w *recorder) Flush() { _ = w.FlushError() }
 
 func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 

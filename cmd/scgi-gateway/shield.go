@@ -53,47 +53,101 @@ func pySpace(r rune) bool { return unicode.IsSpace(r) || (r >= 0x1c && r <= 0x1f
 // header bytes become characters: one per byte (Latin-1), or UTF-8 (invalid bytes
 // become U+FFFD, which is neither white space nor punctuation, as in any decoding).
 func quixoteCookies(header string, latin1 bool) []cookieToken {
-	// Characters and the byte offset where each starts (off[n] = len(header)).
-	var cs []rune
-	var off []int
-	if latin1 {
-		cs, off = make([]rune, len(header)), make([]int, len(header)+1)
-		for i := 0; i < len(header); i++ {
-			cs[i], off[i] = rune(header[i]), i
+	return scanCookies(header, latin1, "", true)
+}
+
+// cookieText is a header as characters, with the byte offset where each starts.
+type cookieText struct {
+	latin1 bool
+	b      string
+	cs     []rune // UTF-8 only
+	off    []int  // UTF-8 only; off[n] = len(b)
+	n      int
+}
+
+func (t *cookieText) at(i int) rune {
+	if t.latin1 {
+		return rune(t.b[i])
+	}
+	return t.cs[i]
+}
+
+func (t *cookieText) offset(i int) int {
+	if t.latin1 {
+		return i
+	}
+	return t.off[i]
+}
+
+func (t *cookieText) text(i, j int) string {
+	if t.latin1 {
+		// Latin-1 characters as Go strings (UTF-8), as Python's str holds them.
+		rs := make([]rune, j-i)
+		for k := range rs {
+			rs[k] = rune(t.b[i+k])
 		}
+		return string(rs)
+	}
+	return string(t.cs[i:j])
+}
+
+// is reports whether characters [i, j) spell name (which is ASCII).
+func (t *cookieText) is(i, j int, name string) bool {
+	if j-i != len(name) {
+		return false
+	}
+	for k := 0; k < len(name); k++ {
+		if t.at(i+k) != rune(name[k]) {
+			return false
+		}
+	}
+	return true
+}
+
+// scanCookies runs Quixote's cookie expression over header and returns the matches
+// whose name is name (every match when all is true).
+func scanCookies(header string, latin1 bool, name string, all bool) []cookieToken {
+	t := &cookieText{latin1: latin1, b: header}
+	if latin1 {
+		t.n = len(header)
 	} else {
 		for i, w := 0, 0; i < len(header); i += w {
 			var r rune
 			r, w = utf8.DecodeRuneInString(header[i:])
-			cs, off = append(cs, r), append(off, i)
+			t.cs, t.off = append(t.cs, r), append(t.off, i)
 		}
-		off = append(off, 0)
+		t.n = len(t.cs)
+		t.off = append(t.off, len(header))
 	}
-	n := len(cs)
-	off[n] = len(header)
+	n := t.n
 
 	// closeAt[i] is where the quoted value whose content starts at i ends (the index of
 	// its closing quote), or -1: the first success of the regex engine's depth-first
 	// search, which tries an escape pair before a single character and ends the
 	// repetition only at a quote. What follows the closing quote always matches, so
-	// success depends on the position alone and one backward pass finds it.
-	closeAt := make([]int, n+2)
-	closeAt[n], closeAt[n+1] = -1, -1
-	for i := n - 1; i >= 0; i-- {
-		switch {
-		case cs[i] == '"':
-			closeAt[i] = i
-		case cs[i] == '\\' && i+1 < n && cs[i+1] <= 0x7f && closeAt[i+2] >= 0:
-			closeAt[i] = closeAt[i+2]
-		default:
-			closeAt[i] = closeAt[i+1]
+	// success depends on the position alone and one backward pass finds it. Without
+	// a quote in the header there is nothing to compute.
+	var closeAt []int
+	if strings.IndexByte(header, '"') >= 0 {
+		closeAt = make([]int, n+2)
+		closeAt[n], closeAt[n+1] = -1, -1
+		for i := n - 1; i >= 0; i-- {
+			c := t.at(i)
+			switch {
+			case c == '"':
+				closeAt[i] = i
+			case c == '\\' && i+1 < n && t.at(i+1) <= 0x7f && closeAt[i+2] >= 0:
+				closeAt[i] = closeAt[i+2]
+			default:
+				closeAt[i] = closeAt[i+1]
+			}
 		}
 	}
 
 	nameChar := func(r rune) bool { return r != '=' && r != ';' && r != ',' && !pySpace(r) }
 	valueChar := func(r rune) bool { return r != '"' && r != ';' && r != ',' && !pySpace(r) }
 	skip := func(i int, ok func(rune) bool) int {
-		for i < n && ok(cs[i]) {
+		for i < n && ok(t.at(i)) {
 			i++
 		}
 		return i
@@ -107,26 +161,36 @@ func quixoteCookies(header string, latin1 bool) []cookieToken {
 			pos++ // no match here: finditer moves on one character
 			continue
 		}
-		tok := cookieToken{start: off[pos], name: string(cs[i:nameEnd])}
+		want := all || t.is(i, nameEnd, name)
+		var tok cookieToken
+		if want {
+			tok = cookieToken{start: t.offset(pos), name: t.text(i, nameEnd)}
+		}
 		i = skip(nameEnd, pySpace)
-		if i < n && cs[i] == '=' {
+		if i < n && t.at(i) == '=' {
 			k := skip(i+1, pySpace)
-			if k < n && cs[k] == '"' && closeAt[k+1] >= 0 {
+			if k < n && t.at(k) == '"' && closeAt[k+1] >= 0 {
 				q := closeAt[k+1]
-				tok.value = unquoteCookie(cs[k : q+1])
+				if want {
+					tok.value = unquoteCookie([]rune(t.text(k, q+1)))
+				}
 				i = q + 1
 			} else {
 				m := skip(k, valueChar)
-				tok.value = string(cs[k:m])
+				if want {
+					tok.value = t.text(k, m)
+				}
 				i = m
 			}
 			i = skip(i, pySpace)
 		}
-		if i < n && (cs[i] == ';' || cs[i] == ',') {
+		if i < n && (t.at(i) == ';' || t.at(i) == ',') {
 			i++
 		}
-		tok.end = off[i]
-		out = append(out, tok)
+		if want {
+			tok.end = t.offset(i)
+			out = append(out, tok)
+		}
 		pos = i
 	}
 	return out
@@ -157,8 +221,8 @@ func acceptableSessionValue(v string) bool {
 // unacceptable value, as Python reads the header decoded either way.
 func badSessionCookies(header, name string, latin1 bool) []cookieToken {
 	var bad []cookieToken
-	for _, t := range quixoteCookies(header, latin1) {
-		if t.name == name && !acceptableSessionValue(t.value) {
+	for _, t := range scanCookies(header, latin1, name, false) {
+		if !acceptableSessionValue(t.value) {
 			bad = append(bad, t)
 		}
 	}
@@ -175,9 +239,12 @@ func shieldCookieHeader(header, name string) (clean string, removed []string, ok
 	if !strings.Contains(header, name) {
 		return header, nil, true // both decodings of the name are its ASCII bytes
 	}
+	// Both decodings of pure ASCII are the same characters: one parse suffices. Cutting
+	// never adds bytes, so the header stays ASCII.
+	ascii := isASCII(header)
 	for range maxShieldPasses {
 		bad := badSessionCookies(header, name, true)
-		if len(bad) == 0 {
+		if len(bad) == 0 && !ascii {
 			bad = badSessionCookies(header, name, false)
 		}
 		if len(bad) == 0 {
@@ -194,6 +261,15 @@ func shieldCookieHeader(header, name string) (clean string, removed []string, ok
 		header = b.String()
 	}
 	return "", removed, false
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // shield wraps a proxied route: it removes invalid session cookies from the request
