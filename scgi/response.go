@@ -18,6 +18,9 @@ const bufferSize = 4096
 
 var errHandlerDone = errors.New("scgi: ResponseWriter used after the handler returned")
 
+// errShortResponse is a handler's bug, unlike a write error (the client went away).
+var errShortResponse = errors.New("scgi: response shorter than its Content-Length")
+
 var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, bufferSize) }}
 
 // Header keys that never reach the CGI response: Status is the response's first line,
@@ -195,7 +198,7 @@ func (w *response) finish() error {
 		return err
 	}
 	if w.contentLength >= 0 && w.written < w.contentLength && bodyAllowed(w.status) && !w.isHEAD {
-		return fmt.Errorf("handler wrote %d of the %d bytes its Content-Length declares", w.written, w.contentLength)
+		return fmt.Errorf("%w: handler wrote %d of the %d bytes its Content-Length declares", errShortResponse, w.written, w.contentLength)
 	}
 	return nil
 }

@@ -473,7 +473,11 @@ func (c *conn) serve() {
 		return // the connection is cut off: the response is incomplete or aborted
 	}
 	if err := w.finish(); err != nil {
-		log.Debug("scgi: response not completed", "remote", req.RemoteAddr, "uri", req.RequestURI, "err", err)
+		level := slog.LevelDebug // the client went away
+		if errors.Is(err, errShortResponse) {
+			level = slog.LevelWarn
+		}
+		log.Log(context.Background(), level, "scgi: response not completed", "remote", req.RemoteAddr, "uri", req.RequestURI, "err", err)
 		return
 	}
 	if b != nil && b.unread() > 0 {

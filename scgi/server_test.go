@@ -174,6 +174,10 @@ func TestServerResponses(t *testing.T) {
 		wroteErr.Store(err)
 		w.Write([]byte("abc"))
 	})
+	mux.HandleFunc("/short", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "10")
+		w.Write([]byte("abc"))
+	})
 	mux.HandleFunc("/after-header", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Before", "1")
 		w.WriteHeader(http.StatusCreated)
@@ -245,6 +249,13 @@ func TestServerResponses(t *testing.T) {
 		assert.Equal(t, "abc", r.body)
 		assert.Equal(t, "3", r.header.Get("Content-Length"))
 		assert.Equal(t, http.ErrContentLength, wroteErr.Load())
+	})
+	t.Run("a response shorter than its Content-Length is cut and logged", func(t *testing.T) {
+		r := get("/short")
+		assert.Equal(t, "10", r.header.Get("Content-Length"))
+		assert.Equal(t, "abc", r.body, "the front end sees the connection end 7 bytes early")
+		assert.Contains(t, log.String(), "level=WARN msg=\"scgi: response not completed\"")
+		assert.Contains(t, log.String(), "handler wrote 3 of the 10 bytes")
 	})
 	t.Run("first WriteHeader wins with the headers of that moment", func(t *testing.T) {
 		r := get("/after-header")
