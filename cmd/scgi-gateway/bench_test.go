@@ -115,7 +115,9 @@ func counterSum(b *testing.B, dir string) int64 {
 //     → the Go demo's /counter, against nginx → the CPython SCGI worker (qxapp's
 //     /counter: session3's manager steps over the DirectorySessionStore) directly;
 //   - median latency of the Python page: nginx → gateway → CPython worker, against
-//     nginx → CPython worker directly.
+//     nginx → CPython worker directly;
+//   - for scale, the throughput of a Go page that does no session work through the same
+//     nginx and gateway: what nginx, wrk and the SCGI hop allow on the machine at all.
 //
 // Both sides use the same logged-in sessions (made through Python), each request the
 // next of them. Runs alternate between the setups so that drift in the machine's load
@@ -189,7 +191,7 @@ func BenchmarkGatewayEndToEnd(b *testing.B) {
 	require.Equal(b, "2", r.body)
 
 	b.ResetTimer()
-	var goT, pyT, viaL, dirL []wrkResult
+	var goT, pyT, viaL, dirL, ceil []wrkResult
 	var goInc, pyInc int64
 	runCounting := func(url string, conns int, d time.Duration, inc *int64) wrkResult {
 		before := counterSum(b, sessions)
@@ -209,6 +211,9 @@ func BenchmarkGatewayEndToEnd(b *testing.B) {
 		goT, pyT = append(goT, g), append(pyT, p)
 		goReq += g.requests
 		pyReq += p.requests
+		// The harness's ceiling: a Go page without any session work, through the same
+		// nginx, wrk and SCGI hop. No backend can go faster than this here.
+		ceil = append(ceil, runWrk(b, viaGateway+"/", []string{"x=y"}, conns, dur))
 		viaL = append(viaL, runCounting(viaGateway+"/py/counter", 1, dur, &ignore))
 		dirL = append(dirL, runCounting(direct+"/counter", 1, dur, &ignore))
 	}
@@ -221,13 +226,14 @@ func BenchmarkGatewayEndToEnd(b *testing.B) {
 	b.ReportMetric(goRPS, "go-counter-req/s")
 	b.ReportMetric(pyRPS, "py-counter-req/s")
 	b.ReportMetric(goRPS/pyRPS, "go/py-throughput-x")
+	b.ReportMetric(medianOf(ceil, rps), "ceiling-go-no-session-req/s")
 	b.ReportMetric(dirP50/1e3, "py-direct-p50-µs")
 	b.ReportMetric(viaP50/1e3, "py-via-gateway-p50-µs")
 	b.ReportMetric(100*(viaP50/dirP50-1), "gateway-p50-overhead-%")
 	var lines []string
 	for i := range goT {
-		lines = append(lines, fmt.Sprintf("round %d: throughput (-c%d) go %.0f req/s (p50 %v) | python %.0f req/s (p50 %v); latency (-c1) python via gateway p50 %v p90 %v p99 %v | direct p50 %v p90 %v p99 %v",
-			i+1, conns, goT[i].rps, goT[i].p50, pyT[i].rps, pyT[i].p50, viaL[i].p50, viaL[i].p90, viaL[i].p99, dirL[i].p50, dirL[i].p90, dirL[i].p99))
+		lines = append(lines, fmt.Sprintf("round %d: throughput (-c%d) go %.0f req/s (p50 %v) | python %.0f req/s (p50 %v) | ceiling %.0f req/s; latency (-c1) python via gateway p50 %v p90 %v p99 %v | direct p50 %v p90 %v p99 %v",
+			i+1, conns, goT[i].rps, goT[i].p50, pyT[i].rps, pyT[i].p50, ceil[i].rps, viaL[i].p50, viaL[i].p90, viaL[i].p99, dirL[i].p50, dirL[i].p90, dirL[i].p99))
 	}
 	lines = append(lines, fmt.Sprintf("counter increments in the files / requests wrk completed: go %d/%d, python %d/%d",
 		goInc, goReq, pyInc, pyReq))

@@ -230,7 +230,6 @@ func TestSystemdSocketActivation(t *testing.T) {
 	tl.Close()
 	assert.Equal(t, "unix:"+sockPath, p.addrs["scgi"])
 	assert.Equal(t, tl.Addr().String(), p.addrs["http"])
-	assert.NotContains(t, p.log.String(), "8080", "no default listener under socket activation")
 
 	resp, err := http.Get("http://" + tl.Addr().String() + "/")
 	require.NoError(t, err)
@@ -256,6 +255,10 @@ func TestSystemdSocketActivation(t *testing.T) {
 
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
 	assert.Equal(t, 0, p.wait(t, 10*time.Second))
+	logs := p.log.String()
+	assert.Equal(t, 2, strings.Count(logs, "msg=listening"), logs)
+	assert.NotContains(t, logs, "8080", "no default listener under socket activation")
+	assert.Contains(t, logs, "msg=stopped")
 }
 
 func TestSystemdActivatedChecksPID(t *testing.T) {
@@ -264,4 +267,37 @@ func TestSystemdActivatedChecksPID(t *testing.T) {
 	assert.True(t, systemdActivated(env(map[string]string{"LISTEN_FDS": "1"})))
 	assert.True(t, systemdActivated(env(map[string]string{"LISTEN_FDS": "1", "LISTEN_PID": fmt.Sprint(os.Getpid())})))
 	assert.False(t, systemdActivated(env(map[string]string{"LISTEN_FDS": "1", "LISTEN_PID": "1"})), "meant for another process")
+}
+
+// TestNoFlags runs the command as `go run ./cmd/scgi-gateway` does, with no arguments,
+// in a fresh directory: HTTP on 127.0.0.1:8080, the demo at /, sessions in ./sessions,
+// and a log line saying so. Should another program hold port 8080, the gateway must say
+// so and exit 1.
+func TestNoFlags(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir) // the child inherits it
+	l, err := net.Listen("tcp", "127.0.0.1:8080")
+	if err != nil {
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), "SCGI_GATEWAY_MAIN=1")
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		require.ErrorAs(t, err, &ee)
+		assert.Equal(t, 1, ee.ExitCode())
+		assert.Contains(t, string(out), "cannot listen")
+		assert.Contains(t, string(out), "127.0.0.1:8080")
+		return
+	}
+	l.Close()
+	p := startGatewayProcess(t, 1, nil, nil, "")
+	assert.Equal(t, "127.0.0.1:8080", p.addrs["http"])
+	real, err := filepath.EvalSymlinks(dir)
+	require.NoError(t, err)
+	want := `msg="no flags given: the demo app serves / at http://127.0.0.1:8080/" sessions=` + filepath.Join(real, "sessions")
+	assert.Eventually(t, func() bool { return strings.Contains(p.log.String(), want) }, 5*time.Second, 10*time.Millisecond, want)
+	assert.DirExists(t, filepath.Join(dir, "sessions"))
+	r := get(t, client(t), "http://127.0.0.1:8080/")
+	assert.Contains(t, r.body, "Not logged in.")
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	assert.Equal(t, 0, p.wait(t, 10*time.Second))
 }
