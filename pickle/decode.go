@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"slices"
 	"strings"
 	"sync"
+	"unsafe"
 )
 
 // Default limits of a Decoder.
@@ -154,7 +156,9 @@ type unpickler struct {
 	meta    []meta         // per container or object, indexed by slot.m
 	hashes  map[any]uint64 // hashes of large tuple and frozenset keys, computed once
 	stale   bool           // a container already inside another one was changed
-	scratch []any          // reused for building items
+	// copy is a copy of the input that str and bytes values are cut from (see
+	// inputString), made on first use.
+	copy []byte
 
 	maxDepth, maxStack, maxMemo int
 	enc                         encoding
@@ -181,15 +185,55 @@ func orDefault(v, def int) int {
 // release drops every reference to decoded values and returns the state to the pool,
 // unless one of its buffers grew large.
 func (u *unpickler) release() {
-	const keep = 4096
-	if cap(u.stack) > keep || cap(u.memo) > keep || cap(u.meta) > 4*keep || cap(u.marks) > keep {
+	const keep = 1 << 16
+	if cap(u.stack) > keep || cap(u.memo) > keep || cap(u.meta) > keep || cap(u.marks) > keep {
 		return
 	}
 	clear(u.stack[:cap(u.stack)])
 	clear(u.memo[:cap(u.memo)])
-	clear(u.scratch[:cap(u.scratch)])
-	u.data, u.sparse, u.hashes = nil, nil, nil
+	u.data, u.copy, u.sparse, u.hashes = nil, nil, nil, nil
 	unpicklers.Put(u)
+}
+
+// Values cut from the input.
+//
+// Decoded str and bytes values share one copy of the input instead of being allocated
+// one by one: decoding a session makes one allocation where it would make dozens. A
+// str is an unsafe.String over bytes no []byte value exposes, and a []byte value has
+// its capacity cut to its length, so appending to it reallocates rather than
+// overwriting what follows. The price is that any value cut from the copy keeps the
+// whole copy alive; above maxSharedInput bytes, values are allocated one by one.
+const maxSharedInput = 1 << 20
+
+// inputOffset returns the offset in the input of b, a slice of it.
+func (u *unpickler) inputOffset(b []byte) int { return cap(u.data) - cap(b) }
+
+func (u *unpickler) shared() bool {
+	if u.copy == nil && len(u.data) <= maxSharedInput {
+		u.copy = bytes.Clone(u.data)
+	}
+	return u.copy != nil
+}
+
+// inputString returns b, a slice of the input, as a string.
+func (u *unpickler) inputString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if !u.shared() {
+		return string(b)
+	}
+	i := u.inputOffset(b)
+	return unsafe.String(&u.copy[i], len(b))
+}
+
+// inputBytes returns a copy of b, a slice of the input.
+func (u *unpickler) inputBytes(b []byte) []byte {
+	if len(b) == 0 || !u.shared() {
+		return append([]byte{}, b...)
+	}
+	i := u.inputOffset(b)
+	return u.copy[i : i+len(b) : i+len(b)]
 }
 
 // Errors.
@@ -608,9 +652,10 @@ func (u *unpickler) run() (any, error) {
 		case opShortBinUnicode, opBinUnicode, opBinUnicode8:
 			var b []byte
 			if b, err = u.readCounted(); err == nil {
-				var s string
-				if s, err = u.utf8String(b); err == nil {
-					err = u.pushScalar(s)
+				if i := invalidUTF8(b, true); i >= 0 {
+					err = u.fail(ErrSyntax, "'utf-8' codec can't decode byte 0x%02x in position %d", b[i], i)
+				} else {
+					err = u.pushScalar(u.inputString(b))
 				}
 			}
 		case opUnicode:
@@ -618,7 +663,7 @@ func (u *unpickler) run() (any, error) {
 		case opShortBinBytes, opBinBytes, opBinBytes8:
 			var b []byte
 			if b, err = u.readCounted(); err == nil {
-				err = u.pushScalar(append([]byte{}, b...))
+				err = u.pushScalar(u.inputBytes(b))
 			}
 		case opShortBinStr, opBinString:
 			var b []byte
@@ -632,7 +677,7 @@ func (u *unpickler) run() (any, error) {
 			if b, err = u.readCounted(); err == nil {
 				var m int32
 				if m, err = u.newMeta(1, 0, 1); err == nil {
-					err = u.push(&ByteArray{Data: append([]byte{}, b...)}, m)
+					err = u.push(&ByteArray{Data: u.inputBytes(b)}, m)
 				}
 			}
 
@@ -859,9 +904,49 @@ func (u *unpickler) buildTuple(start int) error {
 	if err != nil {
 		return err
 	}
-	t := &Tuple{Items: values(items)}
+	t := newTuple(items)
 	u.truncate(start)
 	return u.push(t, m)
+}
+
+// newTuple makes a tuple of the values of items; small ones in one allocation.
+func newTuple(items []slot) *Tuple {
+	switch len(items) {
+	case 1:
+		p := new(struct {
+			t Tuple
+			a [1]any
+		})
+		p.a[0] = items[0].v
+		p.t.Items = p.a[:]
+		return &p.t
+	case 2:
+		p := new(struct {
+			t Tuple
+			a [2]any
+		})
+		p.a[0], p.a[1] = items[0].v, items[1].v
+		p.t.Items = p.a[:]
+		return &p.t
+	case 3:
+		p := new(struct {
+			t Tuple
+			a [3]any
+		})
+		p.a[0], p.a[1], p.a[2] = items[0].v, items[1].v, items[2].v
+		p.t.Items = p.a[:]
+		return &p.t
+	}
+	return &Tuple{Items: values(items)}
+}
+
+// appendValues appends the values of items to vs.
+func appendValues(vs []any, items []slot) []any {
+	vs = slices.Grow(vs, len(items))
+	for i := range items {
+		vs = append(vs, items[i].v)
+	}
+	return vs
 }
 
 func (u *unpickler) buildList(start int) error {
@@ -929,12 +1014,12 @@ func (u *unpickler) appendItems(x int) error {
 	target, items := u.stack[x-1], u.stack[x:]
 	switch t := target.v.(type) {
 	case *List:
-		t.Items = append(t.Items, values(items)...)
+		t.Items = appendValues(t.Items, items)
 	case *Object:
 		if t.HasState || len(t.DictItems) > 0 || len(t.SetItems) > 0 {
 			return u.fail(ErrUnsupported, "%s to an object after its SETITEMS, ADDITEMS or BUILD", opName(u.op))
 		}
-		t.ListItems = append(t.ListItems, values(items)...)
+		t.ListItems = appendValues(t.ListItems, items)
 	case *ByteArray:
 		for i := range items {
 			b, err := u.byteValue(items[i].v)
@@ -1008,6 +1093,7 @@ func (u *unpickler) setItems(x int) error {
 		if t.HasState || len(t.SetItems) > 0 {
 			return u.fail(ErrUnsupported, "%s to an object after its ADDITEMS or BUILD", opName(u.op))
 		}
+		t.DictItems = slices.Grow(t.DictItems, len(items)/2)
 		for i := 0; i < len(items); i += 2 {
 			t.DictItems = append(t.DictItems, KV{items[i].v, items[i+1].v})
 		}
@@ -1085,7 +1171,7 @@ func (u *unpickler) addItems(x int) error {
 		if t.HasState {
 			return u.fail(ErrUnsupported, "ADDITEMS to an object after its BUILD")
 		}
-		t.SetItems = append(t.SetItems, values(items)...)
+		t.SetItems = appendValues(t.SetItems, items)
 	default:
 		return u.fail(ErrOperation, "'%s' object has no attribute 'add'", TypeName(target.v))
 	}
@@ -1103,13 +1189,13 @@ func (u *unpickler) loadGlobal() error {
 	if err != nil {
 		return err
 	}
-	if g.Module, err = u.strictUTF8(line[:len(line)-1]); err != nil {
+	if g.Module, err = u.globalName(line[:len(line)-1]); err != nil {
 		return err
 	}
 	if line, err = u.readArgLine(); err != nil {
 		return err
 	}
-	if g.Name, err = u.strictUTF8(line[:len(line)-1]); err != nil {
+	if g.Name, err = u.globalName(line[:len(line)-1]); err != nil {
 		return err
 	}
 	return u.pushScalar(py3Global(g, u.proto))
@@ -1130,6 +1216,14 @@ func (u *unpickler) loadStackGlobal() error {
 		return u.fail(ErrOperation, "STACK_GLOBAL requires str")
 	}
 	return u.pushScalar(py3Global(Global{Module: m, Name: n}, u.proto))
+}
+
+// globalName decodes a GLOBAL line: UTF-8, strict.
+func (u *unpickler) globalName(b []byte) (string, error) {
+	if i := invalidUTF8(b, false); i >= 0 {
+		return "", u.fail(ErrSyntax, "'utf-8' codec can't decode byte 0x%02x in position %d", b[i], i)
+	}
+	return u.inputString(b), nil
 }
 
 // callable reports whether v may be a class or other callable: a global or the result

@@ -478,16 +478,6 @@ func decodeLong(b []byte) any {
 
 // Strings.
 
-// utf8String decodes the UTF-8 of BINUNICODE and friends as CPython does, with the
-// "surrogatepass" error handler: lone surrogates (ED A0..BF xx) are kept as their
-// three bytes; anything else that is not UTF-8 is an error.
-func (u *unpickler) utf8String(b []byte) (string, error) {
-	if i := invalidUTF8(b, true); i >= 0 {
-		return "", u.fail(ErrSyntax, "'utf-8' codec can't decode byte 0x%02x in position %d", b[i], i)
-	}
-	return string(b), nil
-}
-
 // strictUTF8 decodes UTF-8 without surrogates, as GLOBAL's module and name.
 func (u *unpickler) strictUTF8(b []byte) (string, error) {
 	if i := invalidUTF8(b, false); i >= 0 {

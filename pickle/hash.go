@@ -41,8 +41,8 @@ func hashKey(v any) (uint64, error) {
 	case *FrozenSet:
 		// Order-independent: equal frozensets may hold their items in different orders.
 		var h uint64 = 0x1f2e3d4c
-		for _, ih := range x.t.hashes {
-			h += mix(ih)
+		for i := range x.t.keys {
+			h += mix(x.t.hashAt(i))
 		}
 		return h, nil
 	case *Object:
@@ -131,7 +131,7 @@ func keyEqual(a, b any) bool {
 			return true
 		}
 		for i, it := range x.t.keys {
-			if y.t.find(it, x.t.hashes[i]) < 0 {
+			if y.t.find(it, x.t.hashAt(i)) < 0 {
 				return false
 			}
 		}

@@ -178,12 +178,13 @@ func (o *Object) DelAttr(name string) bool {
 func (o *Object) Attrs() *Dict { return o.attrs(false) }
 
 // table is an insertion-ordered hash table keyed by Python equality, shared by Dict, Set
-// and FrozenSet. Small tables (the attribute dicts of sessions) are scanned linearly by
-// stored hash; larger ones get an index from hash to the chain of positions with that hash.
+// and FrozenSet. Small tables (the attribute dicts of sessions) are scanned linearly;
+// larger ones keep each key's hash and an index from hash to the chain of positions
+// with that hash.
 type table struct {
 	keys   []any
-	vals   []any // unused for sets
-	hashes []uint64
+	vals   []any            // unused for sets
+	hashes []uint64         // the hash of each key, kept once the table has an index
 	index  map[uint64]int32 // hash -> 1 + position of the newest key with that hash
 	chain  []int32          // chain[i] = 1 + position of the previous key with keys[i]'s hash, or 0
 }
@@ -193,8 +194,8 @@ const smallTable = 8
 
 func (t *table) find(k any, h uint64) int {
 	if t.index == nil {
-		for i, kh := range t.hashes {
-			if kh == h && keyEqual(t.keys[i], k) {
+		for i, key := range t.keys {
+			if keyEqual(key, k) {
 				return i
 			}
 		}
@@ -206,6 +207,15 @@ func (t *table) find(k any, h uint64) int {
 		}
 	}
 	return -1
+}
+
+// hashAt returns the hash of the i-th key.
+func (t *table) hashAt(i int) uint64 {
+	if t.hashes != nil {
+		return t.hashes[i]
+	}
+	h, _ := hashKey(t.keys[i]) // every stored key was hashable when it was put
+	return h
 }
 
 // put inserts or replaces; for a replaced key the original key object is kept, as
@@ -228,11 +238,11 @@ func (t *table) putHashed(k, v any, h uint64, withValue bool) {
 		return
 	}
 	t.keys = append(t.keys, k)
-	t.hashes = append(t.hashes, h)
 	if withValue {
 		t.vals = append(t.vals, v)
 	}
 	if t.index != nil {
+		t.hashes = append(t.hashes, h)
 		t.chain = append(t.chain, t.index[h])
 		t.index[h] = int32(len(t.keys))
 	} else if len(t.keys) > smallTable {
@@ -240,15 +250,22 @@ func (t *table) putHashed(k, v any, h uint64, withValue bool) {
 	}
 }
 
-// grow makes room for n more keys.
+// grow makes room for n more keys. The keys and values of a dict share one
+// allocation.
 func (t *table) grow(n int, withValue bool) {
 	if n <= 0 || cap(t.keys)-len(t.keys) >= n {
 		return
 	}
-	t.keys = append(make([]any, 0, len(t.keys)+n), t.keys...)
-	t.hashes = append(make([]uint64, 0, len(t.keys)+n), t.hashes...)
+	size := len(t.keys) + n
 	if withValue {
-		t.vals = append(make([]any, 0, len(t.keys)+n), t.vals...)
+		kv := make([]any, 2*size)
+		t.keys = append(kv[:0:size], t.keys...)
+		t.vals = append(kv[size:size:2*size], t.vals...)
+	} else {
+		t.keys = append(make([]any, 0, size), t.keys...)
+	}
+	if t.index != nil {
+		t.hashes = append(make([]uint64, 0, size), t.hashes...)
 	}
 }
 
@@ -269,19 +286,27 @@ func (t *table) remove(k any, withValue bool) bool {
 		return false
 	}
 	t.keys = append(t.keys[:i], t.keys[i+1:]...)
-	t.hashes = append(t.hashes[:i], t.hashes[i+1:]...)
 	if withValue {
 		t.vals = append(t.vals[:i], t.vals[i+1:]...)
+	}
+	if t.hashes != nil {
+		t.hashes = append(t.hashes[:i], t.hashes[i+1:]...)
 	}
 	t.reindex()
 	return true
 }
 
-// reindex rebuilds the index from the stored hashes (none for a small table).
+// reindex rebuilds the hashes and the index (none for a small table).
 func (t *table) reindex() {
 	if len(t.keys) <= smallTable {
-		t.index, t.chain = nil, nil
+		t.hashes, t.index, t.chain = nil, nil, nil
 		return
+	}
+	if len(t.hashes) != len(t.keys) {
+		t.hashes = make([]uint64, len(t.keys), cap(t.keys))
+		for i, k := range t.keys {
+			t.hashes[i], _ = hashKey(k) // every stored key was hashable when it was put
+		}
 	}
 	t.index = make(map[uint64]int32, len(t.keys))
 	t.chain = make([]int32, len(t.keys))
