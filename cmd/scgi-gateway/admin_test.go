@@ -20,6 +20,9 @@ var fixtureIDs = map[string]string{
 	"Q4PJ1fkwwK8":            "subclass-rich.pkl",
 	"bb2_-Qy4sEs":            "dictsession-cart.pkl",
 	"_dz4opoXoCaSYW452SPgjQ": "quixote-session.pkl",
+	// This fixture holds the same session as session3-login.pkl, later; it is stored
+	// under a name of its own (the admin commands take the file name as the id).
+	"counterTokens": "session3-counter-tokens.pkl",
 }
 
 // fixtureDir copies the fixtures into a fresh session directory.
@@ -48,12 +51,13 @@ func TestAdminList(t *testing.T) {
 	code, out, errs := admin(t, dir, "list")
 	require.Equal(t, 0, code, errs)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	require.Len(t, lines, 5)
+	require.Len(t, lines, 6)
 	assert.Regexp(t, `^ID\s+USER\s+CLASS\s+IDLE$`, lines[0])
 	assert.Regexp(t, `^4qihCikDywk\s+alice\s+session3\.Session\.Session\s+\d+s$`, lines[1])
 	assert.Regexp(t, `^Q4PJ1fkwwK8\s+<myapp\.models\.Account object>\s+myapp\.models\.ShopSession\s+\d+s$`, lines[2])
 	assert.Regexp(t, `^_dz4opoXoCaSYW452SPgjQ\s+alice\s+quixote\.session\.Session\s+\d+s$`, lines[3])
 	assert.Regexp(t, `^bb2_-Qy4sEs\s+dora\s+session3\.DictSession\.DictSession\s+(2h59m5\ds|3h0m0s)$`, lines[4])
+	assert.Regexp(t, `^counterTokens\s+alice\s+session3\.Session\.Session\s+\d+s$`, lines[5])
 
 	code, out, errs = admin(t, dir, "list", "-json")
 	require.Equal(t, 0, code, errs)
@@ -65,7 +69,7 @@ func TestAdminList(t *testing.T) {
 		Error       string          `json:"error"`
 	}
 	require.NoError(t, json.Unmarshal([]byte(out), &entries), out)
-	require.Len(t, entries, 4)
+	require.Len(t, entries, 5)
 	assert.Equal(t, "Q4PJ1fkwwK8", entries[1].ID)
 	assert.JSONEq(t, `{"__class__":"myapp.models.Account","__state__":{"login":"carol","roles":{"__set__":["ops","admin"]},"last_login":{"__datetime__":"2026-11-21T09:30:00"}}}`, string(entries[1].User))
 	assert.Equal(t, `"dora"`, string(entries[3].User))
@@ -131,6 +135,7 @@ func TestAdminSetKeepsEverythingElse(t *testing.T) {
 		{"Q4PJ1fkwwK8", "note", `{"a": [1, 2.5, null, true]}`},
 		{"bb2_-Qy4sEs", "user", `null`},
 		{"_dz4opoXoCaSYW452SPgjQ", "_remote_address", `"198.51.100.1"`},
+		{"counterTokens", "counter", `7`},
 	} {
 		before, err := os.ReadFile(filepath.Join(dir, tc.id))
 		require.NoError(t, err)
@@ -198,7 +203,7 @@ func TestAdminDeleteSweepAndErrors(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("x"), 0o644))
 	code, out, errs = admin(t, dir, "list")
 	assert.Equal(t, 1, code, "unreadable files make list fail after listing everything")
-	assert.Contains(t, errs, "2 of 5 session files could not be read")
+	assert.Contains(t, errs, "2 of 6 session files could not be read")
 	assert.Regexp(t, `(?m)^emptyFile01\s+-\s+-\s+\d+s\s+\(.*empty`, out)
 	assert.Regexp(t, `(?m)^garbage0001\s+-\s+-\s+\d+s\s+\(session garbage0001: `, out)
 	assert.Contains(t, out, "Q4PJ1fkwwK8")
@@ -222,8 +227,8 @@ func TestAdminDeleteSweepAndErrors(t *testing.T) {
 	}
 	code, out, errs = admin(t, dir, "sweep", "-older", "1h")
 	require.Equal(t, 0, code, errs)
-	assert.Equal(t, "deleted 3, remaining 2\n", out)
-	assert.ElementsMatch(t, []string{"_dz4opoXoCaSYW452SPgjQ", "garbage0001", "aDirectory1", "notes.txt"}, sessionFiles(t, dir))
+	assert.Equal(t, "deleted 3, remaining 3\n", out)
+	assert.ElementsMatch(t, []string{"_dz4opoXoCaSYW452SPgjQ", "counterTokens", "garbage0001", "aDirectory1", "notes.txt"}, sessionFiles(t, dir))
 
 	code, _, _ = admin(t, dir, "sweep")
 	assert.Equal(t, 2, code, "sweep needs -older")
