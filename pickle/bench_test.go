@@ -3,6 +3,7 @@ package pickle
 import (
 	"bytes"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -74,7 +75,7 @@ func benchMarshal(b *testing.B, data []byte, v any) {
 
 // TestBenchmarkAgainstCPython times Unmarshal and Marshal on the benchmark pickles and
 // CPython's C pickle.loads and pickle.dumps on the same bytes, in the same run, and
-// prints both with their ratio. It is a measurement, not a check, and runs only when
+// prints both with their ratio. Each figure is the best of five runs. It is a measurement, not a check, and runs only when
 // asked:
 //
 //	PICKLE_BENCH=1 go test -run TestBenchmarkAgainstCPython -v ./pickle
@@ -95,13 +96,28 @@ func TestBenchmarkAgainstCPython(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal(out, &py))
 
+	// Both sides report the best of five runs, as timeit's documentation advises: on a
+	// shared machine the minimum is the figure least disturbed by other work.
+	if f := flag.Lookup("test.benchtime"); f != nil && f.Value.String() == "1s" {
+		require.NoError(t, f.Value.Set("300ms"))
+	}
+	best := func(fn func(*testing.B)) testing.BenchmarkResult {
+		var min testing.BenchmarkResult
+		for i := range 5 {
+			r := testing.Benchmark(fn)
+			if i == 0 || r.NsPerOp() < min.NsPerOp() {
+				min = r
+			}
+		}
+		return min
+	}
 	var report strings.Builder
 	fmt.Fprintf(&report, "\n%-26s %7s | %12s %12s %6s %9s | %12s %12s %6s %9s\n", "pickle", "bytes",
 		"Unmarshal", "loads", "ratio", "allocs/op", "Marshal", "dumps", "ratio", "allocs/op")
 	for _, f := range files {
 		data, v := readBench(t, f)
-		dec := testing.Benchmark(func(b *testing.B) { benchUnmarshal(b, data) })
-		enc := testing.Benchmark(func(b *testing.B) { benchMarshal(b, data, v) })
+		dec := best(func(b *testing.B) { benchUnmarshal(b, data) })
+		enc := best(func(b *testing.B) { benchMarshal(b, data, v) })
 		p := py[f]
 		fmt.Fprintf(&report, "%-26s %7d | %9d ns %9.0f ns %5.2fx %9d | %9d ns %9.0f ns %5.2fx %9d\n",
 			benchName(f), len(data),

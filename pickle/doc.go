@@ -89,22 +89,32 @@
 // pickle of the CPython corpora in the tests, decodes and re-encodes to its own bytes.
 //
 // The bytes differ from CPython's only in these cases, and then CPython loads them to
-// an equal object graph, shared references and cycles included:
+// an equal object graph, shared references and cycles included (only `is` between
+// two equal strs can tell the difference in the first case):
 //
-//   - str and bytes have no identity in Go, so the encoder memoizes them by value, as
-//     CPython does for one object referenced twice. Where CPython had two equal but
-//     distinct str (or bytes) objects, it writes both and the encoder writes the
-//     second as a memo reference; the loaded graph then shares one str where CPython's
-//     had two, which only `is` can tell. (CPython itself changes which strs are one
-//     object when it loads: BUILD interns attribute names, and names read by GLOBAL
-//     become plain strs; so pickle.dumps(pickle.loads(b)) is often not b.) Where the
-//     encoder knows CPython makes a new str, it writes a new one: the qualified names
-//     of classes and functions written in C (everything in builtins and _codecs, the
-//     classes of datetime and decimal, collections.OrderedDict, deque and
-//     defaultdict, functools.partial), whose names CPython builds on each access; the
-//     module name of built-in functions; and the strs and bytes CPython builds while
-//     pickling (protocol 2's Latin-1 text of bytes, the bytes of a bytearray call,
-//     the last part of a nested name).
+//   - str and bytes are memoized by the identity of their storage — the address and
+//     length of their bytes — the counterpart of CPython's object identity: the
+//     decoder gives each str and bytes it reads storage of its own and every memo
+//     reference to it the same one, so a decoded value keeps CPython's sharing
+//     exactly. In a value built in Go, sharing follows Go's storage: one Go string
+//     (a variable, or a literal, which the Go toolchain stores once) used twice is
+//     written once and referred to, equal strings built separately are written
+//     separately. CPython shares where its program used one object, and also
+//     shares interned strs (attribute names, identifiers, module names) wherever
+//     they were made; so a Go-built value whose attribute names are built strings
+//     rather than literals writes them again where CPython would refer back. (CPython
+//     itself changes which strs are one object when it loads: BUILD interns
+//     attribute names, and names read by GLOBAL become plain strs; so
+//     pickle.dumps(pickle.loads(b)) is often not b.) The empty str and bytes are
+//     singletons, as in CPython. Where CPython makes new strings while pickling,
+//     the encoder writes new ones too: the qualified names of classes and functions
+//     written in C (everything in builtins and _codecs, the classes of datetime and
+//     decimal, collections.OrderedDict, deque and defaultdict, functools.partial),
+//     whose names CPython builds on each access; the module name of built-in
+//     functions; and the strs and bytes CPython builds while pickling (protocol 2's
+//     Latin-1 text of bytes, shared only among one-character texts as CPython's
+//     one-character singletons are; the bytes of a bytearray call; the last part of
+//     a nested name).
 //   - Sets and frozensets are written in the model's order: for a decoded one, the
 //     order of the pickle; for one built in Go, insertion order, where CPython writes
 //     its hash-table order (which for strs depends on PYTHONHASHSEED).

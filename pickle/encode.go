@@ -150,7 +150,8 @@ type encState struct {
 	w        io.Writer // nil: everything stays in buf (Marshal)
 	werr     error
 
-	buf        []byte
+	buf        []byte // the output is buf[:n]; buf's length is its capacity
+	n          int
 	framing    bool
 	frameStart int // offset of the open frame's header in buf, -1 when none is open
 
@@ -158,6 +159,7 @@ type encState struct {
 	// pointers here, so they are keyed by pointer; str, bytes and class references
 	// have no identity in Go and are keyed by value (see the package doc).
 	memoLen    int
+	memoFull   bool                        // memoLen passed what LONG_BINPUT can number
 	funcModule int                         // memo index of the module name of built-in functions, or -1
 	active     map[unsafe.Pointer]int      // objects being saved: memo length when their outermost save began
 	chars      map[rune]int                // one-character strs built while pickling (saveTempStr)
@@ -166,6 +168,7 @@ type encState struct {
 	strs       strTable
 	bytes      strTable
 	globals    map[Global]int
+	sizeHint   int   // capacity for Marshal's next output buffer
 	keep       []any // values made while encoding (time.Time): alive until the end, so their addresses stay unique
 }
 
@@ -181,9 +184,9 @@ var encStatePool = sync.Pool{New: func() any {
 func getEncState(proto, maxDepth int, w io.Writer) *encState {
 	s := encStatePool.Get().(*encState)
 	s.proto, s.maxDepth, s.w = proto, maxDepth, w
-	s.depth, s.werr, s.memoLen, s.funcModule = 0, nil, 0, -1
+	s.depth, s.werr, s.memoLen, s.funcModule, s.memoFull = 0, nil, 0, -1, false
 	s.framing, s.frameStart = false, -1
-	s.buf = s.buf[:0]
+	s.n = 0
 	return s
 }
 
@@ -200,7 +203,7 @@ func putEncState(s *encState) {
 	resetMap(&s.globals, keep)
 	clear(s.chars)
 	clear(s.built)
-	if cap(s.buf) > 1<<20 {
+	if len(s.buf) > 1<<20 {
 		s.buf = nil
 	}
 	s.w = nil
@@ -217,12 +220,16 @@ func resetMap[K comparable](m *map[K]int, keep int) {
 
 // dump writes a whole pickle: PROTO, the value, STOP, as CPython's dump() does.
 func (s *encState) dump(v any) error {
-	s.buf = append(s.buf, opProto, byte(s.proto))
+	b := s.room(2)
+	b[0], b[1] = opProto, byte(s.proto)
 	if s.proto >= 4 {
 		s.framing = true
 	}
 	if err := s.save(v); err != nil {
 		return finishError(err)
+	}
+	if s.memoFull {
+		return &EncodeError{Err: errors.New("memo grew beyond 2**32 entries, more than BINPUT/LONG_BINPUT can number")}
 	}
 	s.write1(opStop)
 	s.commitFrame()
@@ -235,12 +242,12 @@ func (s *encState) flush() error {
 	if s.werr != nil {
 		return s.werr
 	}
-	if s.w != nil && len(s.buf) > 0 {
-		if _, err := s.w.Write(s.buf); err != nil {
+	if s.w != nil && s.n > 0 {
+		if _, err := s.w.Write(s.buf[:s.n]); err != nil {
 			s.werr = err
 			return err
 		}
-		s.buf = s.buf[:0]
+		s.n = 0
 	}
 	return nil
 }
@@ -252,19 +259,44 @@ func (s *encState) flush() error {
 // lazily at the first write after the previous one was committed.
 func (s *encState) open() {
 	if s.framing && s.frameStart < 0 {
-		s.frameStart = len(s.buf)
-		s.buf = append(s.buf, opFrame, 0, 0, 0, 0, 0, 0, 0, 0)
+		s.frameStart = s.n
+		b := s.room(frameHeaderSize)
+		b[0] = opFrame // the length is filled in when the frame is committed
 	}
 }
 
 func (s *encState) write1(b byte) {
 	s.open()
-	s.buf = append(s.buf, b)
+	if s.n < len(s.buf) {
+		s.buf[s.n] = b
+		s.n++
+		return
+	}
+	s.room(1)[0] = b
 }
 
 func (s *encState) write2(a, b byte) {
 	s.open()
-	s.buf = append(s.buf, a, b)
+	r := s.room(2)
+	r[0], r[1] = a, b
+}
+
+// room reserves the next k bytes of the output and returns them to be written. The
+// output is written by index rather than appended to, which stores no pointer (and
+// so runs no GC write barrier) except when the buffer grows.
+func (s *encState) room(k int) []byte {
+	if len(s.buf)-s.n < k {
+		s.growBuf(k)
+	}
+	b := s.buf[s.n : s.n+k : s.n+k]
+	s.n += k
+	return b
+}
+
+func (s *encState) growBuf(k int) {
+	nb := make([]byte, max(2*len(s.buf), s.n+k, 256))
+	copy(nb, s.buf[:s.n])
+	s.buf = nb
 }
 
 // commitFrame closes the open frame: it fills in the header, or removes it when the
@@ -274,12 +306,12 @@ func (s *encState) commitFrame() {
 		return
 	}
 	start := s.frameStart
-	n := len(s.buf) - start - frameHeaderSize
+	n := s.n - start - frameHeaderSize
 	if n >= frameSizeMin {
 		binary.LittleEndian.PutUint64(s.buf[start+1:], uint64(n))
 	} else {
-		copy(s.buf[start:], s.buf[start+frameHeaderSize:])
-		s.buf = s.buf[:len(s.buf)-frameHeaderSize]
+		copy(s.buf[start:], s.buf[start+frameHeaderSize:s.n])
+		s.n -= frameHeaderSize
 	}
 	s.frameStart = -1
 }
@@ -287,14 +319,16 @@ func (s *encState) commitFrame() {
 // boundary is called before each value is saved: a frame that reached the target size
 // is committed there (and, when streaming, written out).
 func (s *encState) boundary() {
-	if s.frameStart < 0 || !s.framing {
-		return
+	// frameStart is -1 whenever no frame is open, including when framing is off.
+	if s.frameStart >= 0 && s.n-s.frameStart >= frameHeaderSize+frameSizeTarget {
+		s.endFrame()
 	}
-	if len(s.buf)-s.frameStart-frameHeaderSize >= frameSizeTarget {
-		s.commitFrame()
-		if s.w != nil {
-			_ = s.flush()
-		}
+}
+
+func (s *encState) endFrame() {
+	s.commitFrame()
+	if s.w != nil {
+		_ = s.flush()
 	}
 }
 
@@ -303,12 +337,12 @@ func (s *encState) boundary() {
 func (s *encState) writeData(header []byte, data string) {
 	if len(data) < frameSizeTarget {
 		s.open()
-		s.buf = append(s.buf, header...)
-		s.buf = append(s.buf, data...)
+		b := s.room(len(header) + len(data))
+		copy(b[copy(b, header):], data)
 		return
 	}
 	s.commitFrame()
-	s.buf = append(s.buf, header...)
+	copy(s.room(len(header)), header)
 	if s.w != nil {
 		if s.flush() == nil {
 			if _, err := io.WriteString(s.w, data); err != nil && s.werr == nil {
@@ -317,7 +351,7 @@ func (s *encState) writeData(header []byte, data string) {
 		}
 		return
 	}
-	s.buf = append(s.buf, data...)
+	copy(s.room(len(data)), data)
 }
 
 // --- memo (CPython: memo_put, memo_get) ---
@@ -326,6 +360,9 @@ func (s *encState) writeData(header []byte, data string) {
 func (s *encState) put() int {
 	idx := s.memoLen
 	s.memoLen++
+	if uint64(idx) >= math.MaxUint32 {
+		s.memoFull = true
+	}
 	switch {
 	case s.proto >= 4:
 		s.write1(opMemoize)
@@ -333,8 +370,9 @@ func (s *encState) put() int {
 		s.write2(opBinPut, byte(idx))
 	default:
 		s.open()
-		s.buf = append(s.buf, opLongBinPut)
-		s.buf = binary.LittleEndian.AppendUint32(s.buf, uint32(idx))
+		b := s.room(5)
+		b[0] = opLongBinPut
+		binary.LittleEndian.PutUint32(b[1:], uint32(idx))
 	}
 	return idx
 }
@@ -345,8 +383,9 @@ func (s *encState) get(idx int) {
 		return
 	}
 	s.open()
-	s.buf = append(s.buf, opLongBinGet)
-	s.buf = binary.LittleEndian.AppendUint32(s.buf, uint32(idx))
+	b := s.room(5)
+	b[0] = opLongBinGet
+	binary.LittleEndian.PutUint32(b[1:], uint32(idx))
 }
 
 func (s *encState) putPtr(p unsafe.Pointer) {
@@ -401,9 +440,6 @@ func (s *encState) enter() error {
 // committed, writes atoms (None, bool, int, float) without touching the memo, and
 // writes a memo reference for anything saved before.
 func (s *encState) save(v any) error {
-	if uint64(s.memoLen) > math.MaxUint32 {
-		return encErr("pickle: memo grew beyond 2**32 entries")
-	}
 	s.boundary()
 	switch x := v.(type) {
 	case nil:
@@ -480,11 +516,13 @@ func (s *encState) saveInt(x int64) {
 			s.write2(opBinInt1, byte(u))
 		case u <= 0xffff:
 			s.open()
-			s.buf = append(s.buf, opBinInt2, byte(u), byte(u>>8))
+			b := s.room(3)
+			b[0], b[1], b[2] = opBinInt2, byte(u), byte(u>>8)
 		default:
 			s.open()
-			s.buf = append(s.buf, opBinInt)
-			s.buf = binary.LittleEndian.AppendUint32(s.buf, u)
+			b := s.room(5)
+			b[0] = opBinInt
+			binary.LittleEndian.PutUint32(b[1:], u)
 		}
 		return
 	}
@@ -504,8 +542,9 @@ func (s *encState) saveInt(x int64) {
 		}
 	}
 	s.open()
-	s.buf = append(s.buf, opLong1, byte(n))
-	s.buf = append(s.buf, le[:n]...)
+	b := s.room(2 + n)
+	b[0], b[1] = opLong1, byte(n)
+	copy(b[2:], le[:n])
 }
 
 func (s *encState) saveBigInt(x *big.Int) error {
@@ -539,44 +578,57 @@ func (s *encState) saveBigInt(x *big.Int) error {
 	}
 	s.open()
 	if n < 256 {
-		s.buf = append(s.buf, opLong1, byte(n))
+		b := s.room(2)
+		b[0], b[1] = opLong1, byte(n)
 	} else {
-		s.buf = append(s.buf, opLong4)
-		s.buf = binary.LittleEndian.AppendUint32(s.buf, uint32(n))
+		b := s.room(5)
+		b[0] = opLong4
+		binary.LittleEndian.PutUint32(b[1:], uint32(n))
 	}
-	s.buf = append(s.buf, le[:n]...)
+	copy(s.room(n), le[:n])
 	return nil
 }
 
 func (s *encState) saveFloat(f float64) {
 	s.open()
-	s.buf = append(s.buf, opBinFloat)
-	s.buf = binary.BigEndian.AppendUint64(s.buf, math.Float64bits(f))
+	b := s.room(9)
+	b[0] = opBinFloat
+	binary.BigEndian.PutUint64(b[1:], math.Float64bits(f))
 }
 
 // saveStr writes a str. fresh marks a string CPython creates anew while pickling (it
 // is memoized under an identity nothing else shares), so it neither uses nor fills
 // the by-value memo.
 func (s *encState) saveStr(str string, fresh bool) error {
-	var hash uint64
+	var slot int
 	if !fresh {
-		idx, ok, h := s.strs.get(str)
+		idx, ok, sl := s.strs.lookup(str)
 		if ok {
 			s.get(idx)
 			return nil
 		}
-		hash = h
+		slot = sl
 	}
 	if !validPyString(str) {
 		return encErr("pickle: str is not UTF-8 (lone surrogates must be in their 3-byte surrogatepass form): %q", truncate(str, 40))
 	}
 	n := len(str)
+	if n <= 0xff && s.proto >= 4 {
+		// The common case, written in one go: SHORT_BINUNICODE, the text, MEMOIZE.
+		s.open()
+		b := s.room(n + 3)
+		b[0], b[1], b[n+2] = opShortBinUnicode, byte(n), opMemoize
+		copy(b[2:], str)
+		idx := s.memoLen
+		s.memoLen++
+		if !fresh {
+			s.strs.insert(str, slot, idx)
+		}
+		return nil
+	}
 	var hdr [9]byte
 	var h []byte
 	switch {
-	case n <= 0xff && s.proto >= 4:
-		hdr[0], hdr[1] = opShortBinUnicode, byte(n)
-		h = hdr[:2]
 	case uint64(n) <= math.MaxUint32:
 		hdr[0] = opBinUnicode
 		binary.LittleEndian.PutUint32(hdr[1:], uint32(n))
@@ -591,7 +643,7 @@ func (s *encState) saveStr(str string, fresh bool) error {
 	s.writeData(h, str)
 	idx := s.put()
 	if !fresh {
-		s.strs.set(str, hash, idx)
+		s.strs.insert(str, slot, idx)
 	}
 	return nil
 }
@@ -631,14 +683,15 @@ func truncate(s string, n int) string {
 // at protocol 2, which has no bytes opcode, CPython's _codecs.encode(str, "latin1")
 // call (or bytes() when empty). fresh is as for saveStr.
 func (s *encState) saveBytes(b []byte, fresh bool) error {
-	var hash uint64
+	key := unsafe.String(unsafe.SliceData(b), len(b))
+	var slot int
 	if !fresh {
-		var ok bool
-		var idx int
-		if idx, ok, hash = s.bytes.get(unsafe.String(unsafe.SliceData(b), len(b))); ok {
+		idx, ok, sl := s.bytes.lookup(key)
+		if ok {
 			s.get(idx)
 			return nil
 		}
+		slot = sl
 	}
 	if s.proto < 3 {
 		if len(b) == 0 {
@@ -674,11 +727,11 @@ func (s *encState) saveBytes(b []byte, fresh bool) error {
 		default:
 			return encErr("pickle: bytes of 4 GiB or more need protocol 4 or higher")
 		}
-		s.writeData(h, unsafe.String(unsafe.SliceData(b), len(b)))
+		s.writeData(h, key)
 	}
 	idx := s.put()
 	if !fresh {
-		s.bytes.set(unsafe.String(unsafe.SliceData(b), len(b)), hash, idx)
+		s.bytes.insert(key, slot, idx)
 	}
 	return nil
 }
@@ -910,7 +963,30 @@ func (s *encState) saveDict(d *Dict) error {
 	defer func() { s.depth-- }()
 	s.write1(opEmptyDict)
 	s.putPtr(p)
-	return s.setItemsExact(len(d.t.keys), func(i int) (any, any) { return d.t.keys[i], d.t.vals[i] })
+	keys, vals := d.t.keys, d.t.vals
+	if len(keys) == 1 {
+		if err := s.saveItem(keys[0], vals[0]); err != nil {
+			return err
+		}
+		s.write1(opSetItem)
+		return nil
+	}
+	// The loop of setItemsExact, without a call per item.
+	for i := 0; len(keys) > 0; {
+		s.write1(opMark)
+		n := min(len(keys)-i, batchSize)
+		for j := i; j < i+n; j++ {
+			if err := s.saveItem(keys[j], vals[j]); err != nil {
+				return err
+			}
+		}
+		s.write1(opSetItems)
+		i += n
+		if n != batchSize {
+			return nil
+		}
+	}
+	return nil
 }
 
 // setItemsExact writes dict items as CPython's batch_dict_exact does: a single item
@@ -950,7 +1026,14 @@ func (s *encState) setItemsExact(n int, item func(int) (any, any)) error {
 }
 
 func (s *encState) saveItem(k, v any) error {
-	if err := s.save(k); err != nil {
+	var err error
+	if ks, ok := k.(string); ok { // most keys: skip save's type switch
+		s.boundary()
+		err = s.saveStr(ks, false)
+	} else {
+		err = s.save(k)
+	}
+	if err != nil {
 		return wrapStep(err, "<key "+keyRepr(k)+">")
 	}
 	if err := s.save(v); err != nil {
@@ -1498,11 +1581,12 @@ func (s *encState) saveGlobal(g Global) error {
 			return encErr("pickle: global %q contains a newline", g.String())
 		}
 		s.open()
-		s.buf = append(s.buf, opGlobal)
-		s.buf = append(s.buf, module...)
-		s.buf = append(s.buf, '\n')
-		s.buf = append(s.buf, name...)
-		s.buf = append(s.buf, '\n')
+		b := s.room(len(module) + len(name) + 3)
+		b[0] = opGlobal
+		copy(b[1:], module)
+		b[1+len(module)] = '\n'
+		copy(b[2+len(module):], name)
+		b[len(b)-1] = '\n'
 	}
 	s.globals[g] = s.put()
 	return nil

@@ -192,6 +192,12 @@ func encArgsCycle() any {
 	return o
 }
 
+func encDistinctStrs() any {
+	a, b := string([]byte("duplicate")), string([]byte("duplicate")) // equal, stored apart
+	x, y := []byte{1, 2, 3}, []byte{1, 2, 3}
+	return NewList(a, b, a, x, y, x, "", "", []byte{}, []byte{})
+}
+
 func encBatches() any {
 	dictN := func(n int) *Dict {
 		d := NewDict()
@@ -267,7 +273,8 @@ func encPlainGo() any {
 }
 
 func encBytesProto2() any {
-	return NewList([]byte("ab"), []byte("ab"), &ByteArray{Data: []byte("ab")}, &ByteArray{Data: []byte("a")},
+	ab := []byte("ab") // one bytes object referenced twice
+	return NewList(ab, ab, &ByteArray{Data: []byte("ab")}, &ByteArray{Data: []byte("a")},
 		[]byte{}, &ByteArray{}, []byte{0xff, 0x80})
 }
 
@@ -282,13 +289,17 @@ func encBigSession() *Object {
 	for i := range 32 {
 		tokens.Items = append(tokens.Items, fmt.Sprintf("token-%02d-aaaaaaaaaaaaaa", i))
 	}
+	var tags []string // one str per tag, shared by the items, as in the Python case
+	for k := range 13 {
+		tags = append(tags, fmt.Sprintf("n%d", k))
+	}
 	cart := NewList()
 	for i := range 1000 {
 		cart.Items = append(cart.Items, encDict(
 			"sku", fmt.Sprintf("sku-%05d", i),
 			"qty", int64(i%7+1),
 			"price", 9.99+float64(i),
-			"tags", NewTuple("gift", fmt.Sprintf("n%d", i%13)),
+			"tags", NewTuple("gift", tags[i%13]),
 			"note", fmt.Sprintf("item %d: ", i)+strings.Repeat("x", i%40)))
 	}
 	history := NewList()
@@ -318,6 +329,7 @@ var encCases = []encCase{
 	{name: "recursive_frozenset", build: encRecursiveFrozenSet},
 	{name: "recursive_set", build: encRecursiveSet},
 	{name: "args_cycle", build: encArgsCycle},
+	{name: "distinct_strs", build: encDistinctStrs},
 	{name: "batches", build: encBatches},
 	// The strs "datetime", "set" and "Session" are the module and class names read by
 	// STACK_GLOBAL; once loaded they are plain strs, no longer the interned names of

@@ -1,111 +1,104 @@
 package pickle
 
-import (
-	"hash/maphash"
-	"unsafe"
-)
+import "unsafe"
 
 // The encoder looks up every str, bytes, container and object it writes in its memo,
-// which makes the memo the hottest part of encoding. These two tables hold no Go
-// pointers, so filling them costs no GC write barriers and resetting them is a
-// memclr: strings are copied into a byte arena, and containers are keyed by address
-// (the values are alive for the whole encoding, and Go's heap does not move them).
+// which makes the memo the hottest part of encoding. These tables are built for that:
+// open addressing with linear probing, one probe sequence for a lookup and the
+// insertion that follows a miss, and no Go pointers in them, so filling them costs no
+// GC write barriers. Everything is keyed by address: the value is alive for the whole
+// encoding and Go's heap does not move. Each slot carries the generation that filled
+// it, so emptying a table between two pickles costs nothing, and the pooled tables
+// keep their size.
 
-// strTable maps strings, by value, to memo indexes.
+// strTable maps strs (and bytes) to memo indexes by the identity of their storage:
+// the address and length of their bytes. That is the counterpart of the object
+// identity CPython's memo uses: the decoder gives each str it reads its own storage
+// and each memo reference to it the same one, so an unchanged decoded value
+// re-encodes exactly as CPython wrote it. The empty string, a singleton in CPython,
+// has a slot of its own.
 type strTable struct {
-	slots []strSlot // open addressing, linear probing; len is a power of two
-	arena []byte    // the bytes of the strings, one after another
-	n     int       // used slots
-	long  map[string]int
+	slots []strSlot // len is a power of two
+	n     int
+	gen   uint32
+	empty int // memo index of "" plus one, 0 when not memoized
 }
 
 type strSlot struct {
-	hash uint64
-	off  int
+	addr uintptr
 	len  int
-	idx  int // memo index + 1; 0 marks an empty slot
+	idx  uint32
+	gen  uint32 // the slot is in use when gen is the table's
 }
 
-// longStr is the length from which strings are kept in an ordinary map rather than
-// copied into the arena.
-const longStr = 512
+// keepSlots bounds the tables a pooled encoder keeps between pickles.
+const keepSlots = 1 << 17
 
-var strSeed = maphash.MakeSeed()
-
-// get returns the memo index of s, or the hash of s to pass to set.
-func (t *strTable) get(s string) (idx int, ok bool, h uint64) {
-	if len(s) >= longStr {
-		idx, ok := t.long[s]
-		return idx, ok, 0
-	}
-	h = maphash.String(strSeed, s)
-	if t.n == 0 {
-		return 0, false, h
-	}
-	mask := len(t.slots) - 1
-	for i := int(h) & mask; ; i = (i + 1) & mask {
-		sl := &t.slots[i]
-		if sl.idx == 0 {
-			return 0, false, h
-		}
-		if sl.hash == h && sl.len == len(s) && string(t.arena[sl.off:sl.off+sl.len]) == s {
-			return sl.idx - 1, true, h
-		}
-	}
+func strHash(addr uintptr, n int) int {
+	return int(((uint64(addr) ^ uint64(n)<<48) * 0x9e3779b97f4a7c15) >> 32)
 }
 
-// set records the memo index of s, which get did not find and hashed to h.
-func (t *strTable) set(s string, h uint64, idx int) {
-	if len(s) >= longStr {
-		if t.long == nil {
-			t.long = make(map[string]int)
-		}
-		t.long[s] = idx
-		return
+// lookup returns the memo index of s, or the slot where insert records it.
+func (t *strTable) lookup(s string) (idx int, ok bool, slot int) {
+	if len(s) == 0 {
+		return t.empty - 1, t.empty > 0, -1
 	}
 	if 2*(t.n+1) > len(t.slots) {
 		t.grow()
 	}
+	addr := uintptr(unsafe.Pointer(unsafe.StringData(s)))
 	mask := len(t.slots) - 1
-	i := int(h) & mask
-	for t.slots[i].idx != 0 {
-		i = (i + 1) & mask
+	for i := strHash(addr, len(s)) & mask; ; i = (i + 1) & mask {
+		sl := &t.slots[i]
+		if sl.gen != t.gen {
+			return 0, false, i
+		}
+		if sl.addr == addr && sl.len == len(s) {
+			return int(sl.idx), true, i
+		}
 	}
-	t.slots[i] = strSlot{hash: h, off: len(t.arena), len: len(s), idx: idx + 1}
-	t.arena = append(t.arena, s...)
+}
+
+// insert records the memo index of s at the slot lookup returned.
+func (t *strTable) insert(s string, slot int, idx int) {
+	if slot < 0 {
+		t.empty = idx + 1
+		return
+	}
+	t.slots[slot] = strSlot{addr: uintptr(unsafe.Pointer(unsafe.StringData(s))), len: len(s), idx: uint32(idx), gen: t.gen}
 	t.n++
 }
 
 func (t *strTable) grow() {
 	old := t.slots
-	size := max(64, 2*len(old))
-	t.slots = make([]strSlot, size)
-	mask := size - 1
+	t.slots = make([]strSlot, max(64, 2*len(old)))
+	mask := len(t.slots) - 1
+	if t.gen == 0 {
+		t.gen = 1
+	}
 	for _, sl := range old {
-		if sl.idx == 0 {
+		if sl.gen != t.gen {
 			continue
 		}
-		i := int(sl.hash) & mask
-		for t.slots[i].idx != 0 {
+		i := strHash(sl.addr, sl.len) & mask
+		for t.slots[i].gen == t.gen {
 			i = (i + 1) & mask
 		}
 		t.slots[i] = sl
 	}
 }
 
-// reset empties the table, keeping its memory unless it grew large.
+// reset empties the table for the next pickle.
 func (t *strTable) reset() {
-	const keepSlots, keepArena = 1 << 14, 1 << 20
-	if len(t.slots) > keepSlots || cap(t.arena) > keepArena {
+	if len(t.slots) > keepSlots {
 		*t = strTable{}
 		return
 	}
-	if t.n > 0 {
+	t.n, t.empty = 0, 0
+	t.gen++
+	if t.gen == 0 {
 		clear(t.slots)
-	}
-	t.n, t.arena = 0, t.arena[:0]
-	if len(t.long) > 0 {
-		t.long = nil
+		t.gen = 1
 	}
 }
 
@@ -113,17 +106,16 @@ func (t *strTable) reset() {
 type ptrTable struct {
 	slots []ptrSlot
 	n     int
+	gen   uint32
 }
 
 type ptrSlot struct {
 	key uintptr
-	idx int // memo index + 1; 0 marks an empty slot
+	idx uint32
+	gen uint32
 }
 
-func ptrHash(p uintptr) int {
-	h := uint64(p) * 0x9e3779b97f4a7c15
-	return int(h >> 32)
-}
+func ptrHash(p uintptr) int { return int((uint64(p) * 0x9e3779b97f4a7c15) >> 32) }
 
 func (t *ptrTable) get(p unsafe.Pointer) (int, bool) {
 	if t.n == 0 {
@@ -133,11 +125,11 @@ func (t *ptrTable) get(p unsafe.Pointer) (int, bool) {
 	mask := len(t.slots) - 1
 	for i := ptrHash(k) & mask; ; i = (i + 1) & mask {
 		sl := &t.slots[i]
-		if sl.idx == 0 {
+		if sl.gen != t.gen {
 			return 0, false
 		}
 		if sl.key == k {
-			return sl.idx - 1, true
+			return int(sl.idx), true
 		}
 	}
 }
@@ -150,28 +142,30 @@ func (t *ptrTable) set(p unsafe.Pointer, idx int) {
 	k := uintptr(p)
 	mask := len(t.slots) - 1
 	i := ptrHash(k) & mask
-	for t.slots[i].idx != 0 {
+	for t.slots[i].gen == t.gen {
 		if t.slots[i].key == k {
-			t.slots[i].idx = idx + 1
+			t.slots[i].idx = uint32(idx)
 			return
 		}
 		i = (i + 1) & mask
 	}
-	t.slots[i] = ptrSlot{key: k, idx: idx + 1}
+	t.slots[i] = ptrSlot{key: k, idx: uint32(idx), gen: t.gen}
 	t.n++
 }
 
 func (t *ptrTable) grow() {
 	old := t.slots
-	size := max(64, 2*len(old))
-	t.slots = make([]ptrSlot, size)
-	mask := size - 1
+	t.slots = make([]ptrSlot, max(64, 2*len(old)))
+	mask := len(t.slots) - 1
+	if t.gen == 0 {
+		t.gen = 1
+	}
 	for _, sl := range old {
-		if sl.idx == 0 {
+		if sl.gen != t.gen {
 			continue
 		}
 		i := ptrHash(sl.key) & mask
-		for t.slots[i].idx != 0 {
+		for t.slots[i].gen == t.gen {
 			i = (i + 1) & mask
 		}
 		t.slots[i] = sl
@@ -179,12 +173,14 @@ func (t *ptrTable) grow() {
 }
 
 func (t *ptrTable) reset() {
-	if len(t.slots) > 1<<14 {
+	if len(t.slots) > keepSlots {
 		*t = ptrTable{}
 		return
 	}
-	if t.n > 0 {
-		clear(t.slots)
-	}
 	t.n = 0
+	t.gen++
+	if t.gen == 0 {
+		clear(t.slots)
+		t.gen = 1
+	}
 }

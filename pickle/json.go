@@ -822,6 +822,7 @@ func FromJSON(data []byte) (any, error) {
 type jsonParser struct {
 	data []byte
 	pos  int
+	keys map[string]string // one str per distinct object key, as Python's json module makes
 }
 
 func (p *jsonParser) errorf(format string, args ...any) error {
@@ -931,6 +932,14 @@ func (p *jsonParser) object(depth int) (any, error) {
 		k, err := p.str()
 		if err != nil {
 			return nil, err
+		}
+		if seen, ok := p.keys[k]; ok {
+			k = seen
+		} else {
+			if p.keys == nil {
+				p.keys = make(map[string]string)
+			}
+			p.keys[k] = k
 		}
 		p.skipSpace()
 		if p.pos >= len(p.data) || p.data[p.pos] != ':' {

@@ -18,10 +18,17 @@ import (
 func Marshal(v any) ([]byte, error) {
 	s := getEncState(DefaultProtocol, defaultEncodeDepth, nil)
 	defer putEncState(s)
-	if err := s.dump(v); err != nil {
+	// The pickle is built in a new buffer the caller keeps, sized after the last
+	// pickle this state wrote, rather than in the pooled one and then copied.
+	pooled := s.buf
+	s.buf = make([]byte, max(s.sizeHint, 256))
+	err := s.dump(v)
+	out := s.buf[:s.n]
+	s.buf, s.n, s.sizeHint = pooled, 0, len(out)+len(out)/8
+	if err != nil {
 		return nil, err
 	}
-	return append([]byte(nil), s.buf...), nil
+	return out, nil
 }
 
 // --- plain Go values ---

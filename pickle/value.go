@@ -26,8 +26,8 @@ import (
 //
 // Containers and objects are pointers: a value the pickle references twice is one Go
 // pointer referenced twice, so shared references and cycles survive a decode/encode round
-// trip. Immutable scalars (str, bytes, int, float) have no identity in Go; the encoder
-// memoizes str and bytes by value, which loads in CPython to an equal graph.
+// trip. str and bytes are memoized by the identity of their storage, the counterpart
+// of CPython's object identity (see the package doc).
 
 // Tuple is a Python tuple.
 type Tuple struct{ Items []any }

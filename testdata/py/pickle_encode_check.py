@@ -261,6 +261,13 @@ def args_shared():
     return [a, b, c, lst]
 
 
+def distinct_strs():
+    """Equal strs and bytes that are distinct objects, and ones that are the same."""
+    a, b = "".join(["dup", "licate"]), "".join(["dup", "licate"])
+    x, y = bytes([1, 2, 3]), bytes([1, 2, 3])
+    return [a, b, a, x, y, x, "", "", b"", b""]
+
+
 def batches():
     return {
         "d1000": {i: i for i in range(1000)},
@@ -371,6 +378,7 @@ CASES = {
     "recursive_set": recursive_set,
     "args_cycle": args_cycle,
     "args_shared": args_shared,
+    "distinct_strs": distinct_strs,
     "batches": batches,
     "globals": globals_,
     "objects": objects,
