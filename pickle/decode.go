@@ -172,6 +172,7 @@ func (u *unpickler) reset(data []byte, d *Decoder, enc encoding) {
 	u.memo, u.memoLen, u.meta = u.memo[:0], 0, u.meta[:0]
 	u.stale = false
 	u.maxDepth, u.maxStack, u.maxMemo = orDefault(d.MaxDepth, DefaultMaxDepth), orDefault(d.MaxStack, DefaultMaxStack), orDefault(d.MaxMemo, DefaultMaxMemo)
+	u.maxDepth = min(u.maxDepth, math.MaxInt32-1) // heights are int32
 	u.enc = enc
 }
 
@@ -433,10 +434,6 @@ func (u *unpickler) changed(target slot, items []slot) {
 		return
 	}
 	t := &u.meta[target.m]
-	if t.inside {
-		// Whatever holds target may now be deeper than its recorded height.
-		u.stale = true
-	}
 	h := t.height
 	for i := range items {
 		if m := items[i].m; m >= 0 && m != target.m {
@@ -444,6 +441,10 @@ func (u *unpickler) changed(target slot, items []slot) {
 			mt.inside = true
 			h = max(h, mt.height+1)
 		}
+	}
+	if h > t.height && t.inside {
+		// Whatever holds target may now be deeper than its recorded height.
+		u.stale = true
 	}
 	t.height = h
 }
@@ -683,13 +684,13 @@ func (u *unpickler) run() (any, error) {
 
 		// Containers.
 		case opEmptyTuple:
-			err = u.pushContainer(&Tuple{Items: []any{}}, true)
+			err = u.pushContainer(&Tuple{Items: []any{}}, 1)
 		case opEmptyList:
-			err = u.pushContainer(&List{Items: []any{}}, false)
+			err = u.pushContainer(&List{Items: []any{}}, 0)
 		case opEmptyDict:
-			err = u.pushContainer(NewDict(), false)
+			err = u.pushContainer(NewDict(), 0)
 		case opEmptySet:
-			err = u.pushContainer(&Set{}, false)
+			err = u.pushContainer(&Set{}, 0)
 		case opTuple1, opTuple2, opTuple3:
 			n := len(u.stack) - int(u.op-opTuple1+1)
 			if n < u.fence {
@@ -800,11 +801,8 @@ func (u *unpickler) run() (any, error) {
 			}
 
 		// What pickle.loads cannot load without more than its defaults.
-		case opPersID:
-			if _, err = u.readLine(); err == nil {
-				err = u.fail(ErrUnsupported, "a persistent id was found, but no persistent_load function is available")
-			}
-		case opBinPersID:
+		case opPersID, opBinPersID:
+			// Without persistent_load, CPython stops here, before reading the id.
 			err = u.fail(ErrUnsupported, "a persistent id was found, but no persistent_load function is available")
 		case opExt1, opExt2, opExt4:
 			err = u.loadExt()
@@ -882,20 +880,13 @@ func (u *unpickler) readCounted() ([]byte, error) {
 	return u.read(n)
 }
 
-func (u *unpickler) pushContainer(v any, tuple bool) error {
-	ks := int32(1)
-	m, err := u.newMeta(1, b2i(tuple), ks)
+// pushContainer pushes a new empty container; keyDepth is 1 for a tuple.
+func (u *unpickler) pushContainer(v any, keyDepth int32) error {
+	m, err := u.newMeta(1, keyDepth, 1)
 	if err != nil {
 		return err
 	}
 	return u.push(v, m)
-}
-
-func b2i(b bool) int32 {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 func (u *unpickler) buildTuple(start int) error {
@@ -1053,7 +1044,10 @@ func (u *unpickler) byteValue(v any) (byte, error) {
 func (u *unpickler) index(v any) (int64, bool, error) {
 	switch x := v.(type) {
 	case bool:
-		return int64(b2i(x)), true, nil
+		if x {
+			return 1, true, nil
+		}
+		return 0, true, nil
 	case int64:
 		return x, true, nil
 	case *big.Int:

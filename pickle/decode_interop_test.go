@@ -526,6 +526,7 @@ var edgeCases = []edgeCase{
 	{"inst non-ascii", "(i\xc3\xa9\nlist\n.", ErrSyntax, ""},
 	{"build on object", "\x80\x02cmyapp.models\nEmpty\n)\x81}U\x01aK\x01sb.", nil, ""},
 	{"persid", "Pabc\n.", ErrUnsupported, ""},
+	{"persid without its line", "P", ErrUnsupported, ""},
 	{"binpersid", "NQ.", ErrUnsupported, ""},
 	{"ext1", "\x82\x01.", ErrUnsupported, ""},
 	{"ext1 zero", "\x82\x00.", ErrSyntax, ""},
