@@ -1,9 +1,9 @@
 """CPython side of the store benchmarks: session3's file work on a session file.
 
-  store_bench.py OP N DIR SRC
+  store_bench.py OP SECONDS DIR SRC
 
-copies the session pickle SRC into DIR under the session's own id, then times N runs
-of OP and prints the mean nanoseconds per run. The file-* operations are session3's
+copies the session pickle SRC into DIR under the session's own id, then runs OP for
+at least SECONDS (after a warm-up) and prints the mean nanoseconds per run. The file-* operations are session3's
 steps with the bytes only, the session3-* ones its real methods (with pickling):
 
   file-load       open(path, 'rb'), flock LOCK_SH, fstat size, read, LOCK_UN, close
@@ -22,7 +22,7 @@ import time
 from session3.store.DirectorySessionStore import DirectorySessionStore
 
 
-def main(op, n, directory, src):
+def main(op, seconds, directory, src):
     with open(src, "rb") as f:
         data = f.read()
     session = pickle.loads(data)
@@ -70,17 +70,32 @@ def main(op, n, directory, src):
         "session3-save": s3_save,
         "session3-loadsave": s3_loadsave,
     }[op]
-    for _ in range(min(n, 100)):
+    for _ in range(20):
         fn()
+    runs = 0
+    batch = 10
     start = time.perf_counter_ns()
-    for _ in range(n):
-        fn()
-    elapsed = time.perf_counter_ns() - start
+    while True:
+        for _ in range(batch):
+            fn()
+        runs += batch
+        elapsed = time.perf_counter_ns() - start
+        if elapsed >= seconds * 1e9:
+            break
+        batch = min(batch * 2, 1000)
+    # The file must hold what the last run wrote: the bytes (file-*), or a session of
+    # the same class and id (session3-*).
     with open(path, "rb") as f:
-        if f.read() != data:
-            raise SystemExit("session file changed")
-    print(elapsed // n)
+        got = f.read()
+    if op.startswith("file-"):
+        ok = got == data
+    else:
+        s = pickle.loads(got)
+        ok = type(s) is type(session) and s.id == sid
+    if not ok:
+        raise SystemExit("session file changed")
+    print(elapsed // runs)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4])
+    main(sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4])
