@@ -159,11 +159,10 @@ type encState struct {
 	// pointers here, so they are keyed by pointer; str, bytes and class references
 	// have no identity in Go and are keyed by value (see the package doc).
 	memoLen    int
-	memoFull   bool                        // memoLen passed what LONG_BINPUT can number
-	funcModule int                         // memo index of the module name of built-in functions, or -1
-	active     map[unsafe.Pointer]int      // objects being saved: memo length when their outermost save began
-	chars      map[rune]int                // one-character strs built while pickling (saveTempStr)
-	built      map[unsafe.Pointer]struct{} // memo entries of arguments CPython builds anew (saveArgs)
+	memoFull   bool                              // memoLen passed what LONG_BINPUT can number
+	funcModule int                               // memo index of the module name of built-in functions, or -1
+	chars      map[rune]int                      // one-character strs built while pickling (saveTempStr)
+	built      map[unsafe.Pointer]unsafe.Pointer // arguments CPython builds anew, by the object they were saved for (saveArgs)
 	ptrs       ptrTable
 	strs       strTable
 	bytes      strTable
@@ -174,9 +173,8 @@ type encState struct {
 
 var encStatePool = sync.Pool{New: func() any {
 	return &encState{
-		active:  make(map[unsafe.Pointer]int),
 		chars:   make(map[rune]int),
-		built:   make(map[unsafe.Pointer]struct{}),
+		built:   make(map[unsafe.Pointer]unsafe.Pointer),
 		globals: make(map[Global]int),
 	}
 }}
@@ -395,22 +393,22 @@ func (s *encState) putPtr(p unsafe.Pointer) {
 	}
 }
 
-// putBuilt memoizes a value CPython builds anew on each save (see saveArgs).
-func (s *encState) putBuilt(p unsafe.Pointer) {
+// putBuilt memoizes an argument of the object o that CPython builds anew on each save
+// of o (see saveArgs).
+func (s *encState) putBuilt(p, o unsafe.Pointer) {
 	s.ptrs.set(p, s.put())
-	s.built[p] = struct{}{}
+	s.built[p] = o
 }
 
-// builtRef reports whether a value CPython builds anew on each save may be written as
-// a reference to its memo entry, and writes it: when a regular save memoized it (it
-// is shared with the rest of the graph), or when it was built for an object saved
-// before the current one (start) and is shared between the two.
-func (s *encState) builtRef(p unsafe.Pointer, start int) bool {
+// builtRef writes a memo reference to p, an argument of the object o that CPython
+// builds anew on each save of o, and reports whether it did: it does unless the memo
+// entry was made as the argument of o itself, in an inner save of o.
+func (s *encState) builtRef(p, o unsafe.Pointer) bool {
 	idx, ok := s.ptrs.get(p)
 	if !ok {
 		return false
 	}
-	if _, built := s.built[p]; built && idx >= start {
+	if builder, built := s.built[p]; built && builder == o {
 		return false
 	}
 	s.get(idx)
@@ -1189,20 +1187,13 @@ func (s *encState) saveObject(o *Object) error {
 	if args == nil {
 		args = emptyTuple
 	}
-	// start is where the memo stood when the outermost save of o began (see saveArgs).
-	start, again := s.active[p]
-	if !again {
-		start = s.memoLen
-		s.active[p] = start
-		defer delete(s.active, p)
-	}
 	var op byte
 	switch o.Construct {
 	case NewObj:
 		if err := s.saveCallable(o.Callable); err != nil {
 			return err
 		}
-		if err := s.saveArgs(o, args, start); err != nil {
+		if err := s.saveArgs(o, args); err != nil {
 			return wrapStep(err, ".args")
 		}
 		op = opNewObj
@@ -1217,10 +1208,10 @@ func (s *encState) saveObject(o *Object) error {
 		if err := s.saveCallable(o.Callable); err != nil {
 			return err
 		}
-		if err := s.saveArgs(o, args, start); err != nil {
+		if err := s.saveArgs(o, args); err != nil {
 			return wrapStep(err, ".args")
 		}
-		if err := s.saveKwargs(o.Kwargs, start); err != nil {
+		if err := s.saveKwargs(o.Kwargs, p); err != nil {
 			return err
 		}
 		op = opNewObjEx
@@ -1228,7 +1219,7 @@ func (s *encState) saveObject(o *Object) error {
 		if err := s.saveCallable(o.Callable); err != nil {
 			return err
 		}
-		if err := s.saveArgs(o, args, start); err != nil {
+		if err := s.saveArgs(o, args); err != nil {
 			return wrapStep(err, ".args")
 		}
 		op = opReduce
@@ -1298,7 +1289,7 @@ var emptyTuple = &Tuple{}
 
 // saveKwargs writes the keyword arguments of NEWOBJ_EX, a dict CPython builds anew
 // (see saveArgs); an absent dict is written as a new empty one.
-func (s *encState) saveKwargs(kw *Dict, start int) error {
+func (s *encState) saveKwargs(kw *Dict, o unsafe.Pointer) error {
 	s.boundary()
 	if kw == nil {
 		s.write1(opEmptyDict)
@@ -1306,7 +1297,7 @@ func (s *encState) saveKwargs(kw *Dict, start int) error {
 		return nil
 	}
 	p := unsafe.Pointer(kw)
-	if s.builtRef(p, start) {
+	if s.builtRef(p, o) {
 		return nil
 	}
 	if err := s.enter(); err != nil {
@@ -1314,7 +1305,7 @@ func (s *encState) saveKwargs(kw *Dict, start int) error {
 	}
 	defer func() { s.depth-- }()
 	s.write1(opEmptyDict)
-	s.putBuilt(p)
+	s.putBuilt(p, o)
 	err := s.setItemsExact(kw.Len(), func(i int) (any, any) { return kw.t.keys[i], kw.t.vals[i] })
 	return wrapStep(err, ".kwargs")
 }
@@ -1351,20 +1342,20 @@ func argsKindOf(o *Object) argsKind {
 // inner save writes new arguments, and so does the outer one after it. So a memo
 // entry the arguments got as the arguments of an inner save of the same object is not
 // referred to. A tuple the rest of the graph shares (memoized by a regular save, or
-// the arguments of an object saved earlier) is referred to, and if a regular save
-// memoized it while its items were written, it is recursive and unwound as CPython
-// unwinds a recursive tuple. For the reduce calls CPython uses for sets, frozensets,
+// as the arguments of another object) is referred to, and if it was memoized so
+// while its items were written, it is recursive and unwound as CPython unwinds a
+// recursive tuple. For the reduce calls CPython uses for sets, frozensets,
 // bytes and bytearrays below protocols 4 and 5, the list, str or bytes argument is
 // built anew as well.
-func (s *encState) saveArgs(o *Object, args *Tuple, start int) error {
+func (s *encState) saveArgs(o *Object, args *Tuple) error {
 	s.boundary()
 	n := len(args.Items)
 	if n == 0 {
 		s.write1(opEmptyTuple)
 		return nil
 	}
-	p := unsafe.Pointer(args)
-	if s.builtRef(p, start) {
+	p, op := unsafe.Pointer(args), unsafe.Pointer(o)
+	if s.builtRef(p, op) {
 		return nil
 	}
 	if err := s.enter(); err != nil {
@@ -1380,7 +1371,7 @@ func (s *encState) saveArgs(o *Object, args *Tuple, start int) error {
 		switch x := it.(type) {
 		case *List:
 			if i == 0 && kind == setArgs && x != nil {
-				err = s.saveNewList(x, start)
+				err = s.saveNewList(x, op)
 			} else {
 				err = s.save(it)
 			}
@@ -1406,7 +1397,7 @@ func (s *encState) saveArgs(o *Object, args *Tuple, start int) error {
 		}
 	}
 	if idx, ok := s.ptrs.get(p); ok {
-		if _, built := s.built[p]; !built {
+		if builder, built := s.built[p]; !built || builder != op {
 			if n > 3 {
 				s.write1(opPopMark)
 			} else {
@@ -1423,15 +1414,15 @@ func (s *encState) saveArgs(o *Object, args *Tuple, start int) error {
 	} else {
 		s.write1(opTuple1 + byte(n-1))
 	}
-	s.putBuilt(p)
+	s.putBuilt(p, op)
 	return nil
 }
 
 // saveNewList writes a list CPython builds anew on each save (see saveArgs).
-func (s *encState) saveNewList(l *List, start int) error {
+func (s *encState) saveNewList(l *List, o unsafe.Pointer) error {
 	s.boundary()
 	p := unsafe.Pointer(l)
-	if s.builtRef(p, start) {
+	if s.builtRef(p, o) {
 		return nil
 	}
 	if err := s.enter(); err != nil {
@@ -1439,7 +1430,7 @@ func (s *encState) saveNewList(l *List, start int) error {
 	}
 	defer func() { s.depth-- }()
 	s.write1(opEmptyList)
-	s.putBuilt(p)
+	s.putBuilt(p, o)
 	return s.appendsExact(l.Items)
 }
 
