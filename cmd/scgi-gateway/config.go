@@ -143,7 +143,9 @@ func parseTarget(t string) ([]string, error) {
 	return nil, fmt.Errorf("unknown target %q: want demo, scgi://HOST:PORT[,HOST:PORT...] or scgi+unix:///PATH", t)
 }
 
-// classFlag parses -session-class.
+// parseClass parses -session-class and -session-kind: a built-in class by its dotted
+// name, or an application class, which behaves like session3's Session unless kind says
+// otherwise.
 func parseClass(dotted, kind string) (quixote.Class, error) {
 	builtin := map[string]quixote.Class{
 		quixote.Session3Class.String():    quixote.Session3Class,

@@ -172,7 +172,7 @@ func (w *recorder) Flush() { _ = w.FlushError() }
 
 func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// mountDemo serves a Go handler under a route. For a mount it strips the prefix, as
+// mountGo serves a Go handler under a route. For a mount it strips the prefix, as
 // a Quixote application mounted there sees only PATH_INFO, and SCRIPT_NAME (and with
 // it the default cookie path) is the prefix; a request for the prefix itself is
 // redirected to the prefix with a slash, as Quixote does for a directory. Otherwise
