@@ -369,6 +369,9 @@ func (d *Directory) lock(ctx context.Context, fd, how int, deadline time.Time) e
 	if err != unix.EWOULDBLOCK {
 		return err
 	}
+	if d.testHook != nil {
+		d.testHook("lock-busy")
+	}
 	pause := lockPollFirst
 	timer := time.NewTimer(0)
 	<-timer.C

@@ -200,10 +200,11 @@ func TestCPythonWritersGoLoads(t *testing.T) {
 // lockInterop runs proof 3 against d and returns what went wrong: a Go load must wait
 // while a CPython process holds LOCK_EX, a CPython save must block while a Go load
 // holds its read lock, and a CPython load must block while a Go save holds its lock.
-func lockInterop(t *testing.T, d *Directory) (violations []string) {
+//
+// held is how long each side watches the other not get past its lock.
+func lockInterop(t *testing.T, d *Directory, held time.Duration) (violations []string) {
 	ctx := context.Background()
 	login, cart := fixture(t, "session3-login.pkl"), fixture(t, "dictsession-cart.pkl")
-	const held = 300 * time.Millisecond
 
 	// CPython holds LOCK_EX; a Go load must wait for it.
 	require.NoError(t, d.Save(ctx, "a", login))
@@ -316,7 +317,7 @@ func lockInterop(t *testing.T, d *Directory) (violations []string) {
 
 // TestLockInterop (proof 3) with flock(2): no violations.
 func TestLockInterop(t *testing.T) {
-	assert.Empty(t, lockInterop(t, openTemp(t)))
+	assert.Empty(t, lockInterop(t, openTemp(t), 300*time.Millisecond))
 }
 
 // TestLockInteropPOSIXLocksFail shows that proof 3 catches a store using POSIX
@@ -324,7 +325,9 @@ func TestLockInterop(t *testing.T) {
 func TestLockInteropPOSIXLocksFail(t *testing.T) {
 	d := openTemp(t)
 	d.lockFile = posixLock
-	v := lockInterop(t, d)
+	// A long watch: the violations end it early, and a slow CPython start must not
+	// hide them.
+	v := lockInterop(t, d, 5*time.Second)
 	t.Logf("violations with POSIX record locks: %q", v)
 	require.GreaterOrEqual(t, len(v), 2)
 	assert.Equal(t, "a Go load returned while CPython held LOCK_EX", v[0])

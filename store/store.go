@@ -109,8 +109,9 @@ type Directory struct {
 	lockFile func(fd int, how int) error
 	// testHook, if set, is told of events tests need to see or act on: "load-locked"
 	// and "save-locked" run while Load or Save holds the session file's lock (so a
-	// test can hold it against a peer); "empty", "truncated" and "replaced" report
-	// an attempt of Load that has to start over.
+	// test can hold it against a peer); "lock-busy" that a lock is held by someone
+	// else and will be waited for; "empty", "truncated" and "replaced" report an
+	// attempt of Load that has to start over.
 	testHook func(event string)
 }
 

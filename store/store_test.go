@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -359,6 +361,17 @@ func TestReplacedWhileWaiting(t *testing.T) {
 
 	holder := startPeer(t, "hold", d.Dir(), "s", "ex")
 	holder.expect(t, "locked")
+	waiting := make(chan struct{})
+	var replaced atomic.Int32
+	var once sync.Once
+	d.testHook = func(event string) {
+		switch event {
+		case "lock-busy":
+			once.Do(func() { close(waiting) })
+		case "replaced":
+			replaced.Add(1)
+		}
+	}
 	type result struct {
 		data []byte
 		err  error
@@ -368,7 +381,7 @@ func TestReplacedWhileWaiting(t *testing.T) {
 		data, err := d.Load(ctx, "s")
 		done <- result{data, err}
 	}()
-	time.Sleep(100 * time.Millisecond) // let the load open the old file and wait for its lock
+	<-waiting // the load has the old file open and waits for its lock
 	// Replace the file behind the holder's back, then let the holder write into the
 	// orphaned old file (as a Python writer that truncated it before the rename does).
 	tmp := filepath.Join(d.Dir(), tempPrefix+"s-test")
@@ -382,6 +395,7 @@ func TestReplacedWhileWaiting(t *testing.T) {
 	r := <-done
 	require.NoError(t, r.err)
 	assert.Equal(t, cart, r.data, "the load reads the file now at the path, not the orphan")
+	assert.Equal(t, int32(1), replaced.Load(), "the load started over once")
 }
 
 // TestSlowPythonWriter: a Go load that starts after a Python writer truncated the file
