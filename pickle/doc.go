@@ -55,8 +55,10 @@
 // strict as CPython where CPython is strict: an unknown opcode, a protocol above 5, a
 // memo reference to nothing, a MARK or stack item missing, an odd number of
 // SETITEMS items, an unhashable dict key or set item, a value an opcode cannot apply
-// to (REDUCE of something not callable, APPEND to an int) are errors. It is as lenient
-// where CPython is lenient: bytes after STOP are ignored. Python 2 names in GLOBAL
+// to (REDUCE of something not callable, APPEND to an int) are errors, and frames are
+// checked as pickle.load checks them when it reads a file, as session3 does (an
+// opcode may not run past the end of its frame, except a bytes or bytearray payload).
+// It is as lenient where CPython is lenient: bytes after STOP are ignored. Python 2 names in GLOBAL
 // below protocol 3 are renamed as CPython's fix_imports does (__builtin__.set is
 // builtins.set); Python 2 str (STRING, BINSTRING, SHORT_BINSTRING) is decoded as
 // Decoder.Encoding says, ASCII by default as in CPython. What pickle.loads cannot read
