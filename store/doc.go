@@ -38,9 +38,10 @@
 // takes LOCK_EX on it, checks that it is still the file at the path (else it locks the
 // new one), renames the temporary file over the path (WithSync: then fsyncs the
 // directory) and unlocks. If anything fails before the rename, the temporary file is
-// removed and the old session is untouched. The replaced file is closed in the
-// background: its last close waits for ext4 to finish writing data nobody will read
-// again (session3's writer waits for the same in its truncation).
+// removed and the old session is untouched. On a disk filesystem the replaced file
+// is closed in the background: its last close waits for the kernel to finish writing
+// data nobody will read again (session3's writer waits for the same in its
+// truncation).
 //
 // Load opens the session file with O_NOFOLLOW|O_NONBLOCK (a link or a FIFO planted
 // under a session's name is refused, never followed or waited on) and checks that it

@@ -204,7 +204,7 @@ func (d *Directory) save(ctx context.Context, path, id string, data []byte) erro
 	for old >= 0 {
 		// Python's open(path, 'wb') keeps the mode of the file it truncates.
 		if d.perm == 0 {
-			if err := unix.Fchmod(fd, st.Mode&0o777); err != nil {
+			if err := unix.Fchmod(fd, uint32(st.Mode&0o777)); err != nil {
 				return fileError("chmod", tmp, err)
 			}
 		}
@@ -240,7 +240,7 @@ func (d *Directory) save(ctx context.Context, path, id string, data []byte) erro
 	if old >= 0 {
 		// Readers waiting for the old file may go on now: it is no longer at path.
 		d.lockFile(old, unix.LOCK_UN)
-		closeReplaced(old)
+		d.closeReplaced(old)
 		old = -1
 	}
 	if d.sync {
@@ -253,12 +253,18 @@ func (d *Directory) save(ctx context.Context, path, id string, data []byte) erro
 var replacedClosers = make(chan struct{}, 64)
 
 // closeReplaced closes the descriptor of a session file that a save has just replaced
-// and unlocked. The last close of a file without a name frees it, and on ext4 that
-// waits until the kernel has finished writing out the file's data — data that the
-// rename which made it a session file (ext4's auto_da_alloc) sent to the disk and
-// that nobody will read again: milliseconds that a save need not wait for. Up to 64
-// such closes run in the background; beyond that a save closes the file itself.
-func closeReplaced(fd int) {
+// and unlocked. The last close of a file without a name frees it, and on a disk
+// filesystem that waits until the kernel has finished writing out the file's data —
+// data that the rename which made it a session file sent to the disk (ext4's
+// auto_da_alloc) and that nobody will read again: milliseconds that a save need not
+// wait for. Up to 64 such closes run in the background; beyond that, or when the
+// directory is in memory (tmpfs) where there is nothing to wait for, the save closes
+// the file itself.
+func (d *Directory) closeReplaced(fd int) {
+	if d.inMemory {
+		unix.Close(fd)
+		return
+	}
 	select {
 	case replacedClosers <- struct{}{}:
 		go func() {

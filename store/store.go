@@ -102,6 +102,7 @@ type Directory struct {
 	maxSize     int64
 	sync        bool
 	check       func([]byte) bool
+	inMemory    bool // the directory is on tmpfs or ramfs: no writeback to wait for
 
 	// lockFile takes (how = LOCK_SH or LOCK_EX, with LOCK_NB) or releases a lock.
 	// It is flock(2); tests swap in POSIX record locks to show that they would not
@@ -198,6 +199,7 @@ func Open(dir string, opts ...Option) (*Directory, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("store: session directory %s: not a directory", abs)
 	}
+	d.inMemory = inMemoryFS(abs)
 	return d, nil
 }
 
