@@ -422,3 +422,40 @@ func TestHostileIDsAndSymlinks(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "outside the store", string(got))
 }
+
+// TestPythonWriterBehindGoSave: a CPython save that truncates the file while a Go save
+// holds its lock waits, then writes into the file the Go save has replaced. Its bytes
+// are lost, as if it had saved just before Go; the session file is Go's, whole, for
+// both sides.
+func TestPythonWriterBehindGoSave(t *testing.T) {
+	ctx := context.Background()
+	d := openTemp(t)
+	login, cart := fixture(t, "session3-login.pkl"), fixture(t, "dictsession-cart.pkl")
+	require.NoError(t, d.Save(ctx, "s", login))
+	locked, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	d.testHook = func(event string) {
+		if event == "save-locked" {
+			once.Do(func() { close(locked); <-release })
+		}
+	}
+	saved := make(chan error, 1)
+	go func() { saved <- d.Save(ctx, "s", cart) }()
+	<-locked
+	w := startPeer(t, "slowsave", d.Dir(), "s", testpeer.Testdata("session3", "quixote-session.pkl"), "0")
+	w.expect(t, "truncated") // the old file is empty now, and the writer waits for LOCK_EX
+	if line, quiet := w.quiet(300 * time.Millisecond); !quiet {
+		t.Fatalf("the CPython save went past the Go save's lock: %q", line)
+	}
+	close(release)
+	require.NoError(t, <-saved)
+	assert.True(t, strings.HasPrefix(w.next(t, 10*time.Second), "saved "))
+	d.testHook = nil
+
+	got, err := d.Load(ctx, "s")
+	require.NoError(t, err)
+	assert.Equal(t, cart, got)
+	out, err := peer(t, "load", d.Dir(), "s").Output()
+	require.NoError(t, err)
+	assert.Equal(t, "session3.DictSession.DictSession "+sha(cart), strings.TrimSpace(string(out)))
+}
