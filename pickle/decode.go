@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unicode/utf8"
 	"unsafe"
 )
 
@@ -143,8 +144,7 @@ type unpickler struct {
 	start int  // offset of the current opcode
 	op    byte // the current opcode
 	proto int  // the last PROTO seen (0 before any), which decides find_class's renaming
-	// frameEnd is the offset where the current frame ends, -1 outside frames.
-	frameEnd int
+	limit int  // the end of the current frame, or of the input outside frames
 
 	stack []slot
 	marks []int // stack lengths at each MARK
@@ -159,6 +159,7 @@ type unpickler struct {
 	// copy is a copy of the input that str and bytes values are cut from (see
 	// inputString), made on first use.
 	copy []byte
+	sl   slabs
 
 	maxDepth, maxStack, maxMemo int
 	enc                         encoding
@@ -167,7 +168,7 @@ type unpickler struct {
 var unpicklers = sync.Pool{New: func() any { return new(unpickler) }}
 
 func (u *unpickler) reset(data []byte, d *Decoder, enc encoding) {
-	u.data, u.pos, u.start, u.op, u.proto, u.frameEnd = data, 0, 0, 0, 0, -1
+	u.data, u.pos, u.start, u.op, u.proto, u.limit = data, 0, 0, 0, 0, len(data)
 	u.stack, u.marks, u.fence = u.stack[:0], u.marks[:0], 0
 	u.memo, u.memoLen, u.meta = u.memo[:0], 0, u.meta[:0]
 	u.stale = false
@@ -192,8 +193,77 @@ func (u *unpickler) release() {
 	}
 	clear(u.stack[:cap(u.stack)])
 	clear(u.memo[:cap(u.memo)])
-	u.data, u.copy, u.sparse, u.hashes = nil, nil, nil, nil
+	u.data, u.copy, u.sparse, u.hashes, u.sl = nil, nil, nil, nil, slabs{}
 	unpicklers.Put(u)
+}
+
+// Slabs.
+//
+// The containers and objects of one decoding are allocated in chunks, as are their
+// first item slices: a 100 KB session of a thousand dicts and tuples then takes a few
+// dozen allocations for them instead of thousands. Any value keeps its whole chunk
+// alive; chunks grow with the number of values made, from 1 to 128.
+type slabs struct {
+	items   []any
+	dicts   []Dict
+	tuples  []Tuple
+	lists   []List
+	objects []Object
+	// counts of values made, which size the next chunk
+	nItems, nDicts, nTuples, nLists, nObjects int
+}
+
+func take[T any](free *[]T, made *int) *T {
+	if len(*free) == 0 {
+		*free = make([]T, min(max(*made, 1), 128))
+	}
+	p := &(*free)[0]
+	*free = (*free)[1:]
+	*made++
+	return p
+}
+
+// items returns a slice of n items (length n, capacity n).
+func (sl *slabs) itemSlice(n int) []any {
+	if n == 0 {
+		return []any{}
+	}
+	if n > 64 {
+		return make([]any, n)
+	}
+	if len(sl.items) < n {
+		sl.items = make([]any, max(n, min(max(sl.nItems, 16), 1024)))
+	}
+	s := sl.items[:n:n]
+	sl.items = sl.items[n:]
+	sl.nItems += n
+	return s
+}
+
+func (sl *slabs) dict() *Dict     { return take(&sl.dicts, &sl.nDicts) }
+func (sl *slabs) list() *List     { return take(&sl.lists, &sl.nLists) }
+func (sl *slabs) object() *Object { return take(&sl.objects, &sl.nObjects) }
+
+func (sl *slabs) tuple(items []slot) *Tuple {
+	t := take(&sl.tuples, &sl.nTuples)
+	t.Items = sl.itemSlice(len(items))
+	for i := range items {
+		t.Items[i] = items[i].v
+	}
+	return t
+}
+
+// appendItems appends the values of items to vs, taking a first slice from the slab.
+func (sl *slabs) appendItems(vs []any, items []slot) []any {
+	if cap(vs) == 0 {
+		vs = sl.itemSlice(len(items))[:0]
+	} else {
+		vs = slices.Grow(vs, len(items))
+	}
+	for i := range items {
+		vs = append(vs, items[i].v)
+	}
+	return vs
 }
 
 // Values cut from the input.
@@ -257,41 +327,53 @@ func (u *unpickler) underflow() error {
 
 // Input.
 
-// inFrame checks that the next n bytes may be read: inside the current frame, or after
-// it once it is used up. Other than a bytes or bytearray payload (see readCounted), an
-// argument may not run past the end of its frame. CPython's pickler never writes such a
-// pickle, and CPython disagrees with itself on reading one: pickle.loads reads on as
-// if there were no frame, while pickle.load from a file, as session3 reads sessions,
-// drops the rest of the frame and reads the argument from the bytes after it (so it
-// finds the data truncated, or decodes garbage). The decoder refuses it.
-func (u *unpickler) inFrame(n uint64) error {
-	if u.frameEnd < 0 {
-		return nil
+// Reads stay below limit: the end of the current frame while inside one, else the end
+// of the input. Once a frame is used up exactly, reading goes on past it (see
+// readSlow). Other than a bytes or bytearray payload (see readCounted), an argument
+// may not run past the end of its frame. CPython's pickler never writes such a pickle,
+// and CPython disagrees with itself on reading one: pickle.loads reads on as if there
+// were no frame, while pickle.load from a file, as session3 reads sessions, drops the
+// rest of the frame and reads the argument from the bytes after it (so it finds the
+// data truncated, or decodes garbage). The decoder refuses it.
+
+// read returns the next n bytes.
+func (u *unpickler) read(n uint64) ([]byte, error) {
+	if n <= uint64(u.limit-u.pos) {
+		p := u.pos
+		u.pos += int(n)
+		return u.data[p:u.pos], nil
 	}
-	if u.pos == u.frameEnd {
-		u.frameEnd = -1
-		return nil
-	}
-	if n > uint64(u.frameEnd-u.pos) {
-		return u.fail(ErrTruncated, "pickle exhausted before end of frame")
-	}
-	return nil
+	return u.readSlow(n)
 }
 
-func (u *unpickler) read(n uint64) ([]byte, error) {
-	if err := u.inFrame(n); err != nil {
-		return nil, err
+func (u *unpickler) readSlow(n uint64) ([]byte, error) {
+	if u.leaveFrame() {
+		return u.read(n)
 	}
-	if n > uint64(len(u.data)-u.pos) {
-		return nil, u.truncated()
+	if u.limit < len(u.data) {
+		return nil, u.fail(ErrTruncated, "pickle exhausted before end of frame")
 	}
-	b := u.data[u.pos : u.pos+int(n)]
-	u.pos += int(n)
-	return b, nil
+	return nil, u.truncated()
 }
+
+// leaveFrame ends the current frame if it is used up, and reports whether it did.
+func (u *unpickler) leaveFrame() bool {
+	if u.pos == u.limit && u.limit < len(u.data) {
+		u.limit = len(u.data)
+		return true
+	}
+	return false
+}
+
+// inFrame reports whether the decoder reads inside a frame.
+func (u *unpickler) inFrame() bool { return u.limit < len(u.data) }
 
 func (u *unpickler) readByte() (byte, error) {
-	b, err := u.read(1)
+	if u.pos < u.limit {
+		u.pos++
+		return u.data[u.pos-1], nil
+	}
+	b, err := u.readSlow(1)
 	if err != nil {
 		return 0, err
 	}
@@ -316,18 +398,13 @@ func (u *unpickler) readUint(n int) (uint64, error) {
 
 // readLine returns the next line with its newline, as CPython's _Unpickler_Readline.
 func (u *unpickler) readLine() ([]byte, error) {
-	if err := u.inFrame(0); err != nil {
-		return nil, err
-	}
-	rest := u.data[u.pos:]
-	if u.frameEnd >= 0 {
-		rest = u.data[u.pos:u.frameEnd]
-	}
+	u.leaveFrame()
+	rest := u.data[u.pos:u.limit]
 	if i := bytes.IndexByte(rest, '\n'); i >= 0 {
 		u.pos += i + 1
 		return rest[:i+1], nil
 	}
-	if u.frameEnd >= 0 {
+	if u.inFrame() {
 		return nil, u.fail(ErrTruncated, "pickle exhausted before end of frame")
 	}
 	return nil, u.truncated()
@@ -345,11 +422,15 @@ func (u *unpickler) readArgLine() ([]byte, error) {
 // The stack.
 
 func (u *unpickler) push(v any, m int32) error {
-	if len(u.stack) >= u.maxStack {
-		return u.fail(ErrLimit, "more than %d values on the stack (Decoder.MaxStack)", u.maxStack)
+	if len(u.stack) < u.maxStack {
+		u.stack = append(u.stack, slot{v, m})
+		return nil
 	}
-	u.stack = append(u.stack, slot{v, m})
-	return nil
+	return u.stackFull()
+}
+
+func (u *unpickler) stackFull() error {
+	return u.fail(ErrLimit, "more than %d values on the stack (Decoder.MaxStack)", u.maxStack)
 }
 
 func (u *unpickler) pushScalar(v any) error { return u.push(v, noMeta) }
@@ -360,7 +441,6 @@ func (u *unpickler) pop() (slot, error) {
 		return slot{}, u.underflow()
 	}
 	s := u.stack[n-1]
-	u.stack[n-1] = slot{}
 	u.stack = u.stack[:n-1]
 	return s, nil
 }
@@ -388,11 +468,10 @@ func (u *unpickler) marker() (int, error) {
 	return m, nil
 }
 
-// truncate drops the stack down to length n.
-func (u *unpickler) truncate(n int) {
-	clear(u.stack[n:])
-	u.stack = u.stack[:n]
-}
+// truncate drops the stack down to length n. The dropped slots keep their values until
+// they are reused or the decoding ends (release clears them): clearing them here would
+// cost more than the short retention.
+func (u *unpickler) truncate(n int) { u.stack = u.stack[:n] }
 
 // Depth tracking.
 
@@ -478,16 +557,47 @@ func (u *unpickler) hash(s slot) (uint64, error) {
 	return h, nil
 }
 
-// values copies the values of items into a new slice.
-func values(items []slot) []any {
-	if len(items) == 0 {
-		return []any{}
+// putPairs puts the key/value pairs of items into a dict's table. Keys of the scalar
+// types are hashable, and a table that stays small does not use hashes: those are not
+// computed.
+func (u *unpickler) putPairs(t *table, items []slot) error {
+	small := t.ix == nil && len(t.keys)+len(items)/2 <= smallTable
+	for i := 0; i < len(items); i += 2 {
+		var h uint64
+		if !small || !scalar(items[i].v) {
+			var err error
+			if h, err = u.hash(items[i]); err != nil {
+				return err
+			}
+		}
+		t.putHashed(items[i].v, items[i+1].v, h, true)
 	}
-	vs := make([]any, len(items))
+	return nil
+}
+
+// putItems is putPairs for the items of a set.
+func (u *unpickler) putItems(t *table, items []slot) error {
+	small := t.ix == nil && len(t.keys)+len(items) <= smallTable
 	for i := range items {
-		vs[i] = items[i].v
+		var h uint64
+		if !small || !scalar(items[i].v) {
+			var err error
+			if h, err = u.hash(items[i]); err != nil {
+				return err
+			}
+		}
+		t.putHashed(items[i].v, nil, h, false)
 	}
-	return vs
+	return nil
+}
+
+// scalar reports whether v is of a type that is always hashable.
+func scalar(v any) bool {
+	switch v.(type) {
+	case string, int64, nil, bool, float64, []byte, *big.Int, Global:
+		return true
+	}
+	return false
 }
 
 // The memo.
@@ -573,11 +683,8 @@ func (u *unpickler) put(idx int64) error {
 // run is the main loop, one opcode per iteration.
 func (u *unpickler) run() (any, error) {
 	for {
-		if u.pos >= len(u.data) {
+		if u.pos >= u.limit && !u.leaveFrame() {
 			return nil, &DecodeError{Offset: u.pos, Err: fmt.Errorf("%w: ran out of input", ErrTruncated)}
-		}
-		if u.pos == u.frameEnd {
-			u.frameEnd = -1
 		}
 		u.start = u.pos
 		u.op = u.data[u.pos]
@@ -650,7 +757,26 @@ func (u *unpickler) run() (any, error) {
 			err = u.loadFloatText()
 
 		// Strings and bytes.
-		case opShortBinUnicode, opBinUnicode, opBinUnicode8:
+		case opShortBinUnicode:
+			if u.pos < u.limit {
+				n := int(u.data[u.pos])
+				if p := u.pos + 1; n <= u.limit-p && len(u.stack) < u.maxStack {
+					if b := u.data[p : p+n]; utf8.Valid(b) {
+						u.pos = p + n
+						u.stack = append(u.stack, slot{u.inputString(b), noMeta})
+						continue
+					}
+				}
+			}
+			var b []byte
+			if b, err = u.readCounted(); err == nil {
+				if i := invalidUTF8(b, true); i >= 0 {
+					err = u.fail(ErrSyntax, "'utf-8' codec can't decode byte 0x%02x in position %d", b[i], i)
+				} else {
+					err = u.pushScalar(u.inputString(b))
+				}
+			}
+		case opBinUnicode, opBinUnicode8:
 			var b []byte
 			if b, err = u.readCounted(); err == nil {
 				if i := invalidUTF8(b, true); i >= 0 {
@@ -684,11 +810,14 @@ func (u *unpickler) run() (any, error) {
 
 		// Containers.
 		case opEmptyTuple:
-			err = u.pushContainer(&Tuple{Items: []any{}}, 1)
+			t := u.sl.tuple(nil)
+			err = u.pushContainer(t, 1)
 		case opEmptyList:
-			err = u.pushContainer(&List{Items: []any{}}, 0)
+			l := u.sl.list()
+			l.Items = []any{}
+			err = u.pushContainer(l, 0)
 		case opEmptyDict:
-			err = u.pushContainer(NewDict(), 0)
+			err = u.pushContainer(u.sl.dict(), 0)
 		case opEmptySet:
 			err = u.pushContainer(&Set{}, 0)
 		case opTuple1, opTuple2, opTuple3:
@@ -740,13 +869,32 @@ func (u *unpickler) run() (any, error) {
 
 		// The memo.
 		case opMemoize:
+			// The common case first: no holes, the stack above its mark.
+			if n := len(u.stack); u.memoLen == len(u.memo) && n > u.fence && u.memoLen < u.maxMemo {
+				u.memo = append(u.memo, u.stack[n-1])
+				u.memoLen++
+				continue
+			}
 			err = u.put(int64(u.memoLen))
 		case opBinPut, opLongBinPut:
 			var idx uint64
 			if idx, err = u.readUint(memoIndexSize(u.op)); err == nil {
 				err = u.put(int64(idx))
 			}
-		case opBinGet, opLongBinGet:
+		case opBinGet:
+			if u.pos < u.limit {
+				i := int(u.data[u.pos])
+				if i < len(u.memo) && u.memo[i].m != memoHole && len(u.stack) < u.maxStack {
+					u.pos++
+					u.stack = append(u.stack, u.memo[i])
+					continue
+				}
+			}
+			var idx uint64
+			if idx, err = u.readUint(1); err == nil {
+				err = u.memoGet(int64(idx))
+			}
+		case opLongBinGet:
 			var idx uint64
 			if idx, err = u.readUint(memoIndexSize(u.op)); err == nil {
 				err = u.memoGet(int64(idx))
@@ -786,9 +934,9 @@ func (u *unpickler) run() (any, error) {
 			var n uint64
 			if n, err = u.readUint(8); err == nil {
 				switch {
-				case u.frameEnd > u.pos:
+				case u.inFrame() && u.pos < u.limit:
 					// A frame inside a frame: CPython reads it from the current one.
-					if n > uint64(u.frameEnd-u.pos) {
+					if n > uint64(u.limit-u.pos) {
 						err = u.fail(ErrTruncated, "pickle exhausted before end of frame")
 					}
 				case n > math.MaxInt64:
@@ -796,7 +944,7 @@ func (u *unpickler) run() (any, error) {
 				case n > uint64(len(u.data)-u.pos):
 					err = u.truncated()
 				default:
-					u.frameEnd = u.pos + int(n)
+					u.limit = u.pos + int(n)
 				}
 			}
 
@@ -873,8 +1021,8 @@ func (u *unpickler) readCounted() ([]byte, error) {
 	case opShortBinBytes, opBinBytes, opBinBytes8, opByteArray8:
 		// CPython reads bytes and bytearray payloads on past the end of their frame
 		// (from a file as from bytes), so these may leave the frame.
-		if u.frameEnd >= 0 && n > uint64(u.frameEnd-u.pos) {
-			u.frameEnd = -1
+		if u.inFrame() && n > uint64(u.limit-u.pos) {
+			u.limit = len(u.data)
 		}
 	}
 	return u.read(n)
@@ -895,49 +1043,9 @@ func (u *unpickler) buildTuple(start int) error {
 	if err != nil {
 		return err
 	}
-	t := newTuple(items)
+	t := u.sl.tuple(items)
 	u.truncate(start)
 	return u.push(t, m)
-}
-
-// newTuple makes a tuple of the values of items; small ones in one allocation.
-func newTuple(items []slot) *Tuple {
-	switch len(items) {
-	case 1:
-		p := new(struct {
-			t Tuple
-			a [1]any
-		})
-		p.a[0] = items[0].v
-		p.t.Items = p.a[:]
-		return &p.t
-	case 2:
-		p := new(struct {
-			t Tuple
-			a [2]any
-		})
-		p.a[0], p.a[1] = items[0].v, items[1].v
-		p.t.Items = p.a[:]
-		return &p.t
-	case 3:
-		p := new(struct {
-			t Tuple
-			a [3]any
-		})
-		p.a[0], p.a[1], p.a[2] = items[0].v, items[1].v, items[2].v
-		p.t.Items = p.a[:]
-		return &p.t
-	}
-	return &Tuple{Items: values(items)}
-}
-
-// appendValues appends the values of items to vs.
-func appendValues(vs []any, items []slot) []any {
-	vs = slices.Grow(vs, len(items))
-	for i := range items {
-		vs = append(vs, items[i].v)
-	}
-	return vs
 }
 
 func (u *unpickler) buildList(start int) error {
@@ -946,7 +1054,8 @@ func (u *unpickler) buildList(start int) error {
 	if err != nil {
 		return err
 	}
-	l := &List{Items: values(items)}
+	l := u.sl.list()
+	l.Items = u.sl.appendItems(nil, items)
 	u.truncate(start)
 	return u.push(l, m)
 }
@@ -956,14 +1065,10 @@ func (u *unpickler) buildDict(start int) error {
 	if len(items)%2 != 0 {
 		return u.fail(ErrStack, "odd number of items for DICT")
 	}
-	d := NewDict()
-	d.t.grow(len(items)/2, true)
-	for i := 0; i < len(items); i += 2 {
-		h, err := u.hash(items[i])
-		if err != nil {
-			return err
-		}
-		d.t.putHashed(items[i].v, items[i+1].v, h, true)
+	d := u.sl.dict()
+	d.t.setStorage(u.sl.itemSlice(len(items) / 2 * 2))
+	if err := u.putPairs(&d.t, items); err != nil {
+		return err
 	}
 	m, err := u.holder(items, false)
 	if err != nil {
@@ -977,12 +1082,8 @@ func (u *unpickler) buildFrozenSet(start int) error {
 	items := u.stack[start:]
 	fs := &FrozenSet{}
 	fs.t.grow(len(items), false)
-	for i := range items {
-		h, err := u.hash(items[i])
-		if err != nil {
-			return err
-		}
-		fs.t.putHashed(items[i].v, nil, h, false)
+	if err := u.putItems(&fs.t, items); err != nil {
+		return err
 	}
 	m, err := u.holder(items, true)
 	if err != nil {
@@ -1005,12 +1106,12 @@ func (u *unpickler) appendItems(x int) error {
 	target, items := u.stack[x-1], u.stack[x:]
 	switch t := target.v.(type) {
 	case *List:
-		t.Items = appendValues(t.Items, items)
+		t.Items = u.sl.appendItems(t.Items, items)
 	case *Object:
 		if t.HasState || len(t.DictItems) > 0 || len(t.SetItems) > 0 {
 			return u.fail(ErrUnsupported, "%s to an object after its SETITEMS, ADDITEMS or BUILD", opName(u.op))
 		}
-		t.ListItems = appendValues(t.ListItems, items)
+		t.ListItems = u.sl.appendItems(t.ListItems, items)
 	case *ByteArray:
 		for i := range items {
 			b, err := u.byteValue(items[i].v)
@@ -1075,13 +1176,13 @@ func (u *unpickler) setItems(x int) error {
 	target, items := u.stack[x-1], u.stack[x:]
 	switch t := target.v.(type) {
 	case *Dict:
-		t.t.grow(len(items)/2, true)
-		for i := 0; i < len(items); i += 2 {
-			h, err := u.hash(items[i])
-			if err != nil {
-				return err
-			}
-			t.t.putHashed(items[i].v, items[i+1].v, h, true)
+		if cap(t.t.keys) == 0 {
+			t.t.setStorage(u.sl.itemSlice(len(items)))
+		} else {
+			t.t.grow(len(items)/2, true)
+		}
+		if err := u.putPairs(&t.t, items); err != nil {
+			return err
 		}
 	case *Object:
 		if t.HasState || len(t.SetItems) > 0 {
@@ -1154,18 +1255,14 @@ func (u *unpickler) addItems(x int) error {
 	switch t := target.v.(type) {
 	case *Set:
 		t.t.grow(len(items), false)
-		for i := range items {
-			h, err := u.hash(items[i])
-			if err != nil {
-				return err
-			}
-			t.t.putHashed(items[i].v, nil, h, false)
+		if err := u.putItems(&t.t, items); err != nil {
+			return err
 		}
 	case *Object:
 		if t.HasState {
 			return u.fail(ErrUnsupported, "ADDITEMS to an object after its BUILD")
 		}
-		t.SetItems = appendValues(t.SetItems, items)
+		t.SetItems = u.sl.appendItems(t.SetItems, items)
 	default:
 		return u.fail(ErrOperation, "'%s' object has no attribute 'add'", TypeName(target.v))
 	}
@@ -1254,7 +1351,9 @@ func (u *unpickler) loadReduce() error {
 	if !ok {
 		return u.fail(ErrOperation, "argument list must be a tuple")
 	}
-	return u.newObject(&Object{Callable: fn.v, Construct: Reduce, Args: t}, []slot{fn, args})
+	o := u.sl.object()
+	o.Callable, o.Construct, o.Args = fn.v, Reduce, t
+	return u.newObject(o, []slot{fn, args})
 }
 
 func (u *unpickler) loadNewObj(ex bool) error {
@@ -1288,7 +1387,8 @@ func (u *unpickler) loadNewObj(ex bool) error {
 	if !callable(cls.v) {
 		return u.fail(ErrOperation, "%s class argument must be a type, not %s", name, TypeName(cls.v))
 	}
-	o := &Object{Callable: cls.v, Construct: NewObj, Args: t}
+	o := u.sl.object()
+	o.Callable, o.Construct, o.Args = cls.v, NewObj, t
 	parts := []slot{cls, args}
 	if ex {
 		o.Construct, o.Kwargs = NewObjEx, kw
@@ -1342,9 +1442,11 @@ func (u *unpickler) instantiate(cls slot, from, argsAt int) error {
 	if err != nil {
 		return err
 	}
-	args := &Tuple{Items: values(items)}
+	args := u.sl.tuple(items)
 	u.truncate(from)
-	return u.newObject(&Object{Callable: cls.v, Construct: Inst, Args: args}, []slot{cls, {args, am}})
+	o := u.sl.object()
+	o.Callable, o.Construct, o.Args = cls.v, Inst, args
+	return u.newObject(o, []slot{cls, {args, am}})
 }
 
 // loadBuild is BUILD. On an object it records the state; on the built-in types, which

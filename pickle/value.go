@@ -182,9 +182,13 @@ func (o *Object) Attrs() *Dict { return o.attrs(false) }
 // larger ones keep each key's hash and an index from hash to the chain of positions
 // with that hash.
 type table struct {
-	keys   []any
-	vals   []any            // unused for sets
-	hashes []uint64         // the hash of each key, kept once the table has an index
+	keys []any
+	vals []any       // unused for sets
+	ix   *tableIndex // nil for a small table
+}
+
+type tableIndex struct {
+	hashes []uint64         // the hash of each key
 	index  map[uint64]int32 // hash -> 1 + position of the newest key with that hash
 	chain  []int32          // chain[i] = 1 + position of the previous key with keys[i]'s hash, or 0
 }
@@ -193,7 +197,16 @@ type table struct {
 const smallTable = 8
 
 func (t *table) find(k any, h uint64) int {
-	if t.index == nil {
+	if t.ix == nil {
+		if ks, ok := k.(string); ok {
+			// A str equals only a str: the common case of attribute names, quickly.
+			for i, key := range t.keys {
+				if s, ok := key.(string); ok && s == ks {
+					return i
+				}
+			}
+			return -1
+		}
 		for i, key := range t.keys {
 			if keyEqual(key, k) {
 				return i
@@ -201,7 +214,7 @@ func (t *table) find(k any, h uint64) int {
 		}
 		return -1
 	}
-	for j := t.index[h]; j != 0; j = t.chain[j-1] {
+	for j := t.ix.index[h]; j != 0; j = t.ix.chain[j-1] {
 		if keyEqual(t.keys[j-1], k) {
 			return int(j - 1)
 		}
@@ -211,8 +224,8 @@ func (t *table) find(k any, h uint64) int {
 
 // hashAt returns the hash of the i-th key.
 func (t *table) hashAt(i int) uint64 {
-	if t.hashes != nil {
-		return t.hashes[i]
+	if t.ix != nil {
+		return t.ix.hashes[i]
 	}
 	h, _ := hashKey(t.keys[i]) // every stored key was hashable when it was put
 	return h
@@ -229,7 +242,8 @@ func (t *table) put(k, v any, withValue bool) error {
 	return nil
 }
 
-// putHashed is put for a key whose hash the caller already has.
+// putHashed is put for a key whose hash the caller already has (or, while the table
+// stays small, any value: small tables do not use hashes).
 func (t *table) putHashed(k, v any, h uint64, withValue bool) {
 	if i := t.find(k, h); i >= 0 {
 		if withValue {
@@ -241,10 +255,10 @@ func (t *table) putHashed(k, v any, h uint64, withValue bool) {
 	if withValue {
 		t.vals = append(t.vals, v)
 	}
-	if t.index != nil {
-		t.hashes = append(t.hashes, h)
-		t.chain = append(t.chain, t.index[h])
-		t.index[h] = int32(len(t.keys))
+	if t.ix != nil {
+		t.ix.hashes = append(t.ix.hashes, h)
+		t.ix.chain = append(t.ix.chain, t.ix.index[h])
+		t.ix.index[h] = int32(len(t.keys))
 	} else if len(t.keys) > smallTable {
 		t.reindex()
 	}
@@ -258,15 +272,20 @@ func (t *table) grow(n int, withValue bool) {
 	}
 	size := len(t.keys) + n
 	if withValue {
-		kv := make([]any, 2*size)
-		t.keys = append(kv[:0:size], t.keys...)
-		t.vals = append(kv[size:size:2*size], t.vals...)
+		t.setStorage(make([]any, 2*size))
 	} else {
 		t.keys = append(make([]any, 0, size), t.keys...)
 	}
-	if t.index != nil {
-		t.hashes = append(make([]uint64, 0, size), t.hashes...)
+	if t.ix != nil {
+		t.ix.hashes = append(make([]uint64, 0, size), t.ix.hashes...)
 	}
+}
+
+// setStorage moves the keys and values of a dict into kv, whose halves hold them.
+func (t *table) setStorage(kv []any) {
+	size := len(kv) / 2
+	t.keys = append(kv[:0:size], t.keys...)
+	t.vals = append(kv[size:size:2*size], t.vals...)
 }
 
 func (t *table) lookup(k any) int {
@@ -289,8 +308,8 @@ func (t *table) remove(k any, withValue bool) bool {
 	if withValue {
 		t.vals = append(t.vals[:i], t.vals[i+1:]...)
 	}
-	if t.hashes != nil {
-		t.hashes = append(t.hashes[:i], t.hashes[i+1:]...)
+	if t.ix != nil {
+		t.ix.hashes = append(t.ix.hashes[:i], t.ix.hashes[i+1:]...)
 	}
 	t.reindex()
 	return true
@@ -299,21 +318,23 @@ func (t *table) remove(k any, withValue bool) bool {
 // reindex rebuilds the hashes and the index (none for a small table).
 func (t *table) reindex() {
 	if len(t.keys) <= smallTable {
-		t.hashes, t.index, t.chain = nil, nil, nil
+		t.ix = nil
 		return
 	}
-	if len(t.hashes) != len(t.keys) {
-		t.hashes = make([]uint64, len(t.keys), cap(t.keys))
+	ix := t.ix
+	if ix == nil || len(ix.hashes) != len(t.keys) {
+		ix = &tableIndex{hashes: make([]uint64, len(t.keys), cap(t.keys))}
 		for i, k := range t.keys {
-			t.hashes[i], _ = hashKey(k) // every stored key was hashable when it was put
+			ix.hashes[i], _ = hashKey(k) // every stored key was hashable when it was put
 		}
 	}
-	t.index = make(map[uint64]int32, len(t.keys))
-	t.chain = make([]int32, len(t.keys))
-	for i, h := range t.hashes {
-		t.chain[i] = t.index[h]
-		t.index[h] = int32(i + 1)
+	ix.index = make(map[uint64]int32, len(t.keys))
+	ix.chain = make([]int32, len(t.keys))
+	for i, h := range ix.hashes {
+		ix.chain[i] = ix.index[h]
+		ix.index[h] = int32(i + 1)
 	}
+	t.ix = ix
 }
 
 // Dict is a Python dict: insertion-ordered, with keys compared by Python equality
