@@ -238,9 +238,7 @@ func (d *Directory) save(ctx context.Context, path, id string, data []byte) erro
 	}
 	renamed = true
 	if old >= 0 {
-		// Readers waiting for the old file may go on now: it is no longer at path.
-		d.lockFile(old, unix.LOCK_UN)
-		d.closeReplaced(old)
+		d.releaseReplaced(old)
 		old = -1
 	}
 	if d.sync {
@@ -252,19 +250,21 @@ func (d *Directory) save(ctx context.Context, path, id string, data []byte) erro
 // replacedClosers bounds the replaced files being closed in the background.
 var replacedClosers = make(chan struct{}, 64)
 
-// closeReplaced closes the descriptor of a session file that a save has just replaced
-// and unlocked. The last close of a file without a name frees it, and on a disk
+// releaseReplaced unlocks and closes the descriptor of a session file that a save has
+// just replaced. The last close of a file without a name frees it, and on a disk
 // filesystem that waits until the kernel has finished writing out the file's data —
 // data that the rename which made it a session file sent to the disk (ext4's
 // auto_da_alloc) and that nobody will read again: milliseconds that a save need not
-// wait for. Up to 64 such closes run in the background; beyond that, or when the
-// directory is in memory (tmpfs) where there is nothing to wait for, the save closes
-// the file itself.
-func (d *Directory) closeReplaced(fd int) {
+// wait for. So the lock is released at once (readers waiting for it go on, to find
+// the new file), and up to 64 such closes run in the background; beyond that, or
+// when the directory is in memory (tmpfs) where there is nothing to wait for, the
+// save closes the file itself, which also releases the lock.
+func (d *Directory) releaseReplaced(fd int) {
 	if d.inMemory {
 		unix.Close(fd)
 		return
 	}
+	d.lockFile(fd, unix.LOCK_UN)
 	select {
 	case replacedClosers <- struct{}{}:
 		go func() {
