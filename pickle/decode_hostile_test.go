@@ -338,7 +338,11 @@ func TestDecodeAllocations(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	assert.LessOrEqual(t, allocs, 25.0, "a 248-byte session")
+	budget := 25.0
+	if raceEnabled {
+		budget += 10 // the pooled state (unpickler, stack, memo, marks, meta) made anew
+	}
+	assert.LessOrEqual(t, allocs, budget, "a 248-byte session")
 
 	big, err := os.ReadFile(filepath.Join("testdata", "pickle", "session-100k.pkl"))
 	require.NoError(t, err)
@@ -348,5 +352,5 @@ func TestDecodeAllocations(t *testing.T) {
 		}
 	})
 	// 2573 strs and 1000 floats among 1000 dicts, 1000 tuples and 3 lists.
-	assert.Less(t, allocs, 3700.0, "the 100 KB session")
+	assert.Less(t, allocs, 3700.0+budget-25, "the 100 KB session")
 }
