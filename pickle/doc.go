@@ -154,9 +154,19 @@
 // when it visits each container once and the children of a value in the order
 // pickling writes them (an object's callable, arguments, keyword arguments, list
 // items, dict items, set items, state), the walk the encoder and ToJSON make — and
-// also the number of open MARKs and the nesting of tuple and frozenset keys; MaxStack and MaxMemo bound the stack and the memo; dict keys and
-// set items are bounded in size (4096 values visited when hashing one), and decimal
-// integer text to CPython's 4300 digits. Exceeding one is ErrLimit.
+// also the number of open MARKs and the nesting of tuple and frozenset keys.
+// MaxStack (DefaultMaxStack, 2^19 items, which also caps one tuple or frozenset at
+// about half a million items) and MaxMemo (DefaultMaxMemo, 2^20 entries) bound the
+// stack and the memo; the memo is stored sparsely, so a LONG_BINPUT index of 2^31
+// costs one entry, not a 2^31-slot table. Dict keys and set items are bounded in size
+// (4096 values visited when hashing one), and decimal integer text to CPython's 4300
+// digits. Exceeding one is ErrLimit.
+//
+// Decoding allocates little: the str and bytes values of an input of up to 1 MiB are
+// cut from one copy of it, and containers are allocated in shared chunks. Keeping any
+// one decoded value alive therefore keeps that copy (or chunk) alive too — at most a
+// few times the size of the input, which suits session-sized pickles; copy a value
+// out (strings.Clone, a fresh container) to keep it longer than the rest.
 //
 // Everything that walks a value survives the deepest value the decoder accepts. The
 // encoder and ToJSON recurse, bounded at twice DefaultMaxDepth (Encoder.MaxDepth):
