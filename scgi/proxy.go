@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -68,8 +68,8 @@ type Proxy struct {
 	// SpoolDir is the directory for spooled bodies beyond 256 KiB (default os.TempDir()).
 	SpoolDir string
 
-	// ErrorLog logs failed requests (default: the log package's standard logger).
-	ErrorLog *log.Logger
+	// ErrorLog logs failed requests, like Server.ErrorLog (default: slog.Default()).
+	ErrorLog *slog.Logger
 
 	// ErrorHandler answers a request that failed before any response was sent. The
 	// default logs err and answers StatusForError(err) with its status text.
@@ -124,12 +124,13 @@ func StatusForError(err error) int {
 	return http.StatusBadGateway
 }
 
-func (p *Proxy) logf(format string, args ...any) {
-	if p.ErrorLog != nil {
-		p.ErrorLog.Printf(format, args...)
-	} else {
-		log.Printf(format, args...)
+// logWarn logs a failed request with its method and path.
+func (p *Proxy) logWarn(r *http.Request, msg string, args ...any) {
+	l := p.ErrorLog
+	if l == nil {
+		l = slog.Default()
 	}
+	l.Warn(msg, append([]any{"method", r.Method, "path", r.URL.Path}, args...)...)
 }
 
 func (p *Proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
@@ -139,7 +140,7 @@ func (p *Proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	code := StatusForError(err)
 	if !errors.Is(err, context.Canceled) {
-		p.logf("scgi proxy: %s %s: %v", r.Method, r.URL.Path, err)
+		p.logWarn(r, "scgi proxy: request failed", "err", err)
 	}
 	http.Error(w, http.StatusText(code), code)
 }
@@ -256,7 +257,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		// The worker broke off after the status line went out: the client must not
 		// take the truncated body for a whole one. Abort its connection.
-		p.logf("scgi proxy: %s %s: backend %s: response cut off: %v", r.Method, r.URL.Path, b.addr, err)
+		p.logWarn(r, "scgi proxy: response cut off", "backend", b.addr, "err", err)
 		panic(http.ErrAbortHandler)
 	}
 }
@@ -288,7 +289,7 @@ func (p *Proxy) connect(ctx context.Context, r *http.Request, maxFails int, fail
 		if !idempotent(r.Method) {
 			return nil, nil, lastErr
 		}
-		p.logf("scgi proxy: %s %s: %v; trying another backend", r.Method, r.URL.Path, lastErr)
+		p.logWarn(r, "scgi proxy: dial failed; trying another backend", "err", lastErr)
 	}
 }
 

@@ -4,7 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"io"
-	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -100,7 +100,7 @@ func BenchmarkProxyServeHTTP(b *testing.B) {
 	defer srv.Close()
 	p, err := NewProxy(l.Addr().String())
 	require.NoError(b, err)
-	p.ErrorLog = log.New(io.Discard, "", 0)
+	p.ErrorLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 	r := browserRequest()
 	b.ReportAllocs()
 	for b.Loop() {

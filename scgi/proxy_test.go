@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -78,7 +79,7 @@ func newTestProxy(t *testing.T, backends ...string) (*Proxy, *quietLog) {
 	p, err := NewProxy(backends...)
 	require.NoError(t, err)
 	ql := new(quietLog)
-	p.ErrorLog = log.New(ql, "", 0)
+	p.ErrorLog = slog.New(slog.NewTextHandler(ql, nil))
 	return p, ql
 }
 

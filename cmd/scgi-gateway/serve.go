@@ -85,7 +85,7 @@ func newGateway(cfg *config, log *slog.Logger) (*gateway, error) {
 			}
 			p.MaxConnsPerBackend = cfg.BackendMaxConns
 			p.ResponseHeaderTimeout = cfg.BackendTimeout
-			p.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+			p.ErrorLog = log
 			p.ErrorHandler = g.proxyErrorHandler(spec.Prefix)
 			g.metrics.addProxy(spec.Prefix, p)
 			r.proxy, r.backend = p, spec.Target
