@@ -19,8 +19,12 @@ import (
 )
 
 // childEnv names the environment variable that makes the test binary act as a child
-// process for the crash tests instead of running tests.
-const childEnv = "QXBRIDGE_STORE_TEST_CHILD"
+// process for the crash tests instead of running tests; namedEnv makes the child save
+// through named temporary files, as where there is no O_TMPFILE.
+const (
+	childEnv = "QXBRIDGE_STORE_TEST_CHILD"
+	namedEnv = "QXBRIDGE_STORE_TEST_NAMED"
+)
 
 func TestMain(m *testing.M) {
 	if role := os.Getenv(childEnv); role != "" {
@@ -47,6 +51,9 @@ func runChild(role string, args []string) int {
 	if err != nil {
 		fmt.Println("open:", err)
 		return 1
+	}
+	if os.Getenv(namedEnv) != "" {
+		d.noUnnamed.Store(true)
 	}
 	ctx := context.Background()
 	switch role {
@@ -75,24 +82,45 @@ func runChild(role string, args []string) int {
 	return 2
 }
 
-func child(t *testing.T, role, dir, id string) *exec.Cmd {
+func child(t *testing.T, role, dir, id string, env ...string) *exec.Cmd {
 	cmd := exec.Command(os.Args[0], "-test.run=^$", dir, id)
-	cmd.Env = append(os.Environ(), childEnv+"="+role)
+	cmd.Env = append(append(os.Environ(), childEnv+"="+role), env...)
 	return cmd
+}
+
+// holdsUnnamed reports whether process pid has a file without a name open in dir: a
+// save's file, not linked yet.
+func holdsUnnamed(pid int, dir string) bool {
+	fdDir := fmt.Sprintf("/proc/%d/fd", pid)
+	fds, _ := os.ReadDir(fdDir)
+	for _, fd := range fds {
+		target, _ := os.Readlink(filepath.Join(fdDir, fd.Name()))
+		if strings.HasPrefix(target, dir+"/#") && strings.HasSuffix(target, " (deleted)") {
+			return true
+		}
+	}
+	return false
 }
 
 // TestKillDuringSave (proof 4): a Go process killed with SIGKILL at a random moment of
 // saving, again and again, always leaves a session file that loads whole, old or new
-// (in Go and in CPython); the temporary files it leaves are never listed or loaded,
-// and DeleteIdle removes them once they are stale.
+// (in Go and in CPython). Every other kill hits a process saving through named
+// temporary files (as where there is no O_TMPFILE): the temporary files it leaves
+// are never listed or loaded, and DeleteIdle removes them once they are stale. A
+// process saving through files without a name leaves nothing behind.
 func TestKillDuringSave(t *testing.T) {
 	ctx := context.Background()
 	d := openTemp(t)
 	require.NoError(t, d.Save(ctx, "victim", crashOld))
 	deadline := time.Now().Add(2500 * time.Millisecond)
-	kills, leftovers := 0, 0
-	for kills < 5 || time.Now().Before(deadline) {
-		cmd := child(t, "saveloop", d.Dir(), "victim")
+	kills, leftovers, unnamedKills, unnamedLeftovers := 0, 0, 0, 0
+	for kills < 10 || time.Now().Before(deadline) {
+		named := kills%2 == 1
+		var env []string
+		if named {
+			env = append(env, namedEnv+"=1")
+		}
+		cmd := child(t, "saveloop", d.Dir(), "victim", env...)
 		out, err := cmd.StdoutPipe()
 		require.NoError(t, err)
 		require.NoError(t, cmd.Start())
@@ -100,6 +128,9 @@ func TestKillDuringSave(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, "saving\n", line)
 		time.Sleep(time.Duration(rand.IntN(40_000)) * time.Microsecond)
+		if !named && holdsUnnamed(cmd.Process.Pid, d.Dir()) {
+			unnamedKills++ // most likely killed with the file still unnamed
+		}
 		require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
 		err = cmd.Wait()
 		require.Error(t, err, "the child only ends when killed")
@@ -115,13 +146,19 @@ func TestKillDuringSave(t *testing.T) {
 		for _, name := range entries(t, d.Dir()) {
 			if name != "victim" {
 				require.True(t, strings.HasPrefix(name, tempPrefix), "unexpected file %q", name)
-				leftovers++
+				if named {
+					leftovers++
+				} else {
+					unnamedLeftovers++ // killed between link and rename
+				}
 				require.NoError(t, os.Remove(filepath.Join(d.Dir(), name)))
 			}
 		}
 	}
-	t.Logf("%d kills, %d of them left a temporary file (killed mid-save)", kills, leftovers)
-	assert.Positive(t, leftovers, "some kills landed in the middle of a save")
+	t.Logf("%d kills: of the %d with named temporary files, %d left one (killed mid-save); of the others, %d had an unnamed file open just before the kill and %d left a temporary file",
+		kills, kills/2, leftovers, unnamedKills, unnamedLeftovers)
+	assert.Positive(t, leftovers, "some kills landed in the middle of a save with a named temporary file")
+	assert.Positive(t, unnamedKills, "some kills landed in the middle of a save with an unnamed file")
 
 	// CPython loads the survivor too.
 	out, err := peer(t, "load", d.Dir(), "victim").Output()
@@ -149,18 +186,21 @@ func TestKillDuringSave(t *testing.T) {
 }
 
 // TestDiskFullDuringSave: a save that cannot be written (the file size limit stands in
-// for a full disk) fails, leaves the old session whole and removes its temporary file.
+// for a full disk) fails, leaves the old session whole and leaves no file behind, with
+// a file without a name and with a named temporary file.
 func TestDiskFullDuringSave(t *testing.T) {
 	ctx := context.Background()
-	d := openTemp(t)
-	old := fixture(t, "session3-counter-tokens.pkl")
-	require.NoError(t, d.Save(ctx, "s", old))
-	out, err := child(t, "diskfull", d.Dir(), "s").CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	assert.Contains(t, string(out), "save: store: save \"s\": write ")
-	assert.Contains(t, string(out), "file too large")
-	got, err := d.Load(ctx, "s")
-	require.NoError(t, err)
-	assert.Equal(t, old, got)
-	assert.Equal(t, []string{"s"}, entries(t, d.Dir()))
+	for _, env := range [][]string{nil, {namedEnv + "=1"}} {
+		d := openTemp(t)
+		old := fixture(t, "session3-counter-tokens.pkl")
+		require.NoError(t, d.Save(ctx, "s", old))
+		out, err := child(t, "diskfull", d.Dir(), "s", env...).CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		assert.Contains(t, string(out), "save: store: save \"s\": write ", env)
+		assert.Contains(t, string(out), "file too large", env)
+		got, err := d.Load(ctx, "s")
+		require.NoError(t, err)
+		assert.Equal(t, old, got, env)
+		assert.Equal(t, []string{"s"}, entries(t, d.Dir()), env)
+	}
 }

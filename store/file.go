@@ -16,6 +16,10 @@ import (
 // while Load or Save waited for its lock: the lock must be taken on the new file.
 var errReplaced = errors.New("session file replaced while waiting for its lock")
 
+// errNoUnnamed reports internally that files without a name (O_TMPFILE) cannot be
+// made or linked here: saves use named temporary files instead.
+var errNoUnnamed = errors.New("no O_TMPFILE support")
+
 // Polling bounds. Peers hold their locks for microseconds, and the window in which a
 // session3 writer's file is whole can be as short (it truncates the file again at its
 // next save), so waiters poll often: a poll costs a few system calls, and waiting is
@@ -104,7 +108,7 @@ func (d *Directory) loadOnce(ctx context.Context, path string, lockDeadline time
 		// polling an empty file with shared locks can keep it waiting for good.
 		return nil, ErrEmpty
 	}
-	if err := d.lock(ctx, fd, unix.LOCK_SH, lockDeadline); err != nil {
+	if err := d.lock(ctx, "load", fd, unix.LOCK_SH, lockDeadline); err != nil {
 		return nil, fileError("lock", path, err)
 	}
 	defer d.lockFile(fd, unix.LOCK_UN)
@@ -136,15 +140,19 @@ func (d *Directory) loadOnce(ctx context.Context, path string, lockDeadline time
 
 // Save stores data as the session id, replacing any previous session file whole.
 //
-// Readers never see a partial file: data goes to a new temporary file in the same
-// directory (a name that is never a valid id), which is then renamed over the
-// session's path while Save holds an exclusive flock(2) lock on the file being
-// replaced, so Python readers and writers and Go loads that hold that file finish
-// first. If anything fails before the rename (the disk fills, the context ends, the
-// process dies) the old session is left as it was and the temporary file is removed
-// (or, after a crash, swept by DeleteIdle). New files get mode 0666 minus umask, a
-// replaced file's mode is kept (as Python's truncate-and-rewrite keeps it), unless
-// WithFileMode is given. Empty data gives ErrNoData.
+// Readers never see a partial file: data goes to a new file without a name (open(2)
+// O_TMPFILE) in the session directory, or in the staging directory if WithStagingDir
+// is given. Then, while Save holds an exclusive flock(2) lock on the file being
+// replaced — so Python readers and writers and Go loads that hold that file finish
+// first — the new file gets a temporary name (never a valid id) and is at once
+// renamed over the session's path; a new session's file is linked under the
+// session's name directly. Where files without a name are not supported, a named
+// temporary file is written instead. If anything fails before the rename (the disk
+// fills, the context ends, the process dies) the old session is left as it was and
+// the new file vanishes (a named temporary file is removed, or, after a crash, swept
+// by DeleteIdle). New files get mode 0666 minus umask, a replaced file's mode is kept
+// (as Python's truncate-and-rewrite keeps it), unless WithFileMode is given. Empty
+// data gives ErrNoData.
 func (d *Directory) Save(ctx context.Context, id string, data []byte) error {
 	if err := ValidID(id); err != nil {
 		return opError("save", id, err)
@@ -165,6 +173,19 @@ func (d *Directory) Save(ctx context.Context, id string, data []byte) error {
 }
 
 func (d *Directory) save(ctx context.Context, path, id string, data []byte) error {
+	err := d.saveVia(ctx, path, id, data, !d.noUnnamed.Load())
+	if err == errNoUnnamed {
+		// No O_TMPFILE here (or no way to link such a file): from now on write named
+		// temporary files. Nothing was changed; start over.
+		d.noUnnamed.Store(true)
+		err = d.saveVia(ctx, path, id, data, false)
+	}
+	return err
+}
+
+// saveVia saves data as the file at path, writing it into a file without a name if
+// unnamed is true, else into a named temporary file.
+func (d *Directory) saveVia(ctx context.Context, path, id string, data []byte, unnamed bool) error {
 	// Open the file to be replaced first, so that a name taken by something else is
 	// refused before anything is written.
 	old, st, err := openOld(path)
@@ -176,75 +197,122 @@ func (d *Directory) save(ctx context.Context, path, id string, data []byte) erro
 			unix.Close(old)
 		}
 	}()
-	tmp, fd, err := d.createTemp(id)
+	tmp, err := d.createTemp(id, unnamed)
 	if err != nil {
 		return err
 	}
-	renamed := false
+	named := false // the written file has the session's name
 	defer func() {
-		if !renamed {
-			unix.Unlink(tmp)
+		if !named && tmp.name != "" {
+			unix.Unlink(tmp.name)
 		}
-		unix.Close(fd)
+		unix.Close(tmp.fd)
 	}()
-	if err := writeAll(fd, data); err != nil {
-		return fileError("write", tmp, err)
+	if err := writeAll(tmp.fd, data); err != nil {
+		return fileError("write", tmp.String(), err)
 	}
 	if d.perm != 0 {
-		if err := unix.Fchmod(fd, uint32(d.perm)); err != nil {
-			return fileError("chmod", tmp, err)
+		if err := unix.Fchmod(tmp.fd, uint32(d.perm)); err != nil {
+			return fileError("chmod", tmp.String(), err)
 		}
 	}
 	if d.sync {
-		if err := unix.Fsync(fd); err != nil {
-			return fileError("fsync", tmp, err)
+		if err := unix.Fsync(tmp.fd); err != nil {
+			return fileError("fsync", tmp.String(), err)
 		}
+	} else if old >= 0 && tmp.name == "" && d.flushOnReplace {
+		// ext4 starts writing out a file's data when a rename makes it replace
+		// another (auto_da_alloc): tens of microseconds spent inside rename(2),
+		// with the file's temporary name listed and the lock held. Start the
+		// write-out now, before either.
+		startWriteout(tmp.fd)
 	}
 	lockDeadline := d.lockDeadline()
-	for old >= 0 {
+	for {
+		if old < 0 {
+			if tmp.name != "" {
+				break // rename creates the session file
+			}
+			// A new session: link gives the file the session's name at once, and
+			// never replaces a file that someone created meanwhile.
+			err := d.linkUnnamed(tmp.fd, path)
+			if err == nil {
+				named = true
+				return d.syncDir()
+			}
+			if err != unix.EEXIST {
+				return linkError(tmp.String(), path, err)
+			}
+			if old, st, err = d.reopenOld(path, lockDeadline); err != nil {
+				return err
+			}
+			continue
+		}
 		// Python's open(path, 'wb') keeps the mode of the file it truncates.
 		if d.perm == 0 {
-			if err := unix.Fchmod(fd, uint32(st.Mode&0o777)); err != nil {
-				return fileError("chmod", tmp, err)
+			if err := unix.Fchmod(tmp.fd, uint32(st.Mode&0o777)); err != nil {
+				return fileError("chmod", tmp.String(), err)
 			}
 		}
-		if err := d.lock(ctx, old, unix.LOCK_EX, lockDeadline); err != nil {
+		if err := d.lock(ctx, "save", old, unix.LOCK_EX, lockDeadline); err != nil {
 			return fileError("lock", path, err)
 		}
 		_, err := stillAt(path, &st)
-		if err == nil || err == ErrNotFound {
-			break // still the file to replace, or deleted meanwhile: rename creates it again
+		if err == nil {
+			break // still the file to replace, and locked
 		}
 		d.lockFile(old, unix.LOCK_UN)
 		unix.Close(old)
 		old = -1
-		if err != errReplaced {
+		switch err {
+		case ErrNotFound:
+			continue // deleted meanwhile: the session is saved anew
+		case errReplaced:
+			// Replaced while we waited: lock the new file instead.
+			if old, st, err = d.reopenOld(path, lockDeadline); err != nil {
+				return err
+			}
+		default:
 			return fileError("lstat", path, err)
 		}
-		// Replaced while we waited: lock the new file instead.
-		if !lockDeadline.IsZero() && time.Now().After(lockDeadline) {
-			return ErrLockTimeout
-		}
-		if old, st, err = openOld(path); err != nil {
+	}
+	if old >= 0 && d.testHook != nil {
+		d.testHook("save-locked")
+	}
+	// Only now, holding the lock, does an unnamed file get a (temporary) name: the
+	// rename follows at once, so the name is listed for two system calls at most.
+	if tmp.name == "" {
+		if err := d.nameTemp(&tmp, id); err != nil {
 			return err
 		}
 	}
-	if d.testHook != nil {
-		d.testHook("save-locked")
-	}
-	err = ignoringEINTR(func() error { return unix.Rename(tmp, path) })
+	err = ignoringEINTR(func() error { return unix.Rename(tmp.name, path) })
 	if err != nil {
-		return &os.LinkError{Op: "rename", Old: tmp, New: path, Err: err}
+		return &os.LinkError{Op: "rename", Old: tmp.name, New: path, Err: err}
 	}
-	renamed = true
+	named = true
 	if old >= 0 {
 		d.releaseReplaced(old)
 		old = -1
 	}
-	if d.sync {
-		return syncDir(d.dir)
+	return d.syncDir()
+}
+
+// reopenOld opens the file now at path after the one a save meant to replace was
+// replaced or deleted, unless the lock deadline has passed.
+func (d *Directory) reopenOld(path string, lockDeadline time.Time) (int, unix.Stat_t, error) {
+	if !lockDeadline.IsZero() && time.Now().After(lockDeadline) {
+		return -1, unix.Stat_t{}, ErrLockTimeout
 	}
-	return nil
+	return openOld(path)
+}
+
+// syncDir makes a save's new directory entry durable, with WithSync.
+func (d *Directory) syncDir() error {
+	if !d.sync {
+		return nil
+	}
+	return syncDir(d.dir)
 }
 
 // replacedClosers bounds the replaced files being closed in the background.
@@ -253,9 +321,9 @@ var replacedClosers = make(chan struct{}, 64)
 // releaseReplaced unlocks and closes the descriptor of a session file that a save has
 // just replaced. The last close of a file without a name frees it, and on a disk
 // filesystem that waits until the kernel has finished writing out the file's data —
-// data that the rename which made it a session file sent to the disk (ext4's
-// auto_da_alloc) and that nobody will read again: milliseconds that a save need not
-// wait for. So the lock is released at once (readers waiting for it go on, to find
+// data sent to the disk when the file became a session file (ext4's auto_da_alloc, or
+// the save's own start of the write-out) and that nobody will read again:
+// milliseconds that a save need not wait for. So the lock is released at once (readers waiting for it go on, to find
 // the new file), and up to 64 such closes run in the background; beyond that, or
 // when the directory is in memory (tmpfs) where there is nothing to wait for, the
 // save closes the file itself, which also releases the lock.
@@ -288,15 +356,54 @@ func openOld(path string) (int, unix.Stat_t, error) {
 	return fd, st, nil
 }
 
-// createTemp creates a new temporary file for a save of id in the session directory.
-// O_EXCL and O_NOFOLLOW make sure it is a new file, never one planted beforehand.
-func (d *Directory) createTemp(id string) (string, int, error) {
+// tempFile is the file a save writes before it becomes the session file.
+type tempFile struct {
+	fd   int
+	dir  string // where it was created
+	name string // its path while it has a temporary name; "" while it has none
+}
+
+// String names the file in errors.
+func (f tempFile) String() string {
+	if f.name != "" {
+		return f.name
+	}
+	return f.dir + "/(unnamed)"
+}
+
+// tempDir is where saves create their files: the staging directory, if any.
+func (d *Directory) tempDir() string {
+	if d.staging != "" {
+		return d.staging
+	}
+	return d.dir
+}
+
+// tempName returns a fresh temporary name for a save of id.
+func (d *Directory) tempName(id string) string {
+	name := tempPrefix + id + "-" + strconv.FormatUint(rand.Uint64(), 36)
+	if dir := d.tempDir(); dir != "/" {
+		return dir + "/" + name
+	}
+	return "/" + name
+}
+
+// createTemp creates the file a save of id writes: a file without a name if unnamed
+// is true (errNoUnnamed where there are none), else a named temporary file, created
+// with O_EXCL|O_NOFOLLOW so that it is a new file, never one planted beforehand.
+func (d *Directory) createTemp(id string, unnamed bool) (tempFile, error) {
 	perm := uint32(0o666) // minus umask, by the kernel, like Python's open(path, 'wb')
 	if d.perm != 0 {
 		perm = 0o600 // made exact with fchmod once written
 	}
+	f := tempFile{fd: -1, dir: d.tempDir()}
+	if unnamed {
+		fd, err := d.openUnnamed(f.dir, perm)
+		f.fd = fd
+		return f, err
+	}
 	for range 16 {
-		name := d.path(tempPrefix + id + "-" + strconv.FormatUint(rand.Uint64(), 36))
+		name := d.tempName(id)
 		var fd int
 		err := ignoringEINTR(func() (err error) {
 			fd, err = unix.Open(name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
@@ -306,11 +413,39 @@ func (d *Directory) createTemp(id string) (string, int, error) {
 			continue
 		}
 		if err != nil {
-			return "", -1, &os.PathError{Op: "create", Path: name, Err: err}
+			return f, &os.PathError{Op: "create", Path: name, Err: err}
 		}
-		return name, fd, nil
+		f.fd, f.name = fd, name
+		return f, nil
 	}
-	return "", -1, errors.New("could not find an unused temporary file name")
+	return f, errors.New("could not find an unused temporary file name")
+}
+
+// nameTemp gives an unnamed file a fresh temporary name in the temporary directory.
+// link(2) never replaces a file, so the name is new, like O_EXCL's.
+func (d *Directory) nameTemp(f *tempFile, id string) error {
+	for range 16 {
+		name := d.tempName(id)
+		err := d.linkUnnamed(f.fd, name)
+		if err == unix.EEXIST {
+			continue
+		}
+		if err != nil {
+			return linkError(f.String(), name, err)
+		}
+		f.name = name
+		return nil
+	}
+	return errors.New("could not find an unused temporary file name")
+}
+
+// linkError describes a failed link of the file old to newpath; errNoUnnamed passes
+// through, as the save starts over with named temporary files.
+func linkError(old, newpath string, err error) error {
+	if err == errNoUnnamed {
+		return err
+	}
+	return &os.LinkError{Op: "link", Old: old, New: newpath, Err: err}
 }
 
 // openSession opens the session file at path for reading and returns its status.
@@ -367,13 +502,19 @@ func (d *Directory) lockDeadline() time.Time {
 	return time.Now().Add(d.lockTimeout)
 }
 
-// lock takes a flock(2) lock (how is LOCK_SH or LOCK_EX) on fd, waiting for peers that
-// hold a conflicting one until ctx ends or the deadline passes. The wait polls with
-// LOCK_NB rather than blocking a thread in flock(2), which could not be abandoned.
-func (d *Directory) lock(ctx context.Context, fd, how int, deadline time.Time) error {
+// lock takes a flock(2) lock (how is LOCK_SH or LOCK_EX) on fd for op ("load" or
+// "save"), waiting for peers that hold a conflicting one until ctx ends or the
+// deadline passes. The wait polls with LOCK_NB rather than blocking a thread in
+// flock(2), which could not be abandoned. A wait, however it ends, is reported to the
+// lock-wait hook.
+func (d *Directory) lock(ctx context.Context, op string, fd, how int, deadline time.Time) error {
 	err := d.lockFile(fd, how|unix.LOCK_NB)
 	if err != unix.EWOULDBLOCK {
 		return err
+	}
+	start := time.Now()
+	if d.lockWaitHook != nil {
+		defer func() { d.lockWaitHook(op, time.Since(start)) }()
 	}
 	if d.testHook != nil {
 		d.testHook("lock-busy")

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -94,20 +96,34 @@ func ValidID(id string) error {
 // A Directory holds no open files and is safe for concurrent use by many goroutines
 // and processes.
 type Directory struct {
-	dir         string
-	create      bool
-	perm        os.FileMode // 0 means "like Python": 0666 minus umask, or the replaced file's mode
-	lockTimeout time.Duration
-	partialWait time.Duration
-	maxSize     int64
-	sync        bool
-	check       func([]byte) bool
-	inMemory    bool // the directory is on tmpfs or ramfs: no writeback to wait for
+	dir          string
+	staging      string // WithStagingDir: where saves create their files ("": in dir)
+	create       bool
+	perm         os.FileMode // 0 means "like Python": 0666 minus umask, or the replaced file's mode
+	lockTimeout  time.Duration
+	partialWait  time.Duration
+	maxSize      int64
+	sync         bool
+	check        func([]byte) bool
+	lockWaitHook func(op string, waited time.Duration)
+
+	inMemory bool // the directory is on tmpfs or ramfs: no writeback to wait for
+	// flushOnReplace: the filesystem writes a file's data out when a rename makes it
+	// replace another (ext4's auto_da_alloc); saves start that write-out earlier.
+	flushOnReplace bool
+	// noUnnamed is set once files without a name (O_TMPFILE) turned out not to
+	// work here; saves then write named temporary files. linkByProc is set once
+	// linkat(AT_EMPTY_PATH) turned out not to be permitted.
+	noUnnamed, linkByProc atomic.Bool
 
 	// lockFile takes (how = LOCK_SH or LOCK_EX, with LOCK_NB) or releases a lock.
 	// It is flock(2); tests swap in POSIX record locks to show that they would not
 	// interoperate with Python's fcntl.flock.
 	lockFile func(fd int, how int) error
+	// openUnnamed and linkUnnamed make a file without a name and give it one; tests
+	// swap in failures to exercise the fallback to named temporary files.
+	openUnnamed func(dir string, perm uint32) (int, error)
+	linkUnnamed func(fd int, newpath string) error
 	// testHook, if set, is told of events tests need to see or act on: "load-locked"
 	// and "save-locked" run while Load or Save holds the session file's lock (so a
 	// test can hold it against a peer); "lock-busy" that a lock is held by someone
@@ -164,6 +180,30 @@ func WithCheck(complete func(data []byte) bool) Option {
 	return func(d *Directory) { d.check = complete }
 }
 
+// WithStagingDir makes Save create and write its files in dir, a directory outside
+// the session directory on the same filesystem, and move each one into the session
+// directory with a rename(2) that gives it the session's name: nothing but session
+// files ever appears in the session directory. Use it when Python sweeps the session
+// directory with session3's delete_old_sessions, which fails on a name that vanishes
+// while it runs (see the package documentation). Open checks that dir is a directory,
+// on the same filesystem and mount as the session directory and not inside it. Files
+// get their group and default ACL from the directory they are created in: give dir
+// the session directory's (a setgid directory of the same group) where that matters.
+func WithStagingDir(dir string) Option {
+	return func(d *Directory) { d.staging = dir }
+}
+
+// WithLockWaitHook calls hook each time a Load or Save could not take a session
+// file's lock at once — another process (or a Load or Save of this one) held it — once
+// the wait is over, whether the lock was granted or the wait ended with the context
+// or the lock timeout. op is "load" or "save"; waited is how long the wait took. A
+// Load or Save can wait more than once (a file replaced meanwhile is locked anew).
+// The hook runs on the goroutine of the operation: it must be quick and safe for
+// concurrent use. It suits a metric of lock contention.
+func WithLockWaitHook(hook func(op string, waited time.Duration)) Option {
+	return func(d *Directory) { d.lockWaitHook = hook }
+}
+
 // Open returns the session directory dir, made absolute like session3's
 // DirectorySessionStore(directory). A missing directory is an error unless
 // WithCreate is given; a path that is not a directory is always an error.
@@ -179,7 +219,9 @@ func Open(dir string, opts ...Option) (*Directory, error) {
 		maxSize:     DefaultMaxSize,
 		check:       LooksComplete,
 		lockFile:    flock,
+		openUnnamed: openUnnamed,
 	}
+	d.linkUnnamed = func(fd int, newpath string) error { return linkUnnamed(fd, newpath, &d.linkByProc) }
 	for _, o := range opts {
 		o(d)
 	}
@@ -200,7 +242,73 @@ func Open(dir string, opts ...Option) (*Directory, error) {
 		return nil, fmt.Errorf("store: session directory %s: not a directory", abs)
 	}
 	d.inMemory = inMemoryFS(abs)
+	d.flushOnReplace = flushesOnReplace(abs)
+	if d.staging != "" {
+		if d.staging, err = checkStaging(abs, d.staging); err != nil {
+			return nil, err
+		}
+	}
 	return d, nil
+}
+
+// checkStaging checks that staging can serve the session directory dir as
+// WithStagingDir's directory, and returns its absolute path.
+func checkStaging(dir, staging string) (string, error) {
+	abs, err := filepath.Abs(staging)
+	if err != nil {
+		return "", fmt.Errorf("store: staging directory %q: %w", staging, err)
+	}
+	fail := func(format string, args ...any) (string, error) {
+		return "", fmt.Errorf("store: staging directory %s: "+format, append([]any{abs}, args...)...)
+	}
+	var sst, dst unix.Stat_t
+	if err := unix.Stat(abs, &sst); err != nil {
+		return fail("%w", &os.PathError{Op: "stat", Path: abs, Err: err})
+	}
+	if sst.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return fail("not a directory")
+	}
+	if err := unix.Stat(dir, &dst); err != nil {
+		return fail("%w", &os.PathError{Op: "stat", Path: dir, Err: err})
+	}
+	if sst.Dev != dst.Dev {
+		return fail("not on the same filesystem as the session directory %s (rename(2) cannot move files between filesystems)", dir)
+	}
+	// Not the session directory, nor anywhere inside it: session3's sweep would
+	// find the staging directory (or the directory holding it) among the sessions.
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return fail("%w", err)
+	}
+	for p := real; ; p = filepath.Dir(p) {
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			return fail("%w", &os.PathError{Op: "stat", Path: p, Err: err})
+		}
+		if st.Dev == dst.Dev && st.Ino == dst.Ino {
+			return fail("must be outside the session directory %s", dir)
+		}
+		if p == filepath.Dir(p) {
+			break
+		}
+	}
+	// One filesystem can be mounted twice (bind mounts), and rename(2) refuses to
+	// cross mounts. Renaming a name that does not exist tells without touching
+	// anything: the kernel compares the mounts before it looks the name up.
+	probe := tempPrefix + "probe-" + strconv.FormatUint(rand.Uint64(), 36)
+	switch err := unix.Rename(filepath.Join(abs, probe), filepath.Join(dir, probe)); err {
+	case unix.ENOENT:
+	case unix.EXDEV:
+		return fail("not on the same mount as the session directory %s (rename(2) cannot move files between mounts)", dir)
+	case nil:
+		return fail("a file named %s was moved into the session directory", probe) // cannot happen
+	default:
+		return fail("cannot rename into the session directory %s: %w", dir, err)
+	}
+	if err := unix.Faccessat(unix.AT_FDCWD, abs, unix.W_OK|unix.X_OK, unix.AT_EACCESS); err != nil {
+		return fail("not writable: %w", err)
+	}
+	return abs, nil
 }
 
 // Dir returns the absolute path of the session directory.
@@ -280,7 +388,7 @@ func (d *Directory) Delete(ctx context.Context, id string) error {
 // (session3 never implemented iter_sessions for directories.)
 func (d *Directory) IDs(ctx context.Context) ([]string, error) {
 	var ids []string
-	err := d.scan(ctx, func(name string, typ fs.FileMode) error {
+	err := scan(ctx, d.dir, func(name string, typ fs.FileMode) error {
 		if ValidID(name) == nil && typ.IsRegular() {
 			ids = append(ids, name)
 		}
@@ -293,10 +401,10 @@ func (d *Directory) IDs(ctx context.Context) ([]string, error) {
 	return ids, nil
 }
 
-// scan calls fn for every entry of the directory, reading it in batches so that a
-// directory of millions of sessions is never held in memory at once.
-func (d *Directory) scan(ctx context.Context, fn func(name string, typ fs.FileMode) error) error {
-	f, err := os.Open(d.dir)
+// scan calls fn for every entry of dir, reading it in batches so that a directory
+// of millions of sessions is never held in memory at once.
+func scan(ctx context.Context, dir string, fn func(name string, typ fs.FileMode) error) error {
+	f, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("store: list sessions: %w", err)
 	}
@@ -323,8 +431,9 @@ func (d *Directory) scan(ctx context.Context, fn func(name string, typ fs.FileMo
 // DeleteIdle deletes the sessions whose files were not modified for olderThan, like
 // session3's delete_old_sessions(minutes) (which compares mtimes the same way), and
 // returns how many it deleted and how many sessions remain. It also deletes
-// zero-length session files and temporary files older than a minute: the remains of
-// writers that crashed, which would make session3's readers loop forever.
+// zero-length session files and temporary files (in the session directory and the
+// staging directory) older than a minute: the remains of writers that crashed, the
+// first of which would make session3's readers loop forever.
 //
 // Unlike delete_old_sessions it touches only regular files named by valid ids (and
 // its own temporary files): foreign files, links and directories are neither deleted
@@ -337,7 +446,20 @@ func (d *Directory) DeleteIdle(olderThan time.Duration) (deleted, remaining int,
 	cutoff := now.Add(-olderThan)
 	staleCutoff := now.Add(-staleAge)
 	var errs []error
-	scanErr := d.scan(context.Background(), func(name string, typ fs.FileMode) error {
+	if d.staging != "" {
+		err := scan(context.Background(), d.staging, func(name string, typ fs.FileMode) error {
+			if strings.HasPrefix(name, tempPrefix) {
+				if err := removeStaleTemp(d.staging+"/"+name, staleCutoff); err != nil {
+					errs = append(errs, err)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	scanErr := scan(context.Background(), d.dir, func(name string, typ fs.FileMode) error {
 		path := d.path(name)
 		if strings.HasPrefix(name, tempPrefix) {
 			if err := removeStaleTemp(path, staleCutoff); err != nil {

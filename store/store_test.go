@@ -426,9 +426,8 @@ func TestLoadContextAndLockTimeout(t *testing.T) {
 	err = d.Save(ctx, "s", fixture(t, "quixote-session.pkl"))
 	assert.ErrorIs(t, err, ErrLockTimeout)
 
-	patient := &Directory{}
-	*patient = *d
-	patient.lockTimeout = 0
+	patient, err := Open(d.Dir(), WithLockTimeout(0))
+	require.NoError(t, err)
 	cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
 	_, err = patient.Load(cctx, "s")

@@ -24,6 +24,16 @@ process).
                                    open and the lock: prints "truncated", "saved SHA256"
   load DIR ID                      load_session; prints "None" or "CLASS SHA256"
   sweep DIR MINUTES                delete_old_sessions; prints "DELETED REMAINING"
+  sweeploop DIR SECONDS session3|liststat
+                                   prints "ready", then for SECONDS runs, again and
+                                   again, session3's delete_old_sessions(10**9) (its
+                                   exact loop: listdir, then stat each name; nothing is
+                                   old enough to delete) or only the listdir and stats;
+                                   prints one JSON line: sweeps, raised (sweeps that
+                                   raised FileNotFoundError), other (other exceptions),
+                                   temps (liststat only: listings that held a name
+                                   starting with ".qxbridge-tmp-", counted when the
+                                   stats did not raise)
 """
 
 import fcntl
@@ -221,6 +231,33 @@ def sweep(directory, minutes):
     print("%d %d" % store.delete_old_sessions(minutes), flush=True)
 
 
+def sweeploop(directory, seconds, kind):
+    store = DirectorySessionStore(directory)
+    counts = dict(sweeps=0, raised=0, other=0, temps=0)
+
+    def liststat():
+        names = os.listdir(store.directory)
+        for name in names:
+            os.stat(os.path.join(store.directory, name))
+        # looked at only after the stats, so as not to widen the race
+        if any(n.startswith(".qxbridge-tmp-") for n in names):
+            counts["temps"] += 1
+
+    sweep_once = liststat if kind == "liststat" else lambda: store.delete_old_sessions(10**9)
+    print("ready", flush=True)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            sweep_once()
+        except FileNotFoundError:
+            counts["raised"] += 1
+        except Exception as e:  # noqa: BLE001 - every failure counts
+            counts["other"] += 1
+            print("error: %r" % (e,), file=sys.stderr, flush=True)
+        counts["sweeps"] += 1
+    print(json.dumps(counts), flush=True)
+
+
 def main(argv):
     cmd, args = argv[1], argv[2:]
     if cmd == "read":
@@ -239,6 +276,8 @@ def main(argv):
         load(args[0], args[1])
     elif cmd == "sweep":
         sweep(args[0], float(args[1]))
+    elif cmd == "sweeploop":
+        sweeploop(args[0], float(args[1]), args[2])
     else:
         sys.exit("unknown command %r" % cmd)
 
