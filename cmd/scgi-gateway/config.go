@@ -30,6 +30,7 @@ type config struct {
 	MetricsAddr string      // -metrics: Prometheus and /healthz listener ("" for none)
 	SocketMode  os.FileMode // -socket-mode: permissions of the UNIX sockets created
 	SessionsDir string      // -sessions
+	StagingDir  string      // -staging-dir: where saves write their files ("": in SessionsDir)
 	Routes      []routeSpec // -route and -mount, in the order given
 
 	Cookie   quixote.Cookie
@@ -203,6 +204,7 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	fs.StringVar(&cfg.MetricsAddr, "metrics", "", "serve Prometheus /metrics and /healthz on `ADDR`")
 	mode := fs.String("socket-mode", "0660", "permissions of UNIX sockets the gateway creates (octal)")
 	fs.StringVar(&cfg.SessionsDir, "sessions", defaultSessionsDir, "the session `DIR`ectory shared with the Python side (created if missing)")
+	fs.StringVar(&cfg.StagingDir, "staging-dir", "", "write session files in `DIR` and rename them into the session directory, so that a Python cron job running session3's delete_old_sessions never meets a temporary file; DIR must be outside the session directory, on the same filesystem")
 	fs.Var(routeFlag{&cfg.Routes, false}, "route", "serve requests under `PREFIX=TARGET` (repeatable; the longest prefix wins); TARGET is demo, scgi://HOST:PORT[,HOST:PORT...] or scgi+unix:///PATH, and sees the whole path")
 	fs.Var(routeFlag{&cfg.Routes, true}, "mount", "like -route, but the application is mounted at `PREFIX=TARGET`: it gets SCRIPT_NAME=PREFIX and PATH_INFO=the rest")
 	fs.StringVar(&cfg.Cookie.Name, "cookie-name", quixote.DefaultCookieName, "session cookie name (Quixote's SESSION_COOKIE_NAME)")

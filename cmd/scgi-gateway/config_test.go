@@ -19,6 +19,7 @@ func TestFlagsDefaults(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "127.0.0.1:8080", cfg.HTTPAddr)
 	assert.Equal(t, "sessions", cfg.SessionsDir)
+	assert.Empty(t, cfg.StagingDir)
 	assert.Equal(t, []routeSpec{{Prefix: "/", Target: "demo", Demo: true}}, cfg.Routes)
 	assert.True(t, cfg.DefaultRoute)
 	assert.True(t, cfg.DefaultListener)
@@ -45,7 +46,7 @@ func TestFlagsRoutes(t *testing.T) {
 		"-mount", "/app/=scgi+unix:///run/app.sock",
 		"-cookie-path", "/", "-cookie-domain", "example.org", "-cookie-secure", "-cookie-httponly", "-cookie-samesite", "Lax",
 		"-cookie-name", "sid", "-session-class", "myapp.sessions.Shop", "-session-kind", "quixote",
-		"-socket-mode", "0600", "-max-idle", "24h",
+		"-socket-mode", "0600", "-max-idle", "24h", "-staging-dir", "/var/lib/myapp/staging",
 	}, io.Discard, noEnv)
 	require.NoError(t, err)
 	assert.Equal(t, []routeSpec{
@@ -58,6 +59,7 @@ func TestFlagsRoutes(t *testing.T) {
 	assert.Equal(t, quixote.Class{Module: "myapp.sessions", Name: "Shop", Kind: quixote.KindQuixote}, cfg.NewClass)
 	assert.Equal(t, 0o600, int(cfg.SocketMode))
 	assert.Equal(t, "24h0m0s", cfg.MaxIdle.String())
+	assert.Equal(t, "/var/lib/myapp/staging", cfg.StagingDir)
 
 	cfg, err = parseServeFlags([]string{"-session-class", "session3.DictSession.DictSession"}, io.Discard, noEnv)
 	require.NoError(t, err)

@@ -14,12 +14,6 @@ import (
 	"github.com/qxbridge/qxbridge/store"
 )
 
-// slowStoreOp is the duration beyond which a session load or save is counted as
-// having waited: on a local disk either takes well under a millisecond unless it
-// waited for a peer's flock(2) lock or for a Python writer to finish a file it had
-// truncated.
-const slowStoreOp = 10 * time.Millisecond
-
 // gatewayMetrics are the figures the gateway exports on -metrics.
 type gatewayMetrics struct {
 	reg *metrics.Registry
@@ -71,7 +65,7 @@ func newGatewayMetrics() *gatewayMetrics {
 	m.storeLatency = reg.NewHistogramVec("qxbridge_session_operation_duration_seconds",
 		"Duration of session store operations, lock waits included, by operation.", nil, "op")
 	m.storeWaits = reg.NewCounterVec("qxbridge_session_lock_waits_total",
-		"Session loads and saves that took longer than 10ms: on a local disk, ones that waited for another process's lock on the session file or for a Python writer to finish it.", "op")
+		"Waits of session loads and saves for a session file's flock(2) lock, held by a Python worker or another request, by operation.", "op")
 	m.sweepDeleted = reg.NewCounter("qxbridge_sweep_deleted_sessions_total", "Session files deleted by the idle sweep (-max-idle).")
 	m.sweepErrors = reg.NewCounter("qxbridge_sweep_errors_total", "Idle sweeps that failed.")
 	reg.NewGaugeFunc("qxbridge_sweep_remaining_sessions", "Sessions left after the last idle sweep.", nil, func() []metrics.Sample {
@@ -167,9 +161,12 @@ func (s meteredStore) observe(op string, start time.Time, err error) {
 	}
 	s.m.storeOps.With(op, result).Inc()
 	s.m.storeLatency.With(op).Observe(d.Seconds())
-	if d > slowStoreOp && (op == "load" || op == "save") {
-		s.m.storeWaits.With(op).Inc()
-	}
+}
+
+// lockWaited is the session store's lock-wait hook (store.WithLockWaitHook): it counts
+// every wait of a load or save for a session file's lock.
+func (m *gatewayMetrics) lockWaited(op string, _ time.Duration) {
+	m.storeWaits.With(op).Inc()
 }
 
 func (s meteredStore) Load(ctx context.Context, id string) ([]byte, error) {

@@ -72,8 +72,10 @@ func TestMetricsAndHealth(t *testing.T) {
 	assert.True(t, strings.HasPrefix(h.body, "unhealthy\nsessions "+dir+": unavailable"), h.body)
 }
 
-// TestMetricsLockWait: a Go page whose session file is locked by another process waits
-// for the lock, and the wait is counted.
+// TestMetricsLockWait: the lock-wait metric counts real waits for a session file's
+// lock, reported by the store: a Go page whose session file another process holds
+// locked waits for the lock and is counted; a load slowed by something else — a
+// Python writer that has truncated the file and not yet written it — is not.
 func TestMetricsLockWait(t *testing.T) {
 	dir := t.TempDir()
 	g := startGateway(t, "-http", "127.0.0.1:0", "-metrics", "127.0.0.1:0", "-sessions", dir)
@@ -81,9 +83,26 @@ func TestMetricsLockWait(t *testing.T) {
 	r := do(t, c, "POST", g.url()+"/login", "name=w")
 	require.Len(t, r.cookies, 1)
 	id := sessionFiles(t, dir)[0]
+	path := filepath.Join(dir, id)
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+
+	// A session3 writer's truncated file, written 200 ms later without any lock held
+	// when the load takes its own: the load waits, but for the file, not for a lock.
+	require.NoError(t, os.Truncate(path, 0))
+	written := make(chan error, 1)
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		written <- os.WriteFile(path, data, 0o644)
+	}()
+	start := time.Now()
+	assert.Contains(t, get(t, c, g.url()+"/counter").body, "Counter: 1")
+	assert.GreaterOrEqual(t, time.Since(start), 150*time.Millisecond, "the load waited for the file to be written")
+	require.NoError(t, <-written)
+	assert.NotContains(t, scrape(t, g.Addr("metrics")), "qxbridge_session_lock_waits_total{", "no lock was waited for")
 
 	// Hold the lock as a session3 writer does (flock LOCK_EX on the file) for a while.
-	f, err := os.Open(filepath.Join(dir, id))
+	f, err := os.Open(path)
 	require.NoError(t, err)
 	defer f.Close()
 	fd := int(f.Fd())
@@ -95,10 +114,40 @@ func TestMetricsLockWait(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 		_ = unix.Flock(fd, unix.LOCK_UN)
 	}()
-	start := time.Now()
-	assert.Contains(t, get(t, c, g.url()+"/counter").body, "Counter: 1")
+	start = time.Now()
+	assert.Contains(t, get(t, c, g.url()+"/counter").body, "Counter: 2")
 	assert.GreaterOrEqual(t, time.Since(start), 150*time.Millisecond, "the load waited for the lock")
-	assert.Contains(t, scrape(t, g.Addr("metrics")), `qxbridge_session_lock_waits_total{op="load"} 1`+"\n")
+	m := scrape(t, g.Addr("metrics"))
+	assert.Contains(t, m, `qxbridge_session_lock_waits_total{op="load"} 1`+"\n")
+	assert.NotContains(t, m, `qxbridge_session_lock_waits_total{op="save"}`, "the save that followed took its lock at once")
+}
+
+// TestStagingDirFlag: with -staging-dir the Go pages' saves go through the staging
+// directory, which stays empty between them, and the session directory holds only
+// sessions; a staging directory the store cannot use stops the gateway at start-up.
+func TestStagingDirFlag(t *testing.T) {
+	base := t.TempDir()
+	dir, staging := filepath.Join(base, "sessions"), filepath.Join(base, "staging")
+	require.NoError(t, os.Mkdir(staging, 0o755))
+	g := startGateway(t, "-http", "127.0.0.1:0", "-sessions", dir, "-staging-dir", staging)
+	c := client(t)
+	require.Len(t, do(t, c, "POST", g.url()+"/login", "name=s").cookies, 1)
+	assert.Contains(t, get(t, c, g.url()+"/counter").body, "Counter: 1")
+	files := sessionFiles(t, dir)
+	require.Len(t, files, 1)
+	n, ok := readSession(t, dir, files[0]).GetInt("counter")
+	assert.True(t, ok)
+	assert.Equal(t, int64(1), n)
+	assert.Empty(t, sessionFiles(t, staging))
+
+	var stderr strings.Builder
+	code := run(t.Context(), []string{"-http", "127.0.0.1:0", "-sessions", dir, "-staging-dir", dir}, io.Discard, &stderr, nil)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr.String(), "must be outside the session directory")
+	stderr.Reset()
+	code = run(t.Context(), []string{"-http", "127.0.0.1:0", "-sessions", dir, "-staging-dir", filepath.Join(base, "missing")}, io.Discard, &stderr, nil)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr.String(), "staging directory "+filepath.Join(base, "missing"))
 }
 
 // TestIdleSweep: with -max-idle the gateway deletes idle sessions and stale empty files

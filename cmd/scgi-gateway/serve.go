@@ -54,11 +54,16 @@ func newGateway(cfg *config, log *slog.Logger) (*gateway, error) {
 	if err := os.MkdirAll(cfg.SessionsDir, 0o777); err != nil {
 		return nil, fmt.Errorf("session directory: %w", err)
 	}
-	dir, err := store.Open(cfg.SessionsDir)
+	m := newGatewayMetrics()
+	opts := []store.Option{store.WithLockWaitHook(m.lockWaited)}
+	if cfg.StagingDir != "" {
+		opts = append(opts, store.WithStagingDir(cfg.StagingDir))
+	}
+	dir, err := store.Open(cfg.SessionsDir, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("session directory: %w", err)
 	}
-	g := &gateway{cfg: cfg, log: log, dir: dir, metrics: newGatewayMetrics()}
+	g := &gateway{cfg: cfg, log: log, dir: dir, metrics: m}
 	g.manager = &quixote.Manager{
 		Store:      meteredStore{dir, g.metrics},
 		Cookie:     cfg.Cookie,
