@@ -85,6 +85,35 @@ func BenchmarkSaveSync(b *testing.B) {
 	}
 }
 
+// BenchmarkSaveWays is Save of one fixture through each way of naming the new file:
+// a file without a name linked with AT_EMPTY_PATH (where permitted) or through
+// /proc/self/fd, a named temporary file (the fallback), and a file without a name
+// in a staging directory.
+func BenchmarkSaveWays(b *testing.B) {
+	ctx := context.Background()
+	data := fixture(b, "session3-counter-tokens.pkl")
+	for _, way := range []string{"unnamed", "proc", "named", "staging"} {
+		b.Run(way, func(b *testing.B) {
+			var d *Directory
+			if way == "staging" {
+				d = openTemp(b, WithStagingDir(b.TempDir()))
+			} else {
+				d = openTemp(b)
+			}
+			d.linkByProc.Store(way == "proc")
+			d.noUnnamed.Store(way == "named")
+			require.NoError(b, d.Save(ctx, "bench", data))
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := d.Save(ctx, "bench", data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkVsCPython compares, for each fixture, Go's Load, Save and Load+Save with
 // CPython doing session3's steps on the same bytes in the same directory
 // (testdata/py/store_bench.py): file-* is the file work alone (the same work as Go's),
@@ -201,9 +230,14 @@ func BenchmarkContended(b *testing.B) {
 		}
 	})
 	b.StopTimer()
-	var pyOps, pyErrors, pySeconds float64
+	// Stop every CPython process before reading any report: one left running saves
+	// back to back, and the other's load_session, which sleeps 100 ms whenever it
+	// meets the file truncated, can miss the moments it is whole for a long time.
 	for _, p := range procs {
 		require.NoError(b, p.cmd.Process.Signal(syscall.SIGTERM))
+	}
+	var pyOps, pyErrors, pySeconds float64
+	for _, p := range procs {
 		var c struct {
 			Loads, Saves, Errors, Missing int
 			Seconds                       float64
