@@ -14,10 +14,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -25,6 +23,7 @@ import (
 	"time"
 
 	"github.com/qxbridge/qxbridge/internal/testnginx"
+	"github.com/qxbridge/qxbridge/internal/testwrk"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -311,49 +310,22 @@ func TestServerBehindNginxHTTPS(t *testing.T) {
 
 // serverWrkResult is what one wrk run measured.
 type serverWrkResult struct {
-	reqPerSec float64
-	p50, p99  time.Duration
-	errors    string // wrk's error summary lines, if any
+	testwrk.Result
 	// CPU time per request spent by each party, from /proc, getrusage and wrk's
 	// own rusage: where the time goes when all three share the machine.
 	nginxCPU, goCPU, wrkCPU time.Duration
 }
 
-// runServerWrk loads url with wrk for the given duration and parses its summary.
+// runServerWrk loads url with wrk (2 threads, 64 connections) for the given duration.
+// wrk's errors are kept in the result for the caller to report, not fatal.
 // nginxPID is nginx's master process, for the CPU accounting.
 func runServerWrk(b *testing.B, url string, duration time.Duration, nginxPID int) serverWrkResult {
 	b.Helper()
 	nginxBefore, goBefore := nginxCPUTime(b, nginxPID), selfCPUTime(b)
-	cmd := exec.Command("wrk", "-t2", "-c64", fmt.Sprintf("-d%ds", int(duration.Seconds())), "--latency", url)
-	out, err := cmd.CombinedOutput()
-	require.NoError(b, err, "wrk: %s", out)
+	res := testwrk.Run(b, url, testwrk.Options{Threads: 2, Conns: 64, Duration: duration, AllowErrors: true})
 	nginxCPU, goCPU := nginxCPUTime(b, nginxPID)-nginxBefore, selfCPUTime(b)-goBefore
-	wrkCPU := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
-	var r serverWrkResult
-	var requests int64
-	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Fields(line)
-		switch {
-		case len(f) == 2 && f[0] == "Requests/sec:":
-			r.reqPerSec, err = strconv.ParseFloat(f[1], 64)
-			require.NoError(b, err)
-		case len(f) > 2 && f[1] == "requests" && f[2] == "in":
-			requests, err = strconv.ParseInt(f[0], 10, 64)
-			require.NoError(b, err)
-		case len(f) == 2 && f[0] == "50%":
-			r.p50 = parseServerWrkDuration(b, f[1])
-		case len(f) == 2 && f[0] == "99%":
-			r.p99 = parseServerWrkDuration(b, f[1])
-		case strings.Contains(line, "Non-2xx") || strings.Contains(line, "Socket errors"):
-			r.errors += strings.TrimSpace(line) + "; "
-		}
-	}
-	require.NotZero(b, r.reqPerSec, "no Requests/sec in wrk output:\n%s", out)
-	require.NotZero(b, requests, "no request count in wrk output:\n%s", out)
-	r.nginxCPU = nginxCPU / time.Duration(requests)
-	r.goCPU = goCPU / time.Duration(requests)
-	r.wrkCPU = wrkCPU / time.Duration(requests)
-	return r
+	requests := time.Duration(res.Requests)
+	return serverWrkResult{Result: res, nginxCPU: nginxCPU / requests, goCPU: goCPU / requests, wrkCPU: res.CPU / requests}
 }
 
 // nginxCPUTime returns the user+system time used so far by nginx's master and its
@@ -392,12 +364,6 @@ func selfCPUTime(b *testing.B) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func parseServerWrkDuration(b *testing.B, s string) time.Duration {
-	d, err := time.ParseDuration(strings.Replace(s, "us", "µs", 1))
-	require.NoError(b, err, "wrk latency %q", s)
-	return d
-}
-
 // BenchmarkNginxWrk measures requests per second through nginx with wrk (2 threads,
 // 64 connections) for the same small body served three ways in the same run: a
 // static file by nginx itself, and a Go handler behind scgi_pass over TCP and over
@@ -405,9 +371,6 @@ func parseServerWrkDuration(b *testing.B, s string) time.Duration {
 // WRK_SECONDS (default 5) per target; NGINX_WORKERS sets nginx's worker_processes
 // (default: one per CPU).
 func BenchmarkNginxWrk(b *testing.B) {
-	if _, err := exec.LookPath("wrk"); err != nil {
-		b.Skip("wrk not installed")
-	}
 	envInt := func(name string, def int) int {
 		if s := os.Getenv(name); s != "" {
 			n, err := strconv.Atoi(s)
@@ -464,26 +427,24 @@ func BenchmarkNginxWrk(b *testing.B) {
 					runServerWrk(b, ngx.URL+"/"+name, time.Second, ngx.PID()) // warm up
 				}
 				r := runServerWrk(b, ngx.URL+"/"+name, time.Duration(seconds)*time.Second, ngx.PID())
-				if r.errors != "" {
-					b.Errorf("%s: wrk reported %s", name, r.errors)
+				if r.Errors != "" {
+					b.Errorf("%s: wrk reported %s", name, r.Errors)
 				}
 				results[name] = append(results[name], r)
 			}
 		}
 		median := map[string]serverWrkResult{}
 		for _, name := range targets {
-			rs := results[name]
-			sort.Slice(rs, func(i, j int) bool { return rs[i].reqPerSec < rs[j].reqPerSec })
-			m := rs[len(rs)/2]
+			m := testwrk.Median(results[name], func(r serverWrkResult) float64 { return r.RPS })
 			median[name] = m
-			b.ReportMetric(m.reqPerSec, name+"-req/s")
-			b.ReportMetric(float64(m.p50.Microseconds()), name+"-p50-µs")
-			b.ReportMetric(float64(m.p99.Microseconds()), name+"-p99-µs")
+			b.ReportMetric(m.RPS, name+"-req/s")
+			b.ReportMetric(float64(m.P50.Microseconds()), name+"-p50-µs")
+			b.ReportMetric(float64(m.P99.Microseconds()), name+"-p99-µs")
 			b.ReportMetric(float64(m.nginxCPU.Nanoseconds())/1e3, name+"-nginx-cpu-µs/req")
 			b.ReportMetric(float64(m.goCPU.Nanoseconds())/1e3, name+"-go-cpu-µs/req")
 			b.ReportMetric(float64(m.wrkCPU.Nanoseconds())/1e3, name+"-wrk-cpu-µs/req")
 		}
-		b.ReportMetric(median["scgi-tcp"].reqPerSec/median["static"].reqPerSec, "tcp/static")
-		b.ReportMetric(median["scgi-unix"].reqPerSec/median["static"].reqPerSec, "unix/static")
+		b.ReportMetric(median["scgi-tcp"].RPS/median["static"].RPS, "tcp/static")
+		b.ReportMetric(median["scgi-unix"].RPS/median["static"].RPS, "unix/static")
 	}
 }

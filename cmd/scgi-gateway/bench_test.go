@@ -6,41 +6,21 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/qxbridge/qxbridge/internal/testnginx"
-	"github.com/qxbridge/qxbridge/internal/testpeer"
+	"github.com/qxbridge/qxbridge/internal/testwrk"
 	"github.com/stretchr/testify/require"
-)
-
-// wrkResult is what one wrk run measured.
-type wrkResult struct {
-	p50, p90, p99 time.Duration
-	rps           float64
-	requests      int
-}
-
-var (
-	wrkPercentile = regexp.MustCompile(`(?m)^\s+(50|90|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$`)
-	wrkRate       = regexp.MustCompile(`(?m)^Requests/sec:\s+([\d.]+)`)
-	wrkCount      = regexp.MustCompile(`(?m)^\s+(\d+) requests in`)
 )
 
 // runWrk runs wrk with a Lua script that sends each request with the next of the
 // session cookies, so that every request loads and saves a logged-in session.
-func runWrk(b *testing.B, url string, cookies []string, conns int, d time.Duration) wrkResult {
+func runWrk(b *testing.B, url string, cookies []string, conns int, d time.Duration) testwrk.Result {
 	b.Helper()
-	wrk, err := exec.LookPath("wrk")
-	if err != nil {
-		testpeer.Missing(b, "wrk")
-	}
 	var lua strings.Builder
 	lua.WriteString("local cookies = {\n")
 	for _, c := range cookies {
@@ -49,44 +29,7 @@ func runWrk(b *testing.B, url string, cookies []string, conns int, d time.Durati
 	lua.WriteString("}\nlocal i = 0\nrequest = function()\n  i = i % #cookies + 1\n  return wrk.format(nil, nil, { [\"Cookie\"] = cookies[i] })\nend\n")
 	script := filepath.Join(b.TempDir(), "cookies.lua")
 	require.NoError(b, os.WriteFile(script, []byte(lua.String()), 0o644))
-	out, err := exec.Command(wrk, "-t1", "-c"+strconv.Itoa(conns), "-d"+d.String(), "--timeout", "10s", "--latency", "-s", script, url).CombinedOutput()
-	require.NoError(b, err, string(out))
-	text := string(out)
-	require.NotContains(b, text, "Non-2xx", text)
-	require.NotContains(b, text, "Socket errors", text)
-	var r wrkResult
-	unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}
-	for _, m := range wrkPercentile.FindAllStringSubmatch(text, -1) {
-		v, err := strconv.ParseFloat(m[2], 64)
-		require.NoError(b, err)
-		d := time.Duration(v * float64(unit[m[3]]))
-		switch m[1] {
-		case "50":
-			r.p50 = d
-		case "90":
-			r.p90 = d
-		case "99":
-			r.p99 = d
-		}
-	}
-	m := wrkRate.FindStringSubmatch(text)
-	require.NotNil(b, m, text)
-	r.rps, err = strconv.ParseFloat(m[1], 64)
-	require.NoError(b, err)
-	m = wrkCount.FindStringSubmatch(text)
-	require.NotNil(b, m, text)
-	r.requests, _ = strconv.Atoi(m[1])
-	require.NotZero(b, r.p50, text)
-	return r
-}
-
-func medianOf(rs []wrkResult, f func(wrkResult) float64) float64 {
-	var xs []float64
-	for _, r := range rs {
-		xs = append(xs, f(r))
-	}
-	slices.Sort(xs)
-	return xs[len(xs)/2]
+	return testwrk.Run(b, url, testwrk.Options{Conns: conns, Duration: d, Timeout: 10 * time.Second, Script: script})
 }
 
 func envInt(name string, def int) int {
@@ -191,9 +134,9 @@ func BenchmarkGatewayEndToEnd(b *testing.B) {
 	require.Equal(b, "2", r.body)
 
 	b.ResetTimer()
-	var goT, pyT, viaL, dirL, ceil []wrkResult
+	var goT, pyT, viaL, dirL, ceil []testwrk.Result
 	var goInc, pyInc int64
-	runCounting := func(url string, conns int, d time.Duration, inc *int64) wrkResult {
+	runCounting := func(url string, conns int, d time.Duration, inc *int64) testwrk.Result {
 		before := counterSum(b, sessions)
 		res := runWrk(b, url, cookies, conns, d)
 		time.Sleep(100 * time.Millisecond) // requests wrk gave up on at the end finish
@@ -209,8 +152,8 @@ func BenchmarkGatewayEndToEnd(b *testing.B) {
 		g := runCounting(viaGateway+"/counter", conns, dur, &goInc)
 		p := runCounting(direct+"/counter", conns, dur, &pyInc)
 		goT, pyT = append(goT, g), append(pyT, p)
-		goReq += g.requests
-		pyReq += p.requests
+		goReq += g.Requests
+		pyReq += p.Requests
 		// The harness's ceiling: a Go page without any session work, through the same
 		// nginx, wrk and SCGI hop. No backend can go faster than this here.
 		ceil = append(ceil, runWrk(b, viaGateway+"/", []string{"x=y"}, conns, dur))
@@ -219,21 +162,21 @@ func BenchmarkGatewayEndToEnd(b *testing.B) {
 	}
 	b.StopTimer()
 
-	rps := func(r wrkResult) float64 { return r.rps }
-	p50 := func(r wrkResult) float64 { return float64(r.p50) }
-	goRPS, pyRPS := medianOf(goT, rps), medianOf(pyT, rps)
-	viaP50, dirP50 := medianOf(viaL, p50), medianOf(dirL, p50)
+	rps := func(r testwrk.Result) float64 { return r.RPS }
+	p50 := func(r testwrk.Result) float64 { return float64(r.P50) }
+	goRPS, pyRPS := testwrk.Median(goT, rps).RPS, testwrk.Median(pyT, rps).RPS
+	viaP50, dirP50 := float64(testwrk.Median(viaL, p50).P50), float64(testwrk.Median(dirL, p50).P50)
 	b.ReportMetric(goRPS, "go-counter-req/s")
 	b.ReportMetric(pyRPS, "py-counter-req/s")
 	b.ReportMetric(goRPS/pyRPS, "go/py-throughput-x")
-	b.ReportMetric(medianOf(ceil, rps), "ceiling-go-no-session-req/s")
+	b.ReportMetric(testwrk.Median(ceil, rps).RPS, "ceiling-go-no-session-req/s")
 	b.ReportMetric(dirP50/1e3, "py-direct-p50-µs")
 	b.ReportMetric(viaP50/1e3, "py-via-gateway-p50-µs")
 	b.ReportMetric(100*(viaP50/dirP50-1), "gateway-p50-overhead-%")
 	var lines []string
 	for i := range goT {
 		lines = append(lines, fmt.Sprintf("round %d: throughput (-c%d) go %.0f req/s (p50 %v) | python %.0f req/s (p50 %v) | ceiling %.0f req/s; latency (-c1) python via gateway p50 %v p90 %v p99 %v | direct p50 %v p90 %v p99 %v",
-			i+1, conns, goT[i].rps, goT[i].p50, pyT[i].rps, pyT[i].p50, ceil[i].rps, viaL[i].p50, viaL[i].p90, viaL[i].p99, dirL[i].p50, dirL[i].p90, dirL[i].p99))
+			i+1, conns, goT[i].RPS, goT[i].P50, pyT[i].RPS, pyT[i].P50, ceil[i].RPS, viaL[i].P50, viaL[i].P90, viaL[i].P99, dirL[i].P50, dirL[i].P90, dirL[i].P99))
 	}
 	lines = append(lines, fmt.Sprintf("counter increments in the files / requests wrk completed: go %d/%d, python %d/%d",
 		goInc, goReq, pyInc, pyReq))
