@@ -2,14 +2,12 @@ package scgi
 
 import (
 	"bufio"
-	"bytes"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,24 +20,7 @@ import (
 type pyWorker struct {
 	addr   string // as the proxy takes it: host:port or unix:/path
 	cmd    *exec.Cmd
-	stderr *pyLogBuffer
-}
-
-type pyLogBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *pyLogBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *pyLogBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	stderr *testpeer.Output
 }
 
 // emptyConnMsg is what the worker logs when a connection closes before a complete
@@ -57,7 +38,7 @@ func startPyWorker(t testing.TB, listen string, children int) *pyWorker {
 
 func runPyWorker(t testing.TB, cmd *exec.Cmd) *pyWorker {
 	t.Helper()
-	w := &pyWorker{cmd: cmd, stderr: new(pyLogBuffer)}
+	w := &pyWorker{cmd: cmd, stderr: new(testpeer.Output)}
 	cmd.Stderr = w.stderr
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)

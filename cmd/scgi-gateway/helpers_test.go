@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -34,28 +33,10 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// syncBuffer collects output written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // runningGateway is a gateway started in-process through run, as main starts it.
 type runningGateway struct {
 	*gateway
-	log  *syncBuffer
+	log  *testpeer.Output
 	stop func() int // cancels the context and returns run's exit status
 }
 
@@ -64,7 +45,7 @@ type runningGateway struct {
 func startGateway(t testing.TB, args ...string) *runningGateway {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
+	logs := &testpeer.Output{}
 	ready := make(chan *gateway, 1)
 	exit := make(chan int, 1)
 	go func() { exit <- run(ctx, args, io.Discard, logs, func(g *gateway) { ready <- g }) }()
@@ -111,7 +92,7 @@ func (g *runningGateway) url() string { return "http://" + g.Addr("http") }
 type pyProcess struct {
 	addr   string
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *testpeer.Output
 }
 
 // startPy starts a CPython worker (gateway_worker.py or scgi_worker.py) and waits for
@@ -120,7 +101,7 @@ func startPy(t testing.TB, env []string, script string, args ...string) *pyProce
 	t.Helper()
 	cmd := testpeer.PythonCmd(t, script, args...)
 	cmd.Env = append(cmd.Env, env...)
-	p := &pyProcess{cmd: cmd, stderr: &syncBuffer{}}
+	p := &pyProcess{cmd: cmd, stderr: &testpeer.Output{}}
 	cmd.Stderr = p.stderr
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qxbridge/qxbridge/internal/testpeer"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -23,7 +24,7 @@ import (
 // SCGI_GATEWAY_MAIN mode, which is main itself).
 type gatewayProcess struct {
 	cmd   *exec.Cmd
-	log   *syncBuffer
+	log   *testpeer.Output
 	addrs map[string]string // kind -> address, from the "listening" log lines
 	exit  chan error
 }
@@ -43,7 +44,7 @@ func startGatewayProcess(t *testing.T, want int, extra []*os.File, env []string,
 	}
 	cmd.Env = append(append(os.Environ(), "SCGI_GATEWAY_MAIN=1"), env...)
 	cmd.ExtraFiles = extra
-	p := &gatewayProcess{cmd: cmd, log: &syncBuffer{}, addrs: map[string]string{}, exit: make(chan error, 1)}
+	p := &gatewayProcess{cmd: cmd, log: &testpeer.Output{}, addrs: map[string]string{}, exit: make(chan error, 1)}
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())

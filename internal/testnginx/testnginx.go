@@ -21,7 +21,6 @@
 package testnginx
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -64,7 +63,7 @@ type Instance struct {
 
 	t       testing.TB
 	cmd     *exec.Cmd
-	output  *syncBuffer
+	output  *testpeer.Output
 	exited  chan struct{}
 	stopped sync.Once
 }
@@ -126,7 +125,7 @@ func start(t testing.TB, bin string, cfg Config) (*Instance, error) {
 		Addr:   addr,
 		Dir:    dir,
 		t:      t,
-		output: &syncBuffer{},
+		output: &testpeer.Output{},
 		exited: make(chan struct{}),
 	}
 	inst.cmd = exec.Command(bin, "-p", dir+"/", "-c", confPath, "-e", filepath.Join(dir, "error.log"))
@@ -260,22 +259,4 @@ func (inst *Instance) Stop() {
 			inst.t.Errorf("testnginx: nginx did not stop on SIGTERM within 5s; killed")
 		}
 	})
-}
-
-// syncBuffer collects nginx's stdout and stderr.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

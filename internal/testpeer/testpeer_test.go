@@ -20,3 +20,20 @@ func TestPythonRunsStandIns(t *testing.T) {
 	require.NoError(t, err, string(out))
 	require.Contains(t, string(out), "session3.Session.Session")
 }
+
+func TestOutputConcurrentWrites(t *testing.T) {
+	var o Output
+	done := make(chan struct{})
+	for range 4 {
+		go func() {
+			for range 100 {
+				o.Write([]byte("x"))
+			}
+			done <- struct{}{}
+		}()
+	}
+	for range 4 {
+		<-done
+	}
+	require.Len(t, o.String(), 400)
+}
