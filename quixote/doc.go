@@ -35,7 +35,7 @@
 // the attributes above, of the right types) and returns an error wrapping
 // ErrNotSession otherwise.
 //
-// New makes a session as Session.__init__(None) makes it: attributes in the same
+// NewSession makes a session as Session.__init__(None) makes it: attributes in the same
 // order, float times, None for an unknown address, an empty list of form tokens,
 // _csrf_token None and an empty data dict where the class has them. CPython cannot
 // tell it from one it made. Session ids are made as session3 makes them (NewID):
@@ -111,7 +111,7 @@
 // file, works on its own copy, and saves it whole, so the last save wins and
 // changes made by the others are lost. Requests served in Go and in Python
 // interleave the same way, and nothing in the file format can prevent it. Within
-// one Go process, Manager.Serialize runs the requests of one session id one at a
+// one Go process, Manager.OneAtATime runs the requests of one session id one at a
 // time (waiting as long as the request's context allows); it bounds the requests
 // queued per session (beyond 64 a request gets 503) and keeps no state for
 // sessions without requests in flight. A Session belongs to the goroutine serving

@@ -239,7 +239,7 @@ func TestGolden(t *testing.T) {
 	}
 	// New sessions made in Go, as the manager stores them.
 	for _, c := range []Class{Session3Class, DictSessionClass, QuixoteClass, shopClass} {
-		s := New(c, "203.0.113.7", time.Now())
+		s := NewSession(c, "203.0.113.7", time.Now())
 		s.setID(NewID())
 		require.NoError(t, s.SetUser("alice"))
 		out, err := s.Encode()

@@ -7,7 +7,7 @@ import (
 )
 
 // maxQueued bounds the requests of one session that may wait for it at once when
-// the manager serializes requests; one more is refused (503) rather than queued.
+// the manager runs requests one at a time; one more is refused (503) rather than queued.
 const maxQueued = 64
 
 // errBusy reports a session with maxQueued requests already waiting for it.

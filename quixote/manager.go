@@ -44,11 +44,11 @@ type Manager struct {
 	// RemoteAddr returns the client address stored in new sessions
 	// (REMOTE_ADDR). nil means the host part of r.RemoteAddr.
 	RemoteAddr func(*http.Request) string
-	// Serialize makes the requests this process serves for one session id run
+	// OneAtATime makes the requests this process serves for one session id run
 	// one at a time, so that none of them loses another's changes. It cannot
 	// order them with requests a Python process serves: between processes the
 	// last save wins, as in session3.
-	Serialize bool
+	OneAtATime bool
 	// Logger receives a record for each event an operator should know about: a
 	// cookie with an invalid id, a session file that cannot be read or is not a
 	// session, a save that failed. nil means slog.Default().
@@ -181,7 +181,7 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 			id = ""
 		}
 	}
-	if id != "" && m.Serialize {
+	if id != "" && m.OneAtATime {
 		unlock, err := m.locks.lock(r.Context(), id)
 		if err != nil {
 			if errors.Is(err, errBusy) {
@@ -223,7 +223,7 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 // already answered the request (503: the session file is locked by a stuck peer).
 func (x *exchange) load(w http.ResponseWriter, id string) (*Session, bool) {
 	m := x.m
-	fresh := func() *Session { return New(m.newClass(), m.remoteAddr(x.r), m.clock()) }
+	fresh := func() *Session { return NewSession(m.newClass(), m.remoteAddr(x.r), m.clock()) }
 	if id == "" {
 		return fresh(), true
 	}

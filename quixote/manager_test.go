@@ -229,12 +229,12 @@ func TestManagerFailedRequests(t *testing.T) {
 }
 
 func TestManagerPanic(t *testing.T) {
-	for _, serialize := range []bool{false, true} {
+	for _, oneAtATime := range []bool{false, true} {
 		st := newMemStore()
 		logger, _ := newLogger()
 		m := NewManager(st)
 		m.Logger = logger
-		m.Serialize = serialize
+		m.OneAtATime = oneAtATime
 		h := m.Handler(testApp())
 
 		rec := httptest.NewRecorder()
@@ -374,7 +374,7 @@ func TestManagerBadSessionFiles(t *testing.T) {
 	require.NoError(t, err)
 	aDict, err := pickle.Marshal(pickle.NewDict())
 	require.NoError(t, err)
-	noTokens := New(Session3Class, "", time.Now())
+	noTokens := NewSession(Session3Class, "", time.Now())
 	noTokens.setID("badTokens01")
 	_ = noTokens.SetUser("alice")
 	require.NoError(t, noTokens.Object().SetAttr("_form_tokens", "not a list"))
@@ -432,7 +432,7 @@ func TestManagerDictSession(t *testing.T) {
 	assert.Empty(t, r.cookies, "keys without a user: no info")
 	// Both in one session: login, then a key in the same session needs a cookie first,
 	// so make the key and the user in one go via a stored session.
-	s := New(DictSessionClass, "", time.Now())
+	s := NewSession(DictSessionClass, "", time.Now())
 	s.setID("dictsess001")
 	_ = s.SetUser("dora")
 	require.NoError(t, s.SetItem("note", "x"))
@@ -494,10 +494,10 @@ func TestSessionFromOutsideManager(t *testing.T) {
 	assert.Nil(t, FromContext(context.Background()))
 }
 
-// TestManagerConcurrentSerialized runs many requests of one session at once with
-// Serialize: every increment survives.
-func TestManagerConcurrentSerialized(t *testing.T) {
-	e := newTestEnv(t, func(m *Manager) { m.Serialize = true })
+// TestManagerConcurrentOneAtATime runs many requests of one session at once with
+// OneAtATime: every increment survives.
+func TestManagerConcurrentOneAtATime(t *testing.T) {
+	e := newTestEnv(t, func(m *Manager) { m.OneAtATime = true })
 	id := newCookieID(t, e.get("/login?user=alice", ""))
 	const n = 40
 	var wg sync.WaitGroup
@@ -510,7 +510,7 @@ func TestManagerConcurrentSerialized(t *testing.T) {
 	assert.Zero(t, e.m.locks.len(), "no lock left behind")
 }
 
-// TestManagerConcurrentLastSaveWins documents session3's rule without Serialize:
+// TestManagerConcurrentLastSaveWins documents session3's rule without OneAtATime:
 // concurrent requests each save what they loaded plus their change, so increments
 // can be lost, but every save is a whole, valid session.
 func TestManagerConcurrentLastSaveWins(t *testing.T) {
@@ -531,7 +531,7 @@ func TestManagerConcurrentLastSaveWins(t *testing.T) {
 	c, _ := e.session(id).GetInt("counter")
 	assert.GreaterOrEqual(t, c, int64(1))
 	assert.LessOrEqual(t, c, int64(n))
-	t.Logf("without Serialize: %d of %d increments survived (last save wins)", c, n)
+	t.Logf("without OneAtATime: %d of %d increments survived (last save wins)", c, n)
 }
 
 func TestKeyedMutex(t *testing.T) {

@@ -64,12 +64,12 @@ type Session struct {
 	expired bool
 }
 
-// New returns a session of class c as Python's Session.__init__(None) makes it at
+// NewSession returns a session of class c as Python's Session.__init__(None) makes it at
 // time now for a client at remoteAddr ("" is stored as None): id None, user None,
 // creation and access time now as float seconds, no form tokens, plus _csrf_token
 // None for KindQuixote and an empty data dict for KindDictSession — the same
 // attributes, in the same order and of the same types as a session CPython made.
-func New(c Class, remoteAddr string, now time.Time) *Session {
+func NewSession(c Class, remoteAddr string, now time.Time) *Session {
 	obj := pickle.NewObject(c.Global())
 	d := obj.Attrs()
 	t := epochSeconds(now)

@@ -41,7 +41,7 @@ func TestNewSessionAttributes(t *testing.T) {
 		{shopClass, base},
 	} {
 		t.Run(tc.class.String(), func(t *testing.T) {
-			s := New(tc.class, "203.0.113.7", now)
+			s := NewSession(tc.class, "203.0.113.7", now)
 			var names []string
 			for k := range s.Object().Attrs().All() {
 				names = append(names, k.(string))
@@ -65,7 +65,7 @@ func TestNewSessionAttributes(t *testing.T) {
 			assert.False(t, s.HasInfo())
 		})
 	}
-	s := New(Session3Class, "", now)
+	s := NewSession(Session3Class, "", now)
 	addr, ok := s.Object().Attr("_remote_address")
 	assert.True(t, ok)
 	assert.Nil(t, addr, "an unknown address is None")
@@ -83,7 +83,7 @@ func TestNewID(t *testing.T) {
 }
 
 func TestUserAndHasInfo(t *testing.T) {
-	s := New(Session3Class, "", time.Now())
+	s := NewSession(Session3Class, "", time.Now())
 	assert.False(t, s.LoggedIn())
 	require.NoError(t, s.SetUser("alice"))
 	u, ok := s.UserString()
@@ -106,7 +106,7 @@ func TestUserAndHasInfo(t *testing.T) {
 	// session3's has_info ignores form tokens; Quixote's own counts them and the CSRF token.
 	s.CreateFormToken()
 	assert.False(t, s.HasInfo())
-	q := New(QuixoteClass, "", time.Now())
+	q := NewSession(QuixoteClass, "", time.Now())
 	assert.False(t, q.HasInfo())
 	tok := q.CreateFormToken()
 	assert.True(t, q.HasInfo())
@@ -122,7 +122,7 @@ func TestUserAndHasInfo(t *testing.T) {
 	assert.ErrorIs(t, err, ErrNoCSRFToken)
 
 	// An application class's own rule.
-	shop := New(shopClass, "", time.Now())
+	shop := NewSession(shopClass, "", time.Now())
 	assert.False(t, shop.HasInfo())
 	cart := pickle.NewDict()
 	require.NoError(t, shop.Set("cart", cart))
@@ -180,7 +180,7 @@ func TestTruthy(t *testing.T) {
 }
 
 func TestAttributes(t *testing.T) {
-	s := New(Session3Class, "", time.Now())
+	s := NewSession(Session3Class, "", time.Now())
 	for _, name := range []string{"id", "user", "_remote_address", "_creation_time", "_access_time", "_form_tokens"} {
 		assert.ErrorIs(t, s.Set(name, int64(1)), ErrReserved, name)
 		assert.ErrorIs(t, s.Delete(name), ErrReserved, name)
@@ -191,8 +191,8 @@ func TestAttributes(t *testing.T) {
 	require.NoError(t, s.Set("data", "x"))
 	require.NoError(t, s.Delete("data"))
 	// ...but reserved where the class has them.
-	assert.ErrorIs(t, New(QuixoteClass, "", time.Now()).Set("_csrf_token", "x"), ErrReserved)
-	assert.ErrorIs(t, New(DictSessionClass, "", time.Now()).Set("data", "x"), ErrReserved)
+	assert.ErrorIs(t, NewSession(QuixoteClass, "", time.Now()).Set("_csrf_token", "x"), ErrReserved)
+	assert.ErrorIs(t, NewSession(DictSessionClass, "", time.Now()).Set("data", "x"), ErrReserved)
 
 	require.NoError(t, s.Set("counter", 3))
 	require.NoError(t, s.Set("name", "bob"))
@@ -225,7 +225,7 @@ func TestAttributes(t *testing.T) {
 }
 
 func TestDictSessionItems(t *testing.T) {
-	s := New(DictSessionClass, "", time.Now())
+	s := NewSession(DictSessionClass, "", time.Now())
 	require.NoError(t, s.SetUser("dora"))
 	assert.False(t, s.truthy(), "an empty DictSession is false")
 	assert.False(t, s.keep(), "so session3 does not keep it, user or not")
@@ -246,7 +246,7 @@ func TestDictSessionItems(t *testing.T) {
 	assert.False(t, s.DeleteItem("cart"))
 	assert.Equal(t, 1, s.Data().Len())
 
-	plain := New(Session3Class, "", time.Now())
+	plain := NewSession(Session3Class, "", time.Now())
 	assert.ErrorIs(t, plain.SetItem("k", "v"), ErrNotDictSession)
 	assert.Nil(t, plain.Data())
 	assert.Empty(t, plain.Keys())
@@ -258,7 +258,7 @@ func TestFormTokens(t *testing.T) {
 		class Class
 		max   int
 	}{{Session3Class, 32}, {QuixoteClass, 16}, {Class{Module: "m", Name: "C", MaxFormTokens: 3}, 3}} {
-		s := New(tc.class, "", time.Now())
+		s := NewSession(tc.class, "", time.Now())
 		var made []string
 		for range tc.max + 5 {
 			tok := s.CreateFormToken()
@@ -270,7 +270,7 @@ func TestFormTokens(t *testing.T) {
 		assert.True(t, s.HasFormToken(made[5]))
 	}
 
-	s := New(Session3Class, "", time.Now())
+	s := NewSession(Session3Class, "", time.Now())
 	a, b := s.CreateFormToken(), s.CreateFormToken()
 	assert.True(t, s.RemoveFormToken(a))
 	assert.False(t, s.RemoveFormToken(a))
@@ -289,7 +289,7 @@ func TestFormTokens(t *testing.T) {
 }
 
 func TestValidCSRFToken(t *testing.T) {
-	q := New(QuixoteClass, "", time.Now())
+	q := NewSession(QuixoteClass, "", time.Now())
 	tok, err := q.CSRFToken()
 	require.NoError(t, err)
 	form := func(method, field, value string) *http.Request {
@@ -302,12 +302,12 @@ func TestValidCSRFToken(t *testing.T) {
 	assert.False(t, q.ValidCSRFToken(form("PUT", "csrf_token", tok), ""), "POST only")
 	assert.False(t, q.ValidCSRFToken(form("POST", "csrf_token", tok+"x"), ""))
 	assert.False(t, q.ValidCSRFToken(form("POST", "csrf_token", ""), ""))
-	assert.False(t, New(Session3Class, "", time.Now()).ValidCSRFToken(form("POST", "csrf_token", tok), ""))
+	assert.False(t, NewSession(Session3Class, "", time.Now()).ValidCSRFToken(form("POST", "csrf_token", tok), ""))
 }
 
 func TestTouch(t *testing.T) {
 	t0 := time.Unix(1795303038, 63304400)
-	s := New(Session3Class, "", t0)
+	s := NewSession(Session3Class, "", t0)
 	assert.False(t, s.Touch(t0.Add(time.Second)), "exactly 1 s is not more than the resolution")
 	assert.True(t, s.AccessTime().Equal(s.CreationTime()))
 	assert.True(t, s.Touch(t0.Add(1500*time.Millisecond)))
@@ -324,7 +324,7 @@ func TestEpochSeconds(t *testing.T) {
 }
 
 func TestExpireMark(t *testing.T) {
-	s := New(Session3Class, "", time.Now())
+	s := NewSession(Session3Class, "", time.Now())
 	assert.False(t, s.Expired())
 	s.Expire()
 	assert.True(t, s.Expired())

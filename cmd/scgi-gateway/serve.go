@@ -69,7 +69,7 @@ func newGateway(cfg *config, log *slog.Logger) (*gateway, error) {
 		Cookie:     cfg.Cookie,
 		NewClass:   cfg.NewClass,
 		ScriptName: scriptNameFrom,
-		Serialize:  true,
+		OneAtATime: true,
 		Logger:     log,
 	}
 	var demo http.Handler
