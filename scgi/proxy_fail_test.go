@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qxbridge/qxbridge/internal/testquixote"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -24,10 +25,10 @@ func getStatus(t *testing.T, method, url string, body io.Reader) int {
 }
 
 func TestProxyWorkerKilledMidResponse(t *testing.T) {
-	w := startPyWorker(t, "127.0.0.1:0", 2)
+	w := startQuixote(t, testquixote.Options{Children: 2})
 	for _, framing := range []string{"length", "chunked"} {
 		t.Run(framing, func(t *testing.T) {
-			p, logs := newTestProxy(t, w.addr)
+			p, logs := newTestProxy(t, w.Addr)
 			base := serveProxy(t, p)
 			resp, err := noRedirect.Get(base + "/die?after=1000&framing=" + framing)
 			require.NoError(t, err)
@@ -44,8 +45,8 @@ func TestProxyWorkerKilledMidResponse(t *testing.T) {
 }
 
 func TestProxyWorkerDiesBeforeResponse(t *testing.T) {
-	w := startPyWorker(t, "127.0.0.1:0", 2)
-	p, logs := newTestProxy(t, w.addr)
+	w := startQuixote(t, testquixote.Options{Children: 2})
+	p, logs := newTestProxy(t, w.Addr)
 	base := serveProxy(t, p)
 	assert.Equal(t, http.StatusBadGateway, getStatus(t, "GET", base+"/die?when=early", nil))
 	assert.Contains(t, logs.String(), "without a response")
@@ -60,8 +61,8 @@ func TestProxyWorkerDiesBeforeResponse(t *testing.T) {
 		"a success ends the rest")
 
 	// In a pool, the failing backend rests: requests go to the other one.
-	w2 := startPyWorker(t, "127.0.0.1:0", 2)
-	p2, _ := newTestProxy(t, w.addr, w2.addr)
+	w2 := startQuixote(t, testquixote.Options{Children: 2})
+	p2, _ := newTestProxy(t, w.Addr, w2.Addr)
 	base2 := serveProxy(t, p2)
 	assert.Equal(t, http.StatusBadGateway, getStatus(t, "GET", base2+"/die?when=early", nil))
 	for range 3 {
@@ -103,9 +104,9 @@ func TestProxyWorkerNotListening(t *testing.T) {
 }
 
 func TestProxyWorkerTooSlow(t *testing.T) {
-	t.Parallel()                            // mostly waiting on a sleeping worker
-	w := startPyWorker(t, "127.0.0.1:0", 3) // one child stays free for the last request
-	p, logs := newTestProxy(t, w.addr)
+	t.Parallel()                                           // mostly waiting on a sleeping worker
+	w := startQuixote(t, testquixote.Options{Children: 3}) // one child stays free for the last request
+	p, logs := newTestProxy(t, w.Addr)
 	p.ResponseHeaderTimeout = 300 * time.Millisecond
 	base := serveProxy(t, p)
 	assert.Equal(t, http.StatusGatewayTimeout, getStatus(t, "GET", base+"/sleep?s=1.5", nil))
@@ -119,11 +120,11 @@ func TestProxyWorkerTooSlow(t *testing.T) {
 }
 
 func TestProxyPoolWithDeadBackend(t *testing.T) {
-	w := startPyWorker(t, "127.0.0.1:0", 2)
+	w := startQuixote(t, testquixote.Options{Children: 2})
 	dead := deadAddr(t)
 
 	t.Run("GET is retried on the next backend", func(t *testing.T) {
-		p, _ := newTestProxy(t, dead, w.addr) // a fresh pool tries the first backend first
+		p, _ := newTestProxy(t, dead, w.Addr) // a fresh pool tries the first backend first
 		base := serveProxy(t, p)
 		assert.Equal(t, http.StatusOK, getStatus(t, "GET", base+"/hello", nil))
 		st := p.Stats()
@@ -134,7 +135,7 @@ func TestProxyPoolWithDeadBackend(t *testing.T) {
 	})
 
 	t.Run("POST is not retried", func(t *testing.T) {
-		p, _ := newTestProxy(t, dead, w.addr)
+		p, _ := newTestProxy(t, dead, w.Addr)
 		base := serveProxy(t, p)
 		assert.Equal(t, http.StatusBadGateway, getStatus(t, "POST", base+"/hash", strings.NewReader("abc")))
 		assert.Equal(t, uint64(0), p.Stats()[1].Requests, "a POST must not move to another backend")
@@ -145,9 +146,9 @@ func TestProxyPoolWithDeadBackend(t *testing.T) {
 
 func TestProxyBalancing(t *testing.T) {
 	t.Parallel() // mostly waiting on a sleeping worker
-	w1 := startPyWorker(t, "127.0.0.1:0", 2)
-	w2 := startPyWorker(t, "unix:"+unixSocketPath(t, "w2.sock"), 2)
-	p, _ := newTestProxy(t, w1.addr, w2.addr)
+	w1 := startQuixote(t, testquixote.Options{Children: 2})
+	w2 := startQuixote(t, testquixote.Options{Unix: true, Children: 2})
+	p, _ := newTestProxy(t, w1.Addr, w2.Addr)
 	base := serveProxy(t, p)
 
 	// Idle pool: ties go round-robin.
@@ -200,8 +201,8 @@ func TestProxyBalancing(t *testing.T) {
 
 func TestProxyConnectionCap(t *testing.T) {
 	t.Parallel() // mostly waiting on a sleeping worker
-	w := startPyWorker(t, "127.0.0.1:0", 3)
-	p, logs := newTestProxy(t, w.addr)
+	w := startQuixote(t, testquixote.Options{Children: 3})
+	p, logs := newTestProxy(t, w.Addr)
 	p.MaxConnsPerBackend = 1
 	p.QueueTimeout = 200 * time.Millisecond
 	base := serveProxy(t, p)
@@ -236,8 +237,8 @@ func TestProxyConnectionCap(t *testing.T) {
 
 func TestProxyClientGoesAway(t *testing.T) {
 	t.Parallel() // mostly waiting on a sleeping worker
-	w := startPyWorker(t, "127.0.0.1:0", 2)
-	p, _ := newTestProxy(t, w.addr)
+	w := startQuixote(t, testquixote.Options{Children: 2})
+	p, _ := newTestProxy(t, w.Addr)
 	base := serveProxy(t, p)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
@@ -253,9 +254,9 @@ func TestProxyClientGoesAway(t *testing.T) {
 
 func TestProxyConcurrentRequests(t *testing.T) {
 	// A short soak: many requests at once across two workers, with a cap.
-	w1 := startPyWorker(t, "127.0.0.1:0", 3)
-	w2 := startPyWorker(t, "127.0.0.1:0", 3)
-	p, _ := newTestProxy(t, w1.addr, w2.addr)
+	w1 := startQuixote(t, testquixote.Options{Children: 3})
+	w2 := startQuixote(t, testquixote.Options{Children: 3})
+	p, _ := newTestProxy(t, w1.Addr, w2.Addr)
 	p.MaxConnsPerBackend = 3
 	base := serveProxy(t, p)
 	var wg sync.WaitGroup

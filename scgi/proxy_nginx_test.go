@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/qxbridge/qxbridge/internal/testnginx"
+	"github.com/qxbridge/qxbridge/internal/testquixote"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -65,12 +66,12 @@ func nginxToProxy(t *testing.T, p *Proxy, unix bool) string {
 }
 
 // TestProxyThroughNginx runs the core request suite as production has it:
-// nginx → scgi.Serve(Proxy) → CPython worker.
+// nginx → scgi.Serve(Proxy) → the real Quixote SCGI server.
 func TestProxyThroughNginx(t *testing.T) {
-	w := startPyWorker(t, "127.0.0.1:0", 3)
+	w := startQuixote(t, testquixote.Options{Children: 3})
 	for _, unix := range []bool{false, true} {
 		t.Run(fmt.Sprintf("unix=%v", unix), func(t *testing.T) {
-			p, _ := newTestProxy(t, w.addr)
+			p, _ := newTestProxy(t, w.Addr)
 			base := nginxToProxy(t, p, unix)
 			runRequestSuite(t, base, "")
 			t.Run("SCRIPT_NAME from nginx", func(t *testing.T) {
@@ -83,8 +84,8 @@ func TestProxyThroughNginx(t *testing.T) {
 // TestProxyThroughNginxFailures checks what a browser sees through nginx when the
 // worker fails.
 func TestProxyThroughNginxFailures(t *testing.T) {
-	w := startPyWorker(t, "unix:"+unixSocketPath(t, "w.sock"), 2)
-	p, _ := newTestProxy(t, w.addr, deadAddr(t))
+	w := startQuixote(t, testquixote.Options{Unix: true, Children: 2})
+	p, _ := newTestProxy(t, w.Addr, deadAddr(t))
 	base := nginxToProxy(t, p, false)
 
 	resp, err := noRedirect.Get(base + "/die?after=1000")

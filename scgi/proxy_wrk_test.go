@@ -10,12 +10,14 @@ import (
 	"time"
 
 	"github.com/qxbridge/qxbridge/internal/testnginx"
+	"github.com/qxbridge/qxbridge/internal/testquixote"
 	"github.com/qxbridge/qxbridge/internal/testwrk"
 	"github.com/stretchr/testify/require"
 )
 
-// BenchmarkProxyEndToEnd compares, in one run, nginx → CPython worker with
-// nginx → scgi.Serve(Proxy) → the same CPython worker, using wrk on loopback. Runs of
+// BenchmarkProxyEndToEnd compares, in one run, nginx → the real Quixote 3.8 SCGI server
+// (python-scgi, 2 children, publishing qxsite) with
+// nginx → scgi.Serve(Proxy) → the same server, using wrk on loopback. Runs of
 // the two setups alternate so that drift in the machine's load hits both alike; each
 // figure is the median over the rounds. It ignores b.N: run it with -benchtime=1x.
 // Environment: WRK_CONNS (default 1), WRK_DURATION (default 5s), WRK_ROUNDS (default 3),
@@ -36,13 +38,12 @@ func BenchmarkProxyEndToEnd(b *testing.B) {
 	}
 
 	unix := os.Getenv("BENCH_UNIX") == "1"
-	listen, network, gwAddr := "127.0.0.1:0", "tcp", "127.0.0.1:0"
+	network, gwAddr := "tcp", "127.0.0.1:0"
 	if unix {
-		listen = "unix:" + unixSocketPath(b, "w.sock")
 		network, gwAddr = "unix", unixSocketPath(b, "gw.sock")
 	}
-	w := startPyWorker(b, listen, 2)
-	p, err := NewProxy(w.addr)
+	w := startQuixote(b, testquixote.Options{Unix: unix, Children: 2})
+	p, err := NewProxy(w.Addr)
 	require.NoError(b, err)
 	l, err := net.Listen(network, gwAddr)
 	require.NoError(b, err)
@@ -61,7 +62,7 @@ func BenchmarkProxyEndToEnd(b *testing.B) {
             scgi_pass %s;
         }`, pass)}).URL
 	}
-	direct, viaGo := site(w.addr), site(gw)
+	direct, viaGo := site(w.Addr), site(gw)
 
 	b.ResetTimer()
 	var lines []string
