@@ -69,9 +69,19 @@ var recoverPanics = true
 
 // Decode decodes one pickle from data. Bytes after its STOP opcode are ignored.
 func (d *Decoder) Decode(data []byte) (v any, err error) {
+	v, _, err = d.decode(data)
+	return v, err
+}
+
+// decodeCost is what one decoding cost, for the tests that bound it.
+type decodeCost struct {
+	probes, hashed int64 // see unpickler
+}
+
+func (d *Decoder) decode(data []byte) (v any, cost decodeCost, err error) {
 	enc, err := parseEncoding(d.Encoding)
 	if err != nil {
-		return nil, err
+		return nil, cost, err
 	}
 	u := unpicklers.Get().(*unpickler)
 	u.reset(data, d, enc)
@@ -83,8 +93,9 @@ func (d *Decoder) Decode(data []byte) (v any, err error) {
 		}()
 	}
 	v, err = u.run()
+	cost = decodeCost{probes: u.probes, hashed: u.hashed}
 	u.release()
-	return v, err
+	return v, cost, err
 }
 
 type encoding uint8
@@ -156,6 +167,10 @@ type unpickler struct {
 	meta    []meta         // per container or object, indexed by slot.m
 	hashes  map[any]uint64 // hashes of large tuple and frozenset keys, computed once
 	stale   bool           // a container already inside another one was changed
+	// probes counts the keys dict and set insertions compared a key with, and hashed
+	// the values hashing visited: the work that seeded hashing keeps in proportion to
+	// the input (tests and the cost fuzz target read them).
+	probes, hashed int64
 	// copy is a copy of the input that str and bytes values are cut from (see
 	// inputString), made on first use.
 	copy []byte
@@ -172,6 +187,7 @@ func (u *unpickler) reset(data []byte, d *Decoder, enc encoding) {
 	u.stack, u.marks, u.fence = u.stack[:0], u.marks[:0], 0
 	u.memo, u.memoLen, u.meta = u.memo[:0], 0, u.meta[:0]
 	u.stale = false
+	u.probes, u.hashed = 0, 0
 	u.maxDepth, u.maxStack, u.maxMemo = orDefault(d.MaxDepth, DefaultMaxDepth), orDefault(d.MaxStack, DefaultMaxStack), orDefault(d.MaxMemo, DefaultMaxMemo)
 	u.maxDepth = min(u.maxDepth, math.MaxInt32-1) // heights are int32
 	u.enc = enc
@@ -544,6 +560,11 @@ func (u *unpickler) hash(s slot) (uint64, error) {
 			cache = true
 		}
 	}
+	if s.m >= 0 {
+		u.hashed += int64(u.meta[s.m].keySize)
+	} else {
+		u.hashed++
+	}
 	h, err := hashKey(s.v)
 	if err != nil {
 		return 0, u.fail(ErrOperation, "%w", err)
@@ -570,7 +591,7 @@ func (u *unpickler) putPairs(t *table, items []slot) error {
 				return err
 			}
 		}
-		t.putHashed(items[i].v, items[i+1].v, h, true)
+		u.probes += int64(t.putHashed(items[i].v, items[i+1].v, h, true))
 	}
 	return nil
 }
@@ -586,7 +607,7 @@ func (u *unpickler) putItems(t *table, items []slot) error {
 				return err
 			}
 		}
-		t.putHashed(items[i].v, nil, h, false)
+		u.probes += int64(t.putHashed(items[i].v, nil, h, false))
 	}
 	return nil
 }

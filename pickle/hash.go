@@ -2,55 +2,140 @@ package pickle
 
 import (
 	"bytes"
+	"encoding/binary"
 	"hash/maphash"
 	"math"
 	"math/big"
+	"math/rand/v2"
+	"sync/atomic"
 	"unsafe"
 )
 
-// seed keys the string and bytes hashes. Hashes live only in memory (they order nothing
-// that is written), so a per-process seed is fine.
-var seed = maphash.MakeSeed()
+// Hashes of dict keys and set items are keyed by secrets drawn when the process
+// starts. A pickle can hold any keys its author chose, and a table whose keys share one
+// hash costs time in the square of their number to fill; with secret keys, which keys
+// share a hash cannot be worked out in advance. Every kind of value is hashed with a
+// key of its own, and no two different values of the model hash alike whatever the
+// keys are (short of a collision of the keyed functions themselves), so tuples built
+// from parts that collide cannot be made either. Hashes live only in memory (they order
+// nothing that is written), so keys drawn per process are enough.
+var hashKeys = struct {
+	str, bytes, global, name, big maphash.Seed
+	none, num, float, tuple, fset uint64
+	identity, nan                 uint64
+}{
+	str: maphash.MakeSeed(), bytes: maphash.MakeSeed(), global: maphash.MakeSeed(),
+	name: maphash.MakeSeed(), big: maphash.MakeSeed(),
+	none: rand.Uint64(), num: rand.Uint64(), float: rand.Uint64(), tuple: rand.Uint64(),
+	fset: rand.Uint64(), identity: rand.Uint64(), nan: rand.Uint64(),
+}
+
+// nans numbers the NaN keys hashed, giving each its own hash (see hashValue).
+var nans atomic.Uint64
 
 // hashKey hashes a dict key or set item consistently with keyEqual, which follows
 // Python's equality: numbers that compare equal (1, 1.0, True) hash alike.
 // Unhashable values (list, dict, set, bytearray, or a tuple holding one) give an
 // *UnhashableError, as in CPython.
 func hashKey(v any) (uint64, error) {
+	h, _, err := hashValue(v)
+	return h, err
+}
+
+// hashValue is hashKey; identity reports a value equal to nothing but itself, which
+// is hashed by identity: a NaN, or a tuple or frozenset holding one. A NaN, which has
+// no identity in the model, gets a new hash each time, so that NaN keys (each a key
+// of its own, since NaN != NaN) do not pile up on one hash.
+func hashValue(v any) (h uint64, identity bool, err error) {
 	switch x := v.(type) {
 	case nil:
-		return 0x9e3779b97f4a7c15, nil
-	case bool, int64, *big.Int, float64:
-		return hashNumber(x), nil
+		return mix(hashKeys.none), false, nil
 	case string:
-		return maphash.String(seed, x), nil
-	case []byte:
-		return maphash.Bytes(seed, x) ^ 0x62, nil
-	case Global:
-		return maphash.String(seed, x.Module) ^ mix(maphash.String(seed, x.Name)+0x67), nil
-	case *Tuple:
-		h := uint64(0x345678)
-		for _, it := range x.Items {
-			ih, err := hashKey(it)
-			if err != nil {
-				return 0, err
-			}
-			h = (h ^ ih) * 1000003
+		return maphash.String(hashKeys.str, x), false, nil
+	case int64:
+		return hashInt(x), false, nil
+	case bool:
+		if x {
+			return hashInt(1), false, nil
 		}
-		return h ^ uint64(len(x.Items)), nil
+		return hashInt(0), false, nil
+	case float64:
+		return hashFloat(x)
+	case *big.Int:
+		return hashBig(x), false, nil
+	case []byte:
+		return maphash.Bytes(hashKeys.bytes, x), false, nil
+	case Global:
+		return maphash.String(hashKeys.global, x.Module) ^ mix(maphash.String(hashKeys.name, x.Name)), false, nil
+	case *Tuple:
+		h := hashKeys.tuple
+		for _, it := range x.Items {
+			ih, id, err := hashValue(it)
+			if err != nil {
+				return 0, false, err
+			}
+			identity = identity || id
+			h = mix((h ^ ih) + hashKeys.tuple)
+		}
+		if identity {
+			return hashIdentity(unsafe.Pointer(x)), true, nil
+		}
+		return mix(h ^ uint64(len(x.Items))), false, nil
 	case *FrozenSet:
 		// Order-independent: equal frozensets may hold their items in different orders.
-		var h uint64 = 0x1f2e3d4c
-		for i := range x.t.keys {
-			h += mix(x.t.hashAt(i))
+		h := hashKeys.fset
+		for _, it := range x.t.keys {
+			ih, id, _ := hashValue(it) // every stored item was hashable when it was put
+			identity = identity || id
+			h += mix(ih ^ hashKeys.fset)
 		}
-		return h, nil
+		if identity {
+			return hashIdentity(unsafe.Pointer(x)), true, nil
+		}
+		return mix(h), false, nil
 	case *Object:
-		// Instances hash by identity, as object.__hash__ does. The Go heap does not move
-		// objects, so the address is stable for the object's life.
-		return mix(uint64(uintptr(unsafe.Pointer(x)))), nil
+		// Instances hash by identity, as object.__hash__ does.
+		return hashIdentity(unsafe.Pointer(x)), false, nil
 	}
-	return 0, &UnhashableError{Value: v}
+	return 0, false, &UnhashableError{Value: v}
+}
+
+// hashIdentity hashes a value by its address. The Go heap does not move values, so the
+// address is stable for the value's life.
+func hashIdentity(p unsafe.Pointer) uint64 { return mix(uint64(uintptr(p)) ^ hashKeys.identity) }
+
+// hashInt hashes an integer; every number equal to it hashes alike. It is a bijection,
+// so distinct ints never collide.
+func hashInt(x int64) uint64 { return mix(uint64(x) ^ hashKeys.num) }
+
+func hashFloat(x float64) (uint64, bool, error) {
+	switch {
+	case math.IsNaN(x):
+		return mix(nans.Add(1) ^ hashKeys.nan), true, nil
+	case math.IsInf(x, 0) || x != math.Trunc(x):
+		return mix(math.Float64bits(x) ^ hashKeys.float), false, nil
+	case x >= -(1<<63) && x < (1<<63):
+		return hashInt(int64(x)), false, nil
+	}
+	bi, _ := big.NewFloat(x).Int(nil)
+	return hashBig(bi), false, nil
+}
+
+// hashBig hashes an int of any size: as hashInt when it fits in an int64, else its sign
+// and magnitude.
+func hashBig(x *big.Int) uint64 {
+	if x.IsInt64() {
+		return hashInt(x.Int64())
+	}
+	var mh maphash.Hash
+	mh.SetSeed(hashKeys.big)
+	mh.WriteByte(byte(x.Sign() + 1))
+	var w [8]byte
+	for _, word := range x.Bits() {
+		binary.LittleEndian.PutUint64(w[:], uint64(word))
+		mh.Write(w[:])
+	}
+	return mh.Sum64()
 }
 
 func mix(x uint64) uint64 {
@@ -60,36 +145,6 @@ func mix(x uint64) uint64 {
 	x *= 0xc4ceb9fe1a85ec53
 	x ^= x >> 33
 	return x
-}
-
-func hashNumber(v any) uint64 {
-	switch x := v.(type) {
-	case bool:
-		if x {
-			return mix(1)
-		}
-		return mix(0)
-	case int64:
-		return mix(uint64(x))
-	case *big.Int:
-		if x.IsInt64() {
-			return mix(uint64(x.Int64()))
-		}
-		return maphash.Bytes(seed, x.Bytes()) ^ uint64(x.Sign()+0x69)
-	case float64:
-		if math.IsNaN(x) {
-			return 0x7ff8
-		}
-		if math.IsInf(x, 0) || x != math.Trunc(x) {
-			return mix(math.Float64bits(x) ^ 0x66)
-		}
-		if x >= -(1<<63) && x < (1<<63) {
-			return mix(uint64(int64(x)))
-		}
-		bi, _ := big.NewFloat(x).Int(nil)
-		return hashNumber(bi)
-	}
-	return 0
 }
 
 // keyEqual is Python's == for hashable values of the model.

@@ -197,29 +197,38 @@ type tableIndex struct {
 const smallTable = 8
 
 func (t *table) find(k any, h uint64) int {
+	i, _ := t.probe(k, h)
+	return i
+}
+
+// probe returns the position of the key equal to k, whose hash is h, or -1, and the
+// number of keys it compared k with: the work a lookup cost.
+func (t *table) probe(k any, h uint64) (int, int) {
 	if t.ix == nil {
 		if ks, ok := k.(string); ok {
 			// A str equals only a str: the common case of attribute names, quickly.
 			for i, key := range t.keys {
 				if s, ok := key.(string); ok && s == ks {
-					return i
+					return i, i + 1
 				}
 			}
-			return -1
+			return -1, len(t.keys)
 		}
 		for i, key := range t.keys {
 			if keyEqual(key, k) {
-				return i
+				return i, i + 1
 			}
 		}
-		return -1
+		return -1, len(t.keys)
 	}
+	n := 0
 	for j := t.ix.index[h]; j != 0; j = t.ix.chain[j-1] {
+		n++
 		if keyEqual(t.keys[j-1], k) {
-			return int(j - 1)
+			return int(j - 1), n
 		}
 	}
-	return -1
+	return -1, n
 }
 
 // hashAt returns the hash of the i-th key.
@@ -243,13 +252,15 @@ func (t *table) put(k, v any, withValue bool) error {
 }
 
 // putHashed is put for a key whose hash the caller already has (or, while the table
-// stays small, any value: small tables do not use hashes).
-func (t *table) putHashed(k, v any, h uint64, withValue bool) {
-	if i := t.find(k, h); i >= 0 {
+// stays small, any value: small tables do not use hashes). It returns the number of
+// keys it compared k with.
+func (t *table) putHashed(k, v any, h uint64, withValue bool) int {
+	i, n := t.probe(k, h)
+	if i >= 0 {
 		if withValue {
 			t.vals[i] = v
 		}
-		return
+		return n
 	}
 	t.keys = append(t.keys, k)
 	if withValue {
@@ -262,6 +273,7 @@ func (t *table) putHashed(k, v any, h uint64, withValue bool) {
 	} else if len(t.keys) > smallTable {
 		t.reindex()
 	}
+	return n
 }
 
 // grow makes room for n more keys. The keys and values of a dict share one
