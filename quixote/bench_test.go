@@ -126,7 +126,7 @@ func BenchmarkMiddleware(b *testing.B) {
 
 // TestCompareCPython times the per-request session work in Go and in CPython
 // (testdata/py/quixote_bench.py: load_session, _set_access_time(1), save_session
-// with the DirectorySessionStore stand-in) on the same file in the same run, and
+// with session3's DirectorySessionStore) on the same file in the same run, and
 // prints both. Go and CPython take turns for several rounds and the medians are
 // reported, because on a disk the kernel's writeback makes single runs vary
 // severalfold. It only runs with QX_BENCH=1 (see BENCHMARKS.md): it measures, it

@@ -119,7 +119,7 @@ func sameView(t *testing.T, step string, a, b *peer) map[string]any {
 	return sa
 }
 
-// TestTurnTaking has the CPython qxapp (session3's manager over the stand-in
+// TestTurnTaking has a real Quixote publisher (qxapp_http.py: session3's manager over its
 // DirectorySessionStore) and the Go middleware (over store.Directory) serve one
 // client, with one cookie jar, on one session directory, taking turns.
 func TestTurnTaking(t *testing.T) {

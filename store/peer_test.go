@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// peer returns a command running testdata/py/store_peer.py with the session3 stand-in
-// importable and a fixed hash seed (so every process pickles sets the same way).
+// peer returns a command running testdata/py/store_peer.py (the real session3) with
+// myapp importable and a fixed hash seed (so every process pickles sets the same way).
 func peer(t testing.TB, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := testpeer.PythonCmd(t, "store_peer.py", args...)

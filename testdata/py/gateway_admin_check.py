@@ -3,7 +3,7 @@
 
 usage: gateway_admin_check.py ORIGINAL CHANGED NAME JSON
 
-Both files are loaded with CPython's pickle (the session3 stand-ins and myapp on the
+Both files are loaded with CPython's pickle (the installed session3 and Quixote, myapp on the
 path). The changed session must be of the same class, have attribute NAME equal to
 the JSON value (as json.loads reads it), and every other attribute must be equal to
 the original's, pickle for pickle (pickle.dumps of each attribute, protocol 4), in the

@@ -7,7 +7,8 @@ Each entry is {"name", "protocol", "pickle" (hex), "graph"}: a value pickled by
 pickle.dumps at that protocol, and pickle_graph's description of what pickle.loads
 makes of those bytes. The values cover every type of qxbridge's value model, shared
 references and cycles, and instances of application classes. Run with testdata/py on
-PYTHONPATH (the stand-in modules session3, quixote and myapp).
+PYTHONPATH (for myapp, the application's own module) and the real session3 and
+Quixote installed.
 
 Importing this module registers the corpus's extra classes in myapp.models (slots,
 __getnewargs_ex__, list/dict subclasses, a nested class), so that any process that
@@ -29,6 +30,7 @@ from session3.DictSession import DictSession
 from session3.Session import Session
 
 import pickle_graph
+import qxrequest
 
 
 def _register(cls):
@@ -99,7 +101,7 @@ Outer.Inner.__module__ = models.__name__
 
 
 def session(cls=Session, **attrs):
-    s = cls("s3" + "x" * 8, "203.0.113.7")
+    s = qxrequest.new_session(cls, "s3" + "x" * 8, "203.0.113.7")
     s._creation_time = s._access_time = 1795303038.0633044
     for k, v in attrs.items():
         setattr(s, k, v)

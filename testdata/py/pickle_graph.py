@@ -12,7 +12,7 @@ With --hex, stdin holds one hex-encoded pickle per line and every line gets an a
 (the exit status is 0). --safe loads only classes and functions of the modules the
 test corpus uses (see SAFE_MODULES), for loading mutated pickles: any other global is
 answered with {"forbidden": "module.name"}; it also caps the process's memory. Run it with testdata/py on PYTHONPATH so
-that the stand-in modules import.
+that the application's module (myapp) imports; session3 and Quixote are the installed ones.
 
 The description is the same for equal graphs and differs for different ones,
 identity included. The Go tests of the pickle package build the same description from

@@ -4,7 +4,7 @@ usage: quixote_bench.py DIR ID N
 
 Runs N rounds of what session3's SessionManager does with a session file on each
 request -- store.load_session(id), session._set_access_time(1), then
-store.save_session(session) -- with the DirectorySessionStore stand-in on DIR,
+store.save_session(session) -- with session3's DirectorySessionStore on DIR,
 after 10% warm-up rounds, and prints one JSON line: {"n": N, "ns_per_op": ...}.
 """
 

@@ -2,8 +2,8 @@
 
 Reads one Set-Cookie value per line on stdin and prints one JSON object per line:
 what http.cookies.SimpleCookie (the standard library's parser) makes of it --
-name, value and the attributes it recognised -- and what the Quixote-style
-request parser (session3.SessionManager.parse_cookies) reads from the Cookie
+name, value and the attributes it recognised -- and what Quixote's
+request parser (quixote.http_request.parse_cookies) reads from the Cookie
 header a browser sends back for it (NAME=VALUE with the value as stored, quotes
 included). An unparsable line prints {"error": ...}.
 """
@@ -12,7 +12,7 @@ import http.cookies
 import json
 import sys
 
-from session3.SessionManager import parse_cookies
+from quixote.http_request import parse_cookies
 
 ATTRS = ("path", "domain", "max-age", "secure", "httponly", "samesite", "expires")
 

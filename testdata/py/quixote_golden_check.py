@@ -33,6 +33,8 @@ import pickle
 import sys
 import time
 
+import qxrequest
+
 NAMESPACE = {"Decimal": decimal.Decimal, "datetime": datetime, "time": time}
 
 
@@ -111,7 +113,7 @@ def check_new(case):
     cls = getattr(importlib.import_module(module), name)
     if type(got) is not cls:
         raise Mismatch("class %s != %s" % (type(got), cls))
-    ref = cls(None, case["remote_address"])
+    ref = qxrequest.new_session(cls, None, case["remote_address"])
     # A stored session has its id, and usually a user: compare the rest to CPython's.
     ref.id, ref.user = got.id, got.user
     g, r = vars(got), vars(ref)

@@ -1,6 +1,6 @@
 """CPython peer for the Go store's interop tests: session3's DirectorySessionStore at work.
 
-Every command uses the session3 stand-in (session3.store.DirectorySessionStore), or its
+Every command uses the real session3 (session3.store.DirectorySessionStore), or its
 exact steps where a test needs to watch them. Run with testdata/py on PYTHONPATH and
 PYTHONHASHSEED=0 (so that re-pickled sets come out byte for byte the same in every
 process).
@@ -49,6 +49,8 @@ import time
 from session3.Session import Session
 from session3.store.DirectorySessionStore import DirectorySessionStore
 
+import qxrequest
+
 
 def sha(data):
     return hashlib.sha256(data).hexdigest()
@@ -92,7 +94,7 @@ def read(directory, sid, seconds, expectdir):
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
         counts["loads"] += 1
         if counts["loads"] % 16 == 0:
-            # The stand-in's own load_session too (it would loop on an empty file).
+            # session3's own load_session too (it would loop on an empty file).
             if store.load_session(sid) is None:
                 counts["missing"] += 1
             counts["store_loads"] += 1
@@ -100,7 +102,7 @@ def read(directory, sid, seconds, expectdir):
 
 
 def big_session(sid, n):
-    s = Session(sid, "127.0.0.1")
+    s = qxrequest.new_session(Session, sid, "127.0.0.1")
     s.user = "big"
     s.blob = ["item %06d" % i for i in range(n)]
     return s

@@ -1,4 +1,4 @@
-"""Stand-in for an application's own module: session subclass and a user object."""
+"""An application's own module: a session3 Session subclass and a user object."""
 
 from session3.Session import Session
 
