@@ -1,0 +1,1 @@
+"""Stand-in for the quixote package (only the session module is provided)."""
