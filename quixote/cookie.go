@@ -78,15 +78,15 @@ func (c *Cookie) header(value, scriptName string, revoke bool) string {
 
 // sessionID returns the session id the request's cookie names, and whether the
 // request had the cookie at all. "" and "*del*" mean no session, as in session3.
-// Go's cookie parser removes the double quotes Quixote writes around the value.
-// When the request carries the cookie more than once, the last one counts, as in
-// Quixote's cookie parser, which fills a dict, so both sides pick the same session.
+// The header is read with Quixote's own cookie grammar (ParseCookies), so that Go and
+// Python pick the same session for the same header: when the cookie is sent twice the
+// last one counts, commas separate cookies, and the double quotes and backslash
+// escapes of a quoted value are removed.
 func (c *Cookie) sessionID(r *http.Request) (id string, present bool) {
-	cs := r.CookiesNamed(c.name())
-	if len(cs) == 0 {
+	v, ok := cookieValue(r, c.name())
+	if !ok {
 		return "", false
 	}
-	v := cs[len(cs)-1].Value
 	if v == "*del*" {
 		v = ""
 	}

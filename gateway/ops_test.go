@@ -1,6 +1,7 @@
-package main
+package gateway
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -38,7 +39,7 @@ func TestMetricsAndHealth(t *testing.T) {
 	require.Equal(t, 200, get(t, &http.Client{}, u+"/py/hello", "Cookie", "QX_session=../x").status)
 	require.Equal(t, http.StatusBadGateway, get(t, c, u+"/dead/x").status)
 
-	m := scrape(t, g.Addr("metrics"))
+	m := scrape(t, g.addr("metrics"))
 	for _, want := range []string{
 		`qxbridge_requests_total{route="/",status="200"} 3`,
 		`qxbridge_requests_total{route="/",status="404"} 1`,
@@ -60,14 +61,14 @@ func TestMetricsAndHealth(t *testing.T) {
 	}
 	assert.Regexp(t, `(?m)^qxbridge_request_duration_seconds_bucket\{route="/",le="\+Inf"\} 4$`, m)
 
-	h := get(t, c, "http://"+g.Addr("metrics")+"/healthz")
+	h := get(t, c, "http://"+g.addr("metrics")+"/healthz")
 	assert.Equal(t, http.StatusOK, h.status)
 	assert.True(t, strings.HasPrefix(h.body, "ok\nsessions "+dir+": ok\n"), h.body)
 	assert.Contains(t, h.body, "route /py/ backend "+w.addr+": up\n")
 	assert.Regexp(t, `route /dead/ backend `+regexp.QuoteMeta(dead)+`: resting until \d{4}-`, h.body)
 
 	require.NoError(t, os.RemoveAll(dir))
-	h = get(t, c, "http://"+g.Addr("metrics")+"/healthz")
+	h = get(t, c, "http://"+g.addr("metrics")+"/healthz")
 	assert.Equal(t, http.StatusServiceUnavailable, h.status)
 	assert.True(t, strings.HasPrefix(h.body, "unhealthy\nsessions "+dir+": unavailable"), h.body)
 }
@@ -99,7 +100,7 @@ func TestMetricsLockWait(t *testing.T) {
 	assert.Contains(t, get(t, c, g.url()+"/counter").body, "Counter: 1")
 	assert.GreaterOrEqual(t, time.Since(start), 150*time.Millisecond, "the load waited for the file to be written")
 	require.NoError(t, <-written)
-	assert.NotContains(t, scrape(t, g.Addr("metrics")), "qxbridge_session_lock_waits_total{", "no lock was waited for")
+	assert.NotContains(t, scrape(t, g.addr("metrics")), "qxbridge_session_lock_waits_total{", "no lock was waited for")
 
 	// Hold the lock as a session3 writer does (flock LOCK_EX on the file) for a while.
 	f, err := os.Open(path)
@@ -117,7 +118,7 @@ func TestMetricsLockWait(t *testing.T) {
 	start = time.Now()
 	assert.Contains(t, get(t, c, g.url()+"/counter").body, "Counter: 2")
 	assert.GreaterOrEqual(t, time.Since(start), 150*time.Millisecond, "the load waited for the lock")
-	m := scrape(t, g.Addr("metrics"))
+	m := scrape(t, g.addr("metrics"))
 	assert.Contains(t, m, `qxbridge_session_lock_waits_total{op="load"} 1`+"\n")
 	assert.NotContains(t, m, `qxbridge_session_lock_waits_total{op="save"}`, "the save that followed took its lock at once")
 }
@@ -141,11 +142,11 @@ func TestStagingDirFlag(t *testing.T) {
 	assert.Empty(t, sessionFiles(t, staging))
 
 	var stderr strings.Builder
-	code := run(t.Context(), []string{"-http", "127.0.0.1:0", "-sessions", dir, "-staging-dir", dir}, io.Discard, &stderr, nil)
+	code := newTestGateway().Run(t.Context(), []string{"-http", "127.0.0.1:0", "-sessions", dir, "-staging-dir", dir}, io.Discard, &stderr)
 	assert.Equal(t, 1, code)
 	assert.Contains(t, stderr.String(), "must be outside the session directory")
 	stderr.Reset()
-	code = run(t.Context(), []string{"-http", "127.0.0.1:0", "-sessions", dir, "-staging-dir", filepath.Join(base, "missing")}, io.Discard, &stderr, nil)
+	code = newTestGateway().Run(t.Context(), []string{"-http", "127.0.0.1:0", "-sessions", dir, "-staging-dir", filepath.Join(base, "missing")}, io.Discard, &stderr)
 	assert.Equal(t, 1, code)
 	assert.Contains(t, stderr.String(), "staging directory "+filepath.Join(base, "missing"))
 }
@@ -161,12 +162,12 @@ func TestIdleSweep(t *testing.T) {
 	}
 	g := startGateway(t, "-http", "127.0.0.1:0", "-metrics", "127.0.0.1:0", "-sessions", dir, "-max-idle", "1h")
 	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(scrape(t, g.Addr("metrics")), "qxbridge_sweep_deleted_sessions_total 3\n") {
+	for !strings.Contains(scrape(t, g.addr("metrics")), "qxbridge_sweep_deleted_sessions_total 3\n") {
 		require.True(t, time.Now().Before(deadline), "no sweep:\n%s", g.log)
 		time.Sleep(20 * time.Millisecond)
 	}
 	assert.ElementsMatch(t, []string{"4qihCikDywk", "_dz4opoXoCaSYW452SPgjQ", "counterTokens"}, sessionFiles(t, dir))
-	m := scrape(t, g.Addr("metrics"))
+	m := scrape(t, g.addr("metrics"))
 	assert.Contains(t, m, "qxbridge_sweep_remaining_sessions 3\n")
 	assert.Regexp(t, `(?m)^qxbridge_sweep_last_run_timestamp_seconds \d+`, m)
 	assert.Contains(t, g.log.String(), "msg=\"idle sweep\" deleted=3 remaining=3 max_idle=1h0m0s")
@@ -196,4 +197,57 @@ func TestProxyStreamsThroughGateway(t *testing.T) {
 	assert.Eventually(t, func() bool {
 		return strings.Contains(g.log.String(), "msg=request method=GET path=/py/stream route=/py/ status=200")
 	}, 5*time.Second, 10*time.Millisecond)
+}
+
+// TestShieldThroughGateway sends hostile session cookies through the gateway to a
+// CPython SCGI worker that echoes the HTTP_COOKIE it received: the invalid session
+// cookie never reaches it, the other cookies do, byte for byte, and each cleaned
+// request is logged once and counted.
+func TestShieldThroughGateway(t *testing.T) {
+	w := startPy(t, nil, "scgi_worker.py", "--listen", "127.0.0.1:0", "--children", "2")
+	g := startGateway(t, "-http", "127.0.0.1:0", "-metrics", "127.0.0.1:0", "-sessions", t.TempDir(),
+		"-route", "/=demo", "-route", "/py/="+w.scgiTarget())
+	c := client(t)
+	echo := func(cookies ...string) string {
+		var h []string
+		for _, v := range cookies {
+			h = append(h, "Cookie", v)
+		}
+		r := get(t, c, g.url()+"/py/env", h...)
+		require.Equal(t, http.StatusNotFound, r.status, "scgi_worker answers unknown paths 404 with its environment")
+		var env struct {
+			Env map[string]string `json:"env"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(r.body), &env), r.body)
+		return env.Env["HTTP_COOKIE"]
+	}
+
+	assert.Equal(t, `theme=dark; QX_session=good1234567`, echo(`theme=dark; QX_session=good1234567`), "valid: forwarded as is")
+	assert.Equal(t, `theme=dark; lang="en"`, echo(`theme=dark; QX_session="/etc/hostname"; lang="en"`))
+	assert.Equal(t, `a=1,`, echo(`a=1, QX_session=../../dev/null`), "the comma form Quixote splits on")
+	assert.Equal(t, `theme=dark; lang=en`, echo(`theme=dark`, `QX_session=../../x; lang=en`), "two Cookie lines are judged as Python sees them, joined")
+	got := echo(`x="\"; QX_session=../x"`)
+	assert.Equal(t, `x="\"; QX_session=../x"`, got, "inside a quoted value it is no cookie for Python: left alone")
+	assert.Empty(t, echo(`QX_session=../x`), "nothing left: no Cookie header at all")
+
+	logs := g.log.String()
+	assert.Equal(t, 4, strings.Count(logs, "removed a session cookie with an invalid id"), logs)
+	assert.Contains(t, logs, `values="\"/etc/hostname\""`)
+	metrics := get(t, c, "http://"+g.addr("metrics")+"/metrics").body
+	assert.Contains(t, metrics, `qxbridge_rejected_session_cookies_total{route="/py/"} 4`)
+	assert.NotContains(t, w.stderr.String(), "Traceback")
+}
+
+func TestDemoMounted(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "s")
+	g := startGateway(t, "-http", "127.0.0.1:0", "-sessions", dir, "-mount", "/demo/=demo")
+	c := client(t)
+	r := get(t, c, g.url()+"/demo")
+	assert.Equal(t, http.StatusMovedPermanently, r.status)
+	assert.Equal(t, "/demo/", r.header.Get("Location"))
+	r = get(t, c, g.url()+"/demo/login?name=m")
+	assert.Contains(t, r.body, "Welcome! m")
+	assert.Regexp(t, `^QX_session="[A-Za-z0-9_-]{11}"; path=/demo/$`, r.cookies[0], "the cookie path is SCRIPT_NAME + /, as Quixote's")
+	assert.Contains(t, get(t, c, g.url()+"/demo/check").body, "user: m")
+	assert.Equal(t, http.StatusNotFound, get(t, c, g.url()+"/check").status, "nothing outside the mount")
 }

@@ -1,4 +1,8 @@
-package main
+// Package pytext writes values of the pickle model as Python prints them: str(v) and
+// repr(v), floats with repr's shortest round-trip form. The demo pages print session
+// attributes this way, as session3's test application does with f-strings and
+// %-formatting, and the sessions admin command names attributes with it.
+package pytext
 
 import (
 	"fmt"
@@ -11,20 +15,17 @@ import (
 	"github.com/qxbridge/qxbridge/pickle"
 )
 
-// Python's text forms of pickled values, for the demo pages, which print session
-// attributes as session3's test application does with f-strings and %-formatting.
-
-// pyStr returns str(v) for a value of the pickle model.
-func pyStr(v any) string {
+// Str returns str(v) for a value of the pickle model.
+func Str(v any) string {
 	if s, ok := v.(string); ok {
 		return s
 	}
-	return pyRepr(v)
+	return Repr(v)
 }
 
-// pyRepr returns repr(v). Objects are shown as <module.Class object>, without the
+// Repr returns repr(v). Objects are shown as <module.Class object>, without the
 // memory address Python adds.
-func pyRepr(v any) string {
+func Repr(v any) string {
 	var b strings.Builder
 	writeRepr(&b, v, 0)
 	return b.String()
@@ -61,13 +62,13 @@ func writeRepr(b *strings.Builder, v any, depth int) {
 	case *big.Int:
 		b.WriteString(x.String())
 	case float64:
-		b.WriteString(pyFloatRepr(x))
+		b.WriteString(FloatRepr(x))
 	case string:
-		b.WriteString(pyStrRepr(x))
+		b.WriteString(StrRepr(x))
 	case []byte:
-		b.WriteString(pyBytesRepr(x))
+		b.WriteString(bytesRepr(x))
 	case *pickle.ByteArray:
-		b.WriteString("bytearray(" + pyBytesRepr(x.Data) + ")")
+		b.WriteString("bytearray(" + bytesRepr(x.Data) + ")")
 	case *pickle.List:
 		seq("[", "]", x.Items)
 	case *pickle.Tuple:
@@ -112,11 +113,11 @@ func writeRepr(b *strings.Builder, v any, depth int) {
 	}
 }
 
-// pyFloatRepr returns repr(f) as CPython writes it: the shortest digits that read back
+// FloatRepr returns repr(f) as CPython writes it: the shortest digits that read back
 // as f, in fixed notation when the decimal point falls within 16 digits of the first
 // digit and 4 places after it, else in exponent notation with a signed exponent of
 // at least two digits; always with a ".0" when integral.
-func pyFloatRepr(f float64) string {
+func FloatRepr(f float64) string {
 	switch {
 	case math.IsInf(f, 1):
 		return "inf"
@@ -155,10 +156,10 @@ func pyFloatRepr(f float64) string {
 	}
 }
 
-// pyStrRepr returns repr(s) for a str: single quotes unless the text has a single
+// StrRepr returns repr(s) for a str: single quotes unless the text has a single
 // quote and no double quote, backslash escapes for the quote, backslash, \t \n \r and
 // other non-printable characters.
-func pyStrRepr(s string) string {
+func StrRepr(s string) string {
 	q := byte('\'')
 	if strings.IndexByte(s, '\'') >= 0 && strings.IndexByte(s, '"') < 0 {
 		q = '"'
@@ -192,8 +193,8 @@ func pyStrRepr(s string) string {
 	return b.String()
 }
 
-// pyBytesRepr returns repr(b) for bytes.
-func pyBytesRepr(p []byte) string {
+// bytesRepr returns repr(b) for bytes.
+func bytesRepr(p []byte) string {
 	q := byte('\'')
 	if strings.IndexByte(string(p), '\'') >= 0 && strings.IndexByte(string(p), '"') < 0 {
 		q = '"'

@@ -1,4 +1,4 @@
-package main
+package quixote
 
 import (
 	"log/slog"
@@ -11,7 +11,8 @@ import (
 	"github.com/qxbridge/qxbridge/store"
 )
 
-// Shielding the Python side from hostile session cookies.
+// Quixote's cookie grammar, and shielding the Python side from hostile session
+// cookies.
 //
 // session3 joins the session cookie's value onto its directory path unchecked: a value
 // such as "/etc/hostname" or "../../x" makes a Quixote worker unpickle, rewrite or
@@ -32,6 +33,36 @@ import (
 // out of the header text; the rest of the header, other cookies included, is
 // forwarded byte for byte. The result is parsed again both ways, and should cutting
 // ever fail to leave a clean header, the Cookie header is dropped whole.
+//
+// The Manager reads the session id with the same grammar (over the Latin-1 form), so
+// that a Go page and a Python page pick the same session for the same header.
+
+// ParseCookies reads a Cookie header as Quixote's parse_cookies does (Quixote 3's
+// _COOKIE_RE, the header decoded as Latin-1, as python-scgi decodes it): it splits on
+// semicolons and commas, removes the double quotes and backslash escapes of a quoted
+// value, and the last of repeated names wins. Several Cookie lines are read as Quixote
+// reads them behind a proxy: joined with "; ".
+func ParseCookies(header string) map[string]string {
+	out := map[string]string{}
+	for _, t := range quixoteCookies(header, true) {
+		out[t.name] = t.value
+	}
+	return out
+}
+
+// cookieValue returns the value of the last cookie called name in the request's
+// Cookie lines, read as ParseCookies reads them, and whether there is one.
+func cookieValue(r *http.Request, name string) (string, bool) {
+	lines := r.Header["Cookie"]
+	if len(lines) == 0 {
+		return "", false
+	}
+	toks := scanCookies(strings.Join(lines, "; "), true, name, false)
+	if len(toks) == 0 {
+		return "", false
+	}
+	return toks[len(toks)-1].value, true
+}
 
 // cookieToken is one match of Quixote's cookie expression.
 type cookieToken struct {
@@ -232,10 +263,11 @@ func badSessionCookies(header, name string, latin1 bool) []cookieToken {
 // maxShieldPasses bounds the cut-and-check rounds before the header is dropped whole.
 const maxShieldPasses = 8
 
-// shieldCookieHeader returns header without the occurrences of the session cookie
-// whose value Python must not see, and the values it removed. ok is false when the
-// header could not be cleaned by cutting and must be dropped.
-func shieldCookieHeader(header, name string) (clean string, removed []string, ok bool) {
+// ShieldCookieHeader returns a Cookie header without the occurrences of the cookie
+// called name whose value Python must not see as a session id, and the values it
+// removed. ok is false when the header could not be cleaned by cutting and must be
+// dropped whole. Shield.Handler applies it to requests.
+func ShieldCookieHeader(header, name string) (clean string, removed []string, ok bool) {
 	if !strings.Contains(header, name) {
 		return header, nil, true // both decodings of the name are its ASCII bytes
 	}
@@ -272,19 +304,43 @@ func isASCII(s string) bool {
 	return true
 }
 
-// shield wraps a proxied route: it removes invalid session cookies from the request
-// (logging and counting each request it cleans), then forwards it.
-func shield(next http.Handler, cookieName, route string, log *slog.Logger, m *gatewayMetrics) http.Handler {
+// Shield is middleware for a handler that forwards requests to Python (an
+// scgi.Proxy): it removes from the Cookie header every occurrence of the session
+// cookie whose value Quixote would read as something other than a valid session id
+// (store.ValidID) or session3's "no session" values ("" and "*del*"), judged the way
+// Quixote's cookie parser reads the header under both Latin-1 and UTF-8 decoding. The
+// other cookies are forwarded byte for byte. Each request it cleans is logged.
+//
+// session3 uses the cookie value as a file name unchecked: QX_session="/etc/hostname"
+// or "../../x" would make a Python worker unpickle, rewrite or delete files outside the
+// session directory, and "../../dev/null" hangs it for ever.
+type Shield struct {
+	// Cookie is the session cookie's name; "" means DefaultCookieName.
+	Cookie string
+	// Logger receives a warning for each request cleaned; nil means slog.Default().
+	Logger *slog.Logger
+	// Removed, when not nil, is called for each request cleaned with the number of
+	// session cookies taken out of it (at least 1; a header that could not be cleaned
+	// by cutting is dropped whole and counts 1), for metrics.
+	Removed func(r *http.Request, n int)
+}
+
+// Handler returns next behind the shield.
+func (s *Shield) Handler(next http.Handler) http.Handler {
+	name := s.Cookie
+	if name == "" {
+		name = DefaultCookieName
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		lines := r.Header["Cookie"]
 		if len(lines) == 0 {
 			next.ServeHTTP(w, r)
 			return
 		}
-		// The proxy forwards all Cookie lines as one HTTP_COOKIE joined with "; ",
+		// A proxy forwards all Cookie lines as one HTTP_COOKIE joined with "; ",
 		// which is the text Python parses: judge exactly that.
 		joined := strings.Join(lines, "; ")
-		clean, removed, ok := shieldCookieHeader(joined, cookieName)
+		clean, removed, ok := ShieldCookieHeader(joined, name)
 		if len(removed) == 0 && ok {
 			next.ServeHTTP(w, r)
 			return
@@ -302,10 +358,16 @@ func shield(next http.Handler, cookieName, route string, log *slog.Logger, m *ga
 			}
 			quoted[i] = strconv.Quote(v)
 		}
+		log := s.Logger
+		if log == nil {
+			log = slog.Default()
+		}
 		log.Warn("removed a session cookie with an invalid id before forwarding the request",
-			"route", route, "cookie", cookieName, "values", strings.Join(quoted, ","),
+			"cookie", name, "values", strings.Join(quoted, ","),
 			"dropped_header", !ok, "remote", r.RemoteAddr, "path", r.URL.Path)
-		m.rejected.With(route).Add(float64(max(len(removed), 1)))
+		if s.Removed != nil {
+			s.Removed(r, max(len(removed), 1))
+		}
 		next.ServeHTTP(w, r2)
 	})
 }

@@ -1,4 +1,4 @@
-package main
+package gateway
 
 import (
 	"bufio"
@@ -294,7 +294,7 @@ func TestNoFlags(t *testing.T) {
 	assert.Equal(t, "127.0.0.1:8080", p.addrs["http"])
 	real, err := filepath.EvalSymlinks(dir)
 	require.NoError(t, err)
-	want := `msg="no flags given: the demo app serves / at http://127.0.0.1:8080/" sessions=` + filepath.Join(real, "sessions")
+	want := `msg="no flags given: demo serves / at http://127.0.0.1:8080/" sessions=` + filepath.Join(real, "sessions")
 	assert.Eventually(t, func() bool { return strings.Contains(p.log.String(), want) }, 5*time.Second, 10*time.Millisecond, want)
 	assert.DirExists(t, filepath.Join(dir, "sessions"))
 	r := get(t, client(t), "http://127.0.0.1:8080/")

@@ -1,8 +1,10 @@
-package main
+package gateway
 
 import (
 	"context"
 	"time"
+
+	"github.com/qxbridge/qxbridge/store"
 )
 
 // sweepInterval is how often the idle sweep runs for a -max-idle of d: a quarter of
@@ -15,14 +17,14 @@ func sweepInterval(d time.Duration) time.Duration {
 // ctx is done. It does what session3's delete_old_sessions does for the whole
 // directory, plus removing the zero-length files left by crashed Python writers, on
 // which session3's readers would spin for ever (see store.Directory.DeleteIdle).
-func (g *gateway) sweepLoop(ctx context.Context) {
-	if g.cfg.MaxIdle <= 0 {
+func (g *Gateway) sweepLoop(ctx context.Context, dir *store.Directory, maxIdle time.Duration) {
+	if maxIdle <= 0 {
 		return
 	}
-	t := time.NewTicker(sweepInterval(g.cfg.MaxIdle))
+	t := time.NewTicker(sweepInterval(maxIdle))
 	defer t.Stop()
 	for {
-		g.sweepOnce()
+		g.sweepOnce(dir, maxIdle)
 		select {
 		case <-ctx.Done():
 			return
@@ -31,15 +33,15 @@ func (g *gateway) sweepLoop(ctx context.Context) {
 	}
 }
 
-func (g *gateway) sweepOnce() {
-	deleted, remaining, err := g.dir.DeleteIdle(g.cfg.MaxIdle)
+func (g *Gateway) sweepOnce(dir *store.Directory, maxIdle time.Duration) {
+	deleted, remaining, err := dir.DeleteIdle(maxIdle)
 	g.metrics.sweepDone(deleted, remaining, err, time.Now())
 	switch {
 	case err != nil:
-		g.log.Error("idle sweep failed", "dir", g.dir.Dir(), "error", err, "deleted", deleted)
+		g.log().Error("idle sweep failed", "dir", dir.Dir(), "error", err, "deleted", deleted)
 	case deleted > 0:
-		g.log.Info("idle sweep", "deleted", deleted, "remaining", remaining, "max_idle", g.cfg.MaxIdle)
+		g.log().Info("idle sweep", "deleted", deleted, "remaining", remaining, "max_idle", maxIdle)
 	default:
-		g.log.Debug("idle sweep", "deleted", deleted, "remaining", remaining, "max_idle", g.cfg.MaxIdle)
+		g.log().Debug("idle sweep", "deleted", deleted, "remaining", remaining, "max_idle", maxIdle)
 	}
 }

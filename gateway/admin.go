@@ -1,4 +1,4 @@
-package main
+package gateway
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/qxbridge/qxbridge/internal/pytext"
 	"github.com/qxbridge/qxbridge/pickle"
 	"github.com/qxbridge/qxbridge/quixote"
 	"github.com/qxbridge/qxbridge/store"
@@ -22,11 +23,11 @@ import (
 
 // The sessions command: the administration tool session3 never had.
 //
-//	scgi-gateway sessions [-dir DIR] list [-json]
-//	scgi-gateway sessions [-dir DIR] show ID
-//	scgi-gateway sessions [-dir DIR] set ID NAME=JSON
-//	scgi-gateway sessions [-dir DIR] delete ID
-//	scgi-gateway sessions [-dir DIR] sweep -older DURATION
+//	PROGRAM sessions [-dir DIR] list [-json]
+//	PROGRAM sessions [-dir DIR] show ID
+//	PROGRAM sessions [-dir DIR] set ID NAME=JSON
+//	PROGRAM sessions [-dir DIR] delete ID
+//	PROGRAM sessions [-dir DIR] sweep -older DURATION
 //
 // It reads and writes through the store package, under the same flock(2) locks as the
 // gateway and session3, so it is safe to run beside them. set changes one attribute
@@ -38,7 +39,7 @@ import (
 // Exit status: 0 on success, 1 when a session is missing or a file cannot be read or
 // written, 2 for a usage error or an invalid session id.
 
-const sessionsUsage = `usage: scgi-gateway sessions [-dir DIR] COMMAND
+const sessionsUsage = `usage: %s sessions [-dir DIR] COMMAND
 
 Commands:
   list [-json]            every session: id, user, class, idle time (since the file last changed)
@@ -64,12 +65,13 @@ func usageErr(format string, args ...any) error {
 	return exitError{2, fmt.Errorf(format, args...)}
 }
 
-func runSessions(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("scgi-gateway sessions", flag.ContinueOnError)
+func (g *Gateway) runSessions(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	prog := g.name()
+	fs := flag.NewFlagSet(prog+" sessions", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dirFlag := fs.String("dir", defaultSessionsDir, "the session `DIR`ectory")
+	dirFlag := fs.String("dir", g.Config.SessionsDir, "the session `DIR`ectory")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, sessionsUsage)
+		fmt.Fprintf(stderr, sessionsUsage, prog)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -82,14 +84,14 @@ func runSessions(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fs.Usage()
 		return 2
 	}
-	err := sessionsCommand(ctx, *dirFlag, fs.Arg(0), fs.Args()[1:], stdout, stderr)
+	err := sessionsCommand(ctx, prog, *dirFlag, fs.Arg(0), fs.Args()[1:], stdout, stderr)
 	if err == nil {
 		return 0
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
-	fmt.Fprintln(stderr, "scgi-gateway sessions:", err)
+	fmt.Fprintln(stderr, prog+" sessions:", err)
 	var ee exitError
 	if errors.As(err, &ee) {
 		return ee.code
@@ -97,7 +99,7 @@ func runSessions(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	return 1
 }
 
-func sessionsCommand(ctx context.Context, dirName, cmd string, args []string, stdout, stderr io.Writer) error {
+func sessionsCommand(ctx context.Context, prog, dirName, cmd string, args []string, stdout, stderr io.Writer) error {
 	open := func() (*store.Directory, error) {
 		fi, err := os.Stat(dirName)
 		if err != nil {
@@ -111,7 +113,7 @@ func sessionsCommand(ctx context.Context, dirName, cmd string, args []string, st
 	}
 	argsN := func(n int, form string) error {
 		if len(args) != n {
-			return usageErr("usage: scgi-gateway sessions [-dir DIR] %s", form)
+			return usageErr("usage: %s sessions [-dir DIR] %s", prog, form)
 		}
 		return nil
 	}
@@ -131,7 +133,7 @@ func sessionsCommand(ctx context.Context, dirName, cmd string, args []string, st
 			return exitError{2, err}
 		}
 		if fs.NArg() > 0 {
-			return usageErr("usage: scgi-gateway sessions [-dir DIR] list [-json]")
+			return usageErr("usage: %s sessions [-dir DIR] list [-json]", prog)
 		}
 		dir, err := open()
 		if err != nil {
@@ -190,7 +192,7 @@ func sessionsCommand(ctx context.Context, dirName, cmd string, args []string, st
 			return exitError{2, err}
 		}
 		if fs.NArg() > 0 || *older < 0 {
-			return usageErr("usage: scgi-gateway sessions [-dir DIR] sweep -older DURATION (e.g. 24h)")
+			return usageErr("usage: %s sessions [-dir DIR] sweep -older DURATION (e.g. 24h)", prog)
 		}
 		dir, err := open()
 		if err != nil {
@@ -200,7 +202,7 @@ func sessionsCommand(ctx context.Context, dirName, cmd string, args []string, st
 		fmt.Fprintf(stdout, "deleted %d, remaining %d\n", deleted, remaining)
 		return err
 	case "help", "-h", "-help":
-		fmt.Fprint(stdout, sessionsUsage)
+		fmt.Fprintf(stdout, sessionsUsage, prog)
 		return flag.ErrHelp
 	}
 	return usageErr("unknown command %q (list, show, set, delete or sweep)", cmd)
@@ -263,7 +265,7 @@ func listSessions(ctx context.Context, dir *store.Directory, asJSON bool, stdout
 			failed++
 		} else {
 			e.Class = s.Class().String()
-			e.userText = pyStr(s.User())
+			e.userText = pytext.Str(s.User())
 			if e.User, err = pickle.ToJSON(s.User()); err != nil {
 				e.User = nil
 			}
@@ -323,7 +325,7 @@ func showSession(ctx context.Context, dir *store.Directory, id string, stdout io
 	for name, v := range s.Object().Attrs().All() {
 		key, ok := name.(string)
 		if !ok {
-			key = pyRepr(name) // a non-str key in __dict__: possible, if odd
+			key = pytext.Repr(name) // a non-str key in __dict__: possible, if odd
 		}
 		val, err := pickle.ToJSON(v)
 		if err != nil {

@@ -1,4 +1,4 @@
-package main
+package gateway
 
 import (
 	"bufio"
@@ -17,25 +17,36 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qxbridge/qxbridge/demo"
 	"github.com/qxbridge/qxbridge/internal/testpeer"
 	"github.com/qxbridge/qxbridge/quixote"
 	"github.com/stretchr/testify/require"
 )
 
 // TestMain lets the tests run the gateway as a real process: the test binary started
-// with SCGI_GATEWAY_MAIN=1 is the scgi-gateway command (main, with its signal handling
+// with SCGI_GATEWAY_MAIN=1 is the scgi-gateway command (Main, with its signal handling
 // and os.Exit), its arguments being the gateway's.
 func TestMain(m *testing.M) {
 	if os.Getenv("SCGI_GATEWAY_MAIN") == "1" {
-		main()
+		newTestGateway().Main()
 		return
 	}
 	os.Exit(m.Run())
 }
 
-// runningGateway is a gateway started in-process through run, as main starts it.
+// newTestGateway returns the gateway cmd/scgi-gateway runs: the demo registered as
+// "demo", serving / when no route is given.
+func newTestGateway() *Gateway {
+	g := New()
+	g.Name = "scgi-gateway"
+	g.Handle("demo", demo.New(g.Sessions, nil))
+	g.Config.Routes = []Route{{Prefix: "/", Target: "demo"}}
+	return g
+}
+
+// runningGateway is a gateway started in-process through Run, as Main starts it.
 type runningGateway struct {
-	*gateway
+	*Gateway
 	log  *testpeer.Output
 	stop func() int // cancels the context and returns run's exit status
 }
@@ -46,10 +57,12 @@ func startGateway(t testing.TB, args ...string) *runningGateway {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &testpeer.Output{}
-	ready := make(chan *gateway, 1)
+	ready := make(chan *Gateway, 1)
 	exit := make(chan int, 1)
-	go func() { exit <- run(ctx, args, io.Discard, logs, func(g *gateway) { ready <- g }) }()
-	var g *gateway
+	gw := newTestGateway()
+	gw.onReady = func(g *Gateway) { ready <- g }
+	go func() { exit <- gw.Run(ctx, args, io.Discard, logs) }()
+	var g *Gateway
 	select {
 	case g = <-ready:
 	case code := <-exit:
@@ -61,7 +74,7 @@ func startGateway(t testing.TB, args ...string) *runningGateway {
 	}
 	var once sync.Once
 	status := 0
-	rg := &runningGateway{gateway: g, log: logs}
+	rg := &runningGateway{Gateway: g, log: logs}
 	rg.stop = func() int {
 		once.Do(func() {
 			cancel()
@@ -86,7 +99,7 @@ func startGateway(t testing.TB, args ...string) *runningGateway {
 }
 
 // url returns the gateway's HTTP address as a URL prefix.
-func (g *runningGateway) url() string { return "http://" + g.Addr("http") }
+func (g *runningGateway) url() string { return "http://" + g.addr("http") }
 
 // pyProcess is a running CPython program from testdata/py that printed "READY addr".
 type pyProcess struct {

@@ -1,11 +1,10 @@
-package main
+package gateway
 
 import (
 	"context"
 	"errors"
 	"net/http"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,8 +31,8 @@ type gatewayMetrics struct {
 	sweepRemaining atomic.Int64
 	sweepLast      atomic.Int64 // unix seconds of the last sweep, 0 before the first
 
-	mu      sync.Mutex
-	proxies []namedProxy
+	// proxies returns the pools of the current routing table.
+	proxies func() []namedProxy
 }
 
 type namedProxy struct {
@@ -90,17 +89,12 @@ func bool01(b bool) float64 {
 	return 0
 }
 
-func (m *gatewayMetrics) addProxy(route string, p *scgi.Proxy) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.proxies = append(m.proxies, namedProxy{route, p})
-}
-
 func (m *gatewayMetrics) backendSamples(f func(scgi.BackendStats) float64) func() []metrics.Sample {
 	return func() []metrics.Sample {
-		m.mu.Lock()
-		ps := append([]namedProxy(nil), m.proxies...)
-		m.mu.Unlock()
+		var ps []namedProxy
+		if m.proxies != nil {
+			ps = m.proxies()
+		}
 		var out []metrics.Sample
 		for _, np := range ps {
 			for _, s := range np.proxy.Stats() {

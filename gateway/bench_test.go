@@ -1,4 +1,4 @@
-package main
+package gateway
 
 import (
 	"context"
@@ -95,13 +95,15 @@ func BenchmarkGatewayEndToEnd(b *testing.B) {
 		"--listen", "unix:"+filepath.Join(tmp, "py.sock"), "--children", strconv.Itoa(children))
 	sock := "unix:" + filepath.Join(tmp, "gw.sock")
 	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan *gateway, 1)
+	ready := make(chan *Gateway, 1)
 	exited := make(chan int, 1)
 	// The request log is written (and thrown away), as a deployment writes it.
+	g := newTestGateway()
+	g.onReady = func(g *Gateway) { ready <- g }
 	go func() {
-		exited <- run(ctx, []string{"-scgi", sock, "-sessions", sessions, "-route", "/=demo",
+		exited <- g.Run(ctx, []string{"-scgi", sock, "-sessions", sessions, "-route", "/=demo",
 			"-mount", "/py/=" + w.scgiTarget(), "-cookie-path", "/", "-backend-max-conns", strconv.Itoa(children)},
-			io.Discard, io.Discard, func(g *gateway) { ready <- g })
+			io.Discard, io.Discard)
 	}()
 	select {
 	case <-ready:

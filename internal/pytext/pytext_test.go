@@ -1,4 +1,4 @@
-package main
+package pytext
 
 import (
 	"encoding/json"
@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestPyFloatReprMatchesCPython compares pyFloatRepr with CPython's repr over a spread
+// TestPyFloatReprMatchesCPython compares FloatRepr with CPython's repr over a spread
 // of magnitudes, the exponent boundaries and random bit patterns.
 func TestPyFloatReprMatchesCPython(t *testing.T) {
 	py := testpeer.Python(t)
@@ -48,11 +48,11 @@ for line in sys.stdin:
 	want := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
 	require.Len(t, want, len(fs))
 	for i, f := range fs {
-		assert.Equal(t, want[i], pyFloatRepr(f), "bits %#x", math.Float64bits(f))
+		assert.Equal(t, want[i], FloatRepr(f), "bits %#x", math.Float64bits(f))
 	}
 }
 
-// TestPyReprMatchesCPython compares pyStr and pyRepr with CPython's str and repr for
+// TestPyReprMatchesCPython compares Str and Repr with CPython's str and repr for
 // the values the demo pages print.
 func TestPyReprMatchesCPython(t *testing.T) {
 	py := testpeer.Python(t)
@@ -88,7 +88,17 @@ for line in sys.stdin:
 	for i, v := range values {
 		var want [2]string
 		require.NoError(t, json.Unmarshal([]byte(lines[i]), &want))
-		assert.Equal(t, want[0], pyStr(v), "str of %#v", v)
-		assert.Equal(t, want[1], pyRepr(v), "repr of %#v", v)
+		assert.Equal(t, want[0], Str(v), "str of %#v", v)
+		assert.Equal(t, want[1], Repr(v), "repr of %#v", v)
+	}
+}
+
+func TestPyFloatRepr(t *testing.T) {
+	for f, want := range map[float64]string{
+		1795305505.661934: "1795305505.661934", 0: "0.0", 1: "1.0", -2.5: "-2.5", 0.1: "0.1",
+		1e16: "1e+16", 1e15: "1000000000000000.0", 123456789012345680: "1.2345678901234568e+17",
+		0.0001: "0.0001", 0.00001: "1e-05", 1.5e-07: "1.5e-07", 1e22: "1e+22", 12.0: "12.0",
+	} {
+		assert.Equal(t, want, FloatRepr(f), "%v", f)
 	}
 }

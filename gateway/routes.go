@@ -1,47 +1,20 @@
-package main
+package gateway
 
 import (
 	"context"
 	"log/slog"
 	"net/http"
 	"path"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/qxbridge/qxbridge/scgi"
 )
 
-// route is one entry of the routing table: a prefix and what serves it.
-type route struct {
-	spec    routeSpec
-	handler http.Handler
-	proxy   *scgi.Proxy // the pool of a Python target; nil for the demo
-	backend string      // what the request log calls the target
-}
-
-// router sends each request to the route with the longest matching prefix. A prefix
-// matches the path itself and every path below it: "/app/" and "/app" both match
-// "/app", "/app/" and "/app/x", but not "/apple"; "/" matches everything.
-//
-// It also writes the request log line and the request metrics, because it alone knows
-// which route served a request.
-type router struct {
-	routes  []*route // longest prefix first
-	log     *slog.Logger
-	metrics *gatewayMetrics
-}
-
-func newRouter(routes []*route, log *slog.Logger, m *gatewayMetrics) *router {
-	rs := slices.Clone(routes)
-	slices.SortStableFunc(rs, func(a, b *route) int { return len(b.spec.match()) - len(a.spec.match()) })
-	return &router{routes: rs, log: log, metrics: m}
-}
-
 // lookup returns the route for a request path, or nil.
-func (rt *router) lookup(p string) *route {
-	for _, r := range rt.routes {
-		if under(p, r.spec.match()) {
+func (t *table) lookup(p string) *route {
+	for _, r := range t.routes {
+		if under(p, r.match()) {
 			return r
 		}
 	}
@@ -62,13 +35,25 @@ func scriptNameFrom(r *http.Request) string {
 	return s
 }
 
-func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// ServeHTTP routes a request: to the route with the longest prefix matching its path,
+// 404 when none does. A prefix matches the path itself and every path below it:
+// "/app/" and "/app" both match "/app", "/app/" and "/app/x", but not "/apple"; "/"
+// matches everything. A path with dot segments or repeated slashes is redirected to
+// its clean form first. Each request is logged (one record: method, path, route,
+// status, duration, backend, bytes) and counted in the metrics, because the router
+// alone knows which route served it. Call Open first.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	t := g.table.Load()
+	if t == nil {
+		http.Error(w, "gateway not open", http.StatusServiceUnavailable)
+		return
+	}
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w}
-	rt0 := rt.lookup(r.URL.Path)
+	rt0 := t.lookup(r.URL.Path)
 	routeName, backend := "none", ""
 	if rt0 != nil {
-		routeName, backend = rt0.spec.Prefix, rt0.backend
+		routeName, backend = rt0.Prefix, rt0.backend
 	}
 	defer func() {
 		// Logged and counted even when the handler panics (the proxy aborts a response
@@ -83,7 +68,7 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		d := time.Since(start)
-		rt.metrics.observeRequest(routeName, status, d)
+		g.metrics.observeRequest(routeName, status, d)
 		attrs := []slog.Attr{
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
@@ -97,7 +82,7 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if p != nil {
 			attrs = append(attrs, slog.Bool("aborted", true))
 		}
-		rt.log.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)
+		g.log().LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)
 		if p != nil {
 			panic(p)
 		}
@@ -178,7 +163,7 @@ func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // redirected to the prefix with a slash, as Quixote does for a directory. Otherwise
 // the handler sees the whole path, and SCRIPT_NAME is what an SCGI front end sent
 // when the path lies under it, else "".
-func mountGo(spec routeSpec, h http.Handler) http.Handler {
+func mountGo(spec Route, h http.Handler) http.Handler {
 	prefix := spec.match()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		script := ""

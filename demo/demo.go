@@ -1,21 +1,4 @@
-package main
-
-import (
-	"fmt"
-	"log/slog"
-	"math"
-	"math/big"
-	"net/http"
-	"strconv"
-	"strings"
-	"time"
-
-	"github.com/qxbridge/qxbridge/pickle"
-	"github.com/qxbridge/qxbridge/quixote"
-	"github.com/qxbridge/qxbridge/store"
-)
-
-// The demo application: a Go port of session3's own test application
+// Package demo is the gateway's demo application: a Go port of session3's own test application
 // (test/test_runner.py in session3's sources), page for page and word for word, so
 // that session3's integration tests (test/run_tests.py) run against it unchanged and
 // a person can click through it. It runs on the quixote package's session manager
@@ -41,14 +24,42 @@ import (
 //
 // Values are printed as Python prints them (None, True, a float's repr), and the
 // HTML pages escape them as Quixote's htmltext does.
+//
+// It is an ordinary http.Handler, registered with a gateway like any application's
+// own pages (cmd/scgi-gateway does gateway.Handle("demo", demo.New(...))), and reads
+// the session the gateway's session manager gives each request.
+package demo
+
+import (
+	"fmt"
+	"log/slog"
+	"math"
+	"math/big"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/qxbridge/qxbridge/internal/pytext"
+	"github.com/qxbridge/qxbridge/pickle"
+	"github.com/qxbridge/qxbridge/quixote"
+	"github.com/qxbridge/qxbridge/store"
+)
+
 type demo struct {
-	dir *store.Directory
+	dir func() *store.Directory
 	log *slog.Logger
 	mux *http.ServeMux
 }
 
-func newDemo(dir *store.Directory, log *slog.Logger) http.Handler {
-	d := &demo{dir: dir, log: log, mux: http.NewServeMux()}
+// New returns the demo application. sessions returns the session directory the
+// gateway opened (for /delete_old, which sweeps it); log receives its errors (nil
+// means slog.Default()). Serve it behind a quixote.Manager, as a gateway does.
+func New(sessions func() *store.Directory, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.Default()
+	}
+	d := &demo{dir: sessions, log: log, mux: http.NewServeMux()}
 	d.mux.HandleFunc("/{$}", d.index)
 	d.mux.HandleFunc("/login", d.login)
 	d.mux.HandleFunc("/logout", d.logout)
@@ -121,7 +132,7 @@ func (d *demo) index(w http.ResponseWriter, r *http.Request) {
 			id = firstRunes(s.ID(), 16) + "..."
 		}
 		content = fmt.Sprintf(`<p>Hello, %s!</p><p>Session ID: %s</p><p>Counter: %s</p><p><a href="logout">logout</a></p>`,
-			htmlEscape(pyStr(s.User())), htmlEscape(id), htmlEscape(pyStr(attr(s, "counter", int64(0)))))
+			htmlEscape(pytext.Str(s.User())), htmlEscape(id), htmlEscape(pytext.Str(attr(s, "counter", int64(0)))))
 	} else {
 		content = `<p>Not logged in.</p><p><a href="login">login</a></p>`
 	}
@@ -143,7 +154,7 @@ func (d *demo) login(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	page(w, `<html><body><p>Welcome! `+htmlEscape(pyStr(s.User()))+`</p><p><a href=".">back</a></p></body></html>`)
+	page(w, `<html><body><p>Welcome! `+htmlEscape(pytext.Str(s.User()))+`</p><p><a href=".">back</a></p></body></html>`)
 }
 
 func (d *demo) logout(w http.ResponseWriter, r *http.Request) {
@@ -161,7 +172,7 @@ func (d *demo) counter(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, http.StatusInternalServerError, "counter: "+err.Error())
 		return
 	}
-	page(w, `<html><body><p>Counter: `+htmlEscape(pyStr(n))+`</p><p><a href=".">back</a></p></body></html>`)
+	page(w, `<html><body><p>Counter: `+htmlEscape(pytext.Str(n))+`</p><p><a href=".">back</a></p></body></html>`)
 }
 
 // pyAddOne is Python's v + 1 for the numbers a counter can hold.
@@ -195,10 +206,10 @@ func (d *demo) checkToken(w http.ResponseWriter, r *http.Request) {
 	n := len(s.FormTokens())
 	plain(w,
 		"session_id: "+pyID(s),
-		"user: "+pyStr(s.User()),
-		"has_form_tokens: "+pyStr(n > 0),
+		"user: "+pytext.Str(s.User()),
+		"has_form_tokens: "+pytext.Str(n > 0),
 		"form_token_count: "+strconv.Itoa(n),
-		"Access time: "+pyFloatRepr(accessTime(s)))
+		"Access time: "+pytext.FloatRepr(accessTime(s)))
 }
 
 func (d *demo) check(w http.ResponseWriter, r *http.Request) {
@@ -206,12 +217,12 @@ func (d *demo) check(w http.ResponseWriter, r *http.Request) {
 	n := len(s.FormTokens())
 	plain(w,
 		"session_id: "+pyID(s),
-		"user: "+pyStr(s.User()),
-		"counter: "+pyStr(attr(s, "counter", "N/A")),
-		"has_info: "+pyStr(hasInfoValue(s)),
+		"user: "+pytext.Str(s.User()),
+		"counter: "+pytext.Str(attr(s, "counter", "N/A")),
+		"has_info: "+pytext.Str(hasInfoValue(s)),
 		"form_tokens_count: "+strconv.Itoa(n),
-		"has_form_tokens: "+pyStr(n > 0),
-		"Access time: "+pyFloatRepr(accessTime(s)))
+		"has_form_tokens: "+pytext.Str(n > 0),
+		"Access time: "+pytext.FloatRepr(accessTime(s)))
 }
 
 // hasInfoValue is what has_info() returns, as the check page prints it: session3's
@@ -244,12 +255,12 @@ func (d *demo) deleteOld(w http.ResponseWriter, r *http.Request) {
 	if v := r.FormValue("minutes"); v != "" {
 		n, err := strconv.Atoi(strings.TrimSpace(v))
 		if err != nil {
-			d.fail(w, http.StatusBadRequest, fmt.Sprintf("invalid literal for int() with base 10: %s", pyStrRepr(v)))
+			d.fail(w, http.StatusBadRequest, fmt.Sprintf("invalid literal for int() with base 10: %s", pytext.StrRepr(v)))
 			return
 		}
 		minutes = n
 	}
-	deleted, remaining, err := d.dir.DeleteIdle(minutesDuration(minutes))
+	deleted, remaining, err := d.dir().DeleteIdle(minutesDuration(minutes))
 	if err != nil {
 		d.fail(w, http.StatusInternalServerError, "delete_old_sessions: "+err.Error())
 		return
@@ -258,9 +269,9 @@ func (d *demo) deleteOld(w http.ResponseWriter, r *http.Request) {
 	// logged-in visitor whose own file was just swept keeps the session. The manager
 	// saves only changed sessions; put the file back here.
 	if s := session(r); s.ID() != "" && s.HasInfo() && !s.Expired() {
-		if has, err := d.dir.Has(r.Context(), s.ID()); err == nil && !has {
+		if has, err := d.dir().Has(r.Context(), s.ID()); err == nil && !has {
 			if data, err := s.Encode(); err == nil {
-				if err := d.dir.Save(r.Context(), s.ID(), data); err != nil {
+				if err := d.dir().Save(r.Context(), s.ID(), data); err != nil {
 					d.log.Error("demo: cannot restore the current session after the sweep", "id", s.ID(), "error", err)
 				}
 			}

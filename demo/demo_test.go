@@ -1,7 +1,10 @@
-package main
+package demo
 
 import (
+	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -9,23 +12,35 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qxbridge/qxbridge/internal/pytext"
+	"github.com/qxbridge/qxbridge/quixote"
+	"github.com/qxbridge/qxbridge/store"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// demoSite is the gateway with no routes given (the demo at /) over a fresh session
-// directory, as `go run ./cmd/scgi-gateway` starts it but on a free port.
+// demoSite is the demo behind session3's session manager over a fresh session
+// directory, as a gateway serves it.
 type demoSite struct {
-	g   *runningGateway
+	srv *httptest.Server
 	dir string
 	c   *http.Client
 }
 
-func newDemoSite(t *testing.T, extra ...string) *demoSite {
-	dir := filepath.Join(t.TempDir(), "sessions") // created by the gateway
-	g := startGateway(t, append([]string{"-http", "127.0.0.1:0", "-sessions", dir}, extra...)...)
-	return &demoSite{g: g, dir: dir, c: &http.Client{Timeout: 10 * time.Second}}
+func newDemoSite(t *testing.T) *demoSite {
+	dir := filepath.Join(t.TempDir(), "sessions")
+	require.NoError(t, os.Mkdir(dir, 0o777))
+	st, err := store.Open(dir)
+	require.NoError(t, err)
+	m := quixote.NewManager(st)
+	m.OneAtATime = true
+	m.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv := httptest.NewServer(m.Handler(New(func() *store.Directory { return st }, m.Logger)))
+	t.Cleanup(srv.Close)
+	return &demoSite{srv: srv, dir: dir, c: &http.Client{Timeout: 10 * time.Second}}
 }
+
+func (d *demoSite) url() string { return d.srv.URL }
 
 // req makes a request the way session3's run_tests.py does: the Cookie header, when
 // given, is the raw Set-Cookie header of an earlier response (attributes included).
@@ -35,7 +50,7 @@ func (d *demoSite) req(t *testing.T, method, path, data, cookie string) response
 	if cookie != "" {
 		h = []string{"Cookie", cookie}
 	}
-	return do(t, d.c, method, d.g.url()+path, data, h...)
+	return do(t, d.c, method, d.url()+path, data, h...)
 }
 
 func setCookie(r response) string {
@@ -122,7 +137,7 @@ func TestDemoSession3IntegrationCases(t *testing.T) {
 		id := strings.Split(cookie, `"`)[1]
 		s := readSession(t, d.dir, id)
 		assert.Equal(t, "session_id: "+id+"\nuser: TestUser\ncounter: 2\nhas_info: TestUser\nform_tokens_count: 0\nhas_form_tokens: False\nAccess time: "+
-			pyFloatRepr(accessTime(s)), r.body)
+			pytext.FloatRepr(accessTime(s)), r.body)
 	})
 
 	t.Run("logout", func(t *testing.T) {
@@ -150,7 +165,7 @@ func TestDemoSession3IntegrationCases(t *testing.T) {
 		r3 := d.req(t, "GET", "/check_token", "", cookie)
 		assert.Contains(t, r3.body, "has_form_tokens: True")
 		s := readSession(t, d.dir, id)
-		assert.Equal(t, "session_id: "+id+"\nuser: TokenUser\nhas_form_tokens: True\nform_token_count: 1\nAccess time: "+pyFloatRepr(accessTime(s)), r3.body)
+		assert.Equal(t, "session_id: "+id+"\nuser: TokenUser\nhas_form_tokens: True\nform_token_count: 1\nAccess time: "+pytext.FloatRepr(accessTime(s)), r3.body)
 	})
 
 	t.Run("delete_old_sessions", func(t *testing.T) {
@@ -210,7 +225,7 @@ func TestDemoSession3IntegrationCases(t *testing.T) {
 func TestDemoDetails(t *testing.T) {
 	d := newDemoSite(t)
 	c := client(t)
-	u := d.g.url()
+	u := d.url()
 
 	r := get(t, c, u+"/login?name=%3Cb%3E%26%22x%22")
 	assert.Equal(t, `<html><body><p>Welcome! &lt;b&gt;&amp;&quot;x&quot;</p><p><a href=".">back</a></p></body></html>`, r.body,
@@ -242,28 +257,4 @@ func TestDemoDetails(t *testing.T) {
 	assert.Contains(t, r.body, "unsupported operand type(s) for +: 'str' and 'int'")
 	n, _ := readSession(t, d.dir, id).GetString("counter")
 	assert.Equal(t, "text", n, "a failed request saves nothing")
-}
-
-func TestDemoMounted(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "s")
-	g := startGateway(t, "-http", "127.0.0.1:0", "-sessions", dir, "-mount", "/demo/=demo")
-	c := client(t)
-	r := get(t, c, g.url()+"/demo")
-	assert.Equal(t, http.StatusMovedPermanently, r.status)
-	assert.Equal(t, "/demo/", r.header.Get("Location"))
-	r = get(t, c, g.url()+"/demo/login?name=m")
-	assert.Contains(t, r.body, "Welcome! m")
-	assert.Regexp(t, `^QX_session="[A-Za-z0-9_-]{11}"; path=/demo/$`, r.cookies[0], "the cookie path is SCRIPT_NAME + /, as Quixote's")
-	assert.Contains(t, get(t, c, g.url()+"/demo/check").body, "user: m")
-	assert.Equal(t, http.StatusNotFound, get(t, c, g.url()+"/check").status, "nothing outside the mount")
-}
-
-func TestPyFloatRepr(t *testing.T) {
-	for f, want := range map[float64]string{
-		1795305505.661934: "1795305505.661934", 0: "0.0", 1: "1.0", -2.5: "-2.5", 0.1: "0.1",
-		1e16: "1e+16", 1e15: "1000000000000000.0", 123456789012345680: "1.2345678901234568e+17",
-		0.0001: "0.0001", 0.00001: "1e-05", 1.5e-07: "1.5e-07", 1e22: "1e+22", 12.0: "12.0",
-	} {
-		assert.Equal(t, want, pyFloatRepr(f), "%v", f)
-	}
 }

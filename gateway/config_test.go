@@ -1,4 +1,4 @@
-package main
+package gateway
 
 import (
 	"io"
@@ -14,24 +14,29 @@ import (
 
 func noEnv(string) string { return "" }
 
+func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string) (Config, error) {
+	cfg, _, err := newTestGateway().parseFlags(args, stderr, getenv)
+	return cfg, err
+}
+
 func TestFlagsDefaults(t *testing.T) {
-	cfg, err := parseServeFlags(nil, io.Discard, noEnv)
+	cfg, used, err := newTestGateway().parseFlags(nil, io.Discard, noEnv)
 	require.NoError(t, err)
 	assert.Equal(t, "127.0.0.1:8080", cfg.HTTPAddr)
 	assert.Equal(t, "sessions", cfg.SessionsDir)
 	assert.Empty(t, cfg.StagingDir)
-	assert.Equal(t, []routeSpec{{Prefix: "/", Target: "demo", Demo: true}}, cfg.Routes)
-	assert.True(t, cfg.DefaultRoute)
-	assert.True(t, cfg.DefaultListener)
+	assert.Equal(t, []Route{{Prefix: "/", Target: "demo"}}, cfg.Routes)
+	assert.True(t, used.routes)
+	assert.True(t, used.listener)
 	assert.Equal(t, quixote.Session3Class, cfg.NewClass)
 	assert.Equal(t, "QX_session", cfg.Cookie.Name)
 	assert.Equal(t, 0o660, int(cfg.SocketMode))
 
 	// Only an SCGI listener: no HTTP one is added.
-	cfg, err = parseServeFlags([]string{"-scgi", "unix:/tmp/x.sock"}, io.Discard, noEnv)
+	cfg, used, err = newTestGateway().parseFlags([]string{"-scgi", "unix:/tmp/x.sock"}, io.Discard, noEnv)
 	require.NoError(t, err)
 	assert.Empty(t, cfg.HTTPAddr)
-	assert.False(t, cfg.DefaultListener)
+	assert.False(t, used.listener)
 
 	// Socket activation replaces the default listener.
 	cfg, err = parseServeFlags(nil, io.Discard, func(k string) string { return map[string]string{"LISTEN_FDS": "1"}[k] })
@@ -49,12 +54,17 @@ func TestFlagsRoutes(t *testing.T) {
 		"-socket-mode", "0600", "-max-idle", "24h", "-staging-dir", "/var/lib/myapp/staging",
 	}, io.Discard, noEnv)
 	require.NoError(t, err)
-	assert.Equal(t, []routeSpec{
-		{Prefix: "/counter", Target: "demo", Demo: true},
-		{Prefix: "/", Target: "scgi://127.0.0.1:4000,[::1]:4001,py.internal:4002", Backends: []string{"127.0.0.1:4000", "[::1]:4001", "py.internal:4002"}},
-		{Prefix: "/app/", Target: "scgi+unix:///run/app.sock", Mount: true, Backends: []string{"unix:/run/app.sock"}},
+	assert.Equal(t, []Route{
+		{Prefix: "/counter", Target: "demo"},
+		{Prefix: "/", Target: "scgi://127.0.0.1:4000,[::1]:4001,py.internal:4002"},
+		{Prefix: "/app/", Target: "scgi+unix:///run/app.sock", Mount: true},
 	}, cfg.Routes)
-	assert.False(t, cfg.DefaultRoute)
+	backends, err := parseTarget(cfg.Routes[1].Target)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"127.0.0.1:4000", "[::1]:4001", "py.internal:4002"}, backends)
+	backends, err = parseTarget(cfg.Routes[2].Target)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"unix:/run/app.sock"}, backends)
 	assert.Equal(t, quixote.Cookie{Name: "sid", Path: "/", Domain: "example.org", Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode}, cfg.Cookie)
 	assert.Equal(t, quixote.Class{Module: "myapp.sessions", Name: "Shop", Kind: quixote.KindQuixote}, cfg.NewClass)
 	assert.Equal(t, 0o600, int(cfg.SocketMode))
@@ -74,6 +84,7 @@ func TestFlagsErrors(t *testing.T) {
 		{[]string{"-route", "counter=demo"}, "must start with /"},
 		{[]string{"-route", "/x"}, "want PREFIX=TARGET"},
 		{[]string{"-route", "/x=http://a:1"}, "unknown target"},
+		{[]string{"-route", "/x=reports"}, `no Go handler is registered as "reports" (registered: demo)`},
 		{[]string{"-route", "/x=scgi://a"}, "not HOST:PORT"},
 		{[]string{"-route", "/x=scgi://a:0"}, "bad port"},
 		{[]string{"-route", "/x=scgi://a:1/path"}, "not HOST:PORT"},
@@ -88,9 +99,9 @@ func TestFlagsErrors(t *testing.T) {
 		{[]string{"-session-class", "Session"}, "dotted Python class"},
 		{[]string{"-session-kind", "other"}, "session3, dict or quixote"},
 		{[]string{"-log-level", "loud"}, "-log-level"},
-		{[]string{"-log-format", "xml"}, "-log-format"},
+		{[]string{"-log-format", "xml"}, "log format \"xml\""},
 		{[]string{"extra"}, "unexpected argument"},
-		{[]string{"-sessions", ""}, "-sessions"},
+		{[]string{"-sessions", ""}, "session directory must be named"},
 	} {
 		_, err := parseServeFlags(tc.args, io.Discard, noEnv)
 		if assert.Error(t, err, "%v", tc.args) {
@@ -101,27 +112,27 @@ func TestFlagsErrors(t *testing.T) {
 
 func TestRunUsageErrors(t *testing.T) {
 	var stderr strings.Builder
-	assert.Equal(t, 2, run(t.Context(), []string{"-route", "nope"}, io.Discard, &stderr, nil))
+	assert.Equal(t, 2, newTestGateway().Run(t.Context(), []string{"-route", "nope"}, io.Discard, &stderr))
 	assert.Contains(t, stderr.String(), "want PREFIX=TARGET")
 	stderr.Reset()
-	assert.Equal(t, 0, run(t.Context(), []string{"-help"}, io.Discard, &stderr, nil))
+	assert.Equal(t, 0, newTestGateway().Run(t.Context(), []string{"-help"}, io.Discard, &stderr))
 	assert.Contains(t, stderr.String(), "usage: scgi-gateway")
 	assert.Contains(t, stderr.String(), "-mount PREFIX=TARGET")
 
 	// A listener that cannot be opened is reported, with exit status 1.
 	stderr.Reset()
 	busy := startGateway(t, "-http", "127.0.0.1:0", "-sessions", t.TempDir())
-	assert.Equal(t, 1, run(t.Context(), []string{"-http", busy.Addr("http"), "-sessions", t.TempDir()}, io.Discard, &stderr, nil))
+	assert.Equal(t, 1, newTestGateway().Run(t.Context(), []string{"-http", busy.addr("http"), "-sessions", t.TempDir()}, io.Discard, &stderr))
 	assert.Contains(t, stderr.String(), "cannot listen")
 }
 
 func TestRouterLongestPrefix(t *testing.T) {
 	mk := func(prefix string) *route {
-		return &route{spec: routeSpec{Prefix: prefix}, handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		return &route{Route: Route{Prefix: prefix}, handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.WriteString(w, prefix)
 		})}
 	}
-	rt := newRouter([]*route{mk("/"), mk("/app/"), mk("/app/admin"), mk("/counter")}, discardLogger(), newGatewayMetrics())
+	rt := newRouterForTest([]*route{mk("/"), mk("/app/"), mk("/app/admin"), mk("/counter")})
 	for path, want := range map[string]string{
 		"/":             "/",
 		"/x":            "/",
@@ -147,10 +158,17 @@ func TestRouterLongestPrefix(t *testing.T) {
 		assert.Equal(t, want, rec.Body.String(), path)
 	}
 
-	rt = newRouter([]*route{mk("/app/")}, discardLogger(), newGatewayMetrics())
+	rt = newRouterForTest([]*route{mk("/app/")})
 	rec := httptest.NewRecorder()
 	rt.ServeHTTP(rec, httptest.NewRequest("GET", "/other", nil))
 	assert.Equal(t, http.StatusNotFound, rec.Code, "no route: 404")
+}
+
+// newRouterForTest returns a gateway serving a routing table of the given routes.
+func newRouterForTest(routes []*route) *Gateway {
+	g := &Gateway{Logger: discardLogger(), metrics: newGatewayMetrics()}
+	g.table.Store(newTable(routes))
+	return g
 }
 
 func TestCleanPath(t *testing.T) {

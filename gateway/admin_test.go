@@ -1,4 +1,4 @@
-package main
+package gateway
 
 import (
 	"encoding/json"
@@ -40,7 +40,7 @@ func fixtureDir(t *testing.T) string {
 func admin(t *testing.T, dir string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var o, e strings.Builder
-	code = run(t.Context(), append([]string{"sessions", "-dir", dir}, args...), &o, &e, nil)
+	code = newTestGateway().Run(t.Context(), append([]string{"sessions", "-dir", dir}, args...), &o, &e)
 	return code, o.String(), e.String()
 }
 

@@ -1,0 +1,288 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/qxbridge/qxbridge/quixote"
+)
+
+// Defaults that New puts into a Config.
+const (
+	DefaultHTTPAddr        = "127.0.0.1:8080"
+	DefaultSessionsDir     = "sessions"
+	DefaultSocketMode      = 0o660
+	DefaultShutdownTimeout = 10 * time.Second
+	DefaultBackendTimeout  = 60 * time.Second
+)
+
+// Config is what a gateway serves and how. New returns one with the defaults filled
+// in; Main fills it from the flags and the configuration file on top of what the
+// program set.
+type Config struct {
+	// Listeners, as host:port or unix:/path. Main adds DefaultHTTPAddr when none
+	// of HTTPAddr and SCGIAddr is given and systemd passed no socket.
+	HTTPAddr    string      // plain HTTP
+	SCGIAddr    string      // SCGI, for a front server (nginx scgi_pass, ...)
+	MetricsAddr string      // Prometheus /metrics and /healthz
+	SocketMode  os.FileMode // permissions of the UNIX sockets the gateway creates
+
+	// SessionsDir is the session directory shared with the Python side (created if
+	// missing). StagingDir, when set, is where saves write their files before they
+	// are renamed into SessionsDir (see store.WithStagingDir).
+	SessionsDir string
+	StagingDir  string
+	// MaxIdle deletes sessions idle for longer, periodically (0: never).
+	MaxIdle time.Duration
+
+	// Cookie is the session cookie, as Quixote's SESSION_COOKIE_* settings.
+	Cookie quixote.Cookie
+	// NewClass is the Python class of sessions created in Go; the zero Class means
+	// session3's Session. Classes describes the application's session classes
+	// (module, name, the built-in kind each derives from, has_info and
+	// MAX_FORM_TOKENS overrides), so that Go treats their sessions as Python does.
+	NewClass quixote.Class
+	Classes  []quixote.Class
+
+	// Routes maps path prefixes to what serves them; the longest prefix wins.
+	Routes []Route
+
+	// ShutdownTimeout is how long requests in flight may take to finish on
+	// Shutdown (and on SIGTERM or SIGINT under Main).
+	ShutdownTimeout time.Duration
+	// BackendMaxConns bounds the connections per Python worker (0: no bound; set
+	// it to the worker's number of children). BackendTimeout is how long a worker
+	// may take to start its response.
+	BackendMaxConns int
+	BackendTimeout  time.Duration
+
+	// LogFormat ("text" or "json") and LogLevel configure the logger Main makes.
+	LogFormat string
+	LogLevel  slog.Level
+}
+
+// defaultConfig is the configuration New starts from.
+func defaultConfig() Config {
+	return Config{
+		SocketMode:      DefaultSocketMode,
+		SessionsDir:     DefaultSessionsDir,
+		Cookie:          quixote.Cookie{Name: quixote.DefaultCookieName},
+		NewClass:        quixote.Session3Class,
+		ShutdownTimeout: DefaultShutdownTimeout,
+		BackendTimeout:  DefaultBackendTimeout,
+		LogFormat:       "text",
+		LogLevel:        slog.LevelInfo,
+	}
+}
+
+// clone returns a copy that shares no slice with c.
+func (c Config) clone() Config {
+	c.Routes = slices.Clone(c.Routes)
+	c.Classes = slices.Clone(c.Classes)
+	return c
+}
+
+// Route sends the requests whose path is Prefix or lies below it to Target: "/app/"
+// and "/app" both match "/app", "/app/" and "/app/x", but not "/apple"; "/" matches
+// every path.
+//
+// Target is the name of a Go handler registered with Gateway.Handle, or a pool of
+// Python workers: "scgi://HOST:PORT[,HOST:PORT...]" (balanced by least connections,
+// resting a failing one) or "scgi+unix:///PATH".
+//
+// Without Mount the target sees the whole path, and SCRIPT_NAME is what an SCGI front
+// server sent when the path lies under it, else "". With Mount the application is
+// mounted at Prefix: SCRIPT_NAME is the prefix (from which Quixote, and the session
+// manager of a Go route, derive the cookie path) and PATH_INFO, or a Go handler's
+// r.URL.Path, is the rest.
+type Route struct {
+	Prefix string
+	Target string
+	Mount  bool
+}
+
+func (r Route) String() string {
+	flag := "-route"
+	if r.Mount {
+		flag = "-mount"
+	}
+	return flag + " " + r.Prefix + "=" + r.Target
+}
+
+// match is the prefix a request path is compared with: the given prefix without its
+// trailing slash ("" for "/").
+func (r Route) match() string { return strings.TrimSuffix(r.Prefix, "/") }
+
+// handlerName is the form of a Go handler's name: it cannot be mistaken for a pool.
+var handlerName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
+
+// check validates a route's prefix and the form of its target. Whether a named
+// handler exists is checked when the routing table is built.
+func (r Route) check() error {
+	if !strings.HasPrefix(r.Prefix, "/") {
+		return fmt.Errorf("%v: the prefix must start with /", r)
+	}
+	if strings.ContainsAny(r.Prefix, "?#\x00") || strings.Contains(r.Prefix, "//") || slices.Contains(strings.Split(r.Prefix, "/"), "..") {
+		return fmt.Errorf("%v: the prefix must be a plain path", r)
+	}
+	if r.Mount && r.match() == "" {
+		return fmt.Errorf("%v: mounting at / is what -route does; use -route /=%s", r, r.Target)
+	}
+	if _, err := parseTarget(r.Target); err != nil {
+		return fmt.Errorf("%v: %w", r, err)
+	}
+	return nil
+}
+
+// parseRoute parses PREFIX=TARGET.
+func parseRoute(v string, mount bool) (Route, error) {
+	prefix, target, ok := strings.Cut(v, "=")
+	if !ok {
+		return Route{}, fmt.Errorf("%q: want PREFIX=TARGET, e.g. /app/=scgi://127.0.0.1:4000", v)
+	}
+	r := Route{Prefix: prefix, Target: target, Mount: mount}
+	return r, r.check()
+}
+
+// parseTarget parses a route target: a handler name (nil backends), or a pool:
+// scgi://HOST:PORT[,HOST:PORT...] or scgi+unix:///PATH, returned as scgi.NewProxy
+// addresses.
+func parseTarget(t string) ([]string, error) {
+	switch {
+	case strings.HasPrefix(t, "scgi://"):
+		var out []string
+		for hp := range strings.SplitSeq(strings.TrimPrefix(t, "scgi://"), ",") {
+			u, err := url.Parse("scgi://" + hp)
+			if err != nil || u.Host != hp || u.Port() == "" || u.Hostname() == "" {
+				return nil, fmt.Errorf("target %q: %q is not HOST:PORT", t, hp)
+			}
+			if n, err := strconv.Atoi(u.Port()); err != nil || n <= 0 || n > 65535 {
+				return nil, fmt.Errorf("target %q: bad port in %q", t, hp)
+			}
+			out = append(out, hp)
+		}
+		return out, nil
+	case strings.HasPrefix(t, "scgi+unix://"):
+		path := strings.TrimPrefix(t, "scgi+unix://")
+		if !strings.HasPrefix(path, "/") {
+			return nil, fmt.Errorf("target %q: want scgi+unix:///absolute/path", t)
+		}
+		return []string{"unix:" + path}, nil
+	case handlerName.MatchString(t):
+		return nil, nil
+	}
+	return nil, fmt.Errorf("unknown target %q: want the name of a Go handler, scgi://HOST:PORT[,HOST:PORT...] or scgi+unix:///PATH", t)
+}
+
+// parseClass parses a session class name and kind (-session-class, -session-kind):
+// a built-in class by its dotted name, or an application class, which behaves like
+// session3's Session unless kind says otherwise.
+func parseClass(dotted, kind string) (quixote.Class, error) {
+	builtin := map[string]quixote.Class{
+		quixote.Session3Class.String():    quixote.Session3Class,
+		quixote.DictSessionClass.String(): quixote.DictSessionClass,
+		quixote.QuixoteClass.String():     quixote.QuixoteClass,
+	}
+	c, known := builtin[dotted]
+	if !known {
+		i := strings.LastIndexByte(dotted, '.')
+		if i <= 0 || i == len(dotted)-1 || strings.ContainsAny(dotted, " /\x00") {
+			return c, fmt.Errorf("session class %q: want a dotted Python class name such as myapp.sessions.MySession", dotted)
+		}
+		c = quixote.Class{Module: dotted[:i], Name: dotted[i+1:], Kind: quixote.KindSession3}
+	}
+	switch kind {
+	case "":
+	case "session3":
+		c.Kind = quixote.KindSession3
+	case "dict":
+		c.Kind = quixote.KindDictSession
+	case "quixote":
+		c.Kind = quixote.KindQuixote
+	default:
+		return c, fmt.Errorf("session kind %q: want session3, dict or quixote", kind)
+	}
+	return c, nil
+}
+
+func parseSameSite(v string) (http.SameSite, error) {
+	switch strings.ToLower(v) {
+	case "":
+		return 0, nil
+	case "lax":
+		return http.SameSiteLaxMode, nil
+	case "strict":
+		return http.SameSiteStrictMode, nil
+	case "none":
+		return http.SameSiteNoneMode, nil
+	}
+	return 0, fmt.Errorf("cookie samesite %q: want lax, strict or none", v)
+}
+
+func sameSiteString(s http.SameSite) string {
+	switch s {
+	case http.SameSiteLaxMode:
+		return "lax"
+	case http.SameSiteStrictMode:
+		return "strict"
+	case http.SameSiteNoneMode:
+		return "none"
+	}
+	return ""
+}
+
+func parseSocketMode(v string) (os.FileMode, error) {
+	m, err := strconv.ParseUint(v, 8, 32)
+	if err != nil || m > 0o777 {
+		return 0, fmt.Errorf("socket mode %q: want an octal permission such as 0660", v)
+	}
+	return os.FileMode(m), nil
+}
+
+func parseLogLevel(v string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(v)); err != nil {
+		return l, fmt.Errorf("log level %q: want debug, info, warn or error", v)
+	}
+	return l, nil
+}
+
+// validate checks a configuration as a whole: the rules every source of it (code,
+// file, flags) must meet.
+func (c *Config) validate() error {
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return fmt.Errorf("log format %q: want text or json", c.LogFormat)
+	}
+	if c.Cookie.Name == "" || strings.ContainsAny(c.Cookie.Name, "=;, \t\"\x00") {
+		return fmt.Errorf("cookie name %q: not a cookie name", c.Cookie.Name)
+	}
+	if c.MaxIdle < 0 || c.ShutdownTimeout < 0 || c.BackendTimeout < 0 || c.BackendMaxConns < 0 {
+		return errors.New("durations and counts must not be negative")
+	}
+	if c.SocketMode > 0o777 {
+		return fmt.Errorf("socket mode %#o: not a permission", c.SocketMode)
+	}
+	if c.SessionsDir == "" {
+		return errors.New("the session directory must be named")
+	}
+	seen := map[string]Route{}
+	for _, r := range c.Routes {
+		if err := r.check(); err != nil {
+			return err
+		}
+		if prev, dup := seen[r.match()]; dup {
+			return fmt.Errorf("%v and %v cover the same prefix", prev, r)
+		}
+		seen[r.match()] = r
+	}
+	return nil
+}

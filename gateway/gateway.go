@@ -1,0 +1,476 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/qxbridge/qxbridge/quixote"
+	"github.com/qxbridge/qxbridge/scgi"
+	"github.com/qxbridge/qxbridge/store"
+)
+
+// Gateway serves the Go routes of a Quixote site with its sessions and forwards the
+// other routes to its Python workers. Register Go handlers with Handle, set Config
+// (New fills in the defaults), then either hand over to Main, or Open it and serve
+// listeners with Serve, ServeSCGI and ServeMetrics until Shutdown. A Gateway is also
+// an http.Handler: ServeHTTP routes a request as its listeners do.
+type Gateway struct {
+	// Config is what the gateway serves. Set it before Open; afterwards, Reload
+	// changes the routes.
+	Config Config
+	// Logger receives the request log (one record per request) and every event an
+	// operator should know about. nil means slog.Default(); Main makes one from
+	// Config.LogFormat and Config.LogLevel unless it is set.
+	Logger *slog.Logger
+	// Name is the program's name in usage and error messages of Main; New sets it
+	// to the base name of os.Args[0].
+	Name string
+
+	mu       sync.Mutex
+	handlers map[string]http.Handler
+	opened   bool
+	dir      *store.Directory
+	manager  *quixote.Manager
+	metrics  *gatewayMetrics
+	table    atomic.Pointer[table]
+	servers  map[server]struct{}
+	shutdown bool
+
+	stopSweep context.CancelFunc
+	sweepDone chan struct{}
+
+	// Set by Run: the listeners it opened, and a hook tests use to learn them.
+	listeners []boundListener
+	onReady   func(*Gateway)
+}
+
+// New returns a gateway with the default configuration: HTTP on DefaultHTTPAddr
+// (added by Main when no listener is given), sessions in DefaultSessionsDir, the
+// cookie QX_session, new sessions of session3's Session class, no routes.
+func New() *Gateway {
+	return &Gateway{Config: defaultConfig(), Name: filepath.Base(os.Args[0])}
+}
+
+// Handle registers a Go handler under name, which routes name as their target
+// (Route.Target, -route /reports/=reports, target = "reports" in the configuration
+// file). The gateway serves it wrapped in the session manager: quixote.SessionFrom(r)
+// gives it the request's session, loaded from and saved to the shared session
+// directory. A name is letters, digits, '_', '.' and '-'. Handle panics on an invalid
+// or already registered name, as http.ServeMux does on a conflicting pattern.
+func (g *Gateway) Handle(name string, h http.Handler) {
+	if !handlerName.MatchString(name) {
+		panic(fmt.Sprintf("gateway: handler name %q: want letters, digits, '_', '.' and '-'", name))
+	}
+	if h == nil {
+		panic("gateway: nil handler for " + name)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if _, dup := g.handlers[name]; dup {
+		panic("gateway: handler " + name + " registered twice")
+	}
+	if g.handlers == nil {
+		g.handlers = map[string]http.Handler{}
+	}
+	g.handlers[name] = h
+}
+
+// HandleFunc registers a handler function under name, as Handle does.
+func (g *Gateway) HandleFunc(name string, f func(http.ResponseWriter, *http.Request)) {
+	g.Handle(name, http.HandlerFunc(f))
+}
+
+func (g *Gateway) handlerNames() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.handlerNamesLocked()
+}
+
+func (g *Gateway) log() *slog.Logger {
+	if g.Logger != nil {
+		return g.Logger
+	}
+	return slog.Default()
+}
+
+// Sessions returns the session directory, once Open has opened it (nil before).
+func (g *Gateway) Sessions() *store.Directory {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.dir
+}
+
+// Open checks the configuration, opens the session directory (creating it if
+// missing), builds the routing table and starts the idle sweep (Config.MaxIdle). The
+// Serve methods call it when it was not called; calling it again does nothing.
+func (g *Gateway) Open() error {
+	g.mu.Lock()
+	opened := g.opened
+	g.mu.Unlock()
+	if opened {
+		return nil
+	}
+	cfg := g.Config.clone()
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	newClass, err := resolveClass(cfg.NewClass, cfg.Classes)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.SessionsDir, 0o777); err != nil {
+		return fmt.Errorf("session directory: %w", err)
+	}
+	m := newGatewayMetrics()
+	opts := []store.Option{store.WithLockWaitHook(m.lockWaited)}
+	if cfg.StagingDir != "" {
+		opts = append(opts, store.WithStagingDir(cfg.StagingDir))
+	}
+	dir, err := store.Open(cfg.SessionsDir, opts...)
+	if err != nil {
+		return fmt.Errorf("session directory: %w", err)
+	}
+	manager := &quixote.Manager{
+		Store:      meteredStore{dir, m},
+		Cookie:     cfg.Cookie,
+		NewClass:   newClass,
+		Classes:    cfg.Classes,
+		ScriptName: scriptNameFrom,
+		OneAtATime: true,
+		Logger:     g.log(),
+	}
+
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.opened {
+		return nil
+	}
+	g.dir, g.manager, g.metrics = dir, manager, m
+	m.proxies = g.proxies
+	t, err := g.buildTable(cfg, nil)
+	if err != nil {
+		return err
+	}
+	g.table.Store(t)
+	g.opened = true
+	sweepCtx, stop := context.WithCancel(context.Background())
+	g.stopSweep, g.sweepDone = stop, make(chan struct{})
+	go func() {
+		defer close(g.sweepDone)
+		g.sweepLoop(sweepCtx, dir, cfg.MaxIdle)
+	}()
+	return nil
+}
+
+// resolveClass returns the class of new sessions: c, or the description of the same
+// class in classes (its kind, has_info, MAX_FORM_TOKENS), which wins.
+func resolveClass(c quixote.Class, classes []quixote.Class) (quixote.Class, error) {
+	if c.Module == "" && c.Name == "" {
+		c = quixote.Session3Class
+	}
+	for _, d := range classes {
+		if d.Module == "" || d.Name == "" {
+			return c, fmt.Errorf("session class %+v: module and name are required", d)
+		}
+		if d.Module == c.Module && d.Name == c.Name {
+			c = d
+		}
+	}
+	return c, nil
+}
+
+// table is a routing table: the routes, longest prefix first.
+type table struct {
+	routes []*route
+}
+
+// route is one entry of the routing table: its configuration and what serves it.
+type route struct {
+	Route
+	handler http.Handler // the whole chain of the route
+	proxy   *scgi.Proxy  // the pool of a Python target; nil for a Go handler
+	backend string       // what the request log calls the target
+	key     string       // what makes a pool reusable by the next table
+}
+
+// buildTable makes the routing table for cfg. Pools whose route, target and limits
+// are unchanged from the old table are kept, with their backends' state (health,
+// connections in flight).
+func (g *Gateway) buildTable(cfg Config, old *table) (*table, error) {
+	reuse := map[string]*scgi.Proxy{}
+	if old != nil {
+		for _, r := range old.routes {
+			if r.proxy != nil {
+				reuse[r.key] = r.proxy
+			}
+		}
+	}
+	var routes []*route
+	for _, spec := range cfg.Routes {
+		r := &route{Route: spec, backend: spec.Target}
+		backends, err := parseTarget(spec.Target)
+		if err != nil {
+			return nil, fmt.Errorf("%v: %w", spec, err)
+		}
+		var inner http.Handler
+		if backends == nil {
+			h, ok := g.handlers[spec.Target]
+			if !ok {
+				return nil, g.noHandler(spec, g.handlerNamesLocked())
+			}
+			inner = mountGo(spec, g.manager.Handler(h))
+		} else {
+			r.key = strings.Join([]string{spec.Prefix, spec.Target, strconv.FormatBool(spec.Mount),
+				strconv.Itoa(cfg.BackendMaxConns), cfg.BackendTimeout.String()}, "\x00")
+			p := reuse[r.key]
+			if p == nil {
+				if p, err = g.newProxy(cfg, spec, backends); err != nil {
+					return nil, err
+				}
+			}
+			r.proxy = p
+			shield := &quixote.Shield{Cookie: cfg.Cookie.Name, Logger: g.log().With("route", spec.Prefix),
+				Removed: func(_ *http.Request, n int) { g.metrics.rejected.With(spec.Prefix).Add(float64(n)) }}
+			inner = shield.Handler(p)
+		}
+		r.handler = g.routeHandler(r, inner)
+		routes = append(routes, r)
+	}
+	return newTable(routes), nil
+}
+
+// newTable returns the routing table of routes: longest prefix first, which is the
+// order lookup tries them in.
+func newTable(routes []*route) *table {
+	t := &table{routes: slices.Clone(routes)}
+	slices.SortStableFunc(t.routes, func(a, b *route) int { return len(b.match()) - len(a.match()) })
+	return t
+}
+
+// checkHandlers checks that every Go target of routes is registered.
+func (g *Gateway) checkHandlers(routes []Route) error {
+	names := g.handlerNames()
+	for _, r := range routes {
+		if b, err := parseTarget(r.Target); err == nil && b == nil && !slices.Contains(names, r.Target) {
+			return g.noHandler(r, names)
+		}
+	}
+	return nil
+}
+
+func (g *Gateway) noHandler(r Route, names []string) error {
+	list := strings.Join(names, ", ")
+	if list == "" {
+		list = "none"
+	}
+	return fmt.Errorf("%v: no Go handler is registered as %q (registered: %s)", r, r.Target, list)
+}
+
+func (g *Gateway) handlerNamesLocked() []string {
+	names := make([]string, 0, len(g.handlers))
+	for n := range g.handlers {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// routeHandler wraps the handler of one route, Go or Python, in what applies to
+// every route whatever serves it. inner is the route's own handler: the mount and
+// session manager around a Go handler, or the cookie shield in front of a pool. The
+// router has already logged and counted the request, and cleaned its path, around
+// all of it. Layers that belong to every route (per-session ordering, and per-route
+// options such as rollout or shadowing) go here.
+func (g *Gateway) routeHandler(_ *route, inner http.Handler) http.Handler {
+	return inner
+}
+
+// newProxy makes the pool of a Python route.
+func (g *Gateway) newProxy(cfg Config, spec Route, backends []string) (*scgi.Proxy, error) {
+	p, err := scgi.NewProxy(backends...)
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", spec, err)
+	}
+	if spec.Mount {
+		p.ScriptName = spec.match()
+	}
+	p.MaxConnsPerBackend = cfg.BackendMaxConns
+	p.ResponseHeaderTimeout = cfg.BackendTimeout
+	p.ErrorLog = g.log()
+	p.ErrorHandler = g.proxyErrorHandler(spec.Prefix)
+	return p, nil
+}
+
+// proxies returns the pools of the current routing table, for the metrics.
+func (g *Gateway) proxies() []namedProxy {
+	t := g.table.Load()
+	if t == nil {
+		return nil
+	}
+	var out []namedProxy
+	for _, r := range t.routes {
+		if r.proxy != nil {
+			out = append(out, namedProxy{r.Prefix, r.proxy})
+		}
+	}
+	return out
+}
+
+// proxyErrorHandler answers a proxied request that failed before the backend sent
+// anything, as scgi.Proxy's default does, and counts it.
+func (g *Gateway) proxyErrorHandler(route string) func(http.ResponseWriter, *http.Request, error) {
+	return func(w http.ResponseWriter, r *http.Request, err error) {
+		code := scgi.StatusForError(err)
+		if errors.Is(err, context.Canceled) {
+			return // the client went away; nobody reads an answer
+		}
+		g.metrics.backendErrors.With(route, fmt.Sprint(code)).Inc()
+		g.log().Warn("backend request failed", "route", route, "method", r.Method, "path", r.URL.Path,
+			"status", code, "error", err)
+		http.Error(w, http.StatusText(code), code)
+	}
+}
+
+// server is what http.Server and scgi.Server have in common.
+type server interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
+}
+
+// Serve serves plain HTTP on l until Shutdown or Close, and returns
+// http.ErrServerClosed then, as http.Server.Serve does.
+func (g *Gateway) Serve(l net.Listener) error {
+	return g.serve(l, func() server {
+		return &http.Server{Handler: g, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+			ErrorLog: slog.NewLogLogger(g.log().Handler(), slog.LevelDebug)}
+	})
+}
+
+// ServeSCGI serves SCGI requests from a front server (nginx's scgi_pass, Apache's
+// mod_proxy_scgi, lighttpd's mod_scgi) on l until Shutdown or Close, and returns
+// http.ErrServerClosed then.
+func (g *Gateway) ServeSCGI(l net.Listener) error {
+	return g.serve(l, func() server { return &scgi.Server{Handler: g, ErrorLog: g.log()} })
+}
+
+// ServeMetrics serves the Prometheus metrics at /metrics and a health check at
+// /healthz on l until Shutdown or Close, and returns http.ErrServerClosed then.
+func (g *Gateway) ServeMetrics(l net.Listener) error {
+	return g.serve(l, func() server {
+		return &http.Server{Handler: g.metrics.handler(g.health), ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog: slog.NewLogLogger(g.log().Handler(), slog.LevelDebug)}
+	})
+}
+
+func (g *Gateway) serve(l net.Listener, mk func() server) error {
+	if err := g.Open(); err != nil {
+		l.Close()
+		return err
+	}
+	g.mu.Lock()
+	if g.shutdown {
+		g.mu.Unlock()
+		l.Close()
+		return http.ErrServerClosed
+	}
+	s := mk()
+	if g.servers == nil {
+		g.servers = map[server]struct{}{}
+	}
+	g.servers[s] = struct{}{}
+	g.mu.Unlock()
+	err := s.Serve(l)
+	if errors.Is(err, scgi.ErrServerClosed) {
+		err = http.ErrServerClosed
+	}
+	return err
+}
+
+// Shutdown stops the gateway gracefully: every listener closes at once (new
+// connections are refused), the idle sweep stops, and Shutdown waits for the requests
+// in flight to finish or ctx to end, whichever comes first; in the latter case it
+// returns ctx's error and the requests still running go on until Close.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	servers := g.stop()
+	errc := make(chan error, len(servers))
+	for _, s := range servers {
+		go func() { errc <- s.Shutdown(ctx) }()
+	}
+	var first error
+	for range servers {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// Close closes every listener and connection at once, cutting off the requests in
+// flight, and stops the idle sweep.
+func (g *Gateway) Close() error {
+	var first error
+	for _, s := range g.stop() {
+		if err := s.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// stop marks the gateway as shut down, stops the sweep, and returns the servers.
+func (g *Gateway) stop() []server {
+	g.mu.Lock()
+	g.shutdown = true
+	servers := make([]server, 0, len(g.servers))
+	for s := range g.servers {
+		servers = append(servers, s)
+	}
+	stop, done := g.stopSweep, g.sweepDone
+	g.mu.Unlock()
+	if stop != nil {
+		stop()
+		<-done
+	}
+	return servers
+}
+
+// health answers /healthz: healthy while the session directory is usable. Backend
+// state is listed but does not make the gateway unhealthy: the gateway still serves
+// its Go routes and answers 502/503 for the others, and a load balancer taking it out
+// would not bring the Python workers back.
+func (g *Gateway) health() (bool, string) {
+	var b strings.Builder
+	ok := true
+	if fi, err := os.Stat(g.dir.Dir()); err != nil || !fi.IsDir() {
+		ok = false
+		fmt.Fprintf(&b, "sessions %s: unavailable: %v\n", g.dir.Dir(), err)
+	} else {
+		fmt.Fprintf(&b, "sessions %s: ok\n", g.dir.Dir())
+	}
+	for _, np := range g.proxies() {
+		for _, s := range np.proxy.Stats() {
+			state := "up"
+			if !s.Healthy {
+				state = "resting until " + s.RestedUntil.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(&b, "route %s backend %s: %s\n", np.route, s.Addr, state)
+		}
+	}
+	if ok {
+		return true, "ok\n" + b.String()
+	}
+	return false, "unhealthy\n" + b.String()
+}

@@ -1,0 +1,382 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+const usageText = `usage: %[1]s [flags]
+       %[1]s sessions [-dir DIR] list [-json] | show ID | set ID NAME=JSON | delete ID | sweep -older DURATION
+
+Serves the Go routes of a Quixote site and forwards the others to its Python workers
+over SCGI, sharing session3's session files.%[2]s
+
+Examples:
+  %[1]s -scgi unix:/run/qxbridge/gateway.sock -sessions /var/lib/myapp/sessions \
+      -route /reports/=reports -route /=scgi://127.0.0.1:4000,127.0.0.1:4001
+  %[1]s -http :8080 -mount /app/=scgi+unix:///run/myapp/scgi.sock -cookie-path /
+
+Go handlers: %[3]s
+
+Flags:
+`
+
+// Main is the whole command line of a gateway program: it runs Run with the process's
+// arguments, standard output and error, stops gracefully on SIGTERM or SIGINT (a
+// second signal ends the process at once), and exits with Run's status. A program's
+// main function registers its handlers and calls it:
+//
+//	func main() {
+//		g := gateway.New()
+//		g.Handle("reports", reports.Handler())
+//		g.Main()
+//	}
+func (g *Gateway) Main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	go func() {
+		<-ctx.Done()
+		stop() // a second signal ends the process at once
+	}()
+	os.Exit(g.Run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// Run runs the command in args (without the program name) and returns the exit
+// status: 0, 1 for a failure, 2 for a usage error.
+//
+//	[flags]                    serve until ctx is done, then shut down gracefully
+//	sessions [-dir DIR] ...    inspect and edit the session directory
+//
+// Serving reads the flags (see -help) over Config as the program set it, opens the
+// listeners the flags name plus the sockets systemd passed (socket activation,
+// LISTEN_FDS: named "http" or "metrics" by FileDescriptorName= they serve those,
+// otherwise SCGI), logs each request, and on ctx's end stops accepting connections
+// and lets the requests in flight finish for up to Config.ShutdownTimeout.
+func (g *Gateway) Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "sessions" {
+		return g.runSessions(ctx, args[1:], stdout, stderr)
+	}
+	cfg, defaults, err := g.parseFlags(args, stderr, os.Getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", g.name(), err)
+		return 2
+	}
+	g.Config = cfg
+	if g.Logger == nil {
+		g.Logger = newLogger(cfg, stderr)
+	}
+	log := g.Logger
+
+	inh, err := systemdListeners()
+	if err != nil {
+		log.Error("socket activation", "error", err)
+		return 1
+	}
+	if err := g.Open(); err != nil {
+		for _, in := range inh {
+			in.l.Close()
+		}
+		log.Error("cannot start", "error", err)
+		return 1
+	}
+	if err := g.listen(inh); err != nil {
+		g.Close()
+		log.Error("cannot listen", "error", err)
+		return 1
+	}
+	g.logStartup(defaults)
+	if g.onReady != nil {
+		g.onReady(g)
+	}
+	if err := g.serveUntil(ctx); err != nil {
+		return 1
+	}
+	return 0
+}
+
+func (g *Gateway) name() string {
+	if g.Name == "" {
+		return "gateway"
+	}
+	return g.Name
+}
+
+func newLogger(cfg Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// defaultsUsed records which defaults Run applied, for the start-up log.
+type defaultsUsed struct {
+	routes   bool // no route was given: the program's own routes serve
+	listener bool // no listener was given: DefaultHTTPAddr
+}
+
+// funcValue is a flag whose value is read and written through functions, so that a
+// flag writes straight into a Config field of a type flag does not know.
+type funcValue struct {
+	get func() string
+	set func(string) error
+}
+
+func (v funcValue) String() string {
+	if v.get == nil {
+		return ""
+	}
+	return v.get()
+}
+
+func (v funcValue) Set(s string) error { return v.set(s) }
+
+// parseFlags returns the configuration for args: Config as the program set it, then
+// the flags on top. The program's routes are defaults: any -route or -mount replaces
+// them all. getenv tells whether systemd passed listening sockets, in which case no
+// default listener is added.
+func (g *Gateway) parseFlags(args []string, stderr io.Writer, getenv func(string) string) (Config, defaultsUsed, error) {
+	cfg := g.Config.clone()
+	var used defaultsUsed
+	var routes []Route
+	var className, classKind string
+	fs := flag.NewFlagSet(g.name(), flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		extra := ""
+		if len(cfg.Routes) > 0 {
+			var rs []string
+			for _, r := range cfg.Routes {
+				rs = append(rs, r.Prefix+"="+r.Target)
+			}
+			extra = "\nWithout -route or -mount it serves " + strings.Join(rs, ", ") + "."
+		}
+		names := strings.Join(g.handlerNames(), ", ")
+		if names == "" {
+			names = "none registered"
+		}
+		fmt.Fprintf(stderr, usageText, g.name(), extra, names)
+		fs.PrintDefaults()
+	}
+	routeFlag := func(mount bool) funcValue {
+		return funcValue{set: func(v string) error {
+			r, err := parseRoute(v, mount)
+			if err != nil {
+				return err
+			}
+			routes = append(routes, r)
+			return nil
+		}}
+	}
+	fs.StringVar(&cfg.HTTPAddr, "http", cfg.HTTPAddr, "serve plain HTTP on `ADDR` (host:port or unix:/path; default "+DefaultHTTPAddr+" when no other listener is given)")
+	fs.StringVar(&cfg.SCGIAddr, "scgi", cfg.SCGIAddr, "serve SCGI for a front server on `ADDR` (host:port or unix:/path)")
+	fs.StringVar(&cfg.MetricsAddr, "metrics", cfg.MetricsAddr, "serve Prometheus /metrics and /healthz on `ADDR`")
+	fs.Var(funcValue{func() string { return fmt.Sprintf("%#o", cfg.SocketMode) }, func(v string) (err error) {
+		cfg.SocketMode, err = parseSocketMode(v)
+		return err
+	}}, "socket-mode", "permissions of UNIX sockets the gateway creates (octal)")
+	fs.StringVar(&cfg.SessionsDir, "sessions", cfg.SessionsDir, "the session `DIR`ectory shared with the Python side (created if missing)")
+	fs.StringVar(&cfg.StagingDir, "staging-dir", cfg.StagingDir, "write session files in `DIR` and rename them into the session directory, so that a Python cron job running session3's delete_old_sessions never meets a temporary file; DIR must be outside the session directory, on the same filesystem")
+	fs.Var(routeFlag(false), "route", "serve requests under `PREFIX=TARGET` (repeatable; the longest prefix wins); TARGET is the name of a Go handler, scgi://HOST:PORT[,HOST:PORT...] or scgi+unix:///PATH, and sees the whole path")
+	fs.Var(routeFlag(true), "mount", "like -route, but the application is mounted at `PREFIX=TARGET`: it gets SCRIPT_NAME=PREFIX and PATH_INFO=the rest")
+	fs.StringVar(&cfg.Cookie.Name, "cookie-name", cfg.Cookie.Name, "session cookie name (Quixote's SESSION_COOKIE_NAME)")
+	fs.StringVar(&cfg.Cookie.Path, "cookie-path", cfg.Cookie.Path, "session cookie path (default: SCRIPT_NAME + \"/\", as Quixote)")
+	fs.StringVar(&cfg.Cookie.Domain, "cookie-domain", cfg.Cookie.Domain, "session cookie domain")
+	fs.BoolVar(&cfg.Cookie.Secure, "cookie-secure", cfg.Cookie.Secure, "mark the session cookie secure")
+	fs.BoolVar(&cfg.Cookie.HttpOnly, "cookie-httponly", cfg.Cookie.HttpOnly, "mark the session cookie httponly")
+	fs.Var(funcValue{func() string { return sameSiteString(cfg.Cookie.SameSite) }, func(v string) (err error) {
+		cfg.Cookie.SameSite, err = parseSameSite(v)
+		return err
+	}}, "cookie-samesite", "samesite attribute of the session cookie: lax, strict or none")
+	fs.StringVar(&className, "session-class", "", "Python class of sessions created in Go (default "+cfg.NewClass.String()+")")
+	fs.StringVar(&classKind, "session-kind", "", "which built-in class -session-class derives from: session3, dict or quixote")
+	fs.DurationVar(&cfg.MaxIdle, "max-idle", cfg.MaxIdle, "delete sessions idle for longer than this, periodically (0: never), and stale empty files")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "on SIGTERM or SIGINT, how long requests in flight may take to finish")
+	fs.IntVar(&cfg.BackendMaxConns, "backend-max-conns", cfg.BackendMaxConns, "connections per SCGI backend at most (0: no limit; set it to the worker's number of children)")
+	fs.DurationVar(&cfg.BackendTimeout, "backend-timeout", cfg.BackendTimeout, "how long a backend may take to start its response")
+	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: text or json")
+	fs.Var(funcValue{func() string { return strings.ToLower(cfg.LogLevel.String()) }, func(v string) (err error) {
+		cfg.LogLevel, err = parseLogLevel(v)
+		return err
+	}}, "log-level", "log level: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return cfg, used, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, used, fmt.Errorf("unexpected argument %q (flags come before; the admin tool is `%s sessions`)", fs.Arg(0), g.name())
+	}
+	if className != "" || classKind != "" {
+		if className == "" {
+			className = cfg.NewClass.String()
+		}
+		c, err := parseClass(className, classKind)
+		if err != nil {
+			return cfg, used, fmt.Errorf("-session-class/-session-kind: %w", err)
+		}
+		cfg.NewClass = c
+	}
+	if len(routes) > 0 {
+		seen := map[string]Route{}
+		for _, r := range routes {
+			if prev, dup := seen[r.match()]; dup {
+				return cfg, used, fmt.Errorf("%v and %v cover the same prefix", prev, r)
+			}
+			seen[r.match()] = r
+		}
+		cfg.Routes = routes
+	} else {
+		used.routes = true
+	}
+	if cfg.HTTPAddr == "" && cfg.SCGIAddr == "" && !systemdActivated(getenv) {
+		cfg.HTTPAddr = DefaultHTTPAddr
+		used.listener = true
+	}
+	if err := cfg.validate(); err != nil {
+		return cfg, used, err
+	}
+	if len(cfg.Routes) == 0 {
+		return cfg, used, errors.New("no routes: give -route PREFIX=TARGET or -mount PREFIX=TARGET")
+	}
+	if err := g.checkHandlers(cfg.Routes); err != nil {
+		return cfg, used, err
+	}
+	return cfg, used, nil
+}
+
+// listen opens the listeners: the inherited systemd sockets first (named "http" and
+// "metrics" serve those; any other name, or none, serves SCGI, as python-scgi takes
+// its inherited socket), then the configured addresses.
+func (g *Gateway) listen(inh []inherited) error {
+	for _, in := range inh {
+		kind := "scgi"
+		if in.name == "http" || in.name == "metrics" {
+			kind = in.name
+		}
+		g.listeners = append(g.listeners, boundListener{kind, in.l})
+	}
+	for _, a := range []struct{ kind, addr string }{
+		{"http", g.Config.HTTPAddr}, {"scgi", g.Config.SCGIAddr}, {"metrics", g.Config.MetricsAddr},
+	} {
+		if a.addr == "" {
+			continue
+		}
+		l, err := listen(a.addr, g.Config.SocketMode)
+		if err != nil {
+			g.closeListeners()
+			return fmt.Errorf("-%s %s: %w", a.kind, a.addr, err)
+		}
+		g.listeners = append(g.listeners, boundListener{a.kind, l})
+	}
+	if g.addr("http") == "" && g.addr("scgi") == "" {
+		g.closeListeners()
+		return errors.New("no HTTP or SCGI listener: give -http or -scgi")
+	}
+	return nil
+}
+
+// boundListener is an open listener and what it serves.
+type boundListener struct {
+	kind string // "http", "scgi" or "metrics"
+	l    net.Listener
+}
+
+// addr returns the address of the first listener of the kind Run opened, as the
+// flags spell it, or "".
+func (g *Gateway) addr(kind string) string {
+	for _, b := range g.listeners {
+		if b.kind == kind {
+			return listenerAddr(b.l)
+		}
+	}
+	return ""
+}
+
+func (g *Gateway) closeListeners() {
+	for _, b := range g.listeners {
+		b.l.Close()
+	}
+	g.listeners = nil
+}
+
+// serveUntil serves the listeners Run opened until ctx is done, then shuts down
+// gracefully: the listeners close at once, requests in flight get up to
+// Config.ShutdownTimeout to finish, and any still running after that are cut off. It
+// returns an error only if a listener failed while serving.
+func (g *Gateway) serveUntil(ctx context.Context) error {
+	log := g.log()
+	errc := make(chan error, len(g.listeners))
+	for _, b := range g.listeners {
+		serve := map[string]func(net.Listener) error{"http": g.Serve, "scgi": g.ServeSCGI, "metrics": g.ServeMetrics}[b.kind]
+		go func() {
+			err := serve(b.l)
+			if errors.Is(err, net.ErrClosed) || errors.Is(err, http.ErrServerClosed) {
+				err = nil
+			}
+			if err != nil {
+				err = fmt.Errorf("%s listener %s: %w", b.kind, listenerAddr(b.l), err)
+			}
+			errc <- err
+		}()
+	}
+	var failure error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: no new connections; waiting for requests in flight", "timeout", g.Config.ShutdownTimeout)
+	case failure = <-errc:
+		log.Error("a listener failed; shutting down", "error", failure)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), g.Config.ShutdownTimeout)
+	defer cancel()
+	if err := g.Shutdown(sctx); err != nil {
+		log.Warn("requests still running after the shutdown timeout are cut off", "timeout", g.Config.ShutdownTimeout)
+		g.Close()
+	}
+	log.Info("stopped")
+	return failure
+}
+
+// logStartup says what the gateway serves, where.
+func (g *Gateway) logStartup(used defaultsUsed) {
+	log := g.log()
+	cfg := g.Config
+	log.Info("sessions", "dir", g.dir.Dir(), "cookie", cfg.Cookie.Name, "new_session_class", g.manager.NewClass.String())
+	for _, r := range cfg.Routes {
+		log.Info("route", "prefix", r.Prefix, "target", r.Target, "mount", r.Mount)
+	}
+	for _, b := range g.listeners {
+		log.Info("listening", "kind", b.kind, "addr", listenerAddr(b.l))
+	}
+	if used.routes || used.listener {
+		msg := "no flags given:"
+		if !(used.routes && used.listener) {
+			msg = "defaults:"
+		}
+		if used.routes {
+			var rs []string
+			for _, r := range cfg.Routes {
+				rs = append(rs, r.Target+" serves "+r.Prefix)
+			}
+			msg += " " + strings.Join(rs, ", ")
+		}
+		if used.listener {
+			if used.routes {
+				msg += " at http://" + g.addr("http") + "/"
+			} else {
+				msg += " serving HTTP on " + g.addr("http")
+			}
+		}
+		log.Info(msg, "sessions", g.dir.Dir())
+	}
+}
