@@ -20,16 +20,28 @@
 // Framing is checked strictly (see ReadEnv): the netstring length has no leading
 // zeros and is bounded by MaxHeaderBytes before any of the header is read;
 // CONTENT_LENGTH comes first and is all digits; SCGI=1 is present; the trailing comma
-// is there. The specification forbids repeated names, but nginx sends one HTTP_*
-// variable per request header line, so a client's two Cookie lines arrive as two
-// HTTP_COOKIE variables. The server accepts repeated HTTP_* names and keeps them as
-// repeated header values, which is exactly what net/http gives a handler for such a
-// client: Header["Cookie"] has both lines and r.Cookies() returns the cookies of
-// both. A repeated CONTENT_LENGTH, SCGI, HTTP_HOST, HTTP_CONTENT_LENGTH or any other
-// non-HTTP_* variable is refused: two lengths are a request smuggling attempt. The
-// raw variables stay available in wire order, repeats included (RequestEnv), and as
-// a CGI-style map in which repeated headers are combined per RFC 3875 (ProcessEnv;
-// python-scgi instead keeps only the last of them).
+// is there. The specification forbids repeated names, but front ends send them, and
+// the server follows what the front end's user means, which is also what python-scgi
+// (a dict, the last value winning) makes of them:
+//
+//   - Repeated HTTP_* names are a client's repeated header lines: nginx sends one
+//     HTTP_* variable per line, so a client's two Cookie lines arrive as two
+//     HTTP_COOKIE variables. They stay repeated header values, exactly what net/http
+//     gives a handler for such a client: Header["Cookie"] has both lines and
+//     r.Cookies() returns the cookies of both.
+//   - Any other repeated name comes from the front end's configuration, and the last
+//     value counts. nginx sends every scgi_param, so `scgi_param HTTP_HOST $http_host;`
+//     written after `include scgi_params;` (whose Debian version sends HTTP_HOST $host,
+//     without the port) sends HTTP_HOST twice, and the user means the second: Host is
+//     then the client's host with its port. nginx refuses a client's second Host line
+//     itself, so HTTP_HOST is such a setting, never two header lines. The same holds
+//     for HTTPS, SERVER_PORT, SCRIPT_NAME, REMOTE_ADDR or any variable set twice.
+//   - CONTENT_LENGTH (the framing) and HTTP_CONTENT_LENGTH never repeat: two lengths
+//     are a request smuggling attempt, answered 400. SCGI may repeat only as "1".
+//
+// The raw variables stay available in wire order, repeats included (RequestEnv), and as
+// a CGI-style map (ProcessEnv) in which repeated header lines are combined per RFC 3875
+// and other repeats keep their last value; Env.Get returns the last value too.
 //
 // A request that breaks the framing is answered "Status: 400 Bad Request" (431 for an
 // oversized header) and logged; it never reaches the handler. The body reads exactly
@@ -95,9 +107,22 @@
 // default scgi_params send neither, so the proxy always sends both. With
 // Proxy.ScriptName set, SCRIPT_NAME is that prefix and PATH_INFO the rest of the
 // (decoded) request path; a path outside the prefix is answered 404, so the Proxy is
-// mounted without http.StripPrefix. With ScriptName empty, a SCRIPT_NAME the front end
-// sent is kept when the path lies under it (nginx's `scgi_param SCRIPT_NAME /app;`),
-// and otherwise SCRIPT_NAME is "" and PATH_INFO the whole path.
+// mounted without http.StripPrefix. With ScriptName empty, the mount point is the one
+// the front end declared (FrontScriptName): a SCRIPT_NAME the front end sent is kept
+// when the path lies under it (nginx's `scgi_param SCRIPT_NAME /app;`), and otherwise
+// SCRIPT_NAME is "" and PATH_INFO the whole path. Apache's mod_proxy_scgi sends
+// SCRIPT_NAME = the whole decoded path and no PATH_INFO (unless the proxy-scgi-pathinfo
+// variable is set, e.g. `SetEnvIf Request_URI . proxy-scgi-pathinfo`); a SCRIPT_NAME
+// that equals the request path and comes without PATH_INFO is taken for that form and
+// names no mount point, so Quixote gets SCRIPT_NAME "" and PATH_INFO the whole path
+// (and sets its cookie for "/"), where it would otherwise serve its index for every
+// URL. With proxy-scgi-pathinfo, Apache's split is a real mount and is kept.
+//
+// Of a variable the front end's configuration repeated, the proxy sends the last value
+// once (see Server): the worker sees what it would have seen from the front end
+// directly. In particular HTTP_HOST is the Host the Go side uses (r.Host), so a
+// `scgi_param HTTP_HOST $http_host;` override reaches Quixote with the port, and its
+// absolute redirects keep it.
 //
 // The request body is streamed, exactly CONTENT_LENGTH bytes, concurrently with the
 // wait for the response, so that a worker refusing a large body early cannot deadlock

@@ -137,30 +137,95 @@ func (h *headerBuf) finish() ([]byte, error) {
 	return h.b[start:], nil
 }
 
-// mountSplit returns SCRIPT_NAME and PATH_INFO for a request path.
+// FrontScriptName returns the prefix an SCGI front end mounted the application at, for
+// a request that a Server received: the front end's SCRIPT_NAME without a trailing
+// slash, when the request path lies under it (whole path segments only: "/app" mounts
+// "/app" and "/app/x" but not "/application"). It returns "" for any other request, for
+// a path outside SCRIPT_NAME, and for Apache's form without path information:
+// mod_proxy_scgi sends SCRIPT_NAME = the whole path and no PATH_INFO (unless the
+// proxy-scgi-pathinfo variable is set), which names no mount point at all. So a
+// SCRIPT_NAME that equals the request path and comes without a PATH_INFO variable
+// counts as "". (A front end really mounting an application at exactly one path, with
+// no PATH_INFO, looks the same; it should send PATH_INFO "".)
 //
-// The mount prefix is scriptName when set. Otherwise it is the SCRIPT_NAME the front end
-// sent, when the path lies under it (the front end mounted the application there), and
-// else empty. The prefix matches whole path segments only: "/app" mounts "/app" and
-// "/app/x" but not "/application".
-func mountSplit(scriptName, frontScript, path string) (script, pathInfo string, ok bool) {
-	under := func(prefix string) bool {
-		return path == prefix || (strings.HasPrefix(path, prefix) && path[len(prefix)] == '/')
+// This is the rule by which Proxy splits SCRIPT_NAME and PATH_INFO when its ScriptName
+// is empty; Go handlers that derive a cookie path or links from the mount point use it
+// to agree with the Python side.
+func FrontScriptName(r *http.Request) string {
+	return frontPrefix(RequestEnv(r), r.URL.Path)
+}
+
+func frontPrefix(front Env, path string) string {
+	script, ok := front.Lookup("SCRIPT_NAME")
+	if !ok {
+		return ""
 	}
+	if _, hasInfo := front.Lookup("PATH_INFO"); !hasInfo && script == path {
+		return "" // Apache's mod_proxy_scgi without proxy-scgi-pathinfo
+	}
+	prefix := strings.TrimSuffix(script, "/")
+	if prefix == "" || !under(path, prefix) {
+		return ""
+	}
+	return prefix
+}
+
+// under reports whether path is prefix or lies below it, by whole segments.
+func under(path, prefix string) bool {
+	return path == prefix || (strings.HasPrefix(path, prefix) && path[len(prefix)] == '/')
+}
+
+// mountSplit returns SCRIPT_NAME and PATH_INFO for a request path: the mount prefix is
+// scriptName when set, else the front end's (see FrontScriptName).
+func mountSplit(scriptName string, front Env, path string) (script, pathInfo string, ok bool) {
 	prefix := strings.TrimSuffix(scriptName, "/")
 	if scriptName == "" {
-		prefix = strings.TrimSuffix(frontScript, "/")
-		if prefix != "" && !under(prefix) {
-			prefix = ""
-		}
+		prefix = frontPrefix(front, path)
 	}
 	if prefix == "" {
 		return "", path, true
 	}
-	if !under(prefix) {
+	if !under(path, prefix) {
 		return "", "", false
 	}
 	return prefix, path[len(prefix):], true
+}
+
+// addFrontVars adds the front end's own variables (REMOTE_ADDR, HTTPS, SERVER_NAME,
+// DOCUMENT_ROOT and whatever its configuration adds), except those the proxy writes
+// itself. A variable the front end repeated is sent once, with its last value: that is
+// the one python-scgi would keep, and the one a later scgi_param means.
+func addFrontVars(h *headerBuf, front Env) {
+	const pairwiseMax = 64 // beyond this, a map keeps the work linear
+	var last map[string]int
+	if len(front) > pairwiseMax {
+		last = make(map[string]int, len(front))
+		for i, v := range front {
+			last[v.Name] = i
+		}
+	}
+	for i, v := range front {
+		if controlled(v.Name) {
+			continue
+		}
+		if last != nil {
+			if last[v.Name] != i {
+				continue
+			}
+		} else if front[i+1:].has(v.Name) {
+			continue
+		}
+		h.add(v.Name, v.Value)
+	}
+}
+
+func (e Env) has(name string) bool {
+	for _, v := range e {
+		if v.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // buildEnv fills h with the SCGI request header for r and a body of contentLength bytes.
@@ -176,7 +241,7 @@ func buildEnv(h *headerBuf, r *http.Request, contentLength int64, scriptName str
 		h.addHeader("Cookie", c)
 	}
 
-	script, pathInfo, ok := mountSplit(scriptName, front.Get("SCRIPT_NAME"), r.URL.Path)
+	script, pathInfo, ok := mountSplit(scriptName, front, r.URL.Path)
 	if !ok {
 		return errNotMounted
 	}
@@ -191,17 +256,8 @@ func buildEnv(h *headerBuf, r *http.Request, contentLength int64, scriptName str
 	h.add("SCRIPT_NAME", script)
 	h.add("PATH_INFO", pathInfo)
 
-	// The front end's own variables (REMOTE_ADDR, HTTPS, SERVER_NAME, DOCUMENT_ROOT and
-	// whatever its configuration adds) reach the worker unchanged.
-	for _, v := range front {
-		if !controlled(v.Name) {
-			h.add(v.Name, v.Value)
-		}
-	}
-	has := func(name string) bool {
-		_, ok := front.Lookup(name)
-		return ok
-	}
+	addFrontVars(h, front)
+	has := front.has
 	// What a front end would have said, derived from the request when it came over HTTP.
 	if !has("SERVER_PROTOCOL") {
 		proto := r.Proto

@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -214,22 +216,36 @@ func TestBuildEnvRefusesNUL(t *testing.T) {
 }
 
 func TestMountSplit(t *testing.T) {
+	sn := func(v string) Env { return Env{{"SCRIPT_NAME", v}} }
+	snpi := func(v, pi string) Env { return Env{{"SCRIPT_NAME", v}, {"PATH_INFO", pi}} }
 	for _, c := range []struct {
-		scriptName, front, path string
-		script, pathInfo        string
-		ok                      bool
+		scriptName string
+		front      Env
+		path       string
+		script     string
+		pathInfo   string
+		ok         bool
 	}{
-		{"", "", "/x", "", "/x", true},
-		{"/", "", "/x", "", "/x", true},
-		{"/app", "", "/app", "/app", "", true},
-		{"/app", "", "/app/", "/app", "/", true},
-		{"/app/", "", "/app/x/y", "/app", "/x/y", true},
-		{"/app", "", "/application", "", "", false},
-		{"/app", "", "/", "", "", false},
-		{"", "/app", "/app/x", "/app", "/x", true},
-		{"", "/app", "/other", "", "/other", true},
-		{"", "/app/x/y", "/app/x/y", "/app/x/y", "", true}, // mod_scgi style: all in SCRIPT_NAME
-		{"/app", "/zzz", "/app/x", "/app", "/x", true},
+		{"", nil, "/x", "", "/x", true},
+		{"/", nil, "/x", "", "/x", true},
+		{"/app", nil, "/app", "/app", "", true},
+		{"/app", nil, "/app/", "/app", "/", true},
+		{"/app/", nil, "/app/x/y", "/app", "/x/y", true},
+		{"/app", nil, "/application", "", "", false},
+		{"/app", nil, "/", "", "", false},
+		{"", sn("/app"), "/app/x", "/app", "/x", true}, // nginx: scgi_param SCRIPT_NAME /app;
+		{"", sn("/app"), "/app/", "/app", "/", true},
+		{"", sn("/app"), "/other", "", "/other", true},
+		{"", sn("/app"), "/application", "", "/application", true},
+		// Apache's mod_proxy_scgi: SCRIPT_NAME is the whole path, no PATH_INFO.
+		{"", sn("/app/x/y"), "/app/x/y", "", "/app/x/y", true},
+		{"", sn("/login"), "/login", "", "/login", true},
+		{"", sn("/"), "/", "", "/", true},
+		// With proxy-scgi-pathinfo (or any front end sending PATH_INFO) it is a mount.
+		{"", snpi("/app", "/x/y"), "/app/x/y", "/app", "/x/y", true},
+		{"", snpi("/app", ""), "/app", "/app", "", true},
+		{"", Env{{"SCRIPT_NAME", "/zzz"}, {"SCRIPT_NAME", "/app"}}, "/app/x", "/app", "/x", true}, // the last counts
+		{"/app", sn("/zzz"), "/app/x", "/app", "/x", true},
 	} {
 		script, pathInfo, ok := mountSplit(c.scriptName, c.front, c.path)
 		assert.Equal(t, c.ok, ok, "%+v", c)
@@ -238,6 +254,34 @@ func TestMountSplit(t *testing.T) {
 			assert.Equal(t, c.pathInfo, pathInfo, "%+v", c)
 		}
 	}
+}
+
+func TestFrontScriptName(t *testing.T) {
+	r := scgiRequest(t, "REQUEST_METHOD", "GET", "REQUEST_URI", "/login?x=1", "SCRIPT_NAME", "/login")
+	assert.Equal(t, "", FrontScriptName(r), "Apache's whole-path SCRIPT_NAME is no mount point")
+	r = scgiRequest(t, "REQUEST_METHOD", "GET", "REQUEST_URI", "/app/login", "SCRIPT_NAME", "/app/", "PATH_INFO", "/login")
+	assert.Equal(t, "/app", FrontScriptName(r))
+	assert.Equal(t, "", FrontScriptName(httptest.NewRequest("GET", "/app/login", nil)))
+}
+
+// TestBuildEnvRepeatedFrontVariables: a variable the front end's configuration sets
+// twice reaches the worker once, with the value python-scgi would have kept (the last).
+func TestBuildEnvRepeatedFrontVariables(t *testing.T) {
+	vars := []string{"REQUEST_METHOD", "GET", "REQUEST_URI", "/x", "HTTP_HOST", "127.0.0.1", "HTTP_HOST", "127.0.0.1:8080",
+		"HTTPS", "off", "HTTPS", "on", "SERVER_PORT", "80", "SERVER_PORT", "8080"}
+	r := scgiRequest(t, vars...)
+	assert.Equal(t, "127.0.0.1:8080", r.Host)
+	env := proxiedEnv(t, r, 0, "")
+	for name, want := range map[string]string{"HTTP_HOST": "127.0.0.1:8080", "HTTPS": "on", "SERVER_PORT": "8080"} {
+		assert.Equal(t, []string{want}, env.Values(name), name)
+	}
+	// Many variables: the same rule, in linear time.
+	for i := range 200 {
+		vars = append(vars, fmt.Sprintf("X_%d", i%50), strconv.Itoa(i))
+	}
+	env = proxiedEnv(t, scgiRequest(t, vars...), 0, "")
+	assert.Equal(t, []string{"199"}, env.Values("X_49"))
+	assert.Equal(t, []string{"on"}, env.Values("HTTPS"))
 }
 
 // recordingConn records each Write, to check the header netstring is one write.

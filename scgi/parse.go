@@ -41,17 +41,20 @@ type Var struct {
 // received, so that a proxy can pass them on unchanged.
 type Env []Var
 
-// Lookup returns the value of the first variable called name and whether there is one.
+// Lookup returns the value of the last variable called name and whether there is one.
+// The last one, because that is the one python-scgi keeps (it builds a dict) and the one
+// an nginx user means: a `scgi_param` written after `include scgi_params;` overrides
+// the included one, and nginx sends both.
 func (e Env) Lookup(name string) (string, bool) {
-	for _, v := range e {
-		if v.Name == name {
-			return v.Value, true
+	for i := len(e) - 1; i >= 0; i-- {
+		if e[i].Name == name {
+			return e[i].Value, true
 		}
 	}
 	return "", false
 }
 
-// Get returns the value of the first variable called name, or "" if there is none.
+// Get returns the value of the last variable called name, or "" if there is none.
 func (e Env) Get(name string) string {
 	v, _ := e.Lookup(name)
 	return v
@@ -69,16 +72,17 @@ func (e Env) Values(name string) []string {
 }
 
 // Map returns the environment as a map, the way a CGI program sees it. Repeated HTTP_*
-// variables are combined into one as RFC 3875 section 4.1.18 requires: HTTP_COOKIE
-// values are joined with "; " (the separator of a single Cookie header, RFC 6265) and
-// every other header with ", " (RFC 9110 section 5.3). For any other repeated name
-// (which ReadEnv never accepts) the last value wins, as in python-scgi.
+// variables (one per request header line) are combined into one as RFC 3875 section
+// 4.1.18 requires: HTTP_COOKIE values are joined with "; " (the separator of a single
+// Cookie header, RFC 6265) and every other header with ", " (RFC 9110 section 5.3).
+// Any other repeated name, HTTP_HOST included, keeps its last value, as in python-scgi
+// (see Lookup).
 func (e Env) Map() map[string]string {
 	m := make(map[string]string, len(e))
 	for _, v := range e {
 		old, seen := m[v.Name]
 		switch {
-		case !seen || !strings.HasPrefix(v.Name, "HTTP_"):
+		case !seen || !joinedHeader(v.Name):
 			m[v.Name] = v.Value
 		case v.Name == "HTTP_COOKIE":
 			m[v.Name] = old + "; " + v.Value
@@ -87,6 +91,14 @@ func (e Env) Map() map[string]string {
 		}
 	}
 	return m
+}
+
+// joinedHeader reports whether repeats of a variable are header lines of the client
+// (joined into one list), rather than a setting the front end's configuration repeats
+// (the last one counts). nginx refuses a client's second Host line, so a repeated
+// HTTP_HOST comes from `scgi_param HTTP_HOST ...` written on top of scgi_params.
+func joinedHeader(name string) bool {
+	return strings.HasPrefix(name, "HTTP_") && name != "HTTP_HOST"
 }
 
 // ReadEnv reads the header netstring of one SCGI request from r and returns its
@@ -100,10 +112,14 @@ func (e Env) Map() map[string]string {
 //   - the header is a sequence of NUL-terminated name/value pairs with nonempty names,
 //     followed by a comma;
 //   - the first variable is CONTENT_LENGTH, a nonempty run of ASCII digits;
-//   - SCGI is present with the value "1";
-//   - names may not repeat, except HTTP_* names (one per request header line, as nginx
-//     sends them). HTTP_HOST and HTTP_CONTENT_LENGTH may not repeat either: a second
-//     length or host is a request smuggling attempt and net/http refuses it too.
+//   - SCGI is present, and has the value "1" each time it appears;
+//   - CONTENT_LENGTH and HTTP_CONTENT_LENGTH may not repeat: a second length is a
+//     request smuggling attempt, and net/http refuses it too. Other names may repeat:
+//     HTTP_* names once per request header line, as nginx sends them, and any
+//     variable a front end's configuration sets twice (nginx sends both of
+//     `include scgi_params;` and a later `scgi_param HTTP_HOST $http_host;`). Of a
+//     repeated variable that is not a header line the last value counts, as in
+//     python-scgi (see Env.Lookup and Env.Map).
 //
 // A stream that ends before the first byte returns io.EOF; one that ends inside the
 // header returns an error wrapping io.ErrUnexpectedEOF. Framing errors wrap
@@ -244,12 +260,13 @@ func parseEnv(block string) (Env, int64, error) {
 	if err := checkUnique(env); err != nil {
 		return nil, 0, err
 	}
-	scgi, ok := env.Lookup("SCGI")
-	if !ok {
+	if _, ok := env.Lookup("SCGI"); !ok {
 		return nil, 0, malformed("no SCGI variable")
 	}
-	if scgi != "1" {
-		return nil, 0, malformed("SCGI is %q, not \"1\"", scgi)
+	for _, v := range env {
+		if v.Name == "SCGI" && v.Value != "1" {
+			return nil, 0, malformed("SCGI is %q, not \"1\"", v.Value)
+		}
 	}
 	return env, length, nil
 }
@@ -270,43 +287,23 @@ func parseContentLength(s string) (int64, bool) {
 	return n, true
 }
 
-// mayRepeat reports whether a variable name may occur more than once.
-func mayRepeat(name string) bool {
-	return strings.HasPrefix(name, "HTTP_") && name != "HTTP_HOST" && name != "HTTP_CONTENT_LENGTH"
-}
-
-// checkUnique rejects a repeated name that must be unique. A real request has a
-// dozen or two such names, compared pairwise in place without allocating; a hostile
-// header with many of them is checked with a map so that it costs linear time.
+// checkUnique rejects a repeated length: CONTENT_LENGTH (the framing) or
+// HTTP_CONTENT_LENGTH (the client's header, which a front end must not pass twice).
 func checkUnique(env Env) error {
-	const pairwiseMax = 32
-	n := 0
-	for i, v := range env {
-		if mayRepeat(v.Name) {
-			continue
-		}
-		if n++; n > pairwiseMax {
-			return checkUniqueMap(env)
-		}
-		for _, u := range env[:i] {
-			if u.Name == v.Name {
+	var length, header int
+	for _, v := range env {
+		switch v.Name {
+		case "CONTENT_LENGTH":
+			length++
+			if length > 1 {
+				return malformed("variable %q repeated", v.Name)
+			}
+		case "HTTP_CONTENT_LENGTH":
+			header++
+			if header > 1 {
 				return malformed("variable %q repeated", v.Name)
 			}
 		}
-	}
-	return nil
-}
-
-func checkUniqueMap(env Env) error {
-	seen := make(map[string]struct{})
-	for _, v := range env {
-		if mayRepeat(v.Name) {
-			continue
-		}
-		if _, dup := seen[v.Name]; dup {
-			return malformed("variable %q repeated", v.Name)
-		}
-		seen[v.Name] = struct{}{}
 	}
 	return nil
 }

@@ -29,8 +29,9 @@ type Proxy struct {
 	// the root). The worker gets SCRIPT_NAME = ScriptName and PATH_INFO = the request
 	// path after it; a request whose path is not under ScriptName is answered 404. Mount
 	// the Proxy without http.StripPrefix: the split happens here, on the full path.
-	// When empty, a SCRIPT_NAME sent by an SCGI front end is kept if the path lies
-	// under it, and otherwise SCRIPT_NAME is "" and PATH_INFO the whole path.
+	// When empty, the mount point the SCGI front end declared is kept (see
+	// FrontScriptName: its SCRIPT_NAME when the path lies under it, except Apache's
+	// whole-path form), and otherwise SCRIPT_NAME is "" and PATH_INFO the whole path.
 	ScriptName string
 
 	// DialTimeout bounds connecting to a backend (default DefaultDialTimeout).

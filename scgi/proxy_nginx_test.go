@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/qxbridge/qxbridge/internal/testnginx"
@@ -99,4 +100,48 @@ func TestProxyThroughNginxFailures(t *testing.T) {
 		assert.Equal(t, http.StatusOK, getStatus(t, "GET", base+"/hello", nil))
 	}
 	assert.False(t, p.Stats()[1].Healthy)
+}
+
+// TestProxyThroughNginxHostWithPort runs the configuration nginx users write to keep
+// the port in Host (Debian's scgi_params sends HTTP_HOST $host, without it):
+// `scgi_param HTTP_HOST $http_host;` after `include scgi_params;`, which makes nginx
+// send HTTP_HOST twice. The later one counts, as in python-scgi: the Go handler's
+// r.Host and the Quixote page's HTTP_HOST keep the port, and so does Quixote's
+// absolute redirect.
+func TestProxyThroughNginxHostWithPort(t *testing.T) {
+	w := startQuixote(t, testquixote.Options{Children: 2})
+	p, _ := newTestProxy(t, w.Addr)
+	mux := http.NewServeMux()
+	mux.Handle("/", p)
+	mux.HandleFunc("/go/host", func(rw http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(rw, "%s|%s", r.Host, strings.Join(RequestEnv(r).Values("HTTP_HOST"), ","))
+	})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	serveSCGIOn(t, l, mux)
+	inst := testnginx.Start(t, testnginx.Config{Locations: fmt.Sprintf(`
+        location / {
+            include scgi_params;
+            scgi_param HTTP_HOST $http_host;
+            scgi_pass %s;
+        }`, l.Addr())})
+	host := inst.Addr // 127.0.0.1:PORT, what the client sent as Host
+
+	resp, err := noRedirect.Get(inst.URL + "/go/host")
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "a repeated HTTP_HOST must not be refused")
+	assert.Equal(t, host+"|127.0.0.1,"+host, string(body), "nginx sends both; the Go side takes the last")
+
+	e := getEcho(t, noRedirect, newReq(t, "GET", inst.URL+"/env", nil))
+	assert.Equal(t, host, e.Env["HTTP_HOST"], "the proxy forwards the host with its port, once")
+	assert.Equal(t, "/env", e.Env["PATH_INFO"])
+
+	resp, err = noRedirect.Get(inst.URL + "/redirect?to=/hello")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusFound, resp.StatusCode)
+	assert.Equal(t, "http://"+host+"/hello", resp.Header.Get("Location"), "Quixote's absolute redirect keeps the port")
 }

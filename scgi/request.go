@@ -67,7 +67,8 @@ func ReadRequest(r *bufio.Reader, maxHeaderBytes int) (*http.Request, error) {
 //   - Method is REQUEST_METHOD.
 //   - URL and RequestURI come from REQUEST_URI; without it from SCRIPT_NAME + PATH_INFO
 //     and QUERY_STRING. As from net/http, URL has no scheme or host.
-//   - Host is HTTP_HOST, else SERVER_NAME with SERVER_PORT unless that is the scheme's
+//   - Host is HTTP_HOST (the last one, if the front end's configuration repeats it:
+//     see Env.Lookup), else SERVER_NAME with SERVER_PORT unless that is the scheme's
 //     default port. Host is not in Header.
 //   - Header has one entry per HTTP_* variable (HTTP_X_FORWARDED_FOR becomes
 //     X-Forwarded-For); repeated variables become repeated values in wire order, so
@@ -101,7 +102,7 @@ func RequestFromEnv(env Env) (*http.Request, error) {
 }
 
 // cgiVars are the variables newRequest reads, collected in one pass over the
-// environment (the first of a repeated name wins, as with Env.Get).
+// environment (the last of a repeated name wins, as with Env.Get and in python-scgi).
 type cgiVars struct {
 	method, proto, uri, scriptName, pathInfo, query, https      string
 	host, serverName, serverPort, remoteAddr, remotePort, ctype string
@@ -118,10 +119,8 @@ const (
 
 func (c *cgiVars) collect(env Env) {
 	set := func(bit uint32, field *string, value string) {
-		if c.seen&bit == 0 {
-			c.seen |= bit
-			*field = value
-		}
+		c.seen |= bit
+		*field = value
 	}
 	for _, v := range env {
 		if strings.HasPrefix(v.Name, "HTTP_") {
