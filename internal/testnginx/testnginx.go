@@ -21,17 +21,12 @@
 package testnginx
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -61,11 +56,7 @@ type Instance struct {
 	// Dir is nginx's prefix directory: configuration, logs, pid and temp files.
 	Dir string
 
-	t       testing.TB
-	cmd     *exec.Cmd
-	output  *testpeer.Output
-	exited  chan struct{}
-	stopped sync.Once
+	d *testpeer.Daemon
 }
 
 // ReadyPath is answered 204 by every instance; Start polls it to know that a worker
@@ -82,30 +73,14 @@ func Start(t testing.TB, cfg Config) *Instance {
 	if _, err := os.Stat("/etc/nginx/scgi_params"); err != nil {
 		testpeer.Missing(t, "/etc/nginx/scgi_params (Debian's nginx-common)")
 	}
-	var lastErr error
-	// The free port is found by binding and releasing it, so another process can
-	// take it before nginx binds: try again with a new port in that case.
-	for attempt := 0; attempt < 3; attempt++ {
-		inst, err := start(t, bin, cfg)
-		if err == nil {
-			return inst
-		}
-		lastErr = err
-		if !strings.Contains(err.Error(), "Address already in use") {
-			break
-		}
-	}
-	t.Fatalf("testnginx: %v", lastErr)
-	return nil
+	return testpeer.OnFreePort(t, "testnginx", func(addr string) (*Instance, error) {
+		return start(t, bin, addr, cfg)
+	})
 }
 
-func start(t testing.TB, bin string, cfg Config) (*Instance, error) {
+func start(t testing.TB, bin, addr string, cfg Config) (*Instance, error) {
 	t.Helper()
 	dir := t.TempDir()
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
 	for _, name := range []string{"scgi_params", "fastcgi_params", "uwsgi_params", "proxy_params", "mime.types"} {
 		if _, err := os.Stat(filepath.Join("/etc/nginx", name)); err == nil {
 			if err := os.Symlink(filepath.Join("/etc/nginx", name), filepath.Join(dir, name)); err != nil {
@@ -113,35 +88,21 @@ func start(t testing.TB, bin string, cfg Config) (*Instance, error) {
 			}
 		}
 	}
-	addr := net.JoinHostPort("127.0.0.1", fmt.Sprint(port))
 	conf := configText(dir, addr, cfg)
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		return nil, err
 	}
 
-	inst := &Instance{
-		URL:    "http://" + addr,
-		Addr:   addr,
-		Dir:    dir,
-		t:      t,
-		output: &testpeer.Output{},
-		exited: make(chan struct{}),
+	inst := &Instance{URL: "http://" + addr, Addr: addr, Dir: dir}
+	var err error
+	inst.d, err = testpeer.StartDaemon(t, "nginx", exec.Command(bin, "-p", dir+"/", "-c", confPath, "-e", filepath.Join(dir, "error.log")))
+	if err != nil {
+		return nil, err
 	}
-	inst.cmd = exec.Command(bin, "-p", dir+"/", "-c", confPath, "-e", filepath.Join(dir, "error.log"))
-	inst.cmd.Stdout = inst.output
-	inst.cmd.Stderr = inst.output
-	if err := inst.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", bin, err)
-	}
-	go func() {
-		_ = inst.cmd.Wait()
-		close(inst.exited)
-	}()
-
-	if err := inst.waitReady(10 * time.Second); err != nil {
+	if err := inst.d.WaitReady(10*time.Second, inst.ready); err != nil {
 		inst.Stop()
-		return nil, fmt.Errorf("%w\nnginx.conf:\n%s\noutput:\n%s\nerror.log:\n%s", err, conf, inst.output.String(), inst.ErrorLog())
+		return nil, fmt.Errorf("%w\nnginx.conf:\n%s\noutput:\n%s\nerror.log:\n%s", err, conf, inst.d.Output.String(), inst.ErrorLog())
 	}
 	t.Cleanup(func() {
 		inst.Stop()
@@ -202,41 +163,26 @@ http {
 `, workers, user, dir, mime, accessLog, cfg.HTTP, addr, ReadyPath, cfg.Locations)
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+// ready reports whether a worker answers ReadyPath.
+func (inst *Instance) ready() error {
+	if log := inst.ErrorLog(); strings.Contains(log, "[emerg]") {
+		return fmt.Errorf("%w: nginx reported an error: %s", testpeer.ErrStartup, log)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	resp, err := readyClient.Get(inst.URL + ReadyPath)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return fmt.Errorf("%s answered %s", ReadyPath, resp.Status)
+	}
+	return nil
 }
 
-func (inst *Instance) waitReady(limit time.Duration) error {
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		select {
-		case <-inst.exited:
-			return errors.New("nginx exited during startup")
-		default:
-		}
-		if log := inst.ErrorLog(); strings.Contains(log, "[emerg]") {
-			return errors.New("nginx reported an error: " + log)
-		}
-		resp, err := client.Get(inst.URL + ReadyPath)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusNoContent {
-				return nil
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return fmt.Errorf("nginx did not answer on %s within %v", inst.Addr, limit)
-}
+var readyClient = &http.Client{Timeout: time.Second}
 
 // PID returns the process id of nginx's master process.
-func (inst *Instance) PID() int { return inst.cmd.Process.Pid }
+func (inst *Instance) PID() int { return inst.d.PID() }
 
 // ErrorLog returns nginx's error log so far.
 func (inst *Instance) ErrorLog() string {
@@ -246,17 +192,4 @@ func (inst *Instance) ErrorLog() string {
 
 // Stop stops nginx (SIGTERM: fast shutdown of master and workers) and waits for it;
 // Start arranges it for the end of the test, and calling it earlier is fine.
-func (inst *Instance) Stop() {
-	inst.stopped.Do(func() {
-		_ = inst.cmd.Process.Signal(syscall.SIGTERM)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		select {
-		case <-inst.exited:
-		case <-ctx.Done():
-			_ = inst.cmd.Process.Kill()
-			<-inst.exited
-			inst.t.Errorf("testnginx: nginx did not stop on SIGTERM within 5s; killed")
-		}
-	})
-}
+func (inst *Instance) Stop() { inst.d.Stop(5 * time.Second) }
