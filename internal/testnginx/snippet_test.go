@@ -14,6 +14,7 @@ import (
 
 // TestDocumentedSnippet records what nginx sends with docs/nginx.conf (the facts of
 // docs/front-servers.md): SCRIPT_NAME empty, PATH_INFO the decoded, normalized path;
+// HTTP_HOST twice, the client's Host with its port last;
 // one HTTP_* variable per request header line, repeats included, Content-Length as
 // well; a 5 MB body passes.
 func TestDocumentedSnippet(t *testing.T) {
@@ -29,7 +30,9 @@ func TestDocumentedSnippet(t *testing.T) {
 	assert.Equal(t, "0", rep.One(t, "CONTENT_LENGTH"))
 	_, port, _ := net.SplitHostPort(inst.Addr)
 	assert.Equal(t, port, rep.One(t, "SERVER_PORT"))
-	assert.Equal(t, []string{"127.0.0.1"}, rep.Env.Values("HTTP_HOST"), "Debian's scgi_params: $host, without the port")
+	assert.Equal(t, []string{"127.0.0.1", inst.Addr}, rep.Env.Values("HTTP_HOST"),
+		"Debian's scgi_params: $host, without the port; then the snippet's $http_host")
+	assert.Equal(t, inst.Addr, rep.Env.Get("HTTP_HOST"), "the last one is the one that counts")
 
 	rep = testenvecho.Get(t, inst.URL+"/a%20b/%C3%A9/c%2Fd/../e")
 	assert.Equal(t, "/a%20b/%C3%A9/c%2Fd/../e", rep.One(t, "REQUEST_URI"))
