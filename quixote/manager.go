@@ -232,7 +232,7 @@ func (x *exchange) load(w http.ResponseWriter, id string) (*Session, bool) {
 	case err == nil:
 	case errors.Is(err, store.ErrNotFound):
 		return fresh(), true // expired or deleted meanwhile: session3 starts anew too
-	case errors.Is(err, store.ErrLockTimeout), errors.Is(err, context.Canceled),
+	case errors.Is(err, store.ErrLockTimeout), errors.Is(err, store.ErrUnavailable), errors.Is(err, context.Canceled),
 		errors.Is(err, context.DeadlineExceeded):
 		m.logger().Warn("quixote: session file not available", "id", id, "error", err)
 		http.Error(w, "session temporarily unavailable", http.StatusServiceUnavailable)

@@ -69,6 +69,12 @@ var (
 	// ErrLockTimeout reports that a peer held the session file's lock for longer
 	// than the lock timeout (see WithLockTimeout).
 	ErrLockTimeout = errors.New("timed out waiting for the session file lock")
+	// ErrUnavailable reports that a session store cannot serve the call now: its
+	// database is unreachable, restarting, out of space or too slow. The session
+	// holds whole bytes, the old or the new ones, never a mix. Callers answer 503.
+	// The directory store does not return it; stores over a database
+	// (store/pgstore) do.
+	ErrUnavailable = errors.New("session store unavailable")
 )
 
 // ValidID reports whether id can name a session file: 1 to MaxIDLength characters of
