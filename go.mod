@@ -3,6 +3,7 @@ module github.com/qxbridge/qxbridge
 go 1.26.8
 
 require (
+	github.com/BurntSushi/toml v1.6.0
 	github.com/jackc/pgx/v5 v5.13.0
 	github.com/nlpodyssey/gopickle v0.3.0
 	github.com/stretchr/testify v1.12.1

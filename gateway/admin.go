@@ -39,7 +39,7 @@ import (
 // Exit status: 0 on success, 1 when a session is missing or a file cannot be read or
 // written, 2 for a usage error or an invalid session id.
 
-const sessionsUsage = `usage: %s sessions [-dir DIR] COMMAND
+const sessionsUsage = `usage: %s sessions [-dir DIR | -config FILE] COMMAND
 
 Commands:
   list [-json]            every session: id, user, class, idle time (since the file last changed)
@@ -69,7 +69,8 @@ func (g *Gateway) runSessions(ctx context.Context, args []string, stdout, stderr
 	prog := g.name()
 	fs := flag.NewFlagSet(prog+" sessions", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dirFlag := fs.String("dir", g.Config.SessionsDir, "the session `DIR`ectory")
+	dirFlag := fs.String("dir", "", "the session `DIR`ectory (default: the configuration file's, else "+g.Config.SessionsDir+")")
+	configFlag := fs.String("config", "", "take the session directory from the configuration `FILE`")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, sessionsUsage, prog)
 		fs.PrintDefaults()
@@ -84,7 +85,19 @@ func (g *Gateway) runSessions(ctx context.Context, args []string, stdout, stderr
 		fs.Usage()
 		return 2
 	}
-	err := sessionsCommand(ctx, prog, *dirFlag, fs.Arg(0), fs.Args()[1:], stdout, stderr)
+	dir := g.Config.SessionsDir
+	if *configFlag != "" {
+		cfg := g.Config.clone()
+		if _, err := loadFile(*configFlag, &cfg); err != nil {
+			fmt.Fprintln(stderr, prog+" sessions:", err)
+			return 2
+		}
+		dir = cfg.SessionsDir
+	}
+	if *dirFlag != "" {
+		dir = *dirFlag
+	}
+	err := sessionsCommand(ctx, prog, dir, fs.Arg(0), fs.Args()[1:], stdout, stderr)
 	if err == nil {
 		return 0
 	}

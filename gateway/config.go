@@ -55,6 +55,8 @@ type Config struct {
 
 	// Routes maps path prefixes to what serves them; the longest prefix wins.
 	Routes []Route
+	// Pools are pools of Python workers by name, for routes to name as their target.
+	Pools map[string]Pool
 
 	// ShutdownTimeout is how long requests in flight may take to finish on
 	// Shutdown (and on SIGTERM or SIGINT under Main).
@@ -88,6 +90,14 @@ func defaultConfig() Config {
 func (c Config) clone() Config {
 	c.Routes = slices.Clone(c.Routes)
 	c.Classes = slices.Clone(c.Classes)
+	if c.Pools != nil {
+		pools := make(map[string]Pool, len(c.Pools))
+		for n, p := range c.Pools {
+			p.Addresses = slices.Clone(p.Addresses)
+			pools[n] = p
+		}
+		c.Pools = pools
+	}
 	return c
 }
 
@@ -95,9 +105,10 @@ func (c Config) clone() Config {
 // and "/app" both match "/app", "/app/" and "/app/x", but not "/apple"; "/" matches
 // every path.
 //
-// Target is the name of a Go handler registered with Gateway.Handle, or a pool of
-// Python workers: "scgi://HOST:PORT[,HOST:PORT...]" (balanced by least connections,
-// resting a failing one) or "scgi+unix:///PATH".
+// Target is the name of a Go handler registered with Gateway.Handle, the name of a
+// pool in Config.Pools, or a pool of Python workers by address:
+// "scgi://HOST:PORT[,HOST:PORT...]" (balanced by least connections, resting a failing
+// one) or "scgi+unix:///PATH".
 //
 // Without Mount the target sees the whole path, and SCRIPT_NAME is what an SCGI front
 // server sent when the path lies under it, else "". With Mount the application is
@@ -273,6 +284,11 @@ func (c *Config) validate() error {
 	}
 	if c.SessionsDir == "" {
 		return errors.New("the session directory must be named")
+	}
+	for name, p := range c.Pools {
+		if err := p.check(name); err != nil {
+			return err
+		}
 	}
 	seen := map[string]Route{}
 	for _, r := range c.Routes {

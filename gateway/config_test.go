@@ -15,12 +15,12 @@ import (
 func noEnv(string) string { return "" }
 
 func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string) (Config, error) {
-	cfg, _, err := newTestGateway().parseFlags(args, stderr, getenv)
+	cfg, _, _, err := newTestGateway().parseFlags(args, stderr, getenv)
 	return cfg, err
 }
 
 func TestFlagsDefaults(t *testing.T) {
-	cfg, used, err := newTestGateway().parseFlags(nil, io.Discard, noEnv)
+	cfg, used, _, err := newTestGateway().parseFlags(nil, io.Discard, noEnv)
 	require.NoError(t, err)
 	assert.Equal(t, "127.0.0.1:8080", cfg.HTTPAddr)
 	assert.Equal(t, "sessions", cfg.SessionsDir)
@@ -33,7 +33,7 @@ func TestFlagsDefaults(t *testing.T) {
 	assert.Equal(t, 0o660, int(cfg.SocketMode))
 
 	// Only an SCGI listener: no HTTP one is added.
-	cfg, used, err = newTestGateway().parseFlags([]string{"-scgi", "unix:/tmp/x.sock"}, io.Discard, noEnv)
+	cfg, used, _, err = newTestGateway().parseFlags([]string{"-scgi", "unix:/tmp/x.sock"}, io.Discard, noEnv)
 	require.NoError(t, err)
 	assert.Empty(t, cfg.HTTPAddr)
 	assert.False(t, used.listener)

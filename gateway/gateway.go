@@ -220,12 +220,15 @@ func (g *Gateway) buildTable(cfg Config, old *table) (*table, error) {
 	var routes []*route
 	for _, spec := range cfg.Routes {
 		r := &route{Route: spec, backend: spec.Target}
-		backends, err := parseTarget(spec.Target)
+		pool, isPool, err := cfg.pool(spec.Target)
 		if err != nil {
 			return nil, fmt.Errorf("%v: %w", spec, err)
 		}
+		if _, clash := g.handlers[spec.Target]; clash && isPool {
+			return nil, fmt.Errorf("%v: %q names both a pool and a Go handler", spec, spec.Target)
+		}
 		var inner http.Handler
-		if backends == nil {
+		if !isPool {
 			h, ok := g.handlers[spec.Target]
 			if !ok {
 				return nil, g.noHandler(spec, g.handlerNamesLocked())
@@ -233,10 +236,10 @@ func (g *Gateway) buildTable(cfg Config, old *table) (*table, error) {
 			inner = mountGo(spec, g.manager.Handler(h))
 		} else {
 			r.key = strings.Join([]string{spec.Prefix, spec.Target, strconv.FormatBool(spec.Mount),
-				strconv.Itoa(cfg.BackendMaxConns), cfg.BackendTimeout.String()}, "\x00")
+				strings.Join(pool.Addresses, ","), strconv.Itoa(pool.MaxConns), pool.Timeout.String()}, "\x00")
 			p := reuse[r.key]
 			if p == nil {
-				if p, err = g.newProxy(cfg, spec, backends); err != nil {
+				if p, err = g.newProxy(spec, pool); err != nil {
 					return nil, err
 				}
 			}
@@ -259,11 +262,18 @@ func newTable(routes []*route) *table {
 	return t
 }
 
-// checkHandlers checks that every Go target of routes is registered.
-func (g *Gateway) checkHandlers(routes []Route) error {
+// checkTargets checks that every route's target is a pool or a registered Go
+// handler, and that no name is both.
+func (g *Gateway) checkTargets(cfg *Config) error {
 	names := g.handlerNames()
-	for _, r := range routes {
-		if b, err := parseTarget(r.Target); err == nil && b == nil && !slices.Contains(names, r.Target) {
+	for _, r := range cfg.Routes {
+		_, isPool, err := cfg.pool(r.Target)
+		switch {
+		case err != nil:
+			return fmt.Errorf("%v: %w", r, err)
+		case isPool && slices.Contains(names, r.Target):
+			return fmt.Errorf("%v: %q names both a pool and a Go handler", r, r.Target)
+		case !isPool && !slices.Contains(names, r.Target):
 			return g.noHandler(r, names)
 		}
 	}
@@ -287,6 +297,60 @@ func (g *Gateway) handlerNamesLocked() []string {
 	return names
 }
 
+// Reload applies a new configuration's routes and pools (with the backend limits) to
+// an open gateway: requests that arrive from then on are routed by it, requests in
+// flight finish on the routes they started on, and no listener closes. A pool whose
+// route, addresses and limits did not change is kept with its backends' state. The
+// other settings (listeners, session directory, cookie, session classes, idle sweep,
+// shutdown timeout, logs) take effect at a restart; Reload logs which of them differ.
+// An invalid configuration is refused with its error, and the running one stays.
+func (g *Gateway) Reload(cfg Config) error {
+	cfg = cfg.clone()
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	if err := g.checkTargets(&cfg); err != nil {
+		return err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.opened {
+		return errors.New("gateway: Reload before Open")
+	}
+	t, err := g.buildTable(cfg, g.table.Load())
+	if err != nil {
+		return err
+	}
+	if changed := restartOnly(g.Config, cfg); len(changed) > 0 {
+		g.log().Warn("reload: these settings take effect at the next restart", "changed", strings.Join(changed, ", "))
+	}
+	g.table.Store(t)
+	g.Config.Routes, g.Config.Pools = cfg.Routes, cfg.Pools
+	g.Config.BackendMaxConns, g.Config.BackendTimeout = cfg.BackendMaxConns, cfg.BackendTimeout
+	return nil
+}
+
+// restartOnly names the settings that differ between a and b and that a running
+// gateway does not change.
+func restartOnly(a, b Config) []string {
+	var out []string
+	add := func(differ bool, name string) {
+		if differ {
+			out = append(out, name)
+		}
+	}
+	add(a.HTTPAddr != b.HTTPAddr || a.SCGIAddr != b.SCGIAddr || a.MetricsAddr != b.MetricsAddr || a.SocketMode != b.SocketMode, "listeners")
+	add(a.SessionsDir != b.SessionsDir || a.StagingDir != b.StagingDir || a.MaxIdle != b.MaxIdle, "sessions")
+	add(a.Cookie != b.Cookie, "cookie")
+	sameClass := func(x, y quixote.Class) bool {
+		return x.String() == y.String() && x.Kind == y.Kind && x.MaxFormTokens == y.MaxFormTokens
+	}
+	add(!sameClass(a.NewClass, b.NewClass) || !slices.EqualFunc(a.Classes, b.Classes, sameClass), "session classes")
+	add(a.ShutdownTimeout != b.ShutdownTimeout, "shutdown timeout")
+	add(a.LogFormat != b.LogFormat || a.LogLevel != b.LogLevel, "log")
+	return out
+}
+
 // routeHandler wraps the handler of one route, Go or Python, in what applies to
 // every route whatever serves it. inner is the route's own handler: the mount and
 // session manager around a Go handler, or the cookie shield in front of a pool. The
@@ -297,17 +361,38 @@ func (g *Gateway) routeHandler(_ *route, inner http.Handler) http.Handler {
 	return inner
 }
 
+// pool returns the pool a route target names, with the configuration's limits where
+// the pool has none, and whether the target is a pool at all (else it names a Go
+// handler).
+func (c *Config) pool(target string) (Pool, bool, error) {
+	p, named := c.Pools[target]
+	if !named {
+		backends, err := parseTarget(target)
+		if err != nil || backends == nil {
+			return p, false, err
+		}
+		p.Addresses = backends
+	}
+	if p.MaxConns <= 0 {
+		p.MaxConns = c.BackendMaxConns
+	}
+	if p.Timeout <= 0 {
+		p.Timeout = c.BackendTimeout
+	}
+	return p, true, nil
+}
+
 // newProxy makes the pool of a Python route.
-func (g *Gateway) newProxy(cfg Config, spec Route, backends []string) (*scgi.Proxy, error) {
-	p, err := scgi.NewProxy(backends...)
+func (g *Gateway) newProxy(spec Route, pool Pool) (*scgi.Proxy, error) {
+	p, err := scgi.NewProxy(pool.Addresses...)
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", spec, err)
 	}
 	if spec.Mount {
 		p.ScriptName = spec.match()
 	}
-	p.MaxConnsPerBackend = cfg.BackendMaxConns
-	p.ResponseHeaderTimeout = cfg.BackendTimeout
+	p.MaxConnsPerBackend = pool.MaxConns
+	p.ResponseHeaderTimeout = pool.Timeout
 	p.ErrorLog = g.log()
 	p.ErrorHandler = g.proxyErrorHandler(spec.Prefix)
 	return p, nil

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -65,13 +66,18 @@ func (g *Gateway) Run(ctx context.Context, args []string, stdout, stderr io.Writ
 	if len(args) > 0 && args[0] == "sessions" {
 		return g.runSessions(ctx, args[1:], stdout, stderr)
 	}
-	cfg, defaults, err := g.parseFlags(args, stderr, os.Getenv)
+	code := g.Config.clone() // what SIGHUP reloads start from
+	cfg, defaults, st, err := g.parseFlags(args, stderr, os.Getenv)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", g.name(), err)
 		return 2
+	}
+	if st.version {
+		fmt.Fprint(stdout, versionText(g.name()))
+		return 0
 	}
 	g.Config = cfg
 	if g.Logger == nil {
@@ -100,10 +106,44 @@ func (g *Gateway) Run(ctx context.Context, args []string, stdout, stderr io.Writ
 	if g.onReady != nil {
 		g.onReady(g)
 	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reloadDone := make(chan struct{})
+	defer close(reloadDone)
+	go func() {
+		for {
+			select {
+			case <-reloadDone:
+				return
+			case <-hup:
+				g.reloadFromArgs(code, args)
+			}
+		}
+	}()
 	if err := g.serveUntil(ctx); err != nil {
 		return 1
 	}
 	return 0
+}
+
+// reloadFromArgs reads the configuration again as Run did at start-up (the
+// configuration file, then the flags, over the program's configuration) and applies
+// what can change while serving (see Reload). A configuration that cannot be read or
+// is invalid is refused with its error, and the running configuration stays.
+func (g *Gateway) reloadFromArgs(code Config, args []string) {
+	log := g.log()
+	cfg, _, st, err := g.parseFlagsOver(code, args, io.Discard, os.Getenv)
+	if err == nil {
+		err = g.Reload(cfg)
+	}
+	if err != nil {
+		log.Error("reload refused; the running configuration stays", "error", err)
+		g.metrics.reloads.With("refused").Inc()
+		return
+	}
+	g.metrics.reloads.With("ok").Inc()
+	log.Info("reloaded", "config", st.configFile, "routes", len(cfg.Routes))
 }
 
 func (g *Gateway) name() string {
@@ -143,17 +183,19 @@ func (v funcValue) String() string {
 
 func (v funcValue) Set(s string) error { return v.set(s) }
 
-// parseFlags returns the configuration for args: Config as the program set it, then
-// the flags on top. The program's routes are defaults: any -route or -mount replaces
-// them all. getenv tells whether systemd passed listening sockets, in which case no
-// default listener is added.
-func (g *Gateway) parseFlags(args []string, stderr io.Writer, getenv func(string) string) (Config, defaultsUsed, error) {
-	cfg := g.Config.clone()
-	var used defaultsUsed
-	var routes []Route
-	var className, classKind string
+// flagState is what the flags hold besides Config fields.
+type flagState struct {
+	routes               []Route
+	className, classKind string
+	configFile           string
+	version              bool
+}
+
+// flagSet returns the serve command's flags, writing into cfg and st; their defaults
+// are cfg's values.
+func (g *Gateway) flagSet(cfg *Config, st *flagState, out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(g.name(), flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(out)
 	fs.Usage = func() {
 		extra := ""
 		if len(cfg.Routes) > 0 {
@@ -167,7 +209,7 @@ func (g *Gateway) parseFlags(args []string, stderr io.Writer, getenv func(string
 		if names == "" {
 			names = "none registered"
 		}
-		fmt.Fprintf(stderr, usageText, g.name(), extra, names)
+		fmt.Fprintf(out, usageText, g.name(), extra, names)
 		fs.PrintDefaults()
 	}
 	routeFlag := func(mount bool) funcValue {
@@ -176,10 +218,12 @@ func (g *Gateway) parseFlags(args []string, stderr io.Writer, getenv func(string
 			if err != nil {
 				return err
 			}
-			routes = append(routes, r)
+			st.routes = append(st.routes, r)
 			return nil
 		}}
 	}
+	fs.StringVar(&st.configFile, "config", "", "read the configuration from the TOML `FILE` (flags override it; SIGHUP reloads its routes and pools)")
+	fs.BoolVar(&st.version, "version", false, "print the version and build information, and exit")
 	fs.StringVar(&cfg.HTTPAddr, "http", cfg.HTTPAddr, "serve plain HTTP on `ADDR` (host:port or unix:/path; default "+DefaultHTTPAddr+" when no other listener is given)")
 	fs.StringVar(&cfg.SCGIAddr, "scgi", cfg.SCGIAddr, "serve SCGI for a front server on `ADDR` (host:port or unix:/path)")
 	fs.StringVar(&cfg.MetricsAddr, "metrics", cfg.MetricsAddr, "serve Prometheus /metrics and /healthz on `ADDR`")
@@ -189,7 +233,7 @@ func (g *Gateway) parseFlags(args []string, stderr io.Writer, getenv func(string
 	}}, "socket-mode", "permissions of UNIX sockets the gateway creates (octal)")
 	fs.StringVar(&cfg.SessionsDir, "sessions", cfg.SessionsDir, "the session `DIR`ectory shared with the Python side (created if missing)")
 	fs.StringVar(&cfg.StagingDir, "staging-dir", cfg.StagingDir, "write session files in `DIR` and rename them into the session directory, so that a Python cron job running session3's delete_old_sessions never meets a temporary file; DIR must be outside the session directory, on the same filesystem")
-	fs.Var(routeFlag(false), "route", "serve requests under `PREFIX=TARGET` (repeatable; the longest prefix wins); TARGET is the name of a Go handler, scgi://HOST:PORT[,HOST:PORT...] or scgi+unix:///PATH, and sees the whole path")
+	fs.Var(routeFlag(false), "route", "serve requests under `PREFIX=TARGET` (repeatable; the longest prefix wins); TARGET is the name of a Go handler or of a pool of the configuration file, scgi://HOST:PORT[,HOST:PORT...] or scgi+unix:///PATH, and sees the whole path")
 	fs.Var(routeFlag(true), "mount", "like -route, but the application is mounted at `PREFIX=TARGET`: it gets SCRIPT_NAME=PREFIX and PATH_INFO=the rest")
 	fs.StringVar(&cfg.Cookie.Name, "cookie-name", cfg.Cookie.Name, "session cookie name (Quixote's SESSION_COOKIE_NAME)")
 	fs.StringVar(&cfg.Cookie.Path, "cookie-path", cfg.Cookie.Path, "session cookie path (default: SCRIPT_NAME + \"/\", as Quixote)")
@@ -200,8 +244,8 @@ func (g *Gateway) parseFlags(args []string, stderr io.Writer, getenv func(string
 		cfg.Cookie.SameSite, err = parseSameSite(v)
 		return err
 	}}, "cookie-samesite", "samesite attribute of the session cookie: lax, strict or none")
-	fs.StringVar(&className, "session-class", "", "Python class of sessions created in Go (default "+cfg.NewClass.String()+")")
-	fs.StringVar(&classKind, "session-kind", "", "which built-in class -session-class derives from: session3, dict or quixote")
+	fs.StringVar(&st.className, "session-class", "", "Python class of sessions created in Go (default "+cfg.NewClass.String()+")")
+	fs.StringVar(&st.classKind, "session-kind", "", "which built-in class -session-class derives from: session3, dict or quixote")
 	fs.DurationVar(&cfg.MaxIdle, "max-idle", cfg.MaxIdle, "delete sessions idle for longer than this, periodically (0: never), and stale empty files")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "on SIGTERM or SIGINT, how long requests in flight may take to finish")
 	fs.IntVar(&cfg.BackendMaxConns, "backend-max-conns", cfg.BackendMaxConns, "connections per SCGI backend at most (0: no limit; set it to the worker's number of children)")
@@ -211,32 +255,73 @@ func (g *Gateway) parseFlags(args []string, stderr io.Writer, getenv func(string
 		cfg.LogLevel, err = parseLogLevel(v)
 		return err
 	}}, "log-level", "log level: debug, info, warn or error")
+	return fs
+}
+
+// parseFlags returns the configuration for args: Config as the program set it, then
+// the configuration file (-config), then the flags. The program's routes are
+// defaults: routes from the file or the flags replace them all; flag routes are added
+// to the file's, replacing one of the same prefix. getenv tells whether systemd passed
+// listening sockets, in which case no default listener is added.
+func (g *Gateway) parseFlags(args []string, stderr io.Writer, getenv func(string) string) (Config, defaultsUsed, flagState, error) {
+	return g.parseFlagsOver(g.Config, args, stderr, getenv)
+}
+
+func (g *Gateway) parseFlagsOver(base Config, args []string, stderr io.Writer, getenv func(string) string) (Config, defaultsUsed, flagState, error) {
+	var used defaultsUsed
+	cfg := base.clone()
+	var st flagState
+	fs := g.flagSet(&cfg, &st, stderr)
 	if err := fs.Parse(args); err != nil {
-		return cfg, used, err
+		return cfg, used, st, err
 	}
 	if fs.NArg() > 0 {
-		return cfg, used, fmt.Errorf("unexpected argument %q (flags come before; the admin tool is `%s sessions`)", fs.Arg(0), g.name())
+		return cfg, used, st, fmt.Errorf("unexpected argument %q (flags come before; the admin tool is `%s sessions`)", fs.Arg(0), g.name())
 	}
-	if className != "" || classKind != "" {
-		if className == "" {
-			className = cfg.NewClass.String()
+	if st.version {
+		return cfg, used, st, nil
+	}
+	fileRoutes := false
+	if st.configFile != "" {
+		// Again over the file's settings, so that the flags override them.
+		cfg = base.clone()
+		var err error
+		if fileRoutes, err = loadFile(st.configFile, &cfg); err != nil {
+			return cfg, used, st, err
 		}
-		c, err := parseClass(className, classKind)
+		file := st.configFile
+		st = flagState{}
+		if err := g.flagSet(&cfg, &st, io.Discard).Parse(args); err != nil {
+			return cfg, used, st, err
+		}
+		st.configFile = file
+	}
+	if st.className != "" || st.classKind != "" {
+		name := st.className
+		if name == "" {
+			name = cfg.NewClass.String()
+		}
+		c, err := parseClass(name, st.classKind)
 		if err != nil {
-			return cfg, used, fmt.Errorf("-session-class/-session-kind: %w", err)
+			return cfg, used, st, fmt.Errorf("-session-class/-session-kind: %w", err)
 		}
 		cfg.NewClass = c
 	}
-	if len(routes) > 0 {
+	switch {
+	case len(st.routes) > 0:
 		seen := map[string]Route{}
-		for _, r := range routes {
+		for _, r := range st.routes {
 			if prev, dup := seen[r.match()]; dup {
-				return cfg, used, fmt.Errorf("%v and %v cover the same prefix", prev, r)
+				return cfg, used, st, fmt.Errorf("%v and %v cover the same prefix", prev, r)
 			}
 			seen[r.match()] = r
 		}
-		cfg.Routes = routes
-	} else {
+		if !fileRoutes {
+			cfg.Routes = nil
+		}
+		cfg.Routes = slices.DeleteFunc(cfg.Routes, func(r Route) bool { _, over := seen[r.match()]; return over })
+		cfg.Routes = append(cfg.Routes, st.routes...)
+	case !fileRoutes:
 		used.routes = true
 	}
 	if cfg.HTTPAddr == "" && cfg.SCGIAddr == "" && !systemdActivated(getenv) {
@@ -244,15 +329,15 @@ func (g *Gateway) parseFlags(args []string, stderr io.Writer, getenv func(string
 		used.listener = true
 	}
 	if err := cfg.validate(); err != nil {
-		return cfg, used, err
+		return cfg, used, st, err
 	}
 	if len(cfg.Routes) == 0 {
-		return cfg, used, errors.New("no routes: give -route PREFIX=TARGET or -mount PREFIX=TARGET")
+		return cfg, used, st, errors.New("no routes: give -route PREFIX=TARGET or -mount PREFIX=TARGET")
 	}
-	if err := g.checkHandlers(cfg.Routes); err != nil {
-		return cfg, used, err
+	if err := g.checkTargets(&cfg); err != nil {
+		return cfg, used, st, err
 	}
-	return cfg, used, nil
+	return cfg, used, st, nil
 }
 
 // listen opens the listeners: the inherited systemd sockets first (named "http" and

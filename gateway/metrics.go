@@ -21,6 +21,7 @@ type gatewayMetrics struct {
 	latency       *metrics.HistogramVec // route
 	backendErrors *metrics.CounterVec   // route, status
 	rejected      *metrics.CounterVec   // route
+	reloads       *metrics.CounterVec   // result
 
 	storeOps     *metrics.CounterVec   // op, result
 	storeLatency *metrics.HistogramVec // op
@@ -51,6 +52,8 @@ func newGatewayMetrics() *gatewayMetrics {
 		"Proxied requests the gateway answered itself because the backend pool failed them, by route and the status answered (502 refused or broken, 503 no backend available, 504 timeout).", "route", "status")
 	m.rejected = reg.NewCounterVec("qxbridge_rejected_session_cookies_total",
 		"Session cookies with an invalid id removed from requests before they were forwarded to Python, by route.", "route")
+	m.reloads = reg.NewCounterVec("qxbridge_config_reloads_total",
+		"Configuration reloads (SIGHUP), by result: ok, or refused (the running configuration stayed).", "result")
 	reg.NewGaugeFunc("qxbridge_backend_up", "Whether a backend takes requests (0 while it rests after failures).",
 		[]string{"route", "backend"}, m.backendSamples(func(s scgi.BackendStats) float64 { return bool01(s.Healthy) }))
 	reg.NewGaugeFunc("qxbridge_backend_in_flight", "Requests holding a connection to a backend now.",

@@ -1,0 +1,287 @@
+package gateway
+
+import (
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/qxbridge/qxbridge/quixote"
+)
+
+// The configuration file (-config FILE) is TOML. Every key is optional: a key the
+// file sets overrides what the program set in code, and a flag given on the command
+// line overrides the file. An unknown key is an error, so that a misspelt setting is
+// not silently ignored.
+//
+//	[listen]
+//	http = "127.0.0.1:8080"             # -http
+//	scgi = "unix:/run/qxbridge/gateway.sock"   # -scgi
+//	metrics = "127.0.0.1:9100"          # -metrics
+//	socket_mode = "0660"                # -socket-mode
+//
+//	[sessions]
+//	dir = "/var/lib/myapp/sessions"     # -sessions
+//	staging_dir = ""                    # -staging-dir
+//	max_idle = "24h"                    # -max-idle
+//	new_class = "myapp.session.MySession"   # -session-class
+//
+//	[[sessions.class]]                  # an application session class
+//	name = "myapp.session.MySession"
+//	kind = "session3"                   # session3, dict or quixote: what it derives from
+//	max_form_tokens = 32                # its MAX_FORM_TOKENS, when it overrides it
+//
+//	[cookie]                            # Quixote's SESSION_COOKIE_* settings
+//	name = "QX_session"
+//	path = "/"
+//	domain = ""
+//	secure = true
+//	httponly = true
+//	samesite = "lax"
+//
+//	[limits]
+//	shutdown_timeout = "10s"
+//	backend_max_conns = 5               # per worker, for pools without their own
+//	backend_timeout = "60s"
+//
+//	[log]
+//	format = "json"
+//	level = "info"
+//
+//	[pool.python]                       # a pool of Python workers, by name
+//	addresses = ["127.0.0.1:4000", "127.0.0.1:4001"]   # or "unix:/run/myapp/scgi.sock"
+//	max_conns = 5                       # overrides backend_max_conns
+//	timeout = "30s"                     # overrides backend_timeout
+//
+//	[[route]]
+//	prefix = "/reports/"
+//	target = "reports"                  # a Go handler's name, a pool's name, or scgi://...
+//
+//	[[route]]
+//	prefix = "/"
+//	target = "python"
+//
+//	[[mount]]                           # a route with mount = true
+//	prefix = "/app/"
+//	target = "scgi+unix:///run/app/scgi.sock"
+//
+// The routes of the file replace the routes the program set in code; -route and
+// -mount flags are added to the file's, replacing a file route of the same prefix.
+// On SIGHUP, Run reads the file again and applies its routes and pools (see Reload).
+
+// fileConfig is the TOML form of Config.
+type fileConfig struct {
+	Listen struct {
+		HTTP       string `toml:"http"`
+		SCGI       string `toml:"scgi"`
+		Metrics    string `toml:"metrics"`
+		SocketMode string `toml:"socket_mode"`
+	} `toml:"listen"`
+	Sessions struct {
+		Dir        string        `toml:"dir"`
+		StagingDir string        `toml:"staging_dir"`
+		MaxIdle    time.Duration `toml:"max_idle"`
+		NewClass   string        `toml:"new_class"`
+		Classes    []struct {
+			Name          string `toml:"name"`
+			Kind          string `toml:"kind"`
+			MaxFormTokens int    `toml:"max_form_tokens"`
+		} `toml:"class"`
+	} `toml:"sessions"`
+	Cookie struct {
+		Name     string `toml:"name"`
+		Path     string `toml:"path"`
+		Domain   string `toml:"domain"`
+		Secure   bool   `toml:"secure"`
+		HttpOnly bool   `toml:"httponly"`
+		SameSite string `toml:"samesite"`
+	} `toml:"cookie"`
+	Limits struct {
+		ShutdownTimeout time.Duration `toml:"shutdown_timeout"`
+		BackendMaxConns int           `toml:"backend_max_conns"`
+		BackendTimeout  time.Duration `toml:"backend_timeout"`
+	} `toml:"limits"`
+	Log struct {
+		Format string `toml:"format"`
+		Level  string `toml:"level"`
+	} `toml:"log"`
+	Pools  map[string]filePool `toml:"pool"`
+	Routes []fileRoute         `toml:"route"`
+	Mounts []fileRoute         `toml:"mount"`
+}
+
+type filePool struct {
+	Addresses []string      `toml:"addresses"`
+	MaxConns  int           `toml:"max_conns"`
+	Timeout   time.Duration `toml:"timeout"`
+}
+
+type fileRoute struct {
+	Prefix string `toml:"prefix"`
+	Target string `toml:"target"`
+	Mount  bool   `toml:"mount"`
+}
+
+// loadFile applies the configuration file at path to cfg. It reports whether the
+// file has routes. On error cfg may be partly changed; callers work on a copy.
+func loadFile(path string, cfg *Config) (hasRoutes bool, err error) {
+	var f fileConfig
+	md, err := toml.DecodeFile(path, &f)
+	if err != nil {
+		return false, fmt.Errorf("configuration file %s: %w", path, err)
+	}
+	if keys := md.Undecoded(); len(keys) > 0 {
+		names := make([]string, len(keys))
+		for i, k := range keys {
+			names[i] = k.String()
+		}
+		return false, fmt.Errorf("configuration file %s: unknown key %s", path, strings.Join(names, ", "))
+	}
+	wrap := func(err error) error { return fmt.Errorf("configuration file %s: %w", path, err) }
+	def := md.IsDefined
+	set := func(dst *string, v string, key ...string) {
+		if def(key...) {
+			*dst = v
+		}
+	}
+	set(&cfg.HTTPAddr, f.Listen.HTTP, "listen", "http")
+	set(&cfg.SCGIAddr, f.Listen.SCGI, "listen", "scgi")
+	set(&cfg.MetricsAddr, f.Listen.Metrics, "listen", "metrics")
+	if def("listen", "socket_mode") {
+		if cfg.SocketMode, err = parseSocketMode(f.Listen.SocketMode); err != nil {
+			return false, wrap(err)
+		}
+	}
+	set(&cfg.SessionsDir, f.Sessions.Dir, "sessions", "dir")
+	set(&cfg.StagingDir, f.Sessions.StagingDir, "sessions", "staging_dir")
+	if def("sessions", "max_idle") {
+		cfg.MaxIdle = f.Sessions.MaxIdle
+	}
+	for i, fc := range f.Sessions.Classes {
+		c, err := parseClass(fc.Name, fc.Kind)
+		if err != nil {
+			return false, wrap(fmt.Errorf("sessions.class %d: %w", i+1, err))
+		}
+		if fc.MaxFormTokens < 0 {
+			return false, wrap(fmt.Errorf("sessions.class %s: max_form_tokens must not be negative", fc.Name))
+		}
+		c.MaxFormTokens = fc.MaxFormTokens
+		cfg.Classes = mergeClass(cfg.Classes, c)
+	}
+	if def("sessions", "new_class") {
+		if cfg.NewClass, err = parseClass(f.Sessions.NewClass, ""); err != nil {
+			return false, wrap(err)
+		}
+	}
+	set(&cfg.Cookie.Name, f.Cookie.Name, "cookie", "name")
+	set(&cfg.Cookie.Path, f.Cookie.Path, "cookie", "path")
+	set(&cfg.Cookie.Domain, f.Cookie.Domain, "cookie", "domain")
+	if def("cookie", "secure") {
+		cfg.Cookie.Secure = f.Cookie.Secure
+	}
+	if def("cookie", "httponly") {
+		cfg.Cookie.HttpOnly = f.Cookie.HttpOnly
+	}
+	if def("cookie", "samesite") {
+		if cfg.Cookie.SameSite, err = parseSameSite(f.Cookie.SameSite); err != nil {
+			return false, wrap(err)
+		}
+	}
+	if def("limits", "shutdown_timeout") {
+		cfg.ShutdownTimeout = f.Limits.ShutdownTimeout
+	}
+	if def("limits", "backend_max_conns") {
+		cfg.BackendMaxConns = f.Limits.BackendMaxConns
+	}
+	if def("limits", "backend_timeout") {
+		cfg.BackendTimeout = f.Limits.BackendTimeout
+	}
+	set(&cfg.LogFormat, f.Log.Format, "log", "format")
+	if def("log", "level") {
+		if cfg.LogLevel, err = parseLogLevel(f.Log.Level); err != nil {
+			return false, wrap(err)
+		}
+	}
+	if len(f.Pools) > 0 {
+		if cfg.Pools == nil {
+			cfg.Pools = map[string]Pool{}
+		}
+		for name, p := range f.Pools {
+			cfg.Pools[name] = Pool(p)
+		}
+	}
+	if len(f.Routes)+len(f.Mounts) > 0 {
+		cfg.Routes = nil
+		for _, r := range f.Routes {
+			cfg.Routes = append(cfg.Routes, Route(r))
+		}
+		for _, r := range f.Mounts {
+			r.Mount = true
+			cfg.Routes = append(cfg.Routes, Route(r))
+		}
+		for _, r := range cfg.Routes {
+			if err := r.check(); err != nil {
+				return false, wrap(err)
+			}
+		}
+		hasRoutes = true
+	}
+	return hasRoutes, nil
+}
+
+// mergeClass adds c to classes, or replaces the description of the same class,
+// keeping a HasInfo that code gave it (a file cannot express one).
+func mergeClass(classes []quixote.Class, c quixote.Class) []quixote.Class {
+	for i, d := range classes {
+		if d.Module == c.Module && d.Name == c.Name {
+			if c.HasInfo == nil {
+				c.HasInfo = d.HasInfo
+			}
+			classes = slices.Clone(classes)
+			classes[i] = c
+			return classes
+		}
+	}
+	return append(slices.Clone(classes), c)
+}
+
+// Pool is a named pool of Python workers, which routes name as their target.
+type Pool struct {
+	// Addresses are the workers: host:port or unix:/path.
+	Addresses []string
+	// MaxConns and Timeout override Config.BackendMaxConns and
+	// Config.BackendTimeout for this pool when positive.
+	MaxConns int
+	Timeout  time.Duration
+}
+
+// check validates a pool's addresses and limits.
+func (p Pool) check(name string) error {
+	if !handlerName.MatchString(name) {
+		return fmt.Errorf("pool %q: a name is letters, digits, '_', '.' and '-'", name)
+	}
+	if len(p.Addresses) == 0 {
+		return fmt.Errorf("pool %s: no addresses", name)
+	}
+	for _, a := range p.Addresses {
+		if path, ok := strings.CutPrefix(a, "unix:"); ok {
+			if !strings.HasPrefix(path, "/") {
+				return fmt.Errorf("pool %s: %q: want unix:/absolute/path", name, a)
+			}
+			continue
+		}
+		if _, err := parseTarget("scgi://" + a); err != nil {
+			return fmt.Errorf("pool %s: %q is not host:port or unix:/path", name, a)
+		}
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("pool %s: %q: %w", name, a, err)
+		}
+	}
+	if p.MaxConns < 0 || p.Timeout < 0 {
+		return fmt.Errorf("pool %s: limits must not be negative", name)
+	}
+	return nil
+}
