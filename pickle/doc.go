@@ -178,6 +178,94 @@
 // whose Path says where it is in the value; nothing is written to an Encoder's stream
 // past the point of failure, but what came before may have been.
 //
+// # Go types for Python values
+//
+// UnmarshalValue stores a decoded value in Go variables as json.Unmarshal does for
+// JSON, so that Go code works with an application's objects as structs:
+//
+//	type CartItem struct {
+//		SKU   string `pickle:"sku"`
+//		Price pickle.Decimal
+//		Qty   int
+//	}
+//	type User struct {
+//		Login     string
+//		Balance   pickle.Decimal
+//		Cart      []CartItem
+//		LastLogin time.Time
+//	}
+//	var u User
+//	err := pickle.UnmarshalValue(v, &u) // v is a myapp.User object
+//
+// A struct field names the Python attribute (or str dict key) in its tag; without
+// one, the field's name in snake case (LastLogin is last_login, UserID is user_id).
+// The tag `pickle:"-"` skips a field; the options ",omitempty" (a zero value adds no
+// attribute to an object that lacks it), ",naive" and ",date" (how a new time is
+// written) follow the name. Embedded structs' fields are the struct's own. An
+// attribute no field names is ignored, or an error with
+// Converter.DisallowUnknownAttrs; a field whose attribute is missing is left as it
+// is. The mapping:
+//
+//	Python                     Go
+//	str                        string
+//	int                        int, int8 to int64, uint to uint64 (a value that does
+//	                           not fit is an error), *big.Int or big.Int (any size);
+//	                           float32 and float64 take an int that converts exactly
+//	float                      float64, float32
+//	bool                       bool (not an int: True into an int is an error)
+//	None                       nil pointer, slice, map or interface; zero value of
+//	                           other types
+//	bytes, bytearray           []byte
+//	list, tuple, set,          slice; a tuple or list of the right length also into
+//	frozenset                  an array
+//	dict                       map (keys converted by these rules) or struct (str keys)
+//	set, frozenset             map[T]struct{} or map[T]bool
+//	datetime.datetime          time.Time: an aware datetime at its instant, in a
+//	                           time.FixedZone of a datetime.timezone (time.UTC for
+//	                           timezone.utc) or the time.LoadLocation of a
+//	                           zoneinfo.ZoneInfo key (fold honoured); a naive datetime
+//	                           at its wall clock in time.UTC. Other tzinfo classes
+//	                           are errors.
+//	datetime.date              time.Time at midnight UTC
+//	decimal.Decimal            Decimal, its text: every digit and the exponent kept
+//	an object of a class       struct or pointer to struct (its attributes, __slots__
+//	                           included), or map[string]T; a struct whose type has a
+//	                           PythonClass method (ClassNamer) takes only that class
+//	a global (class, function) Global
+//	anything                   any (the value of the model as it is), or the model's
+//	                           own *Object, *List, *Dict, *Tuple, *Set, *FrozenSet,
+//	                           *ByteArray
+//
+// An object or container the pickle shares decodes to one Go pointer wherever the
+// Go type is a pointer, so shared objects and cycles survive; into non-pointer
+// types each occurrence is a copy. Errors are *MappingError naming the path of the
+// value, e.g. "pickle: cart[2].price: Python decimal.Decimal into Go int"; nothing
+// panics, and Converter.MaxValues bounds the work a hostile pickle can cause.
+//
+// UpdateValue writes Go values back into the value they came from, changing only
+// what changed, as Python code assigning those attributes would: an attribute whose
+// Go value converts to what the object holds keeps the Python value it had (the same
+// str, the int 5 a float field read, the None a zero value read, the datetime with
+// its tzinfo object), and what the struct does not name — other attributes, the
+// class and how it is made, a (dict, slots) state, memo links to shared values —
+// stays. Objects, lists, dicts, sets and bytearrays are changed in place, so that
+// other references to them see the change (a slice is list[:] = ..., a map deletes
+// the keys it lacks and adds new keys last, in sorted order); an immutable value
+// that changed (str, tuple, frozenset, datetime, Decimal) is replaced. Slice items
+// match the list's items by position, unless the struct has a *Object field tagged
+// `pickle:",object"`: decoding sets it to the struct's object and writing goes to
+// that object, wherever the item has moved; nil there means a new object. A new
+// struct value is written as a new instance of its ClassNamer class (as
+// NewObjectFrom does) or, without one, as a dict; a changed time keeps the kind of
+// datetime it replaces (naive, written at its UTC wall clock; aware, keeping the
+// tzinfo object when the time is in its zone, else a datetime.timezone of its
+// offset; a date); a new one is aware unless tagged ",naive" or ",date". A Decimal
+// is written in the form str() gives in Python (ParseDecimal), so CPython pickles
+// the same bytes. When two Go values hold one Python object, the one that changed an
+// attribute wins. MarshalValue makes new values, NewObjectFrom a new instance of a
+// named class, as CPython makes one for a plain class: NEWOBJ and BUILD with the
+// attribute dict.
+//
 // # Why not gopickle
 //
 // github.com/nlpodyssey/gopickle was measured against CPython-made session files and

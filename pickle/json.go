@@ -777,14 +777,7 @@ func bytesArg(v any) ([]byte, bool) {
 		if !ok1 || !ok2 || (codec != "latin1" && codec != "latin-1") {
 			return nil, false
 		}
-		b := make([]byte, 0, len(s))
-		for _, r := range s {
-			if r > 0xff {
-				return nil, false
-			}
-			b = append(b, byte(r))
-		}
-		return b, true
+		return latin1Bytes(s)
 	}
 	return nil, false
 }
