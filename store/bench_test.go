@@ -88,20 +88,25 @@ func BenchmarkSaveSync(b *testing.B) {
 // BenchmarkSaveWays is Save of one fixture through each way of naming the new file:
 // a file without a name linked with AT_EMPTY_PATH (where permitted) or through
 // /proc/self/fd, a named temporary file (the fallback), and a file without a name
-// in a staging directory.
+// in a staging directory; then with a rename(2) over the session file instead of
+// renameat2(RENAME_EXCHANGE) (where that is missing), and WithWriteOut.
 func BenchmarkSaveWays(b *testing.B) {
 	ctx := context.Background()
 	data := fixture(b, "session3-counter-tokens.pkl")
-	for _, way := range []string{"unnamed", "proc", "named", "staging"} {
+	for _, way := range []string{"unnamed", "proc", "named", "staging", "rename", "writeout"} {
 		b.Run(way, func(b *testing.B) {
 			var d *Directory
-			if way == "staging" {
+			switch way {
+			case "staging":
 				d = openTemp(b, WithStagingDir(b.TempDir()))
-			} else {
+			case "writeout":
+				d = openTemp(b, WithWriteOut())
+			default:
 				d = openTemp(b)
 			}
 			d.linkByProc.Store(way == "proc")
 			d.noUnnamed.Store(way == "named")
+			d.noExchange.Store(way == "rename")
 			require.NoError(b, d.Save(ctx, "bench", data))
 			b.SetBytes(int64(len(data)))
 			b.ReportAllocs()
@@ -155,9 +160,6 @@ func BenchmarkVsCPython(b *testing.B) {
 							n++
 						}
 						goNs = append(goNs, float64(time.Since(start).Nanoseconds())/float64(n))
-						for len(replacedClosers) > 0 { // let Go's background closes finish first
-							time.Sleep(time.Millisecond)
-						}
 						pyFileNs = append(pyFileNs, cpythonNs(b, "file-"+op, d.Dir(), name, slice))
 						pyS3Ns = append(pyS3Ns, cpythonNs(b, "session3-"+op, d.Dir(), name, slice))
 					}
@@ -166,6 +168,7 @@ func BenchmarkVsCPython(b *testing.B) {
 					b.ReportMetric(median(pyFileNs), "py-file-ns/op")
 					b.ReportMetric(median(pyS3Ns), "py-session3-ns/op")
 					b.ReportMetric(median(goNs)/median(pyFileNs), "go/py-file")
+					b.ReportMetric(median(goNs)/median(pyS3Ns), "go/py-session3")
 				})
 			}
 		})
@@ -177,6 +180,9 @@ func cpythonNs(b *testing.B, op, dir, fixtureName string, d time.Duration) float
 	b.Helper()
 	cmd := testpeer.PythonCmd(b, "store_bench.py", op, strconv.FormatFloat(d.Seconds(), 'f', 3, 64), dir,
 		testpeer.Testdata("session3", fixtureName))
+	if nfsLocks {
+		cmd.Env = append(cmd.Env, "QXBRIDGE_STORE_LOCKS=posix")
+	}
 	out, err := cmd.CombinedOutput()
 	require.NoError(b, err, "%s", out)
 	ns, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)

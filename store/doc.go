@@ -13,17 +13,23 @@
 // As with session3, each session is one file directly in the directory, named by the
 // session id, holding the whole pickle and nothing else. Reads take flock(2) LOCK_SH
 // and writes LOCK_EX on the session file itself — the locks Python's fcntl.flock takes.
-// POSIX record locks (fcntl F_SETLK, lockf) would not do: on Linux the two kinds do not
-// see each other. Lock waits poll with LOCK_NB, so they end with the context or after
+// POSIX record locks (fcntl F_SETLK, lockf) would not do: on a local filesystem the two
+// kinds do not see each other (NFS is another matter: see below). Lock waits poll with LOCK_NB, so they end with the context or after
 // the lock timeout (WithLockTimeout) instead of hanging a request on a stuck peer;
 // WithLockWaitHook reports each wait, for a metric of contention.
 //
-// New files get mode 0666 minus umask, as Python's open(path, 'wb') gives them, and a
-// replaced file's permission bits are kept, as Python's truncate-and-rewrite keeps
-// them (WithFileMode sets an exact mode instead). Ownership is not kept: a file Go
-// replaces belongs to the Go process's user. Run both sides as one user, or give them
-// a common group with a umask of 002 (and a setgid directory). In a directory with the
-// sticky bit, Go cannot replace another user's session file.
+// New files get mode 0660 minus umask: unlike Python's open(path, 'wb'), never any
+// access for others, whose reading a session file would hijack the session. A
+// replaced file's group is kept (and its owner, when Go runs as root), and its mode
+// too, less others' bits; when Go, as another user, becomes the owner, the group gets
+// the previous owner's bits, so that a Python worker in a shared group keeps reading
+// and writing the sessions Go saved. If Go cannot give its file the replaced file's
+// group (it is not a member) and that file belongs to another user, the save fails
+// with ErrPermission instead of locking that user out. WithFileMode sets an exact mode
+// instead. For two users (Python as www-data, Go as its own user): a common group, a
+// setgid session directory of that group (WithCreate with WithDirMode does it), and
+// WithFileMode(0660) so that sessions Go creates are writable by Python whatever its
+// umask. In a directory with the sticky bit, Go cannot replace another user's file.
 //
 // # How Go saves and loads
 //
@@ -33,27 +39,33 @@
 // 100 ms while the file is empty or unpickling hits its end.
 //
 // Save never writes into a file that has a session's name. It opens the session file
-// it will replace (O_NOFOLLOW) and writes the data into a new file without a name
+// it will replace (O_NOFOLLOW; read-write where permitted, as NFS needs for LOCK_EX) and writes the data into a new file without a name
 // (open(2) O_TMPFILE on the directory: Linux 3.11 and later, on ext4, xfs, btrfs,
 // tmpfs...), which no listing shows and which vanishes if the process dies (WithSync:
 // then fsync). It takes LOCK_EX on the old file and checks that it is still the file
 // at the path (else it locks the new one). Only then does it give the new file a
 // temporary name, ".qxbridge-tmp-<id>-<random>" — never a valid id, so never taken
 // for a session by IDs or Load — with linkat(2) (AT_EMPTY_PATH where permitted, else
-// through /proc/self/fd), renames it over the path at once (WithSync: then fsyncs the
-// directory) and unlocks. A new session needs no temporary name: linkat gives the
+// through /proc/self/fd), swaps it with the session file at once with
+// renameat2(RENAME_EXCHANGE), closes the replaced file (which releases the lock) and
+// unlinks it under the temporary name it now has (WithSync: then fsyncs the
+// directory). Where names cannot be swapped (NFS, Linux before 3.15) it closes the
+// replaced file and renames the new one over the path. A new session needs no temporary name: linkat gives the
 // file the session's name directly, and never replaces a file that someone created
 // meanwhile (that one is then locked and replaced as above). Where there are no files
 // without a name (another kernel or filesystem, or neither the capability for
 // AT_EMPTY_PATH nor /proc), Save writes a named temporary file, created with
 // O_EXCL|O_NOFOLLOW, and renames it in the same way; it finds out once per Directory.
-// If anything fails before the rename, the new file vanishes or is removed and the old
-// session is untouched. On ext4, whose rename over a file starts writing the new data
-// out (auto_da_alloc), Save starts that write-out before it locks, so that the lock
-// and the temporary name are not held during it. On a disk filesystem the replaced
-// file is closed in the background: its last close waits for the kernel to finish
-// writing data nobody will read again (session3's writer waits for the same in its
-// truncation).
+// If anything fails before the swap, the new file vanishes or is removed and the old
+// session is untouched.
+//
+// Why a swap: on ext4 a rename over an existing file first writes the new file's data
+// out (auto_da_alloc), and so does the close of a file that was truncated to zero —
+// session3's save. That costs a disk write per save, and saves queue behind the disk.
+// A swap does not write anything out, and the replaced file, unlinked before its
+// dirty data is ever written, costs no write at all. The replaced file is closed
+// before its name is removed (never after: on NFS, a file unlinked or renamed over
+// while open stays in the directory as ".nfsXXXX" until it is closed).
 //
 // With WithStagingDir, the new file is made, and named if it must be, in a directory
 // outside the session directory on the same filesystem, and renamed from there to
@@ -83,7 +95,7 @@
 // save waits for it to finish, then replaces the file: Go's save comes last and wins.
 // If the writer truncated the old file but the save got LOCK_EX first, the writer's
 // bytes go into the old file after it has lost its name: that save is lost, as if it
-// had come just before Go's. If the writer opens the path after the rename, it
+// had come just before Go's. If the writer opens the path after the swap, it
 // truncates and rewrites Go's file: a Python save after Go's. The file at the path is
 // never torn: Python writes only inside one file, Go only swaps whole files.
 //
@@ -105,44 +117,108 @@
 // Go save, Python reader or other lock holder. The save waits for shared locks on the
 // file it replaces. Readers would not need this (they read their own file), but it
 // orders the save after any process that holds the session locked, as session3's own
-// writer would be, and it lets DeleteIdle delete safely (below).
+// writer would be, and it lets DeleteIdle delete safely (below). The lock is held
+// until the new file has the session's name (with a swap) or released just before
+// the rename (without one): a peer that takes it then finds the replaced file, reads
+// it whole or writes into it, and is ordered before the save.
 //
-// Go save, Go save. Each writes its own file; renames are atomic; the last rename
-// wins. Of two saves creating one new session, one links its file under the name and
+// Go save, Go save. Each writes its own file; swaps and renames are atomic; the last
+// one wins. Of two saves creating one new session, one links its file under the name and
 // the other finds it there, locks it and replaces it.
 //
 // Delete, from either side. Like session3's delete_session it unlinks without a lock.
 // A load that has the file open reads it whole; one that was waiting for the lock
-// reports ErrNotFound. A save that was waiting renames its file into place: the
-// session is saved again. A Python writer that truncated the file before the unlink
+// reports ErrNotFound. A save that was waiting finds nothing to swap with and renames
+// its file into place: the session is saved again. A Python writer that truncated the file before the unlink
 // writes into a file without a name (the same happens with session3 alone).
 //
 // DeleteIdle. It takes LOCK_EX with LOCK_NB (a file someone holds is in use and kept),
 // then checks again that the file at the path is the one it locked and is still idle,
-// and unlinks it. A Go save cannot rename over the file while DeleteIdle holds it, and
-// after the unlink it creates the session anew. A Python writer's truncation makes
-// the file look fresh; only a writer that truncates in the instant between the check
-// and the unlink loses its save, as it would to delete_old_sessions.
+// and unlinks it (closing it first, for NFS). A Go save cannot replace the file while
+// DeleteIdle holds it, and after the unlink it creates the session anew. A Python
+// writer's truncation makes the file look fresh; only a writer that truncates in the
+// instant between the check and the unlink loses its save, as it would to
+// delete_old_sessions. RemoveEmpty removes an abandoned empty file the same way.
 //
-// A Go process killed mid-save leaves the old session whole; its file without a name
-// vanishes with it. Killed in the two system calls between naming that file and the
-// rename — or at any point of a save with named temporary files — it leaves a
-// temporary file. DeleteIdle removes temporary files older than a minute, in the
-// session directory and in the staging directory; session3's delete_old_sessions
-// deletes those in the session directory once they are older than its limit
-// (counting them until then as remaining sessions). A full disk fails the write: the
-// new file vanishes and the error is returned. Without WithSync a save survives the
-// death of any process but relies on the filesystem's ordering of a rename after the
-// data (ext4's auto_da_alloc) across a power loss.
+// A Go process killed mid-save leaves the old session or the new one, whole: the
+// swap (or rename) is the one instant the session changes. Its file without a name
+// vanishes with it. Killed in the few system calls between naming that file and
+// unlinking the replaced one — or at any point of a save with named temporary files
+// — it leaves a temporary file (the new data before the swap, the old after it).
+// DeleteIdle removes temporary files older than a minute, in the session directory
+// and in the staging directory; session3's delete_old_sessions deletes those in the
+// session directory once they are older than its limit (counting them until then as
+// remaining sessions). With WithStagingDir no temporary file is ever in the session
+// directory. A full disk fails the write: the new file vanishes and the error
+// (ErrUnavailable) is returned.
+//
+// A power loss (or kernel crash) is another matter, because the kernel writes data
+// and directory changes to the disk at different times. What it can do, on ext4
+// with its default options (data=ordered, delayed allocation, journal committed every
+// 5 s, dirty data written within 30 s):
+//
+//   - Default (swap, no write-out): a session saved within about the last 30 seconds
+//     can come back old, new, or as an empty file: the swap reached the journal, the
+//     new data did not reach the disk. Never torn or mixed: the data of a file is
+//     written only once, to blocks no session ever used. Load reports an empty file
+//     as ErrEmpty (session3 would loop on it); remove it with RemoveEmpty.
+//   - WithWriteOut: the new data is sent to the disk before the swap, and ext4
+//     commits the swap only after the data: each session comes back old or new. It
+//     costs a disk write per save, as session3's save and rename(2) over a file do.
+//   - WithSync: each save is on the disk when Save returns.
+//   - Without RENAME_EXCHANGE (rename over the file): on ext4, old or new (the rename
+//     writes the data out first); elsewhere as the filesystem orders a rename after
+//     the data it replaces.
+//
+// session3's own save, for comparison, truncates the file and writes it afterwards:
+// a power loss after the truncation reached the journal and before the data reached
+// the disk leaves an empty file, on which its load_session loops forever.
 //
 // A Python writer that dies between truncating and writing leaves an empty file, on
 // which session3's load_session loops forever. Load reports it as ErrEmpty after the
-// partial wait, and DeleteIdle removes empty session files older than a minute.
+// partial wait; RemoveEmpty then removes it (if it is still empty, has been for the
+// partial wait and nobody holds it locked), and DeleteIdle removes empty session
+// files older than a minute. A full disk does the same to session3's writer.
 //
 // Two Python writers saving one session at once can leave, between themselves, a file
 // starting with a hole of NUL bytes (one truncated under the other's write; Load
 // waits it out) or a shorter session followed by the tail of a longer one (returned
 // as it is: Python's unpickler stops at the first STOP too).
+//
+// # NFS
+//
+// On NFS, Linux emulates flock(2) with POSIX record locks over the whole file, which
+// the server arbitrates between hosts. The store is written for those semantics
+// whatever the filesystem (it cannot always tell): LOCK_EX is taken on descriptors
+// opened for writing (NFS refuses it, EBADF, on a read-only one); within one process
+// the operations on one session file take turns, because POSIX locks belong to the
+// process (two descriptors of one process never conflict) and closing any
+// descriptor of a file drops every lock the process holds on it; a replaced file is
+// closed before its name is removed (an open file renamed over or unlinked becomes a
+// ".nfsXXXX" file in the directory until it is closed). There is no O_TMPFILE and no
+// RENAME_EXCHANGE on NFS: saves write named temporary files and rename them over the
+// session file, so run with WithStagingDir (a directory on the same export) if a
+// Python cron job sweeps the directory. Loads that meet a stale file handle (ESTALE:
+// the file was replaced on the server after this host opened it) start over.
+// ".nfsXXXX" names (made by a client for files in use) are never valid ids: IDs,
+// Load and DeleteIdle ignore them, and the client removes them itself. The tests run
+// in this mode with -tags nfslocks (whole-file POSIX locks for Go and for the Python
+// peers, no O_TMPFILE, no RENAME_EXCHANGE).
+//
+// What NFS guarantees, and what it does not. Locks work across hosts only with a
+// lock manager (NFSv4, or lockd/statd with NFSv3; not with the nolock or
+// local_lock=all mount options, which make locks local to each host). Mount with
+// lookupcache=positive (or none) and a short attribute cache (actimeo=1, or noac):
+// with the default caches a host can keep opening a session file that another host
+// has replaced, for up to the attribute cache time (3 to 60 s), see a new session as
+// missing (a cached negative lookup), or read a stale size. A rename is atomic on
+// the server, and a file is read whole by a host that opened it before it was
+// replaced only with NFSv4 (which keeps open files alive on the server); with NFSv3
+// such a read can fail with ESTALE, and session3's load_session then treats the
+// session as missing for that request. Close-to-open consistency makes a session
+// saved on one host whole for any host that opens it afterwards. Power loss of the
+// server: NFS writes reach the server's disk at close (or commit), so a saved
+// session survives a server crash only with WithSync or a server exported sync.
 //
 // # Python's sweep
 //

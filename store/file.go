@@ -56,7 +56,12 @@ func (d *Directory) Load(ctx context.Context, id string) ([]byte, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, opError("load", id, err)
 		}
+		release, err := lockPath(ctx, path)
+		if err != nil {
+			return nil, opError("load", id, err)
+		}
 		data, err := d.loadOnce(ctx, path, lockDeadline)
+		release()
 		if err != nil && d.testHook != nil {
 			switch err {
 			case errReplaced:
@@ -70,7 +75,9 @@ func (d *Directory) Load(ctx context.Context, id string) ([]byte, error) {
 		switch {
 		case err == nil:
 			return data, nil
-		case err == errReplaced:
+		case err == errReplaced || errors.Is(err, unix.ESTALE):
+			// Replaced while we waited for the lock; on NFS, replaced on the
+			// server after we opened it (a stale file handle).
 			if !lockDeadline.IsZero() && time.Now().After(lockDeadline) {
 				return nil, opError("load", id, ErrLockTimeout)
 			}
@@ -138,6 +145,67 @@ func (d *Directory) loadOnce(ctx context.Context, path string, lockDeadline time
 	return buf, nil
 }
 
+// RemoveEmpty removes the session file of id if it is empty and has been for at
+// least the partial wait (WithPartialWait): the remains of a Python writer that died,
+// or met a full disk, between truncating the file and writing it, on which session3's
+// load_session loops forever. Call it when Load reports ErrEmpty. A file that is not
+// empty, was truncated more recently, or is locked by anyone (a writer at work) is
+// kept. It reports whether it removed the file; a missing file gives ErrNotFound.
+func (d *Directory) RemoveEmpty(ctx context.Context, id string) (bool, error) {
+	if err := ValidID(id); err != nil {
+		return false, opError("remove empty", id, err)
+	}
+	path := d.path(id)
+	release, err := lockPath(ctx, path)
+	if err != nil {
+		return false, opError("remove empty", id, err)
+	}
+	defer release()
+	removed, err := d.removeEmpty(path, time.Now().Add(-d.partialWait))
+	if err != nil {
+		return false, opError("remove empty", id, err)
+	}
+	return removed, nil
+}
+
+// removeEmpty removes the file at path if it is empty and was last modified before
+// cutoff, under an exclusive lock taken without waiting.
+func (d *Directory) removeEmpty(path string, cutoff time.Time) (bool, error) {
+	fd, st, err := openForLock(path)
+	if err != nil {
+		return false, fileError("open", path, err)
+	}
+	defer func() {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}()
+	abandoned := func(st *unix.Stat_t) bool {
+		return st.Size == 0 && time.Unix(st.Mtim.Unix()).Before(cutoff)
+	}
+	if !abandoned(&st) {
+		return false, nil
+	}
+	if err := d.lockFile(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return false, nil // a writer holds it
+	}
+	var now unix.Stat_t
+	if err := ignoringEINTR(func() error { return unix.Lstat(path, &now) }); err != nil {
+		return false, fileError("lstat", path, err)
+	}
+	if now.Dev != st.Dev || now.Ino != st.Ino || !abandoned(&now) {
+		return false, nil
+	}
+	// Closed before the unlink, as on NFS an open file that is unlinked stays as a
+	// ".nfsXXXX" file until it is closed.
+	unix.Close(fd)
+	fd = -1
+	if err := ignoringEINTR(func() error { return unix.Unlink(path) }); err != nil {
+		return false, fileError("unlink", path, err)
+	}
+	return true, nil
+}
+
 // Save stores data as the session id, replacing any previous session file whole.
 //
 // Readers never see a partial file: data goes to a new file without a name (open(2)
@@ -166,7 +234,13 @@ func (d *Directory) Save(ctx context.Context, id string, data []byte) error {
 	if err := ctx.Err(); err != nil {
 		return opError("save", id, err)
 	}
-	if err := d.save(ctx, d.path(id), id, data); err != nil {
+	path := d.path(id)
+	release, err := lockPath(ctx, path)
+	if err != nil {
+		return opError("save", id, err)
+	}
+	defer release()
+	if err := d.save(ctx, path, id, data); err != nil {
 		return opError("save", id, err)
 	}
 	return nil
@@ -211,20 +285,20 @@ func (d *Directory) saveVia(ctx context.Context, path, id string, data []byte, u
 	if err := writeAll(tmp.fd, data); err != nil {
 		return fileError("write", tmp.String(), err)
 	}
-	if d.perm != 0 {
-		if err := unix.Fchmod(tmp.fd, uint32(d.perm)); err != nil {
-			return fileError("chmod", tmp.String(), err)
+	if old < 0 {
+		if err := d.setAttrs(tmp, nil); err != nil {
+			return err
 		}
 	}
 	if d.sync {
 		if err := unix.Fsync(tmp.fd); err != nil {
 			return fileError("fsync", tmp.String(), err)
 		}
-	} else if old >= 0 && tmp.name == "" && d.flushOnReplace {
-		// ext4 starts writing out a file's data when a rename makes it replace
-		// another (auto_da_alloc): tens of microseconds spent inside rename(2),
-		// with the file's temporary name listed and the lock held. Start the
-		// write-out now, before either.
+	} else if old >= 0 && (d.writeOut || d.flushOnReplace && d.noExchange.Load()) {
+		// WithWriteOut: the data goes to the disk before the file replaces the
+		// session. A rename over a file on ext4 would start that write-out itself
+		// (auto_da_alloc), inside rename(2), with the temporary name listed and the
+		// lock held; start it now, before either.
 		startWriteout(tmp.fd)
 	}
 	lockDeadline := d.lockDeadline()
@@ -246,13 +320,17 @@ func (d *Directory) saveVia(ctx context.Context, path, id string, data []byte, u
 			if old, st, err = d.reopenOld(path, lockDeadline); err != nil {
 				return err
 			}
+			if old < 0 {
+				// Gone again: the link is tried anew, with the attributes of
+				// a new file.
+				if err := d.setAttrs(tmp, nil); err != nil {
+					return err
+				}
+			}
 			continue
 		}
-		// Python's open(path, 'wb') keeps the mode of the file it truncates.
-		if d.perm == 0 {
-			if err := unix.Fchmod(tmp.fd, uint32(st.Mode&0o777)); err != nil {
-				return fileError("chmod", tmp.String(), err)
-			}
+		if err := d.setAttrs(tmp, &st); err != nil {
+			return err
 		}
 		if err := d.lock(ctx, "save", old, unix.LOCK_EX, lockDeadline); err != nil {
 			return fileError("lock", path, err)
@@ -266,7 +344,11 @@ func (d *Directory) saveVia(ctx context.Context, path, id string, data []byte, u
 		old = -1
 		switch err {
 		case ErrNotFound:
-			continue // deleted meanwhile: the session is saved anew
+			// Deleted meanwhile: the session is saved anew.
+			if err := d.setAttrs(tmp, nil); err != nil {
+				return err
+			}
+			continue
 		case errReplaced:
 			// Replaced while we waited: lock the new file instead.
 			if old, st, err = d.reopenOld(path, lockDeadline); err != nil {
@@ -286,16 +368,60 @@ func (d *Directory) saveVia(ctx context.Context, path, id string, data []byte, u
 			return err
 		}
 	}
-	err = ignoringEINTR(func() error { return unix.Rename(tmp.name, path) })
-	if err != nil {
-		return &os.LinkError{Op: "rename", Old: tmp.name, New: path, Err: err}
+	if err := d.replace(tmp.name, path, &old); err != nil {
+		return err
 	}
 	named = true
-	if old >= 0 {
-		d.releaseReplaced(old)
-		old = -1
-	}
 	return d.syncDir()
+}
+
+// replace moves the file named tmp to path. If *old is a descriptor of the session
+// file at path (locked by the caller), it swaps the two names with
+// renameat2(RENAME_EXCHANGE), closes *old (releasing its lock) and unlinks tmp,
+// which then names the replaced file. A rename(2) over the session file would cost
+// more on ext4, which first writes the new file's data out (auto_da_alloc: an I/O
+// per save). Where the kernel or the filesystem cannot swap names (NFS, kernels
+// before 3.15), and where path vanished meanwhile, it closes *old first and renames.
+//
+// The replaced file is closed before its last name goes, never after: on NFS an
+// open file that is renamed over or unlinked is kept as a ".nfsXXXX" file in the
+// directory until it is closed, and closing it drops every lock the process holds
+// on it anyway. Releasing the lock before the rename lets a peer waiting for it
+// read or write the replaced file first, which orders it before this save.
+func (d *Directory) replace(tmp, path string, old *int) error {
+	closeOld := func() {
+		if *old >= 0 {
+			unix.Close(*old) // releases the lock
+			*old = -1
+		}
+	}
+	defer closeOld()
+	if *old >= 0 && !d.noExchange.Load() {
+		err := ignoringEINTR(func() error { return renameExchange(tmp, path) })
+		switch err {
+		case nil:
+			if d.testHook != nil {
+				d.testHook("exchanged")
+			}
+			closeOld()
+			// The session is saved. Should the unlink fail, the replaced file
+			// stays under its temporary name until Open or DeleteIdle removes it.
+			_ = ignoringEINTR(func() error { return unix.Unlink(tmp) })
+			return nil
+		case unix.EINVAL, unix.ENOSYS, unix.EOPNOTSUPP:
+			d.noExchange.Store(true) // no RENAME_EXCHANGE here
+		case unix.ENOENT:
+			// The session was deleted meanwhile (by an unlink that takes no
+			// lock): the rename saves it anew.
+		default:
+			return &os.LinkError{Op: "renameat2 RENAME_EXCHANGE", Old: tmp, New: path, Err: err}
+		}
+	}
+	closeOld()
+	if err := ignoringEINTR(func() error { return unix.Rename(tmp, path) }); err != nil {
+		return &os.LinkError{Op: "rename", Old: tmp, New: path, Err: err}
+	}
+	return nil
 }
 
 // reopenOld opens the file now at path after the one a save meant to replace was
@@ -315,38 +441,9 @@ func (d *Directory) syncDir() error {
 	return syncDir(d.dir)
 }
 
-// replacedClosers bounds the replaced files being closed in the background.
-var replacedClosers = make(chan struct{}, 64)
-
-// releaseReplaced unlocks and closes the descriptor of a session file that a save has
-// just replaced. The last close of a file without a name frees it, and on a disk
-// filesystem that waits until the kernel has finished writing out the file's data —
-// data sent to the disk when the file became a session file (ext4's auto_da_alloc, or
-// the save's own start of the write-out) and that nobody will read again:
-// milliseconds that a save need not wait for. So the lock is released at once (readers waiting for it go on, to find
-// the new file), and up to 64 such closes run in the background; beyond that, or
-// when the directory is in memory (tmpfs) where there is nothing to wait for, the
-// save closes the file itself, which also releases the lock.
-func (d *Directory) releaseReplaced(fd int) {
-	if d.inMemory {
-		unix.Close(fd)
-		return
-	}
-	d.lockFile(fd, unix.LOCK_UN)
-	select {
-	case replacedClosers <- struct{}{}:
-		go func() {
-			unix.Close(fd)
-			<-replacedClosers
-		}()
-	default:
-		unix.Close(fd)
-	}
-}
-
 // openOld opens the session file a save will replace, or returns -1 if there is none.
 func openOld(path string) (int, unix.Stat_t, error) {
-	fd, st, err := openSession(path)
+	fd, st, err := openForLock(path)
 	if err == unix.ENOENT {
 		return -1, st, nil
 	}
@@ -392,9 +489,10 @@ func (d *Directory) tempName(id string) string {
 // is true (errNoUnnamed where there are none), else a named temporary file, created
 // with O_EXCL|O_NOFOLLOW so that it is a new file, never one planted beforehand.
 func (d *Directory) createTemp(id string, unnamed bool) (tempFile, error) {
-	perm := uint32(0o666) // minus umask, by the kernel, like Python's open(path, 'wb')
+	// Minus the umask, by the kernel; setAttrs then makes the mode what it must be.
+	perm := uint32(0o660)
 	if d.perm != 0 {
-		perm = 0o600 // made exact with fchmod once written
+		perm = uint32(d.perm)
 	}
 	f := tempFile{fd: -1, dir: d.tempDir()}
 	if unnamed {
@@ -453,10 +551,15 @@ func linkError(old, newpath string, err error) error {
 // session's name from blocking the open; anything but a regular file gives
 // ErrNotRegular. Errors are bare errnos (unix.ENOENT for a missing file).
 func openSession(path string) (int, unix.Stat_t, error) {
+	return openFile(path, unix.O_RDONLY)
+}
+
+// openFile is openSession with the access mode given (O_RDONLY or O_RDWR).
+func openFile(path string, access int) (int, unix.Stat_t, error) {
 	var st unix.Stat_t
 	var fd int
 	err := ignoringEINTR(func() (err error) {
-		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+		fd, err = unix.Open(path, access|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 		return err
 	})
 	if err == unix.ELOOP {
@@ -474,6 +577,23 @@ func openSession(path string) (int, unix.Stat_t, error) {
 		return -1, st, ErrNotRegular
 	}
 	return fd, st, nil
+}
+
+// openForLock opens the session file at path, like openSession, to take LOCK_EX on
+// it: for reading and writing, as NFS's emulation of flock(2) with POSIX locks needs
+// (an exclusive lock on a descriptor opened only for reading fails there with
+// EBADF). Where the file may not be opened for writing (another user's file that
+// this one may still replace, a read-only mount), it is opened for reading, which
+// flock(2) accepts on local filesystems.
+func openForLock(path string) (int, unix.Stat_t, error) {
+	fd, st, err := openFile(path, unix.O_RDWR)
+	switch err {
+	case unix.EACCES, unix.EPERM, unix.EROFS, unix.ETXTBSY:
+		fd, st, err = openFile(path, unix.O_RDONLY)
+	case unix.EISDIR:
+		err = ErrNotRegular
+	}
+	return fd, st, err
 }
 
 // stillAt checks, under the lock, that the file described by st (as opened) is still

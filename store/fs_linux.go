@@ -8,16 +8,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// inMemoryFS reports whether dir is on a filesystem that keeps files only in memory,
-// where freeing a file never waits for the disk.
-func inMemoryFS(dir string) bool {
-	var fs unix.Statfs_t
-	if err := unix.Statfs(dir, &fs); err != nil {
-		return false
-	}
-	return fs.Type == unix.TMPFS_MAGIC || fs.Type == unix.RAMFS_MAGIC
-}
-
 // flushesOnReplace reports whether dir is on ext4 (or ext2/3, which share its magic
 // number and its driver), whose rename(2) over an existing file first starts writing
 // out the data of the file renamed (the auto_da_alloc heuristic, on by default).
@@ -85,4 +75,10 @@ func linkUnnamed(fd int, newpath string, byProc *atomic.Bool) error {
 		}
 	}
 	return err
+}
+
+// renameExchange swaps the names oldpath and newpath at once (renameat2(2)
+// RENAME_EXCHANGE, Linux 3.15 and later; not on NFS).
+func renameExchange(oldpath, newpath string) error {
+	return unix.Renameat2(unix.AT_FDCWD, oldpath, unix.AT_FDCWD, newpath, unix.RENAME_EXCHANGE)
 }

@@ -2,11 +2,11 @@
 
 package store
 
-import "sync/atomic"
+import (
+	"sync/atomic"
 
-// inMemoryFS reports whether dir is on a filesystem that keeps files only in memory;
-// outside Linux it is not told apart.
-func inMemoryFS(dir string) bool { return false }
+	"golang.org/x/sys/unix"
+)
 
 // openUnnamed: files without a name (O_TMPFILE) exist only on Linux; elsewhere saves
 // write named temporary files.
@@ -17,3 +17,5 @@ func linkUnnamed(fd int, newpath string, byProc *atomic.Bool) error { return err
 func flushesOnReplace(dir string) bool { return false }
 
 func startWriteout(fd int) {}
+
+func renameExchange(oldpath, newpath string) error { return unix.ENOSYS }

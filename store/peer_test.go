@@ -19,6 +19,9 @@ func peer(t testing.TB, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := testpeer.PythonCmd(t, "store_peer.py", args...)
 	cmd.Env = append(cmd.Env, "PYTHONHASHSEED=0")
+	if nfsLocks {
+		cmd.Env = append(cmd.Env, "QXBRIDGE_STORE_LOCKS=posix")
+	}
 	return cmd
 }
 

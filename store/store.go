@@ -69,12 +69,21 @@ var (
 	// ErrLockTimeout reports that a peer held the session file's lock for longer
 	// than the lock timeout (see WithLockTimeout).
 	ErrLockTimeout = errors.New("timed out waiting for the session file lock")
-	// ErrUnavailable reports that a session store cannot serve the call now: its
-	// database is unreachable, restarting, out of space or too slow. The session
-	// holds whole bytes, the old or the new ones, never a mix. Callers answer 503.
-	// The directory store does not return it; stores over a database
-	// (store/pgstore) do.
+	// ErrUnavailable reports that a session store cannot serve the call now, for a
+	// reason that says nothing of the session itself. The session may well exist,
+	// and holds whole bytes, the old or the new ones, never a mix: callers answer
+	// 503, never take it for a missing session. The directory store returns it
+	// when the process is out of file descriptors (EMFILE) or the system is
+	// (ENFILE), when memory, disk space or quota ran out, for an I/O error, and
+	// for a stale or unresponsive NFS server, with the system error in the chain
+	// too (errors.Is(err, syscall.EMFILE) holds); a lock held too long is
+	// ErrLockTimeout. Stores over a database (store/pgstore) return it when the
+	// database is unreachable, restarting, out of space or too slow.
 	ErrUnavailable = errors.New("session store unavailable")
+	// ErrPermission reports that a save could not give its file the ownership the
+	// replaced file had, so that the replaced file's owner would lose access. It
+	// wraps fs.ErrPermission.
+	ErrPermission = fmt.Errorf("session file ownership cannot be kept: %w", fs.ErrPermission)
 )
 
 // ValidID reports whether id can name a session file: 1 to MaxIDLength characters of
@@ -113,7 +122,6 @@ type Directory struct {
 	check        func([]byte) bool
 	lockWaitHook func(op string, waited time.Duration)
 
-	inMemory bool // the directory is on tmpfs or ramfs: no writeback to wait for
 	// flushOnReplace: the filesystem writes a file's data out when a rename makes it
 	// replace another (ext4's auto_da_alloc); saves start that write-out earlier.
 	flushOnReplace bool
@@ -121,10 +129,17 @@ type Directory struct {
 	// work here; saves then write named temporary files. linkByProc is set once
 	// linkat(AT_EMPTY_PATH) turned out not to be permitted.
 	noUnnamed, linkByProc atomic.Bool
+	// noExchange is set once renameat2(RENAME_EXCHANGE) turned out not to work
+	// here; saves then rename over the session file.
+	noExchange atomic.Bool
+	writeOut   bool // WithWriteOut
+	dirMode    os.FileMode
+	euid       int // this process's effective uid, at Open
 
-	// lockFile takes (how = LOCK_SH or LOCK_EX, with LOCK_NB) or releases a lock.
-	// It is flock(2); tests swap in POSIX record locks to show that they would not
-	// interoperate with Python's fcntl.flock.
+	// lockFile takes (how = LOCK_SH or LOCK_EX, with LOCK_NB) or releases a lock:
+	// flock(2), or whole-file POSIX locks when built with the nfslocks tag; tests
+	// also swap in POSIX locks to show that they would not interoperate with
+	// Python's fcntl.flock on a local filesystem.
 	lockFile func(fd int, how int) error
 	// openUnnamed and linkUnnamed make a file without a name and give it one; tests
 	// swap in failures to exercise the fallback to named temporary files.
@@ -144,6 +159,17 @@ type Option func(*Directory)
 // WithCreate makes Open create the directory if it does not exist, with one mkdir(2)
 // like session3's create=True (mode 0777 minus umask; the parent must exist).
 func WithCreate() Option { return func(d *Directory) { d.create = true } }
+
+// WithDirMode makes Open, with WithCreate, create the session directory with exactly
+// this permission (whatever the umask; 0770 keeps others from listing the session
+// ids, which are bearer tokens), and give it the group of its parent directory with
+// the setgid bit when that group is shared — the parent is setgid, or its group is
+// not this process's own but one it belongs to — so that every session file made in
+// it gets that group. Without it the directory gets 0777 minus the umask, as with
+// session3's create=True.
+func WithDirMode(perm os.FileMode) Option {
+	return func(d *Directory) { d.dirMode = perm.Perm() }
+}
 
 // WithFileMode gives every file Save writes exactly this permission, instead of
 // Python's behaviour: 0666 minus umask for a new file, the old mode for a file that
@@ -177,6 +203,15 @@ func WithMaxSize(n int64) Option {
 // on the filesystem's own ordering (ext4's auto_da_alloc) across a power loss.
 // session3 never syncs.
 func WithSync() Option { return func(d *Directory) { d.sync = true } }
+
+// WithWriteOut makes Save start writing the new file's data to the disk
+// (sync_file_range(2), without waiting for it) before the file replaces the session.
+// On ext4 (data=ordered, the default) a power loss then leaves each session old or
+// new; without it, a session saved in the last seconds before the power loss can be
+// left as an empty file (see the package documentation). It costs a disk write per
+// save, about what session3's own save costs. WithSync gives more: a save that
+// returned survives a power loss.
+func WithWriteOut() Option { return func(d *Directory) { d.writeOut = true } }
 
 // WithCheck replaces LooksComplete as the test of whether bytes read from a session
 // file are a whole session rather than the start of one a Python writer is still
@@ -224,19 +259,23 @@ func Open(dir string, opts ...Option) (*Directory, error) {
 		partialWait: DefaultPartialWait,
 		maxSize:     DefaultMaxSize,
 		check:       LooksComplete,
-		lockFile:    flock,
+		lockFile:    lockFileDefault,
 		openUnnamed: openUnnamed,
 	}
 	d.linkUnnamed = func(fd int, newpath string) error { return linkUnnamed(fd, newpath, &d.linkByProc) }
 	for _, o := range opts {
 		o(d)
 	}
+	if nfsLocks {
+		d.noUnnamed.Store(true)
+		d.noExchange.Store(true)
+	}
 	if d.check == nil {
 		d.check = func([]byte) bool { return true }
 	}
 	fi, err := os.Stat(abs)
 	if errors.Is(err, fs.ErrNotExist) && d.create {
-		if err := os.Mkdir(abs, 0o777); err != nil && !errors.Is(err, fs.ErrExist) {
+		if err := makeDir(abs, d.dirMode); err != nil {
 			return nil, fmt.Errorf("store: create session directory: %w", err)
 		}
 		fi, err = os.Stat(abs)
@@ -247,7 +286,7 @@ func Open(dir string, opts ...Option) (*Directory, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("store: session directory %s: not a directory", abs)
 	}
-	d.inMemory = inMemoryFS(abs)
+	d.euid = os.Geteuid()
 	d.flushOnReplace = flushesOnReplace(abs)
 	if d.staging != "" {
 		if d.staging, err = checkStaging(abs, d.staging); err != nil {
@@ -255,6 +294,42 @@ func Open(dir string, opts ...Option) (*Directory, error) {
 		}
 	}
 	return d, nil
+}
+
+// makeDir creates the session directory dir with one mkdir(2) (a directory made
+// meanwhile by someone else is left as it is), then, if perm is not 0, gives it
+// exactly perm and, where the parent's group is shared, that group and the setgid
+// bit (see WithDirMode).
+func makeDir(dir string, perm os.FileMode) error {
+	mkdirPerm := perm
+	if perm == 0 {
+		mkdirPerm = 0o777
+	}
+	err := os.Mkdir(dir, mkdirPerm)
+	if errors.Is(err, fs.ErrExist) || err == nil && perm == 0 {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var parent, st unix.Stat_t
+	if err := unix.Stat(filepath.Dir(dir), &parent); err != nil {
+		return &os.PathError{Op: "stat", Path: filepath.Dir(dir), Err: err}
+	}
+	if err := unix.Stat(dir, &st); err != nil {
+		return &os.PathError{Op: "stat", Path: dir, Err: err}
+	}
+	mode := perm
+	shared := parent.Mode&unix.S_ISGID != 0 || int(parent.Gid) != os.Getegid()
+	if shared && st.Gid != parent.Gid {
+		if err := os.Lchown(dir, -1, int(parent.Gid)); err != nil {
+			return fmt.Errorf("cannot give the session directory the group %d of its parent: %w", parent.Gid, err)
+		}
+	}
+	if shared {
+		mode |= os.ModeSetgid
+	}
+	return os.Chmod(dir, mode)
 }
 
 // checkStaging checks that staging can serve the session directory dir as
@@ -328,12 +403,31 @@ func (d *Directory) path(id string) string {
 	return d.dir + "/" + id
 }
 
-// opError wraps err with the operation and the (quoted, shortened) id.
+// opError wraps err with the operation and the (quoted, shortened) id, and marks
+// the system errors that make storage unavailable with ErrUnavailable.
 func opError(op, id string, err error) error {
 	if len(id) > 2*MaxIDLength {
 		id = id[:2*MaxIDLength] + "..."
 	}
+	if unavailable(err) {
+		return fmt.Errorf("store: %s %s: %w (%w)", op, strconv.Quote(id), err, ErrUnavailable)
+	}
 	return fmt.Errorf("store: %s %s: %w", op, strconv.Quote(id), err)
+}
+
+// unavailable reports whether err comes from a system error that makes storage
+// unavailable for a while (see ErrUnavailable), not yet marked so.
+func unavailable(err error) bool {
+	var errno unix.Errno
+	if !errors.As(err, &errno) || errors.Is(err, ErrUnavailable) {
+		return false
+	}
+	switch errno {
+	case unix.EMFILE, unix.ENFILE, unix.ENOMEM, unix.ENOBUFS, unix.EIO, unix.ENOSPC, unix.EDQUOT,
+		unix.EFBIG, unix.ESTALE, unix.ETIMEDOUT, unix.EAGAIN, unix.ENOLCK, unix.EROFS:
+		return true
+	}
+	return false
 }
 
 // Has reports whether a session file exists for id. Unlike session3's has_session it
@@ -502,14 +596,23 @@ func (d *Directory) deleteIfIdle(path string, cutoff, staleCutoff time.Time) (de
 		mtime := time.Unix(st.Mtim.Unix())
 		return mtime.Before(cutoff) || (st.Size == 0 && mtime.Before(staleCutoff))
 	}
-	fd, st, err := openSession(path)
+	release, ok := tryLockPath(path)
+	if !ok {
+		return false, true, nil // in use by this process
+	}
+	defer release()
+	fd, st, err := openForLock(path)
 	switch {
 	case err == unix.ENOENT || errors.Is(err, ErrNotRegular):
 		return false, false, nil
 	case err != nil:
 		return false, false, fmt.Errorf("store: delete idle: %w", err)
 	}
-	defer unix.Close(fd)
+	defer func() {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}()
 	if !idle(&st) {
 		return false, true, nil
 	}
@@ -529,6 +632,10 @@ func (d *Directory) deleteIfIdle(path string, cutoff, staleCutoff time.Time) (de
 	if now.Dev != st.Dev || now.Ino != st.Ino || !idle(&now) {
 		return false, true, nil
 	}
+	// Closed before the unlink, as on NFS an open file that is unlinked stays as a
+	// ".nfsXXXX" file until it is closed.
+	unix.Close(fd)
+	fd = -1
 	switch err := ignoringEINTR(func() error { return unix.Unlink(path) }); {
 	case err == unix.ENOENT:
 		return false, false, nil

@@ -307,13 +307,11 @@ func TestDeleteIdle(t *testing.T) {
 	backdate(t, path("linkid"), 2*time.Hour)
 
 	// A session someone holds a lock on is in use: kept.
-	f, err := os.Open(path("locked"))
-	require.NoError(t, err)
-	require.NoError(t, unix.Flock(int(f.Fd()), unix.LOCK_SH))
+	release := outsideLock(t, path("locked"), "sh")
 
 	deleted, remaining, err := d.DeleteIdle(time.Hour)
 	require.NoError(t, err)
-	require.NoError(t, f.Close())
+	release()
 	assert.Equal(t, 3, deleted, "old1, old2, emptyStale")
 	assert.Equal(t, 3, remaining, "fresh, locked, emptyFresh")
 	assert.ElementsMatch(t, []string{"fresh", "locked", "emptyFresh", tempPrefix + "x-fresh", "notes.txt", "subdir", "linkid"},
@@ -416,12 +414,9 @@ func TestLoadContextAndLockTimeout(t *testing.T) {
 	ctx := context.Background()
 	d := openTemp(t, WithLockTimeout(100*time.Millisecond))
 	require.NoError(t, d.Save(ctx, "s", fixture(t, "session3-login.pkl")))
-	f, err := os.Open(filepath.Join(d.Dir(), "s"))
-	require.NoError(t, err)
-	defer f.Close()
-	require.NoError(t, unix.Flock(int(f.Fd()), unix.LOCK_EX))
+	release := outsideLock(t, filepath.Join(d.Dir(), "s"), "ex")
 
-	_, err = d.Load(ctx, "s")
+	_, err := d.Load(ctx, "s")
 	assert.ErrorIs(t, err, ErrLockTimeout)
 	err = d.Save(ctx, "s", fixture(t, "quixote-session.pkl"))
 	assert.ErrorIs(t, err, ErrLockTimeout)
@@ -435,7 +430,7 @@ func TestLoadContextAndLockTimeout(t *testing.T) {
 	err = patient.Save(cctx, "s", fixture(t, "quixote-session.pkl"))
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
 
-	require.NoError(t, unix.Flock(int(f.Fd()), unix.LOCK_UN))
+	release()
 	got, err := d.Load(ctx, "s")
 	require.NoError(t, err)
 	assert.Equal(t, fixture(t, "session3-login.pkl"), got, "failed saves left the session as it was")
@@ -466,4 +461,70 @@ func TestErrorsNameOperationAndQuoteID(t *testing.T) {
 	require.Error(t, err)
 	assert.Equal(t, `store: load "../../etc/passwd\n": invalid session id: byte 0x2e at offset 0 is not in [A-Za-z0-9_-]`, err.Error())
 	assert.True(t, errors.Is(err, ErrInvalidID))
+}
+
+// TestRemoveEmpty: an empty session file is removed once it has been empty for the
+// partial wait and nobody holds it; a fresh, locked or non-empty one is kept.
+func TestRemoveEmpty(t *testing.T) {
+	ctx := context.Background()
+	d := openTemp(t, WithPartialWait(100*time.Millisecond))
+	path := func(id string) string { return filepath.Join(d.Dir(), id) }
+	for _, id := range []string{"stale", "fresh", "locked"} {
+		require.NoError(t, os.WriteFile(path(id), nil, 0o600))
+	}
+	backdate(t, path("stale"), time.Second)
+	backdate(t, path("locked"), time.Second)
+	require.NoError(t, d.Save(ctx, "full", fixture(t, "session3-login.pkl")))
+	backdate(t, path("full"), time.Hour)
+
+	_, err := d.Load(ctx, "stale")
+	require.ErrorIs(t, err, ErrEmpty)
+	removed, err := d.RemoveEmpty(ctx, "stale")
+	require.NoError(t, err)
+	assert.True(t, removed)
+	_, err = d.Load(ctx, "stale")
+	assert.ErrorIs(t, err, ErrNotFound)
+
+	require.NoError(t, os.WriteFile(path("fresh"), nil, 0o600)) // truncated again, now
+	removed, err = d.RemoveEmpty(ctx, "fresh")
+	require.NoError(t, err)
+	assert.False(t, removed, "truncated just now: a writer may be at work")
+	release := outsideLock(t, path("locked"), "ex")
+	removed, err = d.RemoveEmpty(ctx, "locked")
+	require.NoError(t, err)
+	assert.False(t, removed, "a writer holds it")
+	release()
+	removed, err = d.RemoveEmpty(ctx, "full")
+	require.NoError(t, err)
+	assert.False(t, removed)
+	_, err = d.RemoveEmpty(ctx, "missing")
+	assert.ErrorIs(t, err, ErrNotFound)
+	assert.ElementsMatch(t, []string{"fresh", "locked", "full"}, entries(t, d.Dir()))
+}
+
+// TestDirMode: WithDirMode creates the directory with exactly that mode whatever the
+// umask, and with the setgid bit and the parent's group when the parent is setgid.
+// Not parallel: it changes the process umask.
+func TestDirMode(t *testing.T) {
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	base := t.TempDir()
+	d, err := Open(filepath.Join(base, "plain"), WithCreate(), WithDirMode(0o770))
+	require.NoError(t, err)
+	fi, err := os.Stat(d.Dir())
+	require.NoError(t, err)
+	assert.Equal(t, os.ModeDir|0o770, fi.Mode())
+
+	shared := filepath.Join(base, "shared")
+	require.NoError(t, os.Mkdir(shared, 0o770))
+	require.NoError(t, os.Chmod(shared, 0o770|os.ModeSetgid))
+	d, err = Open(filepath.Join(shared, "sessions"), WithCreate(), WithDirMode(0o770))
+	require.NoError(t, err)
+	fi, err = os.Stat(d.Dir())
+	require.NoError(t, err)
+	assert.Equal(t, os.ModeDir|os.ModeSetgid|0o770, fi.Mode())
+
+	syscall.Umask(0o022)
+	require.NoError(t, d.Save(context.Background(), "s", fixture(t, "session3-login.pkl")))
+	assert.Equal(t, os.FileMode(0o640), mode(t, filepath.Join(d.Dir(), "s")), "others get nothing, whatever the umask")
 }
