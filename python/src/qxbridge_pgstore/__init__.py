@@ -1,0 +1,17 @@
+"""Quixote sessions in PostgreSQL, shared with qxbridge's Go gateway.
+
+    from qxbridge_pgstore.session3_store import PostgresSessionStore   # session3
+    from qxbridge_pgstore.quixote_store import PostgresSessionStore    # quixote.session / session4
+"""
+
+from .core import (  # noqa: F401
+    DEFAULT_TABLE,
+    DEFAULT_TIMEOUT,
+    PgSessions,
+    SessionStoreUnavailable,
+    lock_key,
+    session_meta,
+    valid_id,
+)
+
+__version__ = "0.1.0"
