@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/qxbridge/qxbridge/quixote"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -166,7 +167,7 @@ func TestRouterLongestPrefix(t *testing.T) {
 
 // newRouterForTest returns a gateway serving a routing table of the given routes.
 func newRouterForTest(routes []*route) *Gateway {
-	g := &Gateway{Logger: discardLogger(), metrics: newGatewayMetrics()}
+	g := &Gateway{Logger: discardLogger(), metrics: newGatewayMetrics(prometheus.NewRegistry())}
 	g.table.Store(newTable(routes))
 	return g
 }

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/qxbridge/qxbridge/quixote"
 	"github.com/qxbridge/qxbridge/scgi"
 	"github.com/qxbridge/qxbridge/store"
@@ -37,6 +39,12 @@ type Gateway struct {
 	// Name is the program's name in usage and error messages of Main; New sets it
 	// to the base name of os.Args[0].
 	Name string
+	// Registry holds the metrics served at /metrics (ServeMetrics, -metrics): the
+	// gateway's own (qxbridge_*), the Go runtime's (go_*), the process's
+	// (process_*) and qxbridge_build_info. A program registers its own collectors
+	// on it, before or after Open, and they are served on the same endpoint. New
+	// makes it; nil means Open makes one.
+	Registry *prometheus.Registry
 
 	mu       sync.Mutex
 	handlers map[string]http.Handler
@@ -60,7 +68,7 @@ type Gateway struct {
 // (added by Main when no listener is given), sessions in DefaultSessionsDir, the
 // cookie QX_session, new sessions of session3's Session class, no routes.
 func New() *Gateway {
-	return &Gateway{Config: defaultConfig(), Name: filepath.Base(os.Args[0])}
+	return &Gateway{Config: defaultConfig(), Name: filepath.Base(os.Args[0]), Registry: newRegistry()}
 }
 
 // Handle registers a Go handler under name, which routes name as their target
@@ -133,7 +141,13 @@ func (g *Gateway) Open() error {
 	if err := os.MkdirAll(cfg.SessionsDir, 0o777); err != nil {
 		return fmt.Errorf("session directory: %w", err)
 	}
-	m := newGatewayMetrics()
+	g.mu.Lock()
+	if g.Registry == nil {
+		g.Registry = newRegistry()
+	}
+	reg := g.Registry
+	g.mu.Unlock()
+	m := newGatewayMetrics(reg)
 	opts := []store.Option{store.WithLockWaitHook(m.lockWaited)}
 	if cfg.StagingDir != "" {
 		opts = append(opts, store.WithStagingDir(cfg.StagingDir))
@@ -245,7 +259,7 @@ func (g *Gateway) buildTable(cfg Config, old *table) (*table, error) {
 			}
 			r.proxy = p
 			shield := &quixote.Shield{Cookie: cfg.Cookie.Name, Logger: g.log().With("route", spec.Prefix),
-				Removed: func(_ *http.Request, n int) { g.metrics.rejected.With(spec.Prefix).Add(float64(n)) }}
+				Removed: func(_ *http.Request, n int) { g.metrics.rejected.WithLabelValues(spec.Prefix).Add(float64(n)) }}
 			inner = shield.Handler(p)
 		}
 		r.handler = g.routeHandler(r, inner)
@@ -421,7 +435,7 @@ func (g *Gateway) proxyErrorHandler(route string) func(http.ResponseWriter, *htt
 		if errors.Is(err, context.Canceled) {
 			return // the client went away; nobody reads an answer
 		}
-		g.metrics.backendErrors.With(route, fmt.Sprint(code)).Inc()
+		g.metrics.backendErrors.WithLabelValues(route, fmt.Sprint(code)).Inc()
 		g.log().Warn("backend request failed", "route", route, "method", r.Method, "path", r.URL.Path,
 			"status", code, "error", err)
 		http.Error(w, http.StatusText(code), code)

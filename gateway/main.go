@@ -139,10 +139,10 @@ func (g *Gateway) reloadFromArgs(code Config, args []string) {
 	}
 	if err != nil {
 		log.Error("reload refused; the running configuration stays", "error", err)
-		g.metrics.reloads.With("refused").Inc()
+		g.metrics.reloads.WithLabelValues("refused").Inc()
 		return
 	}
-	g.metrics.reloads.With("ok").Inc()
+	g.metrics.reloads.WithLabelValues("ok").Inc()
 	log.Info("reloaded", "config", st.configFile, "routes", len(cfg.Routes))
 }
 

@@ -8,27 +8,36 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/qxbridge/qxbridge/internal/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/qxbridge/qxbridge/scgi"
 	"github.com/qxbridge/qxbridge/store"
 )
 
-// gatewayMetrics are the figures the gateway exports on -metrics.
+// latencyBuckets are the request and session-operation latency buckets in seconds,
+// from half a millisecond to ten seconds: the span between a page served from memory
+// and a backend timing out.
+var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// gatewayMetrics are the figures the gateway exports on its metrics listener.
 type gatewayMetrics struct {
-	reg *metrics.Registry
+	reg *prometheus.Registry
 
-	requests      *metrics.CounterVec   // route, status
-	latency       *metrics.HistogramVec // route
-	backendErrors *metrics.CounterVec   // route, status
-	rejected      *metrics.CounterVec   // route
-	reloads       *metrics.CounterVec   // result
+	requests      *prometheus.CounterVec   // route, status
+	latency       *prometheus.HistogramVec // route
+	backendErrors *prometheus.CounterVec   // route, status
+	rejected      *prometheus.CounterVec   // route
+	reloads       *prometheus.CounterVec   // result
 
-	storeOps     *metrics.CounterVec   // op, result
-	storeLatency *metrics.HistogramVec // op
-	storeWaits   *metrics.CounterVec   // op
+	storeOps     *prometheus.CounterVec   // op, result
+	storeLatency *prometheus.HistogramVec // op
+	storeWaits   *prometheus.CounterVec   // op
 
-	sweepDeleted   *metrics.Counter
-	sweepErrors    *metrics.Counter
+	sweepDeleted   prometheus.Counter
+	sweepErrors    prometheus.Counter
 	sweepRemaining atomic.Int64
 	sweepLast      atomic.Int64 // unix seconds of the last sweep, 0 before the first
 
@@ -41,48 +50,95 @@ type namedProxy struct {
 	proxy *scgi.Proxy
 }
 
-func newGatewayMetrics() *gatewayMetrics {
-	reg := metrics.NewRegistry()
+// newRegistry returns a registry with the collectors every gateway exports besides
+// its own figures: the Go runtime's (go_*), the process's (process_*), and
+// qxbridge_build_info.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	b := readBuildInfo()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "qxbridge_build_info",
+			Help: "The qxbridge version, the program's module, its VCS revision and the Go version it was built with; always 1.",
+			ConstLabels: prometheus.Labels{"version": b.version, "program": b.program, "revision": b.revision,
+				"goversion": b.goVersion},
+		}, func() float64 { return 1 }),
+	)
+	return reg
+}
+
+// newGatewayMetrics registers the gateway's figures with reg.
+func newGatewayMetrics(reg *prometheus.Registry) *gatewayMetrics {
 	m := &gatewayMetrics{reg: reg}
-	m.requests = reg.NewCounterVec("qxbridge_requests_total",
-		"Requests served, by route (the prefix as configured; none when no route matched) and HTTP status.", "route", "status")
-	m.latency = reg.NewHistogramVec("qxbridge_request_duration_seconds",
-		"Time from receiving a request to the end of its response, by route.", nil, "route")
-	m.backendErrors = reg.NewCounterVec("qxbridge_backend_errors_total",
-		"Proxied requests the gateway answered itself because the backend pool failed them, by route and the status answered (502 refused or broken, 503 no backend available, 504 timeout).", "route", "status")
-	m.rejected = reg.NewCounterVec("qxbridge_rejected_session_cookies_total",
-		"Session cookies with an invalid id removed from requests before they were forwarded to Python, by route.", "route")
-	m.reloads = reg.NewCounterVec("qxbridge_config_reloads_total",
-		"Configuration reloads (SIGHUP), by result: ok, or refused (the running configuration stayed).", "result")
-	reg.NewGaugeFunc("qxbridge_backend_up", "Whether a backend takes requests (0 while it rests after failures).",
-		[]string{"route", "backend"}, m.backendSamples(func(s scgi.BackendStats) float64 { return bool01(s.Healthy) }))
-	reg.NewGaugeFunc("qxbridge_backend_in_flight", "Requests holding a connection to a backend now.",
-		[]string{"route", "backend"}, m.backendSamples(func(s scgi.BackendStats) float64 { return float64(s.InFlight) }))
-	reg.NewCounterFunc("qxbridge_backend_connections_total", "Connection attempts made to a backend.",
-		[]string{"route", "backend"}, m.backendSamples(func(s scgi.BackendStats) float64 { return float64(s.Requests) }))
-	reg.NewCounterFunc("qxbridge_backend_failures_total", "Connection attempts to a backend that failed (dial error, or no response at all).",
-		[]string{"route", "backend"}, m.backendSamples(func(s scgi.BackendStats) float64 { return float64(s.Failures) }))
-	m.storeOps = reg.NewCounterVec("qxbridge_session_operations_total",
-		"Session store operations of the Go pages, by operation (load, save, delete, has) and result (ok, not_found, lock_timeout, error).", "op", "result")
-	m.storeLatency = reg.NewHistogramVec("qxbridge_session_operation_duration_seconds",
-		"Duration of session store operations, lock waits included, by operation.", nil, "op")
-	m.storeWaits = reg.NewCounterVec("qxbridge_session_lock_waits_total",
-		"Waits of session loads and saves for a session file's flock(2) lock, held by a Python worker or another request, by operation.", "op")
-	m.sweepDeleted = reg.NewCounter("qxbridge_sweep_deleted_sessions_total", "Session files deleted by the idle sweep (-max-idle).")
-	m.sweepErrors = reg.NewCounter("qxbridge_sweep_errors_total", "Idle sweeps that failed.")
-	reg.NewGaugeFunc("qxbridge_sweep_remaining_sessions", "Sessions left after the last idle sweep.", nil, func() []metrics.Sample {
-		if m.sweepLast.Load() == 0 {
-			return nil
-		}
-		return []metrics.Sample{{Value: float64(m.sweepRemaining.Load())}}
-	})
-	reg.NewGaugeFunc("qxbridge_sweep_last_run_timestamp_seconds", "When the last idle sweep ran (Unix time).", nil, func() []metrics.Sample {
-		if t := m.sweepLast.Load(); t != 0 {
-			return []metrics.Sample{{Value: float64(t)}}
-		}
-		return nil
-	})
+	f := promauto.With(reg)
+	m.requests = f.NewCounterVec(prometheus.CounterOpts{Name: "qxbridge_requests_total",
+		Help: "Requests served, by route (the prefix as configured; none when no route matched) and HTTP status."}, []string{"route", "status"})
+	m.latency = f.NewHistogramVec(prometheus.HistogramOpts{Name: "qxbridge_request_duration_seconds",
+		Help: "Time from receiving a request to the end of its response, by route.", Buckets: latencyBuckets}, []string{"route"})
+	m.backendErrors = f.NewCounterVec(prometheus.CounterOpts{Name: "qxbridge_backend_errors_total",
+		Help: "Proxied requests the gateway answered itself because the backend pool failed them, by route and the status answered (502 refused or broken, 503 no backend available, 504 timeout)."}, []string{"route", "status"})
+	m.rejected = f.NewCounterVec(prometheus.CounterOpts{Name: "qxbridge_rejected_session_cookies_total",
+		Help: "Session cookies with an invalid id removed from requests before they were forwarded to Python, by route."}, []string{"route"})
+	m.reloads = f.NewCounterVec(prometheus.CounterOpts{Name: "qxbridge_config_reloads_total",
+		Help: "Configuration reloads (SIGHUP), by result: ok, or refused (the running configuration stayed)."}, []string{"result"})
+	m.storeOps = f.NewCounterVec(prometheus.CounterOpts{Name: "qxbridge_session_operations_total",
+		Help: "Session store operations of the Go pages, by operation (load, save, delete, has) and result (ok, not_found, lock_timeout, error)."}, []string{"op", "result"})
+	m.storeLatency = f.NewHistogramVec(prometheus.HistogramOpts{Name: "qxbridge_session_operation_duration_seconds",
+		Help: "Duration of session store operations, lock waits included, by operation.", Buckets: latencyBuckets}, []string{"op"})
+	m.storeWaits = f.NewCounterVec(prometheus.CounterOpts{Name: "qxbridge_session_lock_waits_total",
+		Help: "Waits of session loads and saves for a session file's flock(2) lock, held by a Python worker or another request, by operation."}, []string{"op"})
+	m.sweepDeleted = f.NewCounter(prometheus.CounterOpts{Name: "qxbridge_sweep_deleted_sessions_total",
+		Help: "Session files deleted by the idle sweep (-max-idle)."})
+	m.sweepErrors = f.NewCounter(prometheus.CounterOpts{Name: "qxbridge_sweep_errors_total", Help: "Idle sweeps that failed."})
+	reg.MustRegister(&stateCollector{m})
 	return m
+}
+
+// Figures read at scrape time from the component that keeps them: the pools'
+// backend state, and the last idle sweep's (absent before the first sweep).
+var (
+	backendUpDesc = prometheus.NewDesc("qxbridge_backend_up",
+		"Whether a backend takes requests (0 while it rests after failures).", []string{"route", "backend"}, nil)
+	backendInFlightDesc = prometheus.NewDesc("qxbridge_backend_in_flight",
+		"Requests holding a connection to a backend now.", []string{"route", "backend"}, nil)
+	backendConnsDesc = prometheus.NewDesc("qxbridge_backend_connections_total",
+		"Connection attempts made to a backend.", []string{"route", "backend"}, nil)
+	backendFailuresDesc = prometheus.NewDesc("qxbridge_backend_failures_total",
+		"Connection attempts to a backend that failed (dial error, or no response at all).", []string{"route", "backend"}, nil)
+	sweepRemainingDesc = prometheus.NewDesc("qxbridge_sweep_remaining_sessions",
+		"Sessions left after the last idle sweep.", nil, nil)
+	sweepLastDesc = prometheus.NewDesc("qxbridge_sweep_last_run_timestamp_seconds",
+		"When the last idle sweep ran (Unix time).", nil, nil)
+)
+
+type stateCollector struct{ m *gatewayMetrics }
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{backendUpDesc, backendInFlightDesc, backendConnsDesc, backendFailuresDesc, sweepRemainingDesc, sweepLastDesc} {
+		ch <- d
+	}
+}
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	m := c.m
+	var ps []namedProxy
+	if m.proxies != nil {
+		ps = m.proxies()
+	}
+	for _, np := range ps {
+		for _, s := range np.proxy.Stats() {
+			ch <- prometheus.MustNewConstMetric(backendUpDesc, prometheus.GaugeValue, bool01(s.Healthy), np.route, s.Addr)
+			ch <- prometheus.MustNewConstMetric(backendInFlightDesc, prometheus.GaugeValue, float64(s.InFlight), np.route, s.Addr)
+			ch <- prometheus.MustNewConstMetric(backendConnsDesc, prometheus.CounterValue, float64(s.Requests), np.route, s.Addr)
+			ch <- prometheus.MustNewConstMetric(backendFailuresDesc, prometheus.CounterValue, float64(s.Failures), np.route, s.Addr)
+		}
+	}
+	if t := m.sweepLast.Load(); t != 0 {
+		ch <- prometheus.MustNewConstMetric(sweepRemainingDesc, prometheus.GaugeValue, float64(m.sweepRemaining.Load()))
+		ch <- prometheus.MustNewConstMetric(sweepLastDesc, prometheus.GaugeValue, float64(t))
+	}
 }
 
 func bool01(b bool) float64 {
@@ -92,25 +148,9 @@ func bool01(b bool) float64 {
 	return 0
 }
 
-func (m *gatewayMetrics) backendSamples(f func(scgi.BackendStats) float64) func() []metrics.Sample {
-	return func() []metrics.Sample {
-		var ps []namedProxy
-		if m.proxies != nil {
-			ps = m.proxies()
-		}
-		var out []metrics.Sample
-		for _, np := range ps {
-			for _, s := range np.proxy.Stats() {
-				out = append(out, metrics.Sample{Labels: []string{np.route, s.Addr}, Value: f(s)})
-			}
-		}
-		return out
-	}
-}
-
 func (m *gatewayMetrics) observeRequest(route string, status int, d time.Duration) {
-	m.requests.With(route, strconv.Itoa(status)).Inc()
-	m.latency.With(route).Observe(d.Seconds())
+	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+	m.latency.WithLabelValues(route).Observe(d.Seconds())
 }
 
 func (m *gatewayMetrics) sweepDone(deleted, remaining int, err error, now time.Time) {
@@ -125,7 +165,7 @@ func (m *gatewayMetrics) sweepDone(deleted, remaining int, err error, now time.T
 // handler serves /metrics and /healthz.
 func (m *gatewayMetrics) handler(health func() (bool, string)) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", m.reg)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		ok, text := health()
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -156,14 +196,14 @@ func (s meteredStore) observe(op string, start time.Time, err error) {
 	default:
 		result = "error"
 	}
-	s.m.storeOps.With(op, result).Inc()
-	s.m.storeLatency.With(op).Observe(d.Seconds())
+	s.m.storeOps.WithLabelValues(op, result).Inc()
+	s.m.storeLatency.WithLabelValues(op).Observe(d.Seconds())
 }
 
 // lockWaited is the session store's lock-wait hook (store.WithLockWaitHook): it counts
 // every wait of a load or save for a session file's lock.
 func (m *gatewayMetrics) lockWaited(op string, _ time.Duration) {
-	m.storeWaits.With(op).Inc()
+	m.storeWaits.WithLabelValues(op).Inc()
 }
 
 func (s meteredStore) Load(ctx context.Context, id string) ([]byte, error) {

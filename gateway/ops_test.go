@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
@@ -47,10 +48,10 @@ func TestMetricsAndHealth(t *testing.T) {
 		`qxbridge_requests_total{route="/dead/",status="502"} 1`,
 		`qxbridge_request_duration_seconds_count{route="/py/"} 2`,
 		`qxbridge_backend_errors_total{route="/dead/",status="502"} 1`,
-		`qxbridge_backend_up{route="/dead/",backend="` + dead + `"} 0`,
-		`qxbridge_backend_up{route="/py/",backend="` + w.addr + `"} 1`,
-		`qxbridge_backend_failures_total{route="/dead/",backend="` + dead + `"} 1`,
-		`qxbridge_backend_connections_total{route="/py/",backend="` + w.addr + `"} 2`,
+		`qxbridge_backend_up{backend="` + dead + `",route="/dead/"} 0`,
+		`qxbridge_backend_up{backend="` + w.addr + `",route="/py/"} 1`,
+		`qxbridge_backend_failures_total{backend="` + dead + `",route="/dead/"} 1`,
+		`qxbridge_backend_connections_total{backend="` + w.addr + `",route="/py/"} 2`,
 		`qxbridge_rejected_session_cookies_total{route="/py/"} 1`,
 		`qxbridge_session_operations_total{op="load",result="ok"} 2`, // /counter and /nope
 		`qxbridge_session_operations_total{op="save",result="ok"} 2`,
@@ -60,6 +61,17 @@ func TestMetricsAndHealth(t *testing.T) {
 		assert.Contains(t, m, want+"\n")
 	}
 	assert.Regexp(t, `(?m)^qxbridge_request_duration_seconds_bucket\{route="/",le="\+Inf"\} 4$`, m)
+	// The runtime and process collectors operators expect, and the build.
+	assert.Regexp(t, `(?m)^go_goroutines \d+$`, m)
+	assert.Regexp(t, `(?m)^process_open_fds \d+$`, m)
+	assert.Regexp(t, `(?m)^qxbridge_build_info\{goversion="go1\.[^"]+",program="[^"]+",revision="[^"]+",version="[^"]+"\} 1$`, m)
+
+	// A program's own series, registered on the gateway's registry after start,
+	// are served on the same endpoint.
+	mine := prometheus.NewCounter(prometheus.CounterOpts{Name: "myapp_reports_total", Help: "Reports rendered."})
+	g.Registry.MustRegister(mine)
+	mine.Add(3)
+	assert.Contains(t, scrape(t, g.addr("metrics")), "\nmyapp_reports_total 3\n")
 
 	h := get(t, c, "http://"+g.addr("metrics")+"/healthz")
 	assert.Equal(t, http.StatusOK, h.status)
