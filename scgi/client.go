@@ -328,7 +328,12 @@ func (x *exchange) writeBody(body io.Reader, n int64) {
 		var ce errClientBody
 		if errors.As(err, &ce) {
 			// Never let the worker take a short body for a whole one: cut the
-			// connection (the response, if any, is of no use).
+			// connection (the response, if any, is of no use). The error is recorded
+			// first, so that the response reader, failing on the closed connection,
+			// reports the client's fault and not the backend's.
+			x.mu.Lock()
+			x.bodyErr = err
+			x.mu.Unlock()
 			x.conn.Close()
 		}
 	}

@@ -62,7 +62,11 @@
 // Every connection runs on its own goroutine with deadlines from the Server's
 // timeouts: ReadHeaderTimeout bounds the header, StallTimeout bounds any single read
 // or write, and ReadTimeout, WriteTimeout and HandlerTimeout are available as in
-// net/http. A panicking handler is answered with 500 if nothing was sent yet (else
+// net/http. BodyLimits cut off a client that sends its body too slowly: by default
+// its average rate must reach 1 KiB/s once it has waited 5 s, and the whole body must
+// arrive within 5 minutes. The rate counts only the time spent waiting for the client,
+// so a handler that reads slowly is never taken for a slow client; a slow body fails
+// the handler's read with ErrBodyTooSlow. A panicking handler is answered with 500 if nothing was sent yet (else
 // the connection is cut), logged, and the server goes on; http.ErrAbortHandler
 // aborts silently. Shutdown stops accepting and waits for the requests in flight.
 //
@@ -124,11 +128,20 @@
 // `scgi_param HTTP_HOST $http_host;` override reaches Quixote with the port, and its
 // absolute redirects keep it.
 //
-// The request body is streamed, exactly CONTENT_LENGTH bytes, concurrently with the
-// wait for the response, so that a worker refusing a large body early cannot deadlock
-// against a proxy still sending it. A body of unknown length (a chunked upload over
-// HTTP/1.1; r.ContentLength == -1) is spooled to learn its length: up to 256 KiB in
-// memory, then in a temporary file in SpoolDir, up to MaxSpoolBytes (default 10 MiB,
+// A python-scgi worker is a process that serves one request at a time, and Quixote
+// reads the whole body before the page runs: a client sending its body slowly would
+// hold a worker all along, and a few such clients all of them. So, as nginx buffers
+// request bodies, a body of up to BufferBodyBytes (default 1 MiB) is read completely
+// before a backend is dialled (up to 256 KiB in memory, then in a temporary file in
+// SpoolDir): a slow client costs a goroutine, never a worker. A larger body is
+// streamed, exactly CONTENT_LENGTH bytes, concurrently with the wait for the
+// response, so that a worker refusing a large body early cannot deadlock against a
+// proxy still sending it. Either way the client's reads are bounded by BodyLimits (the
+// Server's, for a request it received; Proxy.BodyLimits otherwise, through
+// http.ResponseController read deadlines): a client that breaks them is answered 408
+// and its connection is cut, and a worker that was receiving a streamed body is let
+// go. A body of unknown length (a chunked upload over HTTP/1.1; r.ContentLength == -1)
+// is spooled the same way to learn its length, up to MaxSpoolBytes (default 10 MiB,
 // else 413); a negative MaxSpoolBytes refuses such bodies with 411.
 //
 // The response head is read with bounds (1 MiB in all, 32 KiB a line): a "Status:"
@@ -164,7 +177,8 @@
 // 502 even though its dial failed. Stats reports each backend's requests in flight,
 // totals and health for metrics.
 //
-// Failures are answered by ErrorHandler, by default with StatusForError: 502 for a
+// Failures are answered by ErrorHandler, by default with StatusForError: 408 for a
+// body that arrived too slowly (ErrBodyTooSlow); 502 for a
 // refused connection (on every backend tried), a worker that hung up or answered
 // something other than CGI; 503 (ErrNoBackend) when every backend rests or stays at
 // its cap; 504 (ErrResponseHeaderTimeout) when the response does not start within

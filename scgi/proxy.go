@@ -69,6 +69,19 @@ type Proxy struct {
 	// SpoolDir is the directory for spooled bodies beyond 256 KiB (default os.TempDir()).
 	SpoolDir string
 
+	// BufferBodyBytes: a request body of known length up to this size is read
+	// completely, in memory and then in SpoolDir, before a backend is dialled (as nginx
+	// buffers request bodies), so that a client sending slowly costs a goroutine and
+	// never a worker. A larger body is streamed to the backend as it arrives. Zero
+	// means DefaultBufferBodyBytes; negative, stream every body.
+	BufferBodyBytes int64
+
+	// BodyLimits bound how slowly a client may send a request body, buffered or
+	// streamed (see BodyLimits for the defaults); a body that breaks them is answered
+	// 408 if the response has not started, and the client's connection is cut. For a
+	// request that a Server received, the Server's BodyLimits apply instead.
+	BodyLimits BodyLimits
+
 	// ErrorLog logs failed requests, like Server.ErrorLog (default: slog.Default()).
 	ErrorLog *slog.Logger
 
@@ -102,13 +115,15 @@ func NewProxy(backends ...string) (*Proxy, error) {
 func (p *Proxy) Stats() []BackendStats { return p.pool.stats() }
 
 // StatusForError returns the status the default ErrorHandler answers for err:
-// 503 for ErrNoBackend, 504 for ErrResponseHeaderTimeout, 411 for ErrLengthRequired,
+// 408 for ErrBodyTooSlow, 503 for ErrNoBackend, 504 for ErrResponseHeaderTimeout, 411 for ErrLengthRequired,
 // 413 for ErrUploadTooLarge, 400 for a request that cannot be expressed in SCGI or whose
 // body could not be read, 404 for a path outside ScriptName, and 502 otherwise (the
 // backend refused the connection, hung up, or answered something that is not CGI).
 func StatusForError(err error) int {
 	var ce errClientBody
 	switch {
+	case errors.Is(err, ErrBodyTooSlow):
+		return http.StatusRequestTimeout
 	case errors.Is(err, ErrNoBackend):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, ErrResponseHeaderTimeout):
@@ -165,7 +180,12 @@ func idempotent(method string) bool {
 
 // ServeHTTP forwards r to a backend and copies the response to w.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, n, cleanup, err := requestBody(r, orDefault(p.MaxSpoolBytes, DefaultMaxSpoolBytes), p.SpoolDir)
+	limits := &p.BodyLimits
+	if RequestEnv(r) != nil {
+		limits = nil // the Server that received it enforces its own BodyLimits
+	}
+	buffer := orDefault(p.BufferBodyBytes, DefaultBufferBodyBytes)
+	body, n, cleanup, err := requestBody(w, r, limits, buffer, orDefault(p.MaxSpoolBytes, DefaultMaxSpoolBytes), p.SpoolDir)
 	if err != nil {
 		p.fail(w, r, err)
 		return
@@ -228,7 +248,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	resp, err := x.send(header, body, n)
 	if err != nil {
-		if ctx.Err() != nil {
+		// net/http cancels the request's context when reading the client fails, so a
+		// client-side body error is reported as such, not as a cancellation.
+		if ce := (errClientBody{}); ctx.Err() != nil && !errors.As(err, &ce) {
 			err = ctx.Err()
 		}
 		finish(errors.Is(err, errBackendHungUp))

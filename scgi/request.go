@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 )
 
 type envContextKey struct{}
@@ -363,6 +364,8 @@ func validHeaderValue(v string) bool {
 type body struct {
 	mu        sync.Mutex
 	r         io.Reader
+	c         *conn     // the Server's connection, whose read deadline rate arms; nil for ReadRequest
+	rate      *bodyRate // the Server's BodyLimits; nil: none
 	remaining int64
 	err       error // sticky read error
 	closed    bool
@@ -387,7 +390,18 @@ func (b *body) readLocked(p []byte) (int, error) {
 	if int64(len(p)) > b.remaining {
 		p = p[:b.remaining]
 	}
-	n, err := b.r.Read(p)
+	var n int
+	var err error
+	if b.rate != nil && b.c != nil {
+		b.c.setBodyLimit(b.rate.before(time.Now()))
+		n, err = b.r.Read(p)
+		err = b.rate.after(time.Now(), n, err)
+		if b.remaining-int64(n) == 0 || err != nil {
+			b.c.setBodyLimit(time.Time{})
+		}
+	} else {
+		n, err = b.r.Read(p)
+	}
 	b.remaining -= int64(n)
 	if b.remaining == 0 {
 		return n, io.EOF

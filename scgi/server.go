@@ -79,6 +79,13 @@ type Server struct {
 	// handler in http.TimeoutHandler instead. Default: no limit.
 	HandlerTimeout time.Duration
 
+	// BodyLimits bound how slowly a request body may arrive: a minimum average rate
+	// after a grace period, and a total deadline (see BodyLimits for the defaults).
+	// A body that breaks them fails the handler's read with an error wrapping
+	// ErrBodyTooSlow, and the connection is closed after the response. They apply on
+	// top of ReadTimeout and StallTimeout.
+	BodyLimits BodyLimits
+
 	// MaxHeaderBytes limits the length of the header netstring. Default
 	// DefaultMaxHeaderBytes (1 MiB). Memory for the header grows with the bytes that
 	// arrive, not with the length the client announces.
@@ -291,6 +298,7 @@ type conn struct {
 
 	mu          sync.Mutex
 	readLimit   time.Time
+	bodyLimit   time.Time // set by the body's BodyLimits for the read in progress
 	writeLimit  time.Time
 	armedRead   time.Time // deadline currently set on rwc
 	armedWrite  time.Time
@@ -330,11 +338,22 @@ func (c *conn) setWriteLimit(t time.Time) {
 	c.mu.Unlock()
 }
 
+// setBodyLimit sets the deadline the body limits put on the next read.
+func (c *conn) setBodyLimit(t time.Time) {
+	c.mu.Lock()
+	c.bodyLimit = t
+	c.mu.Unlock()
+}
+
 // armRead sets the read deadline for a read about to start.
 func (c *conn) armRead() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	d, set := c.nextDeadline(c.readLimit, c.armedRead)
+	limit := c.readLimit
+	if !c.bodyLimit.IsZero() && (limit.IsZero() || c.bodyLimit.Before(limit)) {
+		limit = c.bodyLimit
+	}
+	d, set := c.nextDeadline(limit, c.armedRead)
 	if !set {
 		return nil
 	}
@@ -460,7 +479,7 @@ func (c *conn) serve() {
 	c.setWriteLimit(deadlineAfter(time.Now(), limit(s.WriteTimeout, 0)))
 	var b *body
 	if length > 0 {
-		b = &body{r: br, remaining: length}
+		b = &body{r: br, remaining: length, c: c, rate: s.BodyLimits.start(time.Now())}
 		req.Body = b
 		// Runs before br goes back to the pool: a goroutine the handler left
 		// reading the body gets an error, not another connection's bytes.
