@@ -291,11 +291,25 @@ func (x *exchange) send(header []byte, body io.Reader, n int64) (*backendRespons
 	resp, err := readCGIResponse(br)
 	x.mu.Lock()
 	x.headerRead = true
-	bodyErr := x.bodyErr
+	bodyErr, aborted := x.bodyErr, x.aborted
 	if !x.aborted {
 		x.conn.SetReadDeadline(time.Time{}) // the body may stream for as long as it takes
 	}
 	x.mu.Unlock()
+	if err != nil && aborted && x.done != nil {
+		// The request was canceled, which net/http also does when reading the client's
+		// body fails: wait for the body writer (the abort stops its writes) to learn
+		// whether the client's body was at fault. That is a matter of microseconds;
+		// the bound only matters for a cancellation from elsewhere (a handler
+		// timeout) while the client is still sending, which must not wait for it.
+		select {
+		case <-x.done:
+		case <-time.After(time.Second):
+		}
+		x.mu.Lock()
+		bodyErr = x.bodyErr
+		x.mu.Unlock()
+	}
 	if err != nil {
 		br.Reset(nil)
 		backendReaderPool.Put(br)
