@@ -20,6 +20,12 @@ const (
 	// KindQuixote is Quixote's own quixote.session.Session: it also has _csrf_token,
 	// keeps up to 16 form tokens, and has_info is user or form tokens or CSRF token.
 	KindQuixote
+	// KindSession4 is session4.Session4Session.Session4, Quixote 4's session class
+	// from the session4 package: a Quixote Session (has_info, _csrf_token) with up to
+	// 32 form tokens and a _last_values attribute, the repr of the attributes at the
+	// last save, that its is_dirty compares (see Session.Encode). Its store writes
+	// protocol 5 pickles.
+	KindSession4
 )
 
 func (k Kind) String() string {
@@ -30,6 +36,8 @@ func (k Kind) String() string {
 		return "dictsession"
 	case KindQuixote:
 		return "quixote"
+	case KindSession4:
+		return "session4"
 	}
 	return "Kind(?)"
 }
@@ -41,6 +49,10 @@ func (k Kind) maxFormTokens() int {
 	}
 	return 32
 }
+
+// quixoteBased reports whether the kind's class derives from quixote.session.Session,
+// which has _csrf_token and judges has_info by user, form tokens and CSRF token.
+func (k Kind) quixoteBased() bool { return k == KindQuixote || k == KindSession4 }
 
 // Class names a Python session class (the module and name its pickles carry) and
 // says how Go treats sessions of it. An application's own subclass is described by
@@ -66,6 +78,8 @@ var (
 	DictSessionClass = Class{Module: "session3.DictSession", Name: "DictSession", Kind: KindDictSession}
 	// QuixoteClass is Quixote's own quixote.session.Session.
 	QuixoteClass = Class{Module: "quixote.session", Name: "Session", Kind: KindQuixote}
+	// Session4Class is session4.Session4Session.Session4 (Quixote 4's session4 package).
+	Session4Class = Class{Module: "session4.Session4Session", Name: "Session4", Kind: KindSession4}
 )
 
 // Global returns the class as the pickle names it.
@@ -90,7 +104,7 @@ func lookupClass(g pickle.Global, classes []Class) Class {
 			return c
 		}
 	}
-	for _, c := range []Class{Session3Class, DictSessionClass, QuixoteClass} {
+	for _, c := range []Class{Session3Class, DictSessionClass, QuixoteClass, Session4Class} {
 		if c.Module == g.Module && c.Name == g.Name {
 			return c
 		}

@@ -35,6 +35,14 @@
 // the attributes above, of the right types) and returns an error wrapping
 // ErrNotSession otherwise.
 //
+// Quixote 4's session4 package is supported as KindSession4 (Session4Class,
+// session4.Session4Session.Session4): a Quixote Session with 32 form tokens and
+// _last_values, which its is_dirty compares. Its store writes protocol 5 pickles, so
+// Encode writes protocol 5 for a session decoded from a protocol 5 file (and for new
+// session4 sessions), protocol 4 otherwise, and sets _last_values before the save as
+// session4's store does (see Encode), so that Python's manager neither misses a
+// change Go made nor rewrites a session Go left clean.
+//
 // NewSession makes a session as Session.__init__(None) makes it: attributes in the same
 // order, float times, None for an unknown address, an empty list of form tokens,
 // _csrf_token None and an empty data dict where the class has them. CPython cannot

@@ -12,10 +12,14 @@ import (
 
 // FuzzQuixoteSessionDecode feeds arbitrary bytes to Decode: it must never panic;
 // what it accepts must be usable through the whole API and, once encoded, decode
-// again to the same session. Seeds: the session3 fixtures (testdata/fuzz).
+// again to the same session. Seeds: the session3 and session4 fixtures
+// (testdata/fuzz).
 func FuzzQuixoteSessionDecode(f *testing.F) {
 	for _, name := range fixtures {
 		f.Add(fixture(f, name))
+	}
+	for _, name := range session4Fixtures {
+		f.Add(session4Fixture(f, name))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := Decode(data, shopClass)

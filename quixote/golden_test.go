@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -250,17 +249,7 @@ func TestGolden(t *testing.T) {
 			Class: c.String(), Remote: "203.0.113.7"})
 	}
 
-	spec, err := json.Marshal(cases)
-	require.NoError(t, err)
-	specFile := filepath.Join(dir, "cases.json")
-	require.NoError(t, os.WriteFile(specFile, spec, 0o644))
-	out, err := testpeer.PythonCmd(t, "quixote_golden_check.py", specFile).CombinedOutput()
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	for _, line := range lines {
-		assert.True(t, strings.HasPrefix(line, "ok "), "%s", line)
-	}
-	require.NoError(t, err, "%s", out)
-	assert.Len(t, lines, len(cases), "one verdict per case")
+	goldenCheckOK(t, dir, cases, len(cases))
 }
 
 // TestGoldenCheckerCatchesChanges makes sure the CPython checker is not blind: an
@@ -299,13 +288,9 @@ func TestGoldenCheckerCatchesChanges(t *testing.T) {
 			_ = s.Object().SetAttr("user", u)
 		})},
 	}
-	spec, err := json.Marshal(cases)
-	require.NoError(t, err)
-	specFile := filepath.Join(dir, "cases.json")
-	require.NoError(t, os.WriteFile(specFile, spec, 0o644))
-	out, err := testpeer.PythonCmd(t, "quixote_golden_check.py", specFile).CombinedOutput()
+	out, err := runGoldenCheck(t, dir, cases)
 	require.Error(t, err, "%s", out)
 	for _, c := range cases {
-		assert.Contains(t, string(out), "FAIL "+c.Name+":", "%s", out)
+		assert.Contains(t, out, "FAIL "+c.Name+":", "%s", out)
 	}
 }

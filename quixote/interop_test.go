@@ -123,7 +123,7 @@ func sameView(t *testing.T, step string, a, b *peer) map[string]any {
 // DirectorySessionStore) and the Go middleware (over store.Directory) serve one
 // client, with one cookie jar, on one session directory, taking turns.
 func TestTurnTaking(t *testing.T) {
-	for _, class := range []Class{Session3Class, QuixoteClass} {
+	for _, class := range []Class{Session3Class, QuixoteClass, Session4Class} {
 		t.Run(class.String(), func(t *testing.T) { turnTaking(t, class) })
 	}
 }
@@ -179,6 +179,14 @@ func turnTaking(t *testing.T, class Class) {
 	assert.Equal(t, class.String(), v["class"])
 	assert.Equal(t, "127.0.0.1", v["remote_address"])
 	assert.Equal(t, true, v["has_info"])
+	if class.Kind == KindSession4 {
+		// Quixote's BaseSessionManager makes 22-character ids; session4's store
+		// writes protocol 5.
+		assert.Len(t, id, 22)
+		b, err := os.ReadFile(filepath.Join(dir, id))
+		require.NoError(t, err)
+		assert.Equal(t, []byte{0x80, 5}, b[:2])
+	}
 
 	// Counter in Python, then in Go.
 	py.must("/counter", "1")
@@ -191,6 +199,17 @@ func turnTaking(t *testing.T, class Class) {
 	assert.Equal(t, int64(2), n)
 	v = sameView(t, "go counter", py, gs)
 	assert.Equal(t, map[string]any{"counter": float64(2)}, v["attrs"])
+	if class.Kind == KindSession4 {
+		// Go's save set _last_values as session4's does: Python's is_dirty finds
+		// the session clean, so its manager does not write the file again.
+		before, err := os.Stat(filepath.Join(dir, id))
+		require.NoError(t, err)
+		py.status()
+		after, err := os.Stat(filepath.Join(dir, id))
+		require.NoError(t, err)
+		assert.Equal(t, before.ModTime(), after.ModTime(), "python saved a session Go left clean")
+		assert.True(t, os.SameFile(before, after))
+	}
 
 	// A form token made in Python is consumed in Go, once.
 	tok := py.must("/token", "")

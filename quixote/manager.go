@@ -125,8 +125,9 @@ const maxIDTries = 16
 
 // newID returns a session id no session file has, as _make_session_id does.
 func (m *Manager) newID(ctx context.Context) (string, error) {
+	n := m.newClass().Kind.idBytes()
 	for range maxIDTries {
-		id := NewID()
+		id := randToken(n)
 		has, err := m.Store.Has(ctx, id)
 		if err != nil {
 			return "", err

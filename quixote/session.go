@@ -21,13 +21,14 @@ var (
 	ErrNotSession = errors.New("quixote: not a session")
 	// ErrReserved is returned by Set and Delete for an attribute that has its own
 	// accessor (id, user, _remote_address, _creation_time, _access_time,
-	// _form_tokens, _csrf_token of Quixote sessions, data of DictSessions).
+	// _form_tokens, _csrf_token of Quixote sessions, _last_values of session4's,
+	// data of DictSessions).
 	ErrReserved = errors.New("quixote: attribute has its own accessor")
 	// ErrNotDictSession is returned by the item methods of a session whose class is
 	// not a DictSession.
 	ErrNotDictSession = errors.New("quixote: not a DictSession")
 	// ErrNoCSRFToken is returned by CSRFToken for a session whose class is not
-	// Quixote's own Session, which alone has CSRF tokens.
+	// Quixote's own Session or session4's, which alone have CSRF tokens.
 	ErrNoCSRFToken = errors.New("quixote: session class has no CSRF token")
 	// ErrValue is returned (wrapped) when a Go value is not one of the pickle model.
 	ErrValue = errors.New("quixote: value cannot be pickled")
@@ -41,8 +42,9 @@ const (
 	attrCreationTime = "_creation_time"
 	attrAccessTime   = "_access_time"
 	attrFormTokens   = "_form_tokens"
-	attrCSRFToken    = "_csrf_token" // KindQuixote
-	attrData         = "data"        // KindDictSession
+	attrCSRFToken    = "_csrf_token"  // KindQuixote, KindSession4
+	attrData         = "data"         // KindDictSession
+	attrLastValues   = "_last_values" // KindSession4
 )
 
 // FormTokenField is the form field Quixote's forms carry their form token in.
@@ -62,6 +64,11 @@ type Session struct {
 	attrs   *pickle.Dict // obj's attribute dict
 	class   Class
 	expired bool
+	// protocol is the pickle protocol of the file the session was decoded from (0
+	// when unknown); Encode writes protocol 5 again for a protocol 5 file.
+	protocol int
+	// loaded is the state a KindSession4 session was decoded with (see session4.go).
+	loaded []byte
 }
 
 // NewSession returns a session of class c as Python's Session.__init__(None) makes it at
@@ -87,6 +94,11 @@ func NewSession(c Class, remoteAddr string, now time.Time) *Session {
 	switch c.Kind {
 	case KindQuixote:
 		_ = d.Set(attrCSRFToken, nil)
+	case KindSession4:
+		// Session4.__init__ runs Session.__init__, then sets _last_values to ''.
+		_ = d.Set(attrCSRFToken, nil)
+		_ = d.Set(attrLastValues, "")
+		return &Session{obj: obj, attrs: d, class: c, protocol: session4Protocol}
 	case KindDictSession:
 		// DictSession.__init__ runs Session.__init__ first, then UserDict.__init__.
 		_ = d.Set(attrData, pickle.NewDict())
@@ -114,6 +126,7 @@ func FromObject(v any, classes ...Class) (*Session, error) {
 	if err := s.check(); err != nil {
 		return nil, fmt.Errorf("%w: %s object: %v", ErrNotSession, g, err)
 	}
+	s.remember()
 	return s, nil
 }
 
@@ -157,12 +170,15 @@ func (s *Session) check() error {
 		}
 	}
 	switch s.class.Kind {
-	case KindQuixote:
+	case KindQuixote, KindSession4:
 		// A missing _csrf_token reads as None; a present one must be str or None.
 		if c, ok := s.attrs.Get(attrCSRFToken); ok {
 			if _, isStr := c.(string); !isStr && c != nil {
 				return fmt.Errorf("_csrf_token is a %s", pickle.TypeName(c))
 			}
+		}
+		if s.class.Kind == KindSession4 {
+			return checkLastValues(s.attrs)
 		}
 	case KindDictSession:
 		d, ok := s.attrs.Get(attrData)
@@ -258,12 +274,12 @@ func (s *Session) Touch(now time.Time) bool {
 
 // HasInfo reports whether the session holds information worth keeping, by the
 // class's has_info: a truthy user for session3's classes; user or form tokens or
-// CSRF token for Quixote's own; the class's HasInfo when it has one.
+// CSRF token for Quixote's own and session4's; the class's HasInfo when it has one.
 func (s *Session) HasInfo() bool {
 	if s.class.HasInfo != nil {
 		return s.class.HasInfo(s)
 	}
-	if s.class.Kind == KindQuixote {
+	if s.class.Kind.quixoteBased() {
 		c, _ := s.attrs.Get(attrCSRFToken)
 		return s.LoggedIn() || len(s.tokens().Items) > 0 || Truthy(c)
 	}
@@ -299,7 +315,9 @@ func (s *Session) reserved(name string) bool {
 	case attrID, attrUser, attrRemoteAddr, attrCreationTime, attrAccessTime, attrFormTokens:
 		return true
 	case attrCSRFToken:
-		return s.class.Kind == KindQuixote
+		return s.class.Kind.quixoteBased()
+	case attrLastValues:
+		return s.class.Kind == KindSession4
 	case attrData:
 		return s.class.Kind == KindDictSession
 	}
@@ -490,9 +508,10 @@ func (s *Session) CheckFormToken(r *http.Request) bool {
 }
 
 // CSRFToken returns the session's CSRF token, creating it (16 random bytes) when
-// it is None, as get_csrf_token does. Only Quixote's own Session class has one.
+// it is None, as get_csrf_token does. Only Quixote's own Session class and
+// session4's have one.
 func (s *Session) CSRFToken() (string, error) {
-	if s.class.Kind != KindQuixote {
+	if !s.class.Kind.quixoteBased() {
 		return "", ErrNoCSRFToken
 	}
 	if v, _ := s.attrs.Get(attrCSRFToken); v != nil {
@@ -509,7 +528,7 @@ func (s *Session) CSRFToken() (string, error) {
 // in the form field named field (CSRFTokenField when ""), compared in constant
 // time, as valid_csrf_token does.
 func (s *Session) ValidCSRFToken(r *http.Request, field string) bool {
-	if r.Method != http.MethodPost || s.class.Kind != KindQuixote {
+	if r.Method != http.MethodPost || !s.class.Kind.quixoteBased() {
 		return false
 	}
 	if field == "" {

@@ -10,6 +10,7 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/qxbridge/qxbridge/pickle"
@@ -24,29 +25,54 @@ func Str(v any) string {
 }
 
 // Repr returns repr(v). Objects are shown as <module.Class object>, without the
-// memory address Python adds.
+// memory address Python adds; sets in the order Go holds them.
 func Repr(v any) string {
 	var b strings.Builder
-	writeRepr(&b, v, 0)
+	writeRepr(&b, v, 0, false)
 	return b.String()
+}
+
+// ExactRepr returns repr(v) exactly as CPython 3.11 writes it, or false when v holds
+// a value whose repr Go does not rebuild exactly: objects (their default repr has a
+// memory address), sets (their order follows string hashes, randomized per process),
+// classes, a str that is not valid UTF-8 (a lone surrogate), ints longer than
+// CPython converts to text (4300 digits), and nesting deeper than 32 (cycles
+// included). Characters assigned in a Unicode edition later than CPython 3.11's (14.0)
+// are printable in Go's tables but escaped by CPython.
+func ExactRepr(v any) (string, bool) {
+	var b strings.Builder
+	ok := writeRepr(&b, v, 0, true)
+	return b.String(), ok
 }
 
 const maxReprDepth = 32
 
-func writeRepr(b *strings.Builder, v any, depth int) {
+// maxIntDigits is CPython 3.11's default sys.get_int_max_str_digits(): repr of an
+// int with more digits raises ValueError.
+const maxIntDigits = 4300
+
+// writeRepr writes repr(v); exact refuses (returns false) what ExactRepr refuses,
+// where Repr writes an approximation.
+func writeRepr(b *strings.Builder, v any, depth int, exact bool) bool {
 	if depth > maxReprDepth {
+		if exact {
+			return false
+		}
 		b.WriteString("...")
-		return
+		return true
 	}
-	seq := func(open, close string, items []any) {
+	seq := func(open, close string, items []any) bool {
 		b.WriteString(open)
 		for i, x := range items {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			writeRepr(b, x, depth+1)
+			if !writeRepr(b, x, depth+1, exact) {
+				return false
+			}
 		}
 		b.WriteString(close)
+		return true
 	}
 	switch x := v.(type) {
 	case nil:
@@ -60,23 +86,26 @@ func writeRepr(b *strings.Builder, v any, depth int) {
 	case int64:
 		b.WriteString(strconv.FormatInt(x, 10))
 	case *big.Int:
-		b.WriteString(x.String())
+		t := x.String()
+		if exact && len(strings.TrimPrefix(t, "-")) > maxIntDigits {
+			return false
+		}
+		b.WriteString(t)
 	case float64:
 		b.WriteString(FloatRepr(x))
 	case string:
-		b.WriteString(StrRepr(x))
+		return writeStrRepr(b, x, exact)
 	case []byte:
 		b.WriteString(bytesRepr(x))
 	case *pickle.ByteArray:
 		b.WriteString("bytearray(" + bytesRepr(x.Data) + ")")
 	case *pickle.List:
-		seq("[", "]", x.Items)
+		return seq("[", "]", x.Items)
 	case *pickle.Tuple:
 		if len(x.Items) == 1 {
-			seq("(", ",)", x.Items)
-		} else {
-			seq("(", ")", x.Items)
+			return seq("(", ",)", x.Items)
 		}
+		return seq("(", ")", x.Items)
 	case *pickle.Dict:
 		b.WriteString("{")
 		i := 0
@@ -85,12 +114,19 @@ func writeRepr(b *strings.Builder, v any, depth int) {
 				b.WriteString(", ")
 			}
 			i++
-			writeRepr(b, k, depth+1)
+			if !writeRepr(b, k, depth+1, exact) {
+				return false
+			}
 			b.WriteString(": ")
-			writeRepr(b, val, depth+1)
+			if !writeRepr(b, val, depth+1, exact) {
+				return false
+			}
 		}
 		b.WriteString("}")
 	case *pickle.Set:
+		if exact {
+			return false
+		}
 		items := x.Items()
 		if len(items) == 0 {
 			b.WriteString("set()")
@@ -98,6 +134,9 @@ func writeRepr(b *strings.Builder, v any, depth int) {
 			seq("{", "}", items)
 		}
 	case *pickle.FrozenSet:
+		if exact {
+			return false
+		}
 		items := x.Items()
 		if len(items) == 0 {
 			b.WriteString("frozenset()")
@@ -105,12 +144,22 @@ func writeRepr(b *strings.Builder, v any, depth int) {
 			seq("frozenset({", "})", items)
 		}
 	case pickle.Global:
+		if exact {
+			return false
+		}
 		b.WriteString("<class '" + x.String() + "'>")
 	case *pickle.Object:
+		if exact {
+			return false
+		}
 		b.WriteString("<" + pickle.TypeName(x) + " object>")
 	default:
+		if exact {
+			return false
+		}
 		fmt.Fprintf(b, "<%T>", v)
 	}
+	return true
 }
 
 // FloatRepr returns repr(f) as CPython writes it: the shortest digits that read back
@@ -156,19 +205,35 @@ func FloatRepr(f float64) string {
 	}
 }
 
-// StrRepr returns repr(s) for a str: single quotes unless the text has a single
-// quote and no double quote, backslash escapes for the quote, backslash, \t \n \r and
-// other non-printable characters.
+// StrRepr returns repr(s) for a str as CPython's unicode_repr writes it: single
+// quotes unless the text has a single quote and no double quote; backslash escapes
+// for the quote, backslash, \t \n \r; \xXX, \uXXXX or \UXXXXXXXX for other
+// characters that str.isprintable() rejects (control, format, separator other than
+// the space, private use, unassigned). Bytes that are not UTF-8 are shown as \xXX.
 func StrRepr(s string) string {
+	var b strings.Builder
+	writeStrRepr(&b, s, false)
+	return b.String()
+}
+
+// writeStrRepr writes StrRepr(s); exact refuses a string that is not valid UTF-8.
+func writeStrRepr(b *strings.Builder, s string, exact bool) bool {
 	q := byte('\'')
 	if strings.IndexByte(s, '\'') >= 0 && strings.IndexByte(s, '"') < 0 {
 		q = '"'
 	}
-	var b strings.Builder
 	b.WriteByte(q)
-	for i, w := 0, 0; i < len(s); i += w {
-		r, width := utf8.DecodeRuneInString(s[i:])
-		w = width
+	for i := 0; i < len(s); {
+		r, w := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && w <= 1 {
+			if exact {
+				return false
+			}
+			fmt.Fprintf(b, `\x%02x`, s[i])
+			i++
+			continue
+		}
+		i += w
 		switch {
 		case r == rune(q) || r == '\\':
 			b.WriteByte('\\')
@@ -179,18 +244,20 @@ func StrRepr(s string) string {
 			b.WriteString(`\n`)
 		case r == '\r':
 			b.WriteString(`\r`)
-		case r == utf8.RuneError && width == 1:
-			fmt.Fprintf(&b, `\x%02x`, s[i])
 		case r < 0x20 || r == 0x7f:
-			fmt.Fprintf(&b, `\x%02x`, r)
-		case r >= 0x80 && r < 0xa0:
-			fmt.Fprintf(&b, `\x%02x`, r)
-		default:
+			fmt.Fprintf(b, `\x%02x`, r)
+		case r < 0x7f || unicode.IsPrint(r):
 			b.WriteRune(r)
+		case r < 0x100:
+			fmt.Fprintf(b, `\x%02x`, r)
+		case r < 0x10000:
+			fmt.Fprintf(b, `\u%04x`, r)
+		default:
+			fmt.Fprintf(b, `\U%08x`, r)
 		}
 	}
 	b.WriteByte(q)
-	return b.String()
+	return true
 }
 
 // bytesRepr returns repr(b) for bytes.

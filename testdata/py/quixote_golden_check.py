@@ -21,6 +21,14 @@ CASES.json is a list of cases; each is one of
       with Session.__init__ and then got its id and user: same class, same
       attribute names in the same order, same types; times are floats and equal.
 
+Every case may add "protocol": N (default 4), the pickle protocol RESULT must have.
+Protocol 5 files are read with session4's DirectorySessionStore.load_session. A
+session4 case (session4.Session4Session.Session4) adds "last_values", what Go's save
+must have left in _last_values, which is then left out of the comparison:
+  "exact"   what session4's preserve_current_values would store: is_dirty() is False
+  "kept"    the original's _last_values, unchanged
+  "reset"   '' (Python will find the session dirty and save it)
+
 Prints "ok NAME" or "FAIL NAME: reason" per case and exits 1 if any failed.
 """
 
@@ -29,9 +37,12 @@ import decimal
 import importlib
 import json
 import math
+import os
 import pickle
 import sys
 import time
+
+from session4.DirectorySessionStore import DirectorySessionStore as Session4Store
 
 import qxrequest
 
@@ -42,12 +53,34 @@ class Mismatch(Exception):
     pass
 
 
-def load(path):
+def load(path, protocol=4):
     with open(path, "rb") as f:
         data = f.read()
-    if not data.startswith(b"\x80\x04"):
-        raise Mismatch("%s is not a protocol 4 pickle" % path)
+    if not data.startswith(b"\x80" + bytes([protocol])):
+        raise Mismatch("%s is not a protocol %d pickle" % (path, protocol))
+    if protocol == 5:
+        return Session4Store(os.path.dirname(path)).load_session(os.path.basename(path))
     return pickle.loads(data)
+
+
+def check_last_values(case, got, orig, want, have):
+    """Checks and then drops _last_values (see the module doc)."""
+    how = case.get("last_values")
+    if how is None:
+        return
+    last = have.pop("_last_values", None)
+    want.pop("_last_values", None)
+    if how == "exact":
+        if got.is_dirty():
+            raise Mismatch("is_dirty() after Go's save: _last_values %r" % last)
+    elif how == "kept":
+        if last != orig._last_values:
+            raise Mismatch("_last_values %r, want the original %r" % (last, orig._last_values))
+    elif how == "reset":
+        if last != "" or not got.is_dirty():
+            raise Mismatch("_last_values %r, want ''" % last)
+    else:
+        raise Mismatch("bad case: last_values %r" % how)
 
 
 def same(a, b, where):
@@ -77,8 +110,9 @@ def same(a, b, where):
 
 
 def check_change(case):
-    orig = load(case["original"])
-    got = load(case["result"])
+    protocol = case.get("protocol", 4)
+    orig = load(case["original"], protocol)
+    got = load(case["result"], protocol)
     if type(orig) is not type(got):
         raise Mismatch("class %s != %s" % (type(got), type(orig)))
     change = case["change"]
@@ -104,11 +138,13 @@ def check_change(case):
         if not change.get("added") and name not in want:
             raise Mismatch("bad case: %s is not in the original" % name)
         want[name] = eval(change["expect"], NAMESPACE)
-    same(want, vars(got), "session")
+    have = dict(vars(got))
+    check_last_values(case, got, orig, want, have)
+    same(want, have, "session")
 
 
 def check_new(case):
-    got = load(case["result"])
+    got = load(case["result"], case.get("protocol", 4))
     module, _, name = case["class"].rpartition(".")
     cls = getattr(importlib.import_module(module), name)
     if type(got) is not cls:
@@ -127,6 +163,8 @@ def check_new(case):
     if abs(g["_creation_time"] - time.time()) > 600:
         raise Mismatch("creation time %r is not now" % g["_creation_time"])
     # The methods of the class work on it as on its own instances.
+    if case.get("last_values") == "exact" and got.is_dirty():
+        raise Mismatch("is_dirty() after Go's save: _last_values %r" % got._last_values)
     got.has_info()
     got._set_access_time(1)
     token = got.create_form_token()

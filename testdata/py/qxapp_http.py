@@ -5,7 +5,9 @@ usage: qxapp_http.py SESSION_DIR [--class DOTTED] [--port N]
 The application is the real quixote.publish.Publisher (through quixote.wsgi.QWIP) with
 the real session3.SessionManager over session3's DirectorySessionStore on SESSION_DIR
 (created if missing); new sessions are of class DOTTED (default
-session3.Session.Session). Quixote's SESSION_COOKIE_* settings come from the
+session3.Session.Session). For a subclass of session4's Session4 the manager and store
+are session4's instead (Session4SessionManager, Quixote's BaseSessionManager, over
+session4.DirectorySessionStore), as a Quixote 4 site runs them. Quixote's SESSION_COOKIE_* settings come from the
 environment: QXAPP_COOKIE_PATH, QXAPP_COOKIE_DOMAIN, QXAPP_COOKIE_SECURE=1,
 QXAPP_COOKIE_HTTPONLY=1.
 
@@ -42,6 +44,8 @@ from quixote.publish import Publisher
 from quixote.wsgi import QWIP
 from session3.SessionManager import SessionManager
 from session3.store.DirectorySessionStore import DirectorySessionStore
+from session4.DirectorySessionStore import DirectorySessionStore as Session4Store
+from session4.Session4Session import Session4, Session4SessionManager
 
 FORM_TOKEN = "_form_token"
 
@@ -74,7 +78,7 @@ def session_status(session):
     """The session as the status page shows it; the Go side shows the same."""
     attrs = {}
     for name, value in session.__dict__.items():
-        if name in SESSION_ATTRS or name in ("_csrf_token", "data"):
+        if name in SESSION_ATTRS or name in ("_csrf_token", "_last_values", "data"):
             continue
         attrs[name] = json_value(value)
     status = {
@@ -139,8 +143,18 @@ class Root(Directory):
         return json.dumps(session_status(session)) if session is not None else "null"
 
 
+class Quixote4SessionManager(Session4SessionManager):
+    # Quixote 4's BaseSessionManager has ACCESS_TIME_RESOLUTION = 1; Quixote 3.8's
+    # lacks it, and its get_session reads it, so session4's manager fails on 3.8
+    # without it.
+    ACCESS_TIME_RESOLUTION = 1
+
+
 def create_publisher(directory, session_class, env=os.environ):
-    store = DirectorySessionStore(directory, create=True)
+    if issubclass(session_class, Session4):
+        manager = Quixote4SessionManager(session_class, Session4Store(directory, create_directory=True))
+    else:
+        manager = SessionManager(DirectorySessionStore(directory, create=True), session_class)
     settings = {}
     if env.get("QXAPP_COOKIE_PATH"):
         settings["session_cookie_path"] = env["QXAPP_COOKIE_PATH"]
@@ -150,7 +164,7 @@ def create_publisher(directory, session_class, env=os.environ):
         settings["session_cookie_secure"] = True
     if env.get("QXAPP_COOKIE_HTTPONLY") == "1":
         settings["session_cookie_httponly"] = True
-    return Publisher(Root(), session_manager=SessionManager(store, session_class), **settings)
+    return Publisher(Root(), session_manager=manager, **settings)
 
 
 class QuietHandler(WSGIRequestHandler):
