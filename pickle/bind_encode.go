@@ -19,7 +19,8 @@ import (
 // be written into. What src does not name — other attributes, the class, how the
 // object is made, values src holds unchanged, shared references — stays as it was,
 // so a Python program loads what it would have had it made the same change itself.
-// It is Converter{}.Update; see the package doc for the rules.
+// On error nothing is changed. It is Converter{}.Update; see the package doc for the
+// rules.
 func UpdateValue(old, src any) (any, error) { return (&Converter{}).Update(old, src) }
 
 // MarshalValue returns a new Python value for the Go value src, with new objects for
@@ -37,6 +38,13 @@ func NewObjectFrom(class Global, src any) (*Object, error) {
 
 // Update writes the Go value src into the Python value old; see UpdateValue.
 func (c *Converter) Update(old, src any) (any, error) {
+	// A first pass changes nothing and finds any error, so that a failed update
+	// leaves old as it was.
+	dry := newUpdater(c)
+	dry.dry = true
+	if _, err := dry.update("", old, reflect.ValueOf(src), fieldOpts{}); err != nil {
+		return nil, err
+	}
 	u := newUpdater(c)
 	return u.update("", old, reflect.ValueOf(src), fieldOpts{})
 }
@@ -68,6 +76,7 @@ type updater struct {
 	binder
 	done map[ptrKey]any    // Go pointer -> the Python value written for it
 	snap map[*Object]*Dict // an object's attributes before this conversion changed them
+	dry  bool              // change no existing value (the checking pass of Update)
 }
 
 // absent stands for "no Python value" where update takes the old value: a new list
@@ -245,7 +254,7 @@ func (u *updater) updateBytes(old any, rv reflect.Value) any {
 		}
 	case *ByteArray:
 		// A bytearray is mutable: changed in place, as Python code does with ba[:] = data.
-		if !bytes.Equal(x.Data, b) {
+		if !u.dry && !bytes.Equal(x.Data, b) {
 			x.Data = bytes.Clone(b)
 		}
 		return old
@@ -303,7 +312,9 @@ func (u *updater) updateSeq(path string, old any, rv reflect.Value, array bool) 
 	case *List:
 		// A list is changed in place, as Python code changes it, so that other
 		// references to it see the change.
-		x.Items = items
+		if !u.dry {
+			x.Items = items
+		}
 		return old, nil
 	case *Tuple:
 		if len(items) == len(x.Items) && slices.EqualFunc(items, x.Items, same) {
@@ -340,6 +351,9 @@ func (u *updater) updateSet(path string, old any, rv reflect.Value, item func(in
 	}
 	switch s := old.(type) {
 	case *Set:
+		if u.dry {
+			return old, nil
+		}
 		for _, it := range s.Items() {
 			if !want.Has(it) {
 				s.Remove(it)
@@ -382,7 +396,9 @@ func (u *updater) updateSet(path string, old any, rv reflect.Value, item func(in
 			fs, _ := NewFrozenSet(items...)
 			return fs, nil
 		}
-		l.Items = items
+		if !u.dry {
+			l.Items = items
+		}
 		return old, nil
 	}
 	return want, nil
@@ -442,12 +458,17 @@ func (u *updater) updateMap(path string, old any, rv reflect.Value) (any, error)
 		dict = x.Attrs()
 		if dict == nil && x.State == nil {
 			dict = NewDict()
-			x.State, x.HasState = dict, true
+			if !u.dry {
+				x.State, x.HasState = dict, true
+			}
 		}
 	}
 	result := old
-	if dict == nil {
+	switch {
+	case dict == nil:
 		dict, result = NewDict(), nil
+	case u.dry:
+		dict = copyDict(dict)
 	}
 	present := make(map[any]bool, len(keys))
 	for _, k := range keys {
@@ -571,7 +592,7 @@ func (u *updater) updateStruct(path string, old any, rv reflect.Value, key ptrKe
 		if err := u.fillObject(path, x, rv); err != nil {
 			return nil, err
 		}
-		if si.object != nil && rv.CanSet() {
+		if si.object != nil && rv.CanSet() && !u.dry {
 			fieldByIndex(rv, si.object).Set(reflect.ValueOf(x))
 		}
 	case *Dict:
@@ -608,6 +629,9 @@ func (u *updater) fillObject(path string, obj *Object, rv reflect.Value) error {
 		u.snap[obj] = snap
 	}
 	return u.fillFields(path, si, rv, snap.Get, func(name string, v any) error {
+		if u.dry {
+			return nil
+		}
 		if slots != nil {
 			if _, inSlots := slots.Get(name); inSlots {
 				return slots.Set(name, v)
@@ -619,7 +643,21 @@ func (u *updater) fillObject(path string, obj *Object, rv reflect.Value) error {
 
 // fillDict sets the str keys of a dict from a struct.
 func (u *updater) fillDict(path string, d *Dict, rv reflect.Value, si *structInfo) error {
-	return u.fillFields(path, si, rv, d.Get, func(name string, v any) error { return d.Set(name, v) })
+	return u.fillFields(path, si, rv, d.Get, func(name string, v any) error {
+		if u.dry {
+			return nil
+		}
+		return d.Set(name, v)
+	})
+}
+
+// copyDict returns a new dict with the items of d.
+func copyDict(d *Dict) *Dict {
+	c := NewDict()
+	for k, v := range d.All() {
+		_ = c.Set(k, v) // keys of a dict are hashable
+	}
+	return c
 }
 
 // fillFields sets the attributes of a struct's fields that changed from what get

@@ -272,6 +272,17 @@ func TestUpdateValueKeepsWhatGoDoesNotName(t *testing.T) {
 	require.NoError(t, UnmarshalValue(v, &again))
 	assert.Same(t, again, again.Next.Next)
 
+	// A failed update changes nothing.
+	obj := bindInst("m:C", "a", NewList(int64(1)), "b", "x", "n", encDict("k", int64(1)))
+	before := encodeAt(t, obj, 4)
+	_, err = UpdateValue(obj, struct {
+		A []int
+		N map[string]int
+		B chan int
+	}{[]int{2, 3}, map[string]int{"j": 2}, nil})
+	assert.EqualError(t, err, "pickle: b: Go chan int has no Python form")
+	assert.Equal(t, before, encodeAt(t, obj, 4))
+
 	// Mistyped Go values are errors with a path.
 	_, err = UpdateValue(encDict("c", NewList(int64(1))), struct{ C []chan int }{[]chan int{nil, make(chan int)}})
 	assert.EqualError(t, err, "pickle: c[0]: Go chan int has no Python form")

@@ -262,7 +262,7 @@
 // offset; a date); a new one is aware unless tagged ",naive" or ",date". A Decimal
 // is written in the form str() gives in Python (ParseDecimal), so CPython pickles
 // the same bytes. When two Go values hold one Python object, the one that changed an
-// attribute wins. MarshalValue makes new values, NewObjectFrom a new instance of a
+// attribute wins. An update that fails changes nothing. MarshalValue makes new values, NewObjectFrom a new instance of a
 // named class, as CPython makes one for a plain class: NEWOBJ and BUILD with the
 // attribute dict.
 //

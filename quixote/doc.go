@@ -24,6 +24,13 @@
 // mixed with its attributes: session["cart"] is Item("cart"), session.cart is
 // Get("cart").
 //
+// DecodeAttr and EncodeAttr give the application's objects to Go as structs, as
+// encoding/json does for JSON, with the mapping of pickle.UnmarshalValue and
+// pickle.UpdateValue: s.DecodeAttr("user", &u) reads session.user (a
+// shop.auth.User) into a Go struct whose fields name its attributes, and
+// s.EncodeAttr("user", u) writes back only what Go changed, keeping the object's
+// class and every attribute and shared reference the struct does not name.
+//
 // A Class names a session class and says how it behaves: its Kind (the built-in
 // class it is or derives from: session3's Session, session3's DictSession, or
 // Quixote's Session), and for an application subclass that overrides them, its

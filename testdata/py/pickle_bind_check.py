@@ -23,7 +23,7 @@ import pickle
 import sys
 
 import pickle_graph
-from myapp.models import CartItem, Coupon, User
+from myapp.models import CartItem, Coupon, ShopSession, User
 
 D = decimal.Decimal
 UTC = datetime.timezone.utc
@@ -58,7 +58,23 @@ def build_items():
     return [CartItem("sku-7", "Kettle", D("39.90"), 1), CartItem("sku-8", "Spoon", D("0.50"), 12)]
 
 
-BUILD = {"user": build_user, "items": build_items}
+def build_session():
+    """A session3 session of the application's class, as the shop keeps it: the
+    logged-in User, and a cart of its own whose first item is the user's favorite."""
+    u = build_user()["user"]
+    s = ShopSession.__new__(ShopSession)  # Session.__init__ needs a request
+    s.id = "bIgSeSsIoN1"
+    s.user = u
+    s._remote_address = "198.51.100.23"
+    s._creation_time = 1795303038.5
+    s._access_time = 1795303099.25
+    s._form_tokens = ["tok1"]
+    s.cart = [u.favorite, CartItem("sku-5", "Honey", D("7.25"), 1)]
+    s.visits = 3
+    return s
+
+
+BUILD = {"user": build_user, "items": build_items, "session": build_session}
 
 
 def change_none(x):
@@ -94,7 +110,16 @@ def change_new(x):
     return build_items()
 
 
-CHANGES = {"none": change_none, "edit": change_edit, "logout": change_logout, "new": change_new}
+def change_checkout(s):
+    s.cart[1].qty += 1
+    s.cart.append(CartItem("sku-9", "Gift card", D("25.00"), 1))
+    s.user.balance = D("12345678901234567890.113456789")  # beyond the context's 28 digits
+    s.user.last_login = datetime.datetime(2026, 12, 2, 18, 0, 0, tzinfo=UTC)
+    s.visits = 4
+    return s
+
+
+CHANGES = {"checkout": change_checkout, "none": change_none, "edit": change_edit, "logout": change_logout, "new": change_new}
 
 
 def check(req):
