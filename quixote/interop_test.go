@@ -209,6 +209,13 @@ func turnTaking(t *testing.T, class Class) {
 		require.NoError(t, err)
 		assert.Equal(t, before.ModTime(), after.ModTime(), "python saved a session Go left clean")
 		assert.True(t, os.SameFile(before, after))
+
+		// And the lost update a stale _last_values would cause: Go changes the user,
+		// Python changes it back, and Python must find that a change.
+		gs.must("/login?user=bob", "ok")
+		py.must("/login?user=alice", "ok")
+		v = sameView(t, "go bob, python alice", py, gs)
+		assert.Equal(t, "alice", v["user"])
 	}
 
 	// A form token made in Python is consumed in Go, once.
