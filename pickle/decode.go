@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"math/big"
-	"slices"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -20,14 +19,26 @@ const (
 	// ten times that leaves room for applications that raise it, and keeps the recursion
 	// of any Go code walking a value to a few megabytes of stack.
 	DefaultMaxDepth = 10000
-	// DefaultMaxStack bounds the number of values on the unpickling stack at once.
-	// CPython's pickler keeps the stack small (containers are filled in batches of 1000)
-	// except for tuples and frozensets, whose items all go on the stack: the default
-	// reads those up to half a million items.
-	DefaultMaxStack = 1 << 19
-	// DefaultMaxMemo bounds the number of memo entries.
-	DefaultMaxMemo = 1 << 20
+	// DefaultMaxStack bounds the number of values on the unpickling stack at once, and
+	// DefaultMaxMemo the number of memo entries. Every value on the stack and every memo
+	// entry takes at least one byte of input, so no pickle of up to 64 MiB (the size of
+	// session store.DefaultMaxSize allows) reaches them: what they cost is bounded by
+	// the memory budget (MemoryPerByte, MaxMemory) instead, and anything CPython's
+	// pickler writes within that size decodes (a tuple of millions of items, a memo
+	// entry for each of millions of small dicts).
+	DefaultMaxStack = 1 << 26
+	DefaultMaxMemo  = 1 << 26
+	// DefaultMemoryPerByte and DefaultMaxMemory make the default memory budget of one
+	// decoding: 256 bytes per byte of input, at most 2 GiB. CPython itself takes up to
+	// about 220 bytes per byte of input for what its pickler writes (an empty set is one
+	// byte of pickle and 216 bytes of memory); the decoder takes less than 70 for
+	// anything the encoder or CPython writes.
+	DefaultMemoryPerByte = 256
+	DefaultMaxMemory     = 2 << 30
 )
+
+// memoryBase is the part of the memory budget that does not depend on the input size.
+const memoryBase = 1 << 20
 
 // maxKeySize bounds the size of a dict key or set item the decoder hashes, counted as
 // the number of values hashing visits (tuples and frozensets expanded, shared parts
@@ -49,6 +60,14 @@ type Decoder struct {
 	MaxStack int
 	// MaxMemo bounds the number of memo entries. 0 means DefaultMaxMemo.
 	MaxMemo int
+	// MemoryPerByte and MaxMemory bound the memory one decoding may allocate: at most
+	// MemoryPerByte bytes per byte of input (plus 1 MiB) and never more than MaxMemory
+	// bytes. Going over either is an error wrapping ErrMemory. The count is of what the
+	// decoder allocates for the values, the stack and the memo, as the Go runtime
+	// would count it within a small factor. 0 means DefaultMemoryPerByte and
+	// DefaultMaxMemory.
+	MemoryPerByte int
+	MaxMemory     int64
 	// Encoding is how the Python 2 str of STRING, BINSTRING and SHORT_BINSTRING is
 	// decoded, as Python's Unpickler(encoding=...): "ASCII" (the default, as in CPython),
 	// "latin1", "utf-8", or "bytes" to keep them as []byte.
@@ -76,6 +95,7 @@ func (d *Decoder) Decode(data []byte) (v any, err error) {
 // decodeCost is what one decoding cost, for the tests that bound it.
 type decodeCost struct {
 	probes, hashed int64 // see unpickler
+	mem, budget    int64
 }
 
 func (d *Decoder) decode(data []byte) (v any, cost decodeCost, err error) {
@@ -93,7 +113,7 @@ func (d *Decoder) decode(data []byte) (v any, cost decodeCost, err error) {
 		}()
 	}
 	v, err = u.run()
-	cost = decodeCost{probes: u.probes, hashed: u.hashed}
+	cost = decodeCost{probes: u.probes, hashed: u.hashed, mem: u.sl.mem, budget: u.budget}
 	u.release()
 	return v, cost, err
 }
@@ -171,6 +191,12 @@ type unpickler struct {
 	// the values hashing visited: the work that seeded hashing keeps in proportion to
 	// the input (tests and the cost fuzz target read them).
 	probes, hashed int64
+	// budget bounds sl.mem, the bytes allocated so far (see Decoder.MaxMemory); push
+	// and the opcodes that fill containers check it.
+	budget int64
+	// stackRoom is min(cap(stack), maxStack): the fast paths push while the stack is
+	// shorter, and push grows it (and counts the growth) otherwise.
+	stackRoom int
 	// copy is a copy of the input that str and bytes values are cut from (see
 	// inputString), made on first use.
 	copy []byte
@@ -188,8 +214,18 @@ func (u *unpickler) reset(data []byte, d *Decoder, enc encoding) {
 	u.memo, u.memoLen, u.meta = u.memo[:0], 0, u.meta[:0]
 	u.stale = false
 	u.probes, u.hashed = 0, 0
+	u.sl.mem = 0
+	perByte, maxMem := int64(orDefault(d.MemoryPerByte, DefaultMemoryPerByte)), d.MaxMemory
+	if maxMem <= 0 {
+		maxMem = DefaultMaxMemory
+	}
+	u.budget = maxMem
+	if n := int64(len(data)); n < (maxMem-memoryBase)/perByte {
+		u.budget = memoryBase + perByte*n
+	}
 	u.maxDepth, u.maxStack, u.maxMemo = orDefault(d.MaxDepth, DefaultMaxDepth), orDefault(d.MaxStack, DefaultMaxStack), orDefault(d.MaxMemo, DefaultMaxMemo)
 	u.maxDepth = min(u.maxDepth, math.MaxInt32-1) // heights are int32
+	u.stackRoom = min(cap(u.stack), u.maxStack)
 	u.enc = enc
 }
 
@@ -227,11 +263,17 @@ type slabs struct {
 	objects []Object
 	// counts of values made, which size the next chunk
 	nItems, nDicts, nTuples, nLists, nObjects int
+	// mem counts the bytes the decoding allocated: chunks here, and what the
+	// unpickler allocates elsewhere.
+	mem int64
 }
 
-func take[T any](free *[]T, made *int) *T {
+func take[T any](free *[]T, made *int, mem *int64) *T {
 	if len(*free) == 0 {
-		*free = make([]T, min(max(*made, 1), 128))
+		n := min(max(*made, 1), 128)
+		*free = make([]T, n)
+		var t T
+		*mem += int64(n) * int64(unsafe.Sizeof(t))
 	}
 	p := &(*free)[0]
 	*free = (*free)[1:]
@@ -245,10 +287,12 @@ func (sl *slabs) itemSlice(n int) []any {
 		return []any{}
 	}
 	if n > 64 {
+		sl.mem += int64(n) * itemSize
 		return make([]any, n)
 	}
 	if len(sl.items) < n {
 		sl.items = make([]any, max(n, min(max(sl.nItems, 16), 1024)))
+		sl.mem += int64(len(sl.items)) * itemSize
 	}
 	s := sl.items[:n:n]
 	sl.items = sl.items[n:]
@@ -256,12 +300,12 @@ func (sl *slabs) itemSlice(n int) []any {
 	return s
 }
 
-func (sl *slabs) dict() *Dict     { return take(&sl.dicts, &sl.nDicts) }
-func (sl *slabs) list() *List     { return take(&sl.lists, &sl.nLists) }
-func (sl *slabs) object() *Object { return take(&sl.objects, &sl.nObjects) }
+func (sl *slabs) dict() *Dict     { return take(&sl.dicts, &sl.nDicts, &sl.mem) }
+func (sl *slabs) list() *List     { return take(&sl.lists, &sl.nLists, &sl.mem) }
+func (sl *slabs) object() *Object { return take(&sl.objects, &sl.nObjects, &sl.mem) }
 
 func (sl *slabs) tuple(items []slot) *Tuple {
-	t := take(&sl.tuples, &sl.nTuples)
+	t := take(&sl.tuples, &sl.nTuples, &sl.mem)
 	t.Items = sl.itemSlice(len(items))
 	for i := range items {
 		t.Items[i] = items[i].v
@@ -273,8 +317,9 @@ func (sl *slabs) tuple(items []slot) *Tuple {
 func (sl *slabs) appendItems(vs []any, items []slot) []any {
 	if cap(vs) == 0 {
 		vs = sl.itemSlice(len(items))[:0]
-	} else {
-		vs = slices.Grow(vs, len(items))
+	} else if cap(vs)-len(vs) < len(items) {
+		vs = grow2(vs, len(items))
+		sl.mem += int64(cap(vs)) * itemSize
 	}
 	for i := range items {
 		vs = append(vs, items[i].v)
@@ -298,6 +343,7 @@ func (u *unpickler) inputOffset(b []byte) int { return cap(u.data) - cap(b) }
 func (u *unpickler) shared() bool {
 	if u.copy == nil && len(u.data) <= maxSharedInput {
 		u.copy = bytes.Clone(u.data)
+		u.sl.mem += int64(len(u.data))
 	}
 	return u.copy != nil
 }
@@ -321,6 +367,19 @@ func (u *unpickler) inputBytes(b []byte) []byte {
 	}
 	i := u.inputOffset(b)
 	return u.copy[i : i+len(b) : i+len(b)]
+}
+
+// grow2 is slices.Grow with a growth factor of 2 at any size, where append's factor
+// falls to 1.25 for large slices: growing a slice to n items then allocates 2n in all
+// rather than 5n, and the decoder's slices (stack, memo, items) grow by many millions
+// on large inputs.
+func grow2[S ~[]E, E any](s S, n int) S {
+	if cap(s)-len(s) >= n {
+		return s
+	}
+	ns := make(S, len(s), max(2*cap(s), len(s)+n, 8))
+	copy(ns, s)
+	return ns
 }
 
 // Errors.
@@ -438,18 +497,70 @@ func (u *unpickler) readArgLine() ([]byte, error) {
 // The stack.
 
 func (u *unpickler) push(v any, m int32) error {
-	if len(u.stack) < u.maxStack {
-		u.stack = append(u.stack, slot{v, m})
-		return nil
+	if len(u.stack) >= u.stackRoom {
+		if err := u.growStack(); err != nil {
+			return err
+		}
 	}
-	return u.stackFull()
+	u.stack = append(u.stack, slot{v, m})
+	if u.sl.mem > u.budget {
+		return u.overBudget()
+	}
+	return nil
 }
+
+// growStack makes room for one more value on the stack.
+func (u *unpickler) growStack() error {
+	if len(u.stack) >= u.maxStack {
+		return u.stackFull()
+	}
+	u.stack = grow2(u.stack, 1)
+	u.sl.mem += int64(cap(u.stack)) * slotSize
+	u.stackRoom = min(cap(u.stack), u.maxStack)
+	return nil
+}
+
+// checkMemory fails when the decoding has allocated more than its budget.
+func (u *unpickler) checkMemory() error {
+	if u.sl.mem > u.budget {
+		return u.overBudget()
+	}
+	return nil
+}
+
+func (u *unpickler) overBudget() error {
+	return u.fail(ErrMemory, "decoding %d bytes of pickle takes more than %d bytes of memory (Decoder.MemoryPerByte, Decoder.MaxMemory)", len(u.data), u.budget)
+}
+
+// Sizes the memory count uses.
+const (
+	slotSize  = int64(unsafe.Sizeof(slot{}))
+	metaSize  = int64(unsafe.Sizeof(meta{}))
+	itemSize  = int64(unsafe.Sizeof(any(nil)))
+	boxedSize = 8 // an int64 or float64 in an interface (ints 0 to 255 excepted)
+)
 
 func (u *unpickler) stackFull() error {
 	return u.fail(ErrLimit, "more than %d values on the stack (Decoder.MaxStack)", u.maxStack)
 }
 
-func (u *unpickler) pushScalar(v any) error { return u.push(v, noMeta) }
+// pushScalar pushes a scalar, counting what it allocated: its storage (counted even
+// when cut from the shared input copy) and its box in the interface.
+func (u *unpickler) pushScalar(v any) error {
+	switch x := v.(type) {
+	case string:
+		u.sl.mem += 16 + int64(len(x))
+	case []byte:
+		u.sl.mem += 24 + int64(len(x))
+	case int64, float64:
+		u.sl.mem += boxedSize
+	case *big.Int:
+		u.sl.mem += 48 + 8*int64(len(x.Bits()))
+	case Global:
+		u.sl.mem += 32
+	}
+	return u.push(v, noMeta)
+}
 
 func (u *unpickler) pop() (slot, error) {
 	n := len(u.stack)
@@ -494,6 +605,10 @@ func (u *unpickler) truncate(n int) { u.stack = u.stack[:n] }
 func (u *unpickler) newMeta(height, keyDepth, keySize int32) (int32, error) {
 	if keyDepth > int32(u.maxDepth) {
 		return 0, u.fail(ErrLimit, "tuples or frozensets nested more than %d deep (Decoder.MaxDepth)", u.maxDepth)
+	}
+	if len(u.meta) == cap(u.meta) {
+		u.meta = grow2(u.meta, 1)
+		u.sl.mem += int64(cap(u.meta)) * metaSize
 	}
 	u.meta = append(u.meta, meta{height: height, keyDepth: keyDepth, keySize: keySize})
 	return int32(len(u.meta) - 1), nil
@@ -574,14 +689,33 @@ func (u *unpickler) hash(s slot) (uint64, error) {
 			u.hashes = make(map[any]uint64)
 		}
 		u.hashes[s.v] = h
+		u.sl.mem += 48
 	}
 	return h, nil
+}
+
+// grow is table.grow, counting the memory.
+func (u *unpickler) grow(t *table, n int, withValue bool) {
+	before := t.memory()
+	t.grow(n, withValue)
+	u.sl.mem += grown(before, t.memory())
+}
+
+// grown is what a table allocated when its memory went from before to after: all of
+// after when it grew (growing allocates anew), nothing otherwise.
+func grown(before, after int64) int64 {
+	if after > before {
+		return after
+	}
+	return 0
 }
 
 // putPairs puts the key/value pairs of items into a dict's table. Keys of the scalar
 // types are hashable, and a table that stays small does not use hashes: those are not
 // computed.
 func (u *unpickler) putPairs(t *table, items []slot) error {
+	before := t.memory()
+	defer func() { u.sl.mem += grown(before, t.memory()) }()
 	small := t.ix == nil && len(t.keys)+len(items)/2 <= smallTable
 	for i := 0; i < len(items); i += 2 {
 		var h uint64
@@ -598,6 +732,8 @@ func (u *unpickler) putPairs(t *table, items []slot) error {
 
 // putItems is putPairs for the items of a set.
 func (u *unpickler) putItems(t *table, items []slot) error {
+	before := t.memory()
+	defer func() { u.sl.mem += grown(before, t.memory()) }()
 	small := t.ix == nil && len(t.keys)+len(items) <= smallTable
 	for i := range items {
 		var h uint64
@@ -641,6 +777,10 @@ func (u *unpickler) memoPut(idx int64, s slot) error {
 		if err := u.memoCount(); err != nil {
 			return err
 		}
+		if c := cap(u.memo); c-len(u.memo) < int(idx-n)+1 {
+			u.memo = grow2(u.memo, int(idx-n)+1)
+			u.sl.mem += int64(cap(u.memo)) * slotSize
+		}
 		for int64(len(u.memo)) < idx {
 			u.memo = append(u.memo, slot{m: memoHole})
 		}
@@ -655,7 +795,7 @@ func (u *unpickler) memoPut(idx int64, s slot) error {
 			delete(u.sparse, idx)
 		}
 		u.memo = append(u.memo, s)
-		return nil
+		return u.checkMemory()
 	}
 	if _, ok := u.sparse[idx]; !ok {
 		if err := u.memoCount(); err != nil {
@@ -666,7 +806,8 @@ func (u *unpickler) memoPut(idx int64, s slot) error {
 		u.sparse = make(map[int64]slot)
 	}
 	u.sparse[idx] = s
-	return nil
+	u.sl.mem += 64 // a map entry with its share of the map's growth
+	return u.checkMemory()
 }
 
 func (u *unpickler) memoCount() error {
@@ -781,10 +922,11 @@ func (u *unpickler) run() (any, error) {
 		case opShortBinUnicode:
 			if u.pos < u.limit {
 				n := int(u.data[u.pos])
-				if p := u.pos + 1; n <= u.limit-p && len(u.stack) < u.maxStack {
+				if p := u.pos + 1; n <= u.limit-p && len(u.stack) < u.stackRoom {
 					if b := u.data[p : p+n]; utf8.Valid(b) {
 						u.pos = p + n
 						u.stack = append(u.stack, slot{u.inputString(b), noMeta})
+						u.sl.mem += 16 + int64(n)
 						continue
 					}
 				}
@@ -825,6 +967,7 @@ func (u *unpickler) run() (any, error) {
 			if b, err = u.readCounted(); err == nil {
 				var m int32
 				if m, err = u.newMeta(1, 0, 1); err == nil {
+					u.sl.mem += 24 + 24 + int64(len(b))
 					err = u.push(&ByteArray{Data: u.inputBytes(b)}, m)
 				}
 			}
@@ -840,6 +983,7 @@ func (u *unpickler) run() (any, error) {
 		case opEmptyDict:
 			err = u.pushContainer(u.sl.dict(), 0)
 		case opEmptySet:
+			u.sl.mem += int64(unsafe.Sizeof(Set{}))
 			err = u.pushContainer(&Set{}, 0)
 		case opTuple1, opTuple2, opTuple3:
 			n := len(u.stack) - int(u.op-opTuple1+1)
@@ -891,7 +1035,7 @@ func (u *unpickler) run() (any, error) {
 		// The memo.
 		case opMemoize:
 			// The common case first: no holes, the stack above its mark.
-			if n := len(u.stack); u.memoLen == len(u.memo) && n > u.fence && u.memoLen < u.maxMemo {
+			if n := len(u.stack); u.memoLen == len(u.memo) && n > u.fence && u.memoLen < u.maxMemo && len(u.memo) < cap(u.memo) {
 				u.memo = append(u.memo, u.stack[n-1])
 				u.memoLen++
 				continue
@@ -905,7 +1049,7 @@ func (u *unpickler) run() (any, error) {
 		case opBinGet:
 			if u.pos < u.limit {
 				i := int(u.data[u.pos])
-				if i < len(u.memo) && u.memo[i].m != memoHole && len(u.stack) < u.maxStack {
+				if i < len(u.memo) && u.memo[i].m != memoHole && len(u.stack) < u.stackRoom {
 					u.pos++
 					u.stack = append(u.stack, u.memo[i])
 					continue
@@ -1102,7 +1246,8 @@ func (u *unpickler) buildDict(start int) error {
 func (u *unpickler) buildFrozenSet(start int) error {
 	items := u.stack[start:]
 	fs := &FrozenSet{}
-	fs.t.grow(len(items), false)
+	u.sl.mem += int64(unsafe.Sizeof(FrozenSet{}))
+	u.grow(&fs.t, len(items), false)
 	if err := u.putItems(&fs.t, items); err != nil {
 		return err
 	}
@@ -1139,6 +1284,10 @@ func (u *unpickler) appendItems(x int) error {
 			if err != nil {
 				return err
 			}
+			if len(t.Data) == cap(t.Data) {
+				t.Data = grow2(t.Data, 1)
+				u.sl.mem += int64(cap(t.Data))
+			}
 			t.Data = append(t.Data, b)
 		}
 	default:
@@ -1146,7 +1295,7 @@ func (u *unpickler) appendItems(x int) error {
 	}
 	u.changed(target, items)
 	u.truncate(x)
-	return nil
+	return u.checkMemory()
 }
 
 // byteValue is a value as bytearray's extend and item assignment accept it.
@@ -1200,7 +1349,7 @@ func (u *unpickler) setItems(x int) error {
 		if cap(t.t.keys) == 0 {
 			t.t.setStorage(u.sl.itemSlice(len(items)))
 		} else {
-			t.t.grow(len(items)/2, true)
+			u.grow(&t.t, len(items)/2, true)
 		}
 		if err := u.putPairs(&t.t, items); err != nil {
 			return err
@@ -1209,7 +1358,10 @@ func (u *unpickler) setItems(x int) error {
 		if t.HasState || len(t.SetItems) > 0 {
 			return u.fail(ErrUnsupported, "%s to an object after its ADDITEMS or BUILD", opName(u.op))
 		}
-		t.DictItems = slices.Grow(t.DictItems, len(items)/2)
+		if cap(t.DictItems)-len(t.DictItems) < len(items)/2 {
+			t.DictItems = grow2(t.DictItems, len(items)/2)
+			u.sl.mem += int64(cap(t.DictItems)) * int64(unsafe.Sizeof(KV{}))
+		}
 		for i := 0; i < len(items); i += 2 {
 			t.DictItems = append(t.DictItems, KV{items[i].v, items[i+1].v})
 		}
@@ -1238,7 +1390,7 @@ func (u *unpickler) setItems(x int) error {
 	}
 	u.changed(target, items)
 	u.truncate(x)
-	return nil
+	return u.checkMemory()
 }
 
 // seqIndex resolves a Python sequence index (negative from the end) into [0, n).
@@ -1275,7 +1427,7 @@ func (u *unpickler) addItems(x int) error {
 	target, items := u.stack[x-1], u.stack[x:]
 	switch t := target.v.(type) {
 	case *Set:
-		t.t.grow(len(items), false)
+		u.grow(&t.t, len(items), false)
 		if err := u.putItems(&t.t, items); err != nil {
 			return err
 		}
@@ -1289,7 +1441,7 @@ func (u *unpickler) addItems(x int) error {
 	}
 	u.changed(target, items)
 	u.truncate(x)
-	return nil
+	return u.checkMemory()
 }
 
 // Classes and objects.

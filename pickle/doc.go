@@ -155,12 +155,28 @@
 // pickling writes them (an object's callable, arguments, keyword arguments, list
 // items, dict items, set items, state), the walk the encoder and ToJSON make — and
 // also the number of open MARKs and the nesting of tuple and frozenset keys.
-// MaxStack (DefaultMaxStack, 2^19 items, which also caps one tuple or frozenset at
-// about half a million items) and MaxMemo (DefaultMaxMemo, 2^20 entries) bound the
-// stack and the memo; the memo is stored sparsely, so a LONG_BINPUT index of 2^31
-// costs one entry, not a 2^31-slot table. Dict keys and set items are bounded in size
-// (4096 values visited when hashing one), and decimal integer text to CPython's 4300
-// digits. Exceeding one is ErrLimit.
+// MaxStack (DefaultMaxStack) and MaxMemo (DefaultMaxMemo) bound the stack and the
+// memo, at 2^26 each: every stack value and memo entry takes a byte of input, so no
+// pickle the session store accepts (64 MiB) reaches them, and anything CPython writes
+// within that size decodes (a tuple of millions of items, millions of small dicts).
+// The memo is stored sparsely, so a LONG_BINPUT index of 2^31 costs one entry, not a
+// 2^31-slot table. Dict keys and set items are bounded in size (4096 values visited
+// when hashing one), and decimal integer text to CPython's 4300 digits. Exceeding one
+// is ErrLimit. The memory one decoding allocates is bounded too: MemoryPerByte
+// (DefaultMemoryPerByte, 256) bytes per byte of input, at most MaxMemory
+// (DefaultMaxMemory, 2 GiB); going over is ErrMemory (which wraps ErrLimit). The
+// decoder takes under 130 bytes per byte of input for the worst CPython writes (a
+// session of a million empty dicts), where CPython itself takes up to about 220.
+//
+// Decoding takes time in proportion to the input. Dict keys and set items are hashed
+// with secret keys drawn when the process starts, so keys sharing a hash, which would
+// make filling a dict quadratic, cannot be computed in advance; each NaN key (a key of
+// its own, NaN being unequal to itself) gets a hash of its own.
+//
+// The encoder writes nothing the default Decoder refuses: a key the decoder would not
+// hash, a memo beyond DefaultMaxMemo, and, from Marshal, a value nested deeper than
+// DefaultMaxDepth or a pickle that would take more than DefaultMaxMemory to decode
+// (Marshal decodes what it wrote to check, when that can happen) are an *EncodeError.
 //
 // Decoding allocates little: the str and bytes values of an input of up to 1 MiB are
 // cut from one copy of it, and containers are allocated in shared chunks. Keeping any

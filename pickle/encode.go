@@ -147,6 +147,7 @@ type encState struct {
 	proto    int
 	maxDepth int
 	depth    int
+	deepest  int       // the greatest depth reached
 	w        io.Writer // nil: everything stays in buf (Marshal)
 	werr     error
 
@@ -182,7 +183,7 @@ var encStatePool = sync.Pool{New: func() any {
 func getEncState(proto, maxDepth int, w io.Writer) *encState {
 	s := encStatePool.Get().(*encState)
 	s.proto, s.maxDepth, s.w = proto, maxDepth, w
-	s.depth, s.werr, s.memoLen, s.funcModule, s.memoFull = 0, nil, 0, -1, false
+	s.depth, s.deepest, s.werr, s.memoLen, s.funcModule, s.memoFull = 0, 0, nil, 0, -1, false
 	s.framing, s.frameStart = false, -1
 	s.n = 0
 	return s
@@ -228,6 +229,9 @@ func (s *encState) dump(v any) error {
 	}
 	if s.memoFull {
 		return &EncodeError{Err: errors.New("memo grew beyond 2**32 entries, more than BINPUT/LONG_BINPUT can number")}
+	}
+	if s.memoLen > DefaultMaxMemo {
+		return &EncodeError{Err: fmt.Errorf("pickle: more than %d memo entries, which the decoder refuses (DefaultMaxMemo)", DefaultMaxMemo)}
 	}
 	s.write1(opStop)
 	s.commitFrame()
@@ -431,7 +435,41 @@ func (s *encState) enter() error {
 	if s.depth > s.maxDepth {
 		return &pathError{err: errTooDeep}
 	}
+	s.deepest = max(s.deepest, s.depth)
 	return nil
+}
+
+// checkKey refuses a dict key or set item the decoder would refuse to hash: a tuple or
+// frozenset of more than maxKeySize nested values, counted as the decoder counts them.
+func checkKey(k any) error {
+	switch k.(type) {
+	case *Tuple, *FrozenSet:
+		if keySize(k, maxKeySize+1) > maxKeySize {
+			return encErr("pickle: dict key or set item of more than %d nested values, which the decoder refuses", maxKeySize)
+		}
+	}
+	return nil
+}
+
+// keySize is the number of values hashing k visits (tuples and frozensets expanded),
+// counted up to limit.
+func keySize(k any, limit int) int {
+	var items []any
+	switch x := k.(type) {
+	case *Tuple:
+		items = x.Items
+	case *FrozenSet:
+		items = x.t.keys
+	default:
+		return 1
+	}
+	n := 1
+	for _, it := range items {
+		if n += keySize(it, limit-n); n >= limit {
+			return limit
+		}
+	}
+	return n
 }
 
 // save writes one value. As CPython's save(), it first gives the frame a chance to be
@@ -1028,7 +1066,7 @@ func (s *encState) saveItem(k, v any) error {
 	if ks, ok := k.(string); ok { // most keys: skip save's type switch
 		s.boundary()
 		err = s.saveStr(ks, false)
-	} else {
+	} else if err = checkKey(k); err == nil {
 		err = s.save(k)
 	}
 	if err != nil {
@@ -1110,7 +1148,11 @@ func (s *encState) saveSet(set *Set) error {
 		s.write1(opMark)
 		c := 0
 		for i < len(keys) {
-			if err := s.save(keys[i]); err != nil {
+			err := checkKey(keys[i])
+			if err == nil {
+				err = s.save(keys[i])
+			}
+			if err != nil {
 				return wrapStep(err, fmt.Sprintf("<item %d>", i))
 			}
 			i++
@@ -1157,7 +1199,11 @@ func (s *encState) saveFrozenSet(fs *FrozenSet) error {
 	}
 	s.write1(opMark)
 	for i, it := range fs.t.keys {
-		if err := s.save(it); err != nil {
+		err := checkKey(it)
+		if err == nil {
+			err = s.save(it)
+		}
+		if err != nil {
 			return wrapStep(err, fmt.Sprintf("<item %d>", i))
 		}
 	}

@@ -107,8 +107,13 @@ func TestEncodeDepth(t *testing.T) {
 		}
 		return v
 	}
-	_, err := Marshal(deep(defaultEncodeDepth))
+	// An Encoder writes down to its MaxDepth; Marshal writes only what Unmarshal reads.
+	require.NoError(t, NewEncoder(&bytes.Buffer{}).Encode(deep(defaultEncodeDepth)))
+	assert.ErrorContains(t, NewEncoder(&bytes.Buffer{}).Encode(deep(defaultEncodeDepth+1)), "too deeply")
+	_, err := Marshal(deep(DefaultMaxDepth))
 	require.NoError(t, err)
+	_, err = Marshal(deep(DefaultMaxDepth + 1))
+	assert.ErrorIs(t, err, ErrLimit)
 	_, err = Marshal(deep(defaultEncodeDepth + 1))
 	var ee *EncodeError
 	require.ErrorAs(t, err, &ee)

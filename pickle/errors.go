@@ -39,6 +39,10 @@ var (
 	// ErrLimit: a Decoder limit (MaxDepth, MaxStack, MaxMemo), the size limit on dict
 	// keys and set items, or CPython's 4300-digit limit on decimal integer text.
 	ErrLimit = errors.New("limit exceeded")
+	// ErrMemory: the decoding would allocate more than its memory budget
+	// (Decoder.MemoryPerByte, Decoder.MaxMemory). It wraps ErrLimit, so
+	// errors.Is(err, ErrLimit) holds for it too.
+	ErrMemory = fmt.Errorf("%w: memory budget", ErrLimit)
 )
 
 // DecodeError is the error returned for input that does not decode.

@@ -28,8 +28,21 @@ func Marshal(v any) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.deepest > DefaultMaxDepth || s.memoLen > DefaultMaxMemo || len(out) > verifyAbove {
+		// The decoder may refuse this pickle (nesting measured its own way, the memo,
+		// or the memory it takes): decode it as Unmarshal would, so that nothing is
+		// written that cannot be read back.
+		if _, err := Unmarshal(out); err != nil {
+			return nil, &EncodeError{Err: fmt.Errorf("pickle: the pickle would not decode: %w", err)}
+		}
+	}
 	return out, nil
 }
+
+// verifyAbove is the size above which a pickle may take more than DefaultMaxMemory to
+// decode: below it, DefaultMemoryPerByte, which no pickle the encoder writes comes
+// near, bounds the memory first. A variable for the tests.
+var verifyAbove = DefaultMaxMemory / DefaultMemoryPerByte
 
 // --- plain Go values ---
 

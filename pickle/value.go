@@ -231,6 +231,17 @@ func (t *table) probe(k any, h uint64) (int, int) {
 	return -1, n
 }
 
+// memory estimates the bytes the table holds: its key and value storage and its index.
+func (t *table) memory() int64 {
+	m := int64(cap(t.keys)+cap(t.vals)) * 16
+	if t.ix != nil {
+		// The hashes, the chain and the map grow together; the map takes about 40
+		// bytes per key.
+		m += int64(cap(t.ix.hashes)) * (8 + 4 + 40)
+	}
+	return m
+}
+
 // hashAt returns the hash of the i-th key.
 func (t *table) hashAt(i int) uint64 {
 	if t.ix != nil {
@@ -282,7 +293,7 @@ func (t *table) grow(n int, withValue bool) {
 	if n <= 0 || cap(t.keys)-len(t.keys) >= n {
 		return
 	}
-	size := len(t.keys) + n
+	size := max(len(t.keys)+n, 2*cap(t.keys)) // geometric: one item at a time stays linear
 	if withValue {
 		t.setStorage(make([]any, 2*size))
 	} else {
