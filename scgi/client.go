@@ -222,9 +222,13 @@ func isReset(err error) bool {
 // dialBackend connects to a backend within timeout (and ctx). TCP keep-alive is off:
 // an SCGI connection carries one request, and the probes' setup costs four system
 // calls per request.
+//
+// The dial is not canceled with the request: a connect that the server's kernel has
+// already accepted, then closed by the cancellation, is an empty connection to
+// python-scgi, which kills the child that gets it. The request is sent anyway.
 func dialBackend(ctx context.Context, network, address string, timeout time.Duration) (net.Conn, error) {
 	d := net.Dialer{Timeout: timeout, KeepAlive: -1}
-	return d.DialContext(ctx, network, address)
+	return d.DialContext(context.WithoutCancel(ctx), network, address)
 }
 
 // exchange is one SCGI request/response on a backend connection.
@@ -243,6 +247,7 @@ type exchange struct {
 	timeout time.Duration
 
 	mu         sync.Mutex
+	headerSent bool // the header netstring went out (or failed to)
 	headerRead bool
 	aborted    bool // abort was called: no deadline may be moved again
 	bodyErr    error
@@ -251,11 +256,17 @@ type exchange struct {
 
 // abort makes every pending and future read and write on the connection fail at once
 // (the client went away). Deadlines set later cannot undo it.
+//
+// Until the header netstring is written, abort only takes note: a python-scgi child
+// dies of a connection that ends before its header does, so a connection, once made,
+// always carries a whole header (send applies the abort right after it).
 func (x *exchange) abort() {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.aborted = true
-	x.conn.SetDeadline(time.Unix(1, 0))
+	if x.headerSent {
+		x.conn.SetDeadline(time.Unix(1, 0))
+	}
 }
 
 // setWriteDeadline moves the write deadline unless the exchange is aborted.
@@ -273,8 +284,15 @@ func newExchange(conn net.Conn, timeout time.Duration) *exchange {
 
 // send writes the header netstring, starts the body writer, and reads the response head.
 func (x *exchange) send(header []byte, body io.Reader, n int64) (*backendResponse, error) {
-	x.setWriteDeadline(time.Now().Add(x.timeout))
-	if _, err := x.conn.Write(header); err != nil {
+	x.conn.SetWriteDeadline(time.Now().Add(x.timeout))
+	_, err := x.conn.Write(header)
+	x.mu.Lock()
+	x.headerSent = true
+	if x.aborted {
+		x.conn.SetDeadline(time.Unix(1, 0))
+	}
+	x.mu.Unlock()
+	if err != nil {
 		if isReset(err) {
 			return nil, fmt.Errorf("%w: %v", errBackendHungUp, err)
 		}

@@ -166,7 +166,9 @@
 // connections to each (set it to the worker's number of children); a request finding
 // every backend at the cap waits up to QueueTimeout, then gets 503. Health is passive
 // only: a backend is never probed, because a python-scgi child dies of a connection
-// that sends no request. MaxFails failures in a row (default 1, as nginx) rest a
+// that sends no request. For the same reason a connection, once made, always carries a
+// whole header: a client that goes away before the dial costs no connection, one that
+// goes away during it still has its request sent (and the answer dropped). MaxFails failures in a row (default 1, as nginx) rest a
 // backend for FailTimeout (default 10 s); a failure is a dial error, or a connection
 // closed or reset before any byte of response. Slowness is not a failure, and an
 // answer ends the rest. As in nginx, a sole backend is never rested (Stats still

@@ -298,6 +298,10 @@ func (p *Proxy) connect(ctx context.Context, r *http.Request, maxFails int, fail
 			}
 			return nil, nil, err
 		}
+		if err := ctx.Err(); err != nil { // the client is gone: make no connection at all
+			p.pool.release(b, false, maxFails, failTimeout)
+			return nil, nil, err
+		}
 		conn, err := dialBackend(ctx, b.network, b.address, orDefault(p.DialTimeout, DefaultDialTimeout))
 		if err == nil {
 			return b, conn, nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -302,4 +303,29 @@ func TestProxyConcurrentRequests(t *testing.T) {
 		total += s.Requests
 	}
 	assert.Equal(t, uint64(200), total)
+}
+
+// TestProxyCanceledRequestsLeaveNoEmptyConnections: requests whose client goes away at
+// any moment around the dial never leave python-scgi an empty connection (which kills
+// the child that gets it; startQuixote's cleanup looks for that).
+func TestProxyCanceledRequestsLeaveNoEmptyConnections(t *testing.T) {
+	w := startQuixote(t, testquixote.Options{Children: 2})
+	p, _ := newTestProxy(t, w.Addr)
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithCancel(context.Background())
+			r := httptest.NewRequest("GET", "/hello", nil).WithContext(ctx)
+			time.AfterFunc(time.Duration(i%20)*50*time.Microsecond, cancel)
+			p.ServeHTTP(httptest.NewRecorder(), r)
+			cancel()
+		}()
+		if i%10 == 9 {
+			wg.Wait()
+		}
+	}
+	wg.Wait()
+	assert.Equal(t, http.StatusOK, getStatus(t, "GET", serveProxy(t, p)+"/hello", nil))
 }
