@@ -202,6 +202,7 @@ func parseClass(dotted, kind string) (quixote.Class, error) {
 		quixote.Session3Class.String():    quixote.Session3Class,
 		quixote.DictSessionClass.String(): quixote.DictSessionClass,
 		quixote.QuixoteClass.String():     quixote.QuixoteClass,
+		quixote.Session4Class.String():    quixote.Session4Class,
 	}
 	c, known := builtin[dotted]
 	if !known {
