@@ -333,3 +333,42 @@ func count(t *testing.T, srv *testpg.Server, table string) int {
 	fmt.Sscan(srv.SQL(t, "SELECT count(*) FROM "+table), &n)
 	return n
 }
+
+// TestLockOrdersAcrossStores: two stores stand for gateways on two hosts; each runs
+// goroutines that increment one session's counter under Lock (load, change, save).
+// No increment is lost: the lock makes the read-modify-write cycles take turns
+// across both.
+func TestLockOrdersAcrossStores(t *testing.T) {
+	srv := testpg.Start(t)
+	ctx := context.Background()
+	hostA := open(t, srv)
+	hostB := open(t, srv, pgstore.WithTable(hostA.Table()))
+	require.NoError(t, hostA.Save(ctx, "shared", []byte("0")))
+	const perWorker, workersPerHost = 25, 3
+	var wg sync.WaitGroup
+	for _, host := range []*pgstore.Store{hostA, hostB} {
+		for range workersPerHost {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range perWorker {
+					unlock, err := host.Lock(ctx, "shared")
+					if !assert.NoError(t, err) {
+						return
+					}
+					data, err := host.Load(ctx, "shared")
+					if assert.NoError(t, err) {
+						var n int
+						fmt.Sscan(string(data), &n)
+						assert.NoError(t, host.Save(ctx, "shared", []byte(fmt.Sprint(n+1))))
+					}
+					unlock()
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	data, err := hostA.Load(ctx, "shared")
+	require.NoError(t, err)
+	assert.Equal(t, fmt.Sprint(2*workersPerHost*perWorker), string(data))
+}
