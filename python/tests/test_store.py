@@ -206,3 +206,29 @@ def test_slow_statement(dsn, table):
 def test_lock_key_matches_go():
     # pgstore.TestLockKey checks the same value.
     assert lock_key("session:abc") == 0x46E4FF5A645ED53D
+
+
+class Quixote4SessionManager(Session4SessionManager):
+    # Quixote 4's BaseSessionManager has ACCESS_TIME_RESOLUTION = 1; the installed
+    # Quixote 3.8's does not.
+    ACCESS_TIME_RESOLUTION = 1
+
+
+def test_session4_publisher(dsn, table):
+    """Quixote's own session API as session4 uses it: Session4SessionManager over
+    the quixote.session store, through a real Publisher."""
+    quixote.publish._publisher = None
+    store = quixote_store.PostgresSessionStore(dsn, table=table)
+    pub = Publisher(Root(), session_manager=Quixote4SessionManager(session_class=Session4, session_store=store))
+    try:
+        status, _, id = request(pub, "/login")
+        assert status == 200 and id
+        assert request(pub, "/counter", id)[:2] == (200, "1")
+        assert request(pub, "/counter", id)[:2] == (200, "2")
+        assert request(pub, "/", id)[:2] == (200, "user=erin")
+        session = store.load_session(id)
+        assert type(session) is Session4 and session.counter == 2 and not session.is_dirty()
+        assert sql(dsn, "SELECT user_name FROM %s" % table) == [("erin",)]
+    finally:
+        store.close()
+        quixote.publish._publisher = None
