@@ -5,13 +5,17 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/qxbridge/qxbridge/internal/testnginx"
 	"github.com/qxbridge/qxbridge/internal/testpeer"
+	"github.com/qxbridge/qxbridge/quixote"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -179,4 +183,68 @@ func TestREADMEShowsTestedConfiguration(t *testing.T) {
 		found = found || b[1] == loc
 	}
 	assert.True(t, found, "README shows docs/nginx.conf's location block verbatim:\n%s", loc)
+}
+
+// TestREADMEMainGo builds the main.go of the README's "Moving one route from Python
+// to Go" as it stands, runs it with the route the README gives, and serves its page on
+// a session made as Python's: the program works, reads the session and saves its
+// change.
+func TestREADMEMainGo(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(testpeer.RepoRoot(), "README.md"))
+	require.NoError(t, err)
+	section := string(readme)[strings.Index(string(readme), "## Moving one route from Python to Go"):]
+	m := regexp.MustCompile("(?s)```go\n(.*?)```").FindStringSubmatch(section)
+	require.NotNil(t, m, "the section shows a main.go")
+	// Inside the module, so that it builds against this checkout; a name starting
+	// with "." keeps it out of ./... .
+	src, err := os.MkdirTemp(testpeer.RepoRoot(), ".readme-main-")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(src) })
+	writeFile(t, filepath.Join(src, "main.go"), m[1])
+	bin := filepath.Join(t.TempDir(), "myapp-gateway")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = src
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "go build of the README's main.go:\n%s", out)
+
+	sessions := filepath.Join(t.TempDir(), "sessions")
+	require.NoError(t, os.Mkdir(sessions, 0o777))
+	s := quixote.NewSession(quixote.Class{Module: "myapp.session", Name: "MySession"}, "", time.Now())
+	require.NoError(t, s.SetUser("ann"))
+	id := "ReadmeMain0"
+	require.NoError(t, s.Object().SetAttr("id", id))
+	data, err := s.Encode()
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(sessions, id), data, 0o600))
+
+	cmd := exec.Command(bin, "-http", "127.0.0.1:0", "-sessions", sessions,
+		"-route", "/reports/=reports", "-route", "/=scgi://127.0.0.1:4000")
+	logs := &testpeer.Output{}
+	cmd.Stderr = logs
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("myapp-gateway log:\n%s", logs)
+		}
+	})
+	addr := regexp.MustCompile(`msg=listening kind=http addr=(\S+)`)
+	var u string
+	require.Eventually(t, func() bool {
+		if m := addr.FindStringSubmatch(logs.String()); m != nil {
+			u = "http://" + m[1]
+			return true
+		}
+		return false
+	}, 20*time.Second, 20*time.Millisecond, "the program did not start")
+
+	c := client(t)
+	r := get(t, c, u+"/reports/")
+	assert.Equal(t, http.StatusSeeOther, r.status, "no session: to the Python login page")
+	r = get(t, c, u+"/reports/", "Cookie", `QX_session="`+id+`"`)
+	assert.Equal(t, "<p>Reports for ann (visit 1)</p>", r.body)
+	n, _ := readSession(t, sessions, id).GetInt("reports_viewed")
+	assert.Equal(t, int64(1), n, "the change is saved to the session file")
+	assert.Equal(t, "myapp.session.MySession", readSession(t, sessions, id).Class().String())
 }

@@ -12,66 +12,6 @@ import (
 	"github.com/qxbridge/qxbridge/quixote"
 )
 
-// The configuration file (-config FILE) is TOML. Every key is optional: a key the
-// file sets overrides what the program set in code, and a flag given on the command
-// line overrides the file. An unknown key is an error, so that a misspelt setting is
-// not silently ignored.
-//
-//	[listen]
-//	http = "127.0.0.1:8080"             # -http
-//	scgi = "unix:/run/qxbridge/gateway.sock"   # -scgi
-//	metrics = "127.0.0.1:9100"          # -metrics
-//	socket_mode = "0660"                # -socket-mode
-//
-//	[sessions]
-//	dir = "/var/lib/myapp/sessions"     # -sessions
-//	staging_dir = ""                    # -staging-dir
-//	max_idle = "24h"                    # -max-idle
-//	new_class = "myapp.session.MySession"   # -session-class
-//
-//	[[sessions.class]]                  # an application session class
-//	name = "myapp.session.MySession"
-//	kind = "session3"                   # session3, dict or quixote: what it derives from
-//	max_form_tokens = 32                # its MAX_FORM_TOKENS, when it overrides it
-//
-//	[cookie]                            # Quixote's SESSION_COOKIE_* settings
-//	name = "QX_session"
-//	path = "/"
-//	domain = ""
-//	secure = true
-//	httponly = true
-//	samesite = "lax"
-//
-//	[limits]
-//	shutdown_timeout = "10s"
-//	backend_max_conns = 5               # per worker, for pools without their own
-//	backend_timeout = "60s"
-//
-//	[log]
-//	format = "json"
-//	level = "info"
-//
-//	[pool.python]                       # a pool of Python workers, by name
-//	addresses = ["127.0.0.1:4000", "127.0.0.1:4001"]   # or "unix:/run/myapp/scgi.sock"
-//	max_conns = 5                       # overrides backend_max_conns
-//	timeout = "30s"                     # overrides backend_timeout
-//
-//	[[route]]
-//	prefix = "/reports/"
-//	target = "reports"                  # a Go handler's name, a pool's name, or scgi://...
-//
-//	[[route]]
-//	prefix = "/"
-//	target = "python"
-//
-//	[[mount]]                           # a route with mount = true
-//	prefix = "/app/"
-//	target = "scgi+unix:///run/app/scgi.sock"
-//
-// The routes of the file replace the routes the program set in code; -route and
-// -mount flags are added to the file's, replacing a file route of the same prefix.
-// On SIGHUP, Run reads the file again and applies its routes and pools (see Reload).
-
 // fileConfig is the TOML form of Config.
 type fileConfig struct {
 	Listen struct {

@@ -260,3 +260,29 @@ func TestVersionAndSessionsConfig(t *testing.T) {
 	require.Equal(t, 0, newTestGateway().Run(t.Context(), []string{"sessions", "-config", path, "list"}, &out, &errOut), errOut.String())
 	assert.Contains(t, out.String(), "session3.Session.Session")
 }
+
+// TestDocConfigExample: the configuration file shown in the package documentation
+// is one the gateway reads.
+func TestDocConfigExample(t *testing.T) {
+	doc, err := os.ReadFile("doc.go")
+	require.NoError(t, err)
+	text := string(doc)
+	start := strings.Index(text, "// # Configuration file")
+	end := strings.Index(text, "// The routes of the file")
+	require.True(t, start > 0 && end > start)
+	var toml strings.Builder
+	for _, line := range strings.Split(text[start:end], "\n") {
+		if l, ok := strings.CutPrefix(line, "//\t"); ok {
+			toml.WriteString(l + "\n")
+		}
+	}
+	path := filepath.Join(t.TempDir(), "doc.toml")
+	writeFile(t, path, toml.String())
+	cfg := defaultConfig()
+	hasRoutes, err := loadFile(path, &cfg)
+	require.NoError(t, err)
+	assert.True(t, hasRoutes)
+	assert.Len(t, cfg.Routes, 3)
+	assert.Equal(t, "unix:/run/qxbridge/gateway.sock", cfg.SCGIAddr)
+	assert.NoError(t, cfg.validate())
+}

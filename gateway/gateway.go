@@ -62,6 +62,7 @@ type Gateway struct {
 	// Set by Run: the listeners it opened, and a hook tests use to learn them.
 	listeners []boundListener
 	onReady   func(*Gateway)
+	process   bool // run by Main: the process is ours
 }
 
 // New returns a gateway with the default configuration: HTTP on DefaultHTTPAddr

@@ -34,7 +34,9 @@ Flags:
 
 // Main is the whole command line of a gateway program: it runs Run with the process's
 // arguments, standard output and error, stops gracefully on SIGTERM or SIGINT (a
-// second signal ends the process at once), and exits with Run's status. A program's
+// second signal ends the process at once), and exits with Run's status. The logger it
+// makes becomes slog's default, so handlers that log with slog.Info and the like write
+// to the same log in the same format. A program's
 // main function registers its handlers and calls it:
 //
 //	func main() {
@@ -48,6 +50,7 @@ func (g *Gateway) Main() {
 		<-ctx.Done()
 		stop() // a second signal ends the process at once
 	}()
+	g.process = true
 	os.Exit(g.Run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -82,6 +85,11 @@ func (g *Gateway) Run(ctx context.Context, args []string, stdout, stderr io.Writ
 	g.Config = cfg
 	if g.Logger == nil {
 		g.Logger = newLogger(cfg, stderr)
+		if g.process {
+			// The program's own handlers that log through slog's default logger
+			// write in the same format, to the same place.
+			slog.SetDefault(g.Logger)
+		}
 	}
 	log := g.Logger
 

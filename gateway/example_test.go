@@ -1,0 +1,90 @@
+package gateway_test
+
+import (
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"os"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/qxbridge/qxbridge/gateway"
+	"github.com/qxbridge/qxbridge/quixote"
+)
+
+// A gateway with one Go page, "hello", routed at /hello: it reads and changes the
+// session of the request, which the gateway loads from and saves to the session
+// directory that the Python workers share. Here the gateway serves through
+// httptest; a program serves listeners with Serve or ServeSCGI, or hands over to
+// Main.
+func Example() {
+	dir, err := os.MkdirTemp("", "sessions")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+
+	g := gateway.New()
+	g.Logger = slog.New(slog.DiscardHandler)
+	g.HandleFunc("hello", func(w http.ResponseWriter, r *http.Request) {
+		s := quixote.SessionFrom(r)
+		if name := r.FormValue("name"); name != "" {
+			_ = s.SetUser(name) // a session with a user is saved, and gets a cookie
+		}
+		user, _ := s.UserString()
+		fmt.Fprintf(w, "hello, %s\n", user)
+	})
+	g.Config.SessionsDir = dir
+	g.Config.Routes = []gateway.Route{
+		{Prefix: "/hello", Target: "hello"},
+		// {Prefix: "/", Target: "scgi://127.0.0.1:4000"}: everything else to Python
+	}
+	if err := g.Open(); err != nil {
+		log.Fatal(err)
+	}
+	defer g.Close()
+	srv := httptest.NewServer(g)
+	defer srv.Close()
+
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	for _, path := range []string{"/hello?name=ann", "/hello", "/elsewhere"} {
+		resp, err := c.Get(srv.URL + path)
+		if err != nil {
+			log.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		fmt.Printf("%s: %d %s", path, resp.StatusCode, body)
+	}
+	files, _ := os.ReadDir(dir)
+	fmt.Println("session files:", len(files))
+	// Output:
+	// /hello?name=ann: 200 hello, ann
+	// /hello: 200 hello, ann
+	// /elsewhere: 404 404 page not found
+	// session files: 1
+}
+
+// A site's gateway program: its own Go pages registered by name, and every flag,
+// the configuration file, the sessions admin commands, signals, socket activation,
+// metrics and logs of scgi-gateway from Main. Run as
+//
+//	myapp-gateway -scgi unix:/run/qxbridge/gateway.sock -sessions /var/lib/myapp/sessions \
+//	    -route /reports/=reports -route /=scgi://127.0.0.1:4000
+func ExampleGateway_Main() {
+	g := gateway.New()
+	g.Handle("reports", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, _ := quixote.SessionFrom(r).UserString()
+		fmt.Fprintf(w, "reports for %s\n", user)
+	}))
+	// The application's own session class, as Python names it.
+	g.Config.NewClass = quixote.Class{Module: "myapp.session", Name: "MySession", Kind: quixote.KindSession3}
+	// The program's own series on the gateway's /metrics.
+	g.Registry.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "myapp_reports_total", Help: "Reports rendered."}))
+	g.Main()
+}
