@@ -47,7 +47,8 @@
 //
 // Lock takes a session-level advisory lock keyed by the session id (LockKey), held on
 // a connection of its own pool until released, with the same bounded wait as the
-// directory store's file locks (the lock timeout, store.ErrLockTimeout). Gateways on
+// directory store's file locks (the lock timeout, store.ErrLockTimeout; waits are
+// reported to WithLockWaitHook). Gateways on
 // several hosts that lock each request's session id serve one request per session at
 // a time between them. Python processes do not lock: requests they serve without a
 // gateway in front are unordered, as with session3's directory store.

@@ -38,7 +38,18 @@ func (s *Store) Lock(ctx context.Context, id string) (unlock func(), err error) 
 		return nil, s.lockFail(ctx, lctx, id, err)
 	}
 	key := LockKey("session:" + id)
-	if _, err := conn.Exec(lctx, `SELECT pg_advisory_lock($1)`, key); err != nil {
+	// Try first: an uncontended lock costs one statement, and a contended one is
+	// known as such, for the lock-wait hook.
+	var got bool
+	err = conn.QueryRow(lctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&got)
+	if err == nil && !got {
+		start := time.Now()
+		_, err = conn.Exec(lctx, `SELECT pg_advisory_lock($1)`, key)
+		if s.lockWaitHook != nil {
+			s.lockWaitHook("lock", time.Since(start))
+		}
+	}
+	if err != nil {
 		// The connection may hold the lock if it was granted as the wait was cut
 		// short: close it, and the database releases whatever it held.
 		conn.Conn().Close(context.Background())

@@ -62,6 +62,7 @@ type Store struct {
 	lockConns      int32
 	maxSize        int64
 	meta           func(id string, data []byte) Meta
+	lockWaitHook   func(op string, waited time.Duration)
 
 	sqlLoad, sqlSave, sqlDelete, sqlHas, sqlIDs, sqlUser, sqlSweep, sqlCount string
 }
@@ -92,6 +93,15 @@ func WithMaxSize(n int64) Option { return func(s *Store) { s.maxSize = n } }
 // NULL and the times of the saves.
 func WithMeta(meta func(id string, data []byte) Meta) Option {
 	return func(s *Store) { s.meta = meta }
+}
+
+// WithLockWaitHook calls hook each time Lock could not take a session's lock at once
+// (another holder had it), once the wait is over, whether the lock was granted or the
+// wait ended with the context or the lock timeout; op is "lock". It runs on the
+// goroutine of the Lock call, so it must be quick and safe for concurrent use. Like
+// store.WithLockWaitHook, it suits a metric of contention.
+func WithLockWaitHook(hook func(op string, waited time.Duration)) Option {
+	return func(s *Store) { s.lockWaitHook = hook }
 }
 
 // WithLockConns sets the size of the connection pool Open makes for Lock

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -210,7 +211,12 @@ func TestStore(t *testing.T) {
 	t.Run("lock", func(t *testing.T) {
 		// Two stores stand for two hosts sharing the database.
 		a := open(t, srv)
-		b := open(t, srv, pgstore.WithTable(a.Table()), pgstore.WithLockTimeout(200*time.Millisecond))
+		var waits atomic.Int32
+		b := open(t, srv, pgstore.WithTable(a.Table()), pgstore.WithLockTimeout(200*time.Millisecond),
+			pgstore.WithLockWaitHook(func(op string, waited time.Duration) {
+				assert.Equal(t, "lock", op)
+				waits.Add(1)
+			}))
 		unlock, err := a.Lock(ctx, "sess")
 		require.NoError(t, err)
 
@@ -229,6 +235,7 @@ func TestStore(t *testing.T) {
 		cancel()
 		require.ErrorIs(t, err, context.DeadlineExceeded)
 		require.NotErrorIs(t, err, store.ErrLockTimeout)
+		assert.Equal(t, int32(2), waits.Load(), "each of the two waits was reported")
 
 		got := make(chan error, 1)
 		wait := open(t, srv, pgstore.WithTable(a.Table()))
