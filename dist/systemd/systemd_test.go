@@ -24,6 +24,26 @@ const (
 	installedConfig = "/etc/qxbridge/gateway.toml"
 )
 
+// testConfig writes dist/gateway.toml into dir for a test: the session directory
+// sessions, metrics on a free port, the Python pool at address pool.
+func testConfig(t *testing.T, dir, sessions, pool string) string {
+	t.Helper()
+	b, err := os.ReadFile("../gateway.toml")
+	require.NoError(t, err)
+	conf := string(b)
+	for old, new := range map[string]string{
+		`dir = "/var/lib/myapp/sessions"`: fmt.Sprintf("dir = %q", sessions),
+		`metrics = "127.0.0.1:9100"`:      `metrics = "127.0.0.1:0"`,
+		`addresses = ["127.0.0.1:4000"]`:  fmt.Sprintf("addresses = [%q]", pool),
+	} {
+		require.Equal(t, 1, strings.Count(conf, old), "dist/gateway.toml has %s", old)
+		conf = strings.Replace(conf, old, new, 1)
+	}
+	name := filepath.Join(dir, "gateway.toml")
+	require.NoError(t, os.WriteFile(name, []byte(conf), 0o644))
+	return name
+}
+
 // unit is a parsed unit file: section → key → values, in order.
 type unit map[string]map[string][]string
 
