@@ -163,7 +163,8 @@ func (s *Server) Start(t testing.TB) {
 	defer logf.Close()
 	cmd := s.command(filepath.Join(s.Bin, "postgres"), "-D", s.dataDir(), "-k", s.Dir,
 		"-p", strconv.Itoa(port), "-c", "listen_addresses=", "-c", "fsync=off",
-		"-c", "full_page_writes=off", "-c", "synchronous_commit=off", "-c", "max_connections=200")
+		"-c", "full_page_writes=off", "-c", "synchronous_commit=off", "-c", "max_connections=200",
+		"-c", "shared_buffers=16MB")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}

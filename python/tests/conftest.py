@@ -73,7 +73,8 @@ class Cluster:
         log = open(os.path.join(self.dir, "server.log"), "ab")
         self.proc = subprocess.Popen(
             [os.path.join(self.bin, "postgres"), "-D", self.data, "-k", self.dir, "-p", "5432",
-             "-c", "listen_addresses=", "-c", "fsync=off", "-c", "synchronous_commit=off"],
+             "-c", "listen_addresses=", "-c", "fsync=off", "-c", "synchronous_commit=off",
+             "-c", "shared_buffers=16MB"],
             stdout=log, stderr=log, **self._kw())
         log.close()
         deadline = time.monotonic() + 120

@@ -16,7 +16,7 @@ from session3.store.DirectorySessionStore import DirectorySessionStore
 from session4.DirectorySessionStore import DirectorySessionStore as Session4DirectoryStore
 from session4.Session4Session import Session4, Session4SessionManager
 
-from qxbridge_pgstore import SessionStoreUnavailable, lock_key
+from qxbridge_pgstore import SessionStoreError, SessionStoreUnavailable, lock_key
 from qxbridge_pgstore import quixote_store, session3_store
 
 
@@ -185,6 +185,12 @@ def test_database_restart(store3, cluster):
         assert info.value.status_code == 503
         with pytest.raises(SessionStoreUnavailable):
             store3.save_session(s)
+        # Outside a request (a cron job's sweep), or once the request has its
+        # session, the error is no PublishError.
+        quixote.publish._publisher = None
+        with pytest.raises(SessionStoreError) as info:
+            store3.delete_old_sessions(60)
+        assert not isinstance(info.value, SessionStoreUnavailable)
     finally:
         cluster.start()
     # The same store serves again: its dead connection is replaced.
@@ -232,3 +238,22 @@ def test_session4_publisher(dsn, table):
     finally:
         store.close()
         quixote.publish._publisher = None
+
+
+def test_failed_save_is_not_success(publisher, dsn, table):
+    """A save the database refuses (here: as if its disk were full) fails the
+    request instead of answering it as done, and the stored session is untouched."""
+    status, _, id = request(publisher, "/login")
+    assert status == 200
+    assert request(publisher, "/counter", id)[:2] == (200, "1")
+    before = raw(dsn, table, id)
+    sql(dsn, """CREATE FUNCTION %s_full() RETURNS trigger LANGUAGE plpgsql AS
+        $$BEGIN RAISE EXCEPTION 'could not extend file' USING ERRCODE = 'disk_full'; END$$;
+        CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION %s_full()"""
+        % (table, table, table))
+    try:
+        assert request(publisher, "/counter", id)[0] == 500
+        assert raw(dsn, table, id) == before
+    finally:
+        sql(dsn, "DROP TRIGGER refuse ON %s" % table)
+    assert request(publisher, "/counter", id)[:2] == (200, "2")

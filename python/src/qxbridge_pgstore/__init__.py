@@ -8,6 +8,7 @@ from .core import (  # noqa: F401
     DEFAULT_TABLE,
     DEFAULT_TIMEOUT,
     PgSessions,
+    SessionStoreError,
     SessionStoreUnavailable,
     lock_key,
     session_meta,

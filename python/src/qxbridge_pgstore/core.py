@@ -3,8 +3,9 @@
 `PgSessions` stores bytes under session ids, with the same statements and the same
 meaning as qxbridge's Go store (store/pgstore): one table created by whichever side
 starts first, a save that is one upsert (the session holds its old or its new pickle,
-never a mix), the sweep by the database's clock, and one error, `SessionStoreUnavailable`,
-for every failure to get an answer from the database.
+never a mix), the sweep by the database's clock, and one error, `SessionStoreError`,
+for every failure to get an answer from the database (`SessionStoreUnavailable`, a
+503, while a request's session is being loaded).
 """
 
 from __future__ import annotations
@@ -29,15 +30,39 @@ _VALID_ID = re.compile(r"[A-Za-z0-9_-]{1,%d}\Z" % MAX_ID_LENGTH)
 _SCHEMA = importlib.resources.files(__package__).joinpath("schema.sql").read_text("utf-8")
 
 
-class SessionStoreUnavailable(PublishError):
+class SessionStoreError(Exception):
     """The database cannot serve the call now: unreachable, restarting, out of
-    space, too slow, or without the table. Raised during a request's session load,
-    Quixote answers it with 503; raised by a save at the end of a request, Quixote
-    treats it as a failed request. The session keeps whole bytes, old or new."""
+    space, too slow, or without the table. The session keeps whole bytes, old or
+    new, never a mix. Raised at the end of a request (a save, a delete, the
+    manager's has_session), Quixote treats it as a failed request (500) and does not
+    answer as if the session had been saved."""
+
+
+class SessionStoreUnavailable(PublishError, SessionStoreError):
+    """SessionStoreError as raised while a request's session is being loaded: a
+    PublishError with status 503, which Quixote answers with its error page. Only
+    raised before the request has a session: raised later, Quixote would call the
+    session manager's finish again from its PublishError handling, outside any
+    exception handler."""
 
     status_code = 503
     title = "Service unavailable"
     description = "Sessions are temporarily unavailable. Please try again."
+
+
+def _failure(exc: Exception) -> SessionStoreError:
+    """The error for a failed call: SessionStoreUnavailable while the current
+    request has no session yet (the session manager is loading it), else
+    SessionStoreError (the end of a request, or no request: a cron job)."""
+    try:
+        from quixote import get_request
+
+        request = get_request()
+    except Exception:  # no publisher
+        request = None
+    if request is not None and getattr(request, "session", None) is None:
+        return SessionStoreUnavailable(private_msg=str(exc))
+    return SessionStoreError(str(exc))
 
 
 def valid_id(id) -> bool:
@@ -149,7 +174,7 @@ class PgSessions:
                     if broken:
                         self._conn = None
                     if not (broken and not fresh and isinstance(exc, psycopg.OperationalError)):
-                        raise SessionStoreUnavailable(private_msg=str(exc)) from exc
+                        raise _failure(exc) from exc
                     fresh = True  # retry once, on a new connection
 
     def close(self):
