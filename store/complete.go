@@ -30,17 +30,25 @@ const (
 // STOP opcode are left alone: Python's unpickler ignores them too, and session3's
 // writers leave them when two save one session at once.
 func LooksComplete(data []byte) bool {
-	n := len(data)
+	if len(data) == 0 {
+		return false
+	}
+	return looksComplete(data[:min(len(data), 11)], data[len(data)-1], int64(len(data)))
+}
+
+// looksComplete is LooksComplete for data of size bytes (size > 0), given its first
+// bytes (head: up to 11, all of them if size is smaller) and its last byte.
+func looksComplete(head []byte, last byte, size int64) bool {
 	switch {
-	case n == 0 || data[0] == 0:
+	case head[0] == 0:
 		return false
-	case data[0] != opProto:
+	case head[0] != opProto:
 		return true
-	case n < 3 || data[n-1] != opStop:
+	case size < 3 || last != opStop:
 		return false
-	case data[1] >= 4 && data[2] == opFrame:
+	case head[1] >= 4 && head[2] == opFrame:
 		const header = 3 + 8 // PROTO n, FRAME, 8-byte length
-		return n >= header && binary.LittleEndian.Uint64(data[3:]) <= uint64(n-header)
+		return size >= header && binary.LittleEndian.Uint64(head[3:]) <= uint64(size-header)
 	}
 	return true
 }

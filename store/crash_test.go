@@ -48,6 +48,8 @@ var (
 func runChild(role string, args []string) int {
 	dir, id := args[0], args[1]
 	switch role {
+	case "user":
+		return userOp(dir, id)
 	case "hold":
 		return holdLock(dir, id)
 	case "trylock":
@@ -331,4 +333,36 @@ func TestOutOfDescriptors(t *testing.T) {
 	require.NoError(t, err, "%s", out)
 	assert.Equal(t, 2, strings.Count(string(out), "unavailable: true notfound: false emfile: true"), "%s", out)
 	assert.Contains(t, string(out), "too many open files")
+}
+
+// TestOpenRemovesStaleTemps: Open removes the temporary files that killed saves left
+// (those of processes that no longer exist, and any older than a minute) and keeps
+// those a live process may still be writing.
+func TestOpenRemovesStaleTemps(t *testing.T) {
+	dir := t.TempDir()
+	staging := t.TempDir()
+	gone := exec.Command("true")
+	require.NoError(t, gone.Run())
+	deadPID := gone.Process.Pid
+	write := func(dir, name string, age time.Duration) string {
+		path := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(path, crashOld[:100], 0o600))
+		backdate(t, path, age)
+		return path
+	}
+	dead := write(dir, fmt.Sprintf("%s%d-s-abc", tempPrefix, deadPID), 2*time.Second)
+	deadStaged := write(staging, fmt.Sprintf("%s%d-s-def", tempPrefix, deadPID), 2*time.Second)
+	old := write(dir, tempPrefix+"s-old", 2*staleAge)
+	live := write(dir, fmt.Sprintf("%s%d-s-ghi", tempPrefix, os.Getppid()), 2*time.Second)
+	justMade := write(dir, fmt.Sprintf("%s%d-s-jkl", tempPrefix, deadPID), 0)
+	session := write(dir, "s", time.Hour)
+
+	_, err := Open(dir, WithStagingDir(staging))
+	require.NoError(t, err)
+	for _, path := range []string{dead, deadStaged, old} {
+		assert.NoFileExists(t, path)
+	}
+	for _, path := range []string{live, justMade, session} {
+		assert.FileExists(t, path)
+	}
 }

@@ -30,6 +30,8 @@
 // setgid session directory of that group (WithCreate with WithDirMode does it), and
 // WithFileMode(0660) so that sessions Go creates are writable by Python whatever its
 // umask. In a directory with the sticky bit, Go cannot replace another user's file.
+// Check tries it all — create, replace, read, delete — and says what is wrong (the
+// owners, groups, modes and umask involved) when something is.
 //
 // # How Go saves and loads
 //
@@ -80,7 +82,10 @@
 // read, or bytes that do not look complete (LooksComplete, or WithCheck), mean a Python
 // writer is at work, and Load tries again. Retries come every 50 µs to 1 ms for up to
 // the partial wait (WithPartialWait, 2 s), after which the file is reported as
-// ErrEmpty or ErrTruncated.
+// ErrEmpty or ErrTruncated. A file that stays incomplete is not read again and again:
+// with the default check only the bytes LooksComplete decides on (the first eleven
+// and the last) are read until they pass, and with WithCheck a large file is read
+// again only once it has changed.
 //
 // # Interleavings
 //
@@ -145,8 +150,9 @@
 // vanishes with it. Killed in the few system calls between naming that file and
 // unlinking the replaced one — or at any point of a save with named temporary files
 // — it leaves a temporary file (the new data before the swap, the old after it).
-// DeleteIdle removes temporary files older than a minute, in the session directory
-// and in the staging directory; session3's delete_old_sessions deletes those in the
+// Open removes those of processes that no longer exist (on this host: on NFS it
+// cannot tell) and any older than a minute; DeleteIdle removes temporary files older
+// than a minute, in the session directory and in the staging directory; session3's delete_old_sessions deletes those in the
 // session directory once they are older than its limit (counting them until then as
 // remaining sessions). With WithStagingDir no temporary file is ever in the session
 // directory. A full disk fails the write: the new file vanishes and the error

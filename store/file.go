@@ -51,6 +51,7 @@ func (d *Directory) Load(ctx context.Context, id string) ([]byte, error) {
 	path := d.path(id)
 	lockDeadline := d.lockDeadline()
 	var partialUntil time.Time
+	var last fileVersion // of the last incomplete file read
 	pause := partialPollFirst
 	for {
 		if err := ctx.Err(); err != nil {
@@ -60,7 +61,7 @@ func (d *Directory) Load(ctx context.Context, id string) ([]byte, error) {
 		if err != nil {
 			return nil, opError("load", id, err)
 		}
-		data, err := d.loadOnce(ctx, path, lockDeadline)
+		data, err := d.loadOnce(ctx, path, lockDeadline, &last)
 		release()
 		if err != nil && d.testHook != nil {
 			switch err {
@@ -101,8 +102,24 @@ func (d *Directory) Load(ctx context.Context, id string) ([]byte, error) {
 	}
 }
 
+// fileVersion tells apart the contents a file had at different times: a write
+// changes the modification and change times.
+type fileVersion struct {
+	ino        uint64
+	size       int64
+	mtim, ctim unix.Timespec
+}
+
+func versionOf(st *unix.Stat_t) fileVersion {
+	return fileVersion{ino: uint64(st.Ino), size: st.Size, mtim: st.Mtim, ctim: st.Ctim}
+}
+
 // loadOnce makes one attempt to read the session file at path under a shared lock.
-func (d *Directory) loadOnce(ctx context.Context, path string, lockDeadline time.Time) ([]byte, error) {
+// last is the version of the file an earlier attempt found incomplete: a file
+// still at that version is not read again (a large file that stays incomplete for
+// the whole partial wait would otherwise be read again and again). With the default
+// check, only the bytes LooksComplete looks at are read until they pass.
+func (d *Directory) loadOnce(ctx context.Context, path string, lockDeadline time.Time, last *fileVersion) ([]byte, error) {
 	fd, st, err := openSession(path)
 	if err != nil {
 		return nil, fileError("open", path, err)
@@ -119,18 +136,36 @@ func (d *Directory) loadOnce(ctx context.Context, path string, lockDeadline time
 		return nil, fileError("lock", path, err)
 	}
 	defer d.lockFile(fd, unix.LOCK_UN)
-	size, err := stillAt(path, &st)
+	now, err := stillAt(path, &st)
 	if err != nil {
 		return nil, fileError("lstat", path, err)
 	}
 	if d.testHook != nil {
 		d.testHook("load-locked")
 	}
+	size := now.Size
 	switch {
 	case size == 0:
 		return nil, ErrEmpty
 	case size > d.maxSize:
 		return nil, ErrTooLarge
+	case size > 64<<10 && versionOf(&now) == *last:
+		// Unchanged since found incomplete. (Small files are read again
+		// anyway: a coarse clock can give two writes the same times.)
+		return nil, ErrTruncated
+	}
+	incomplete := func() ([]byte, error) {
+		*last = versionOf(&now)
+		return nil, ErrTruncated
+	}
+	if !d.customCheck {
+		ok, err := endsLookComplete(fd, size)
+		if err != nil {
+			return nil, fileError("read", path, err)
+		}
+		if !ok {
+			return incomplete()
+		}
 	}
 	buf := make([]byte, size)
 	n, err := readFull(fd, buf)
@@ -140,9 +175,37 @@ func (d *Directory) loadOnce(ctx context.Context, path string, lockDeadline time
 	// A short read means a Python writer truncated the file under our shared lock
 	// (its open(path, 'wb') takes no lock); its data is yet to come.
 	if int64(n) < size || !d.check(buf) {
-		return nil, ErrTruncated
+		return incomplete()
 	}
 	return buf, nil
+}
+
+// endsLookComplete reads the bytes of a file of size bytes that LooksComplete
+// decides on — the first eleven and the last — and reports whether they pass. A
+// file that ends early (a writer truncated it) does not.
+func endsLookComplete(fd int, size int64) (bool, error) {
+	const head = 11
+	if size <= 2*head {
+		return true, nil // small enough to read whole and check
+	}
+	var b [head + 1]byte
+	for _, r := range []struct {
+		buf []byte
+		off int64
+	}{{b[:head], 0}, {b[head:], size - 1}} {
+		var n int
+		err := ignoringEINTR(func() (err error) {
+			n, err = unix.Pread(fd, r.buf, r.off)
+			return err
+		})
+		if err != nil {
+			return false, err
+		}
+		if n < len(r.buf) {
+			return false, nil
+		}
+	}
+	return looksComplete(b[:head], b[head], size), nil
 }
 
 // RemoveEmpty removes the session file of id if it is empty and has been for at
@@ -478,7 +541,7 @@ func (d *Directory) tempDir() string {
 
 // tempName returns a fresh temporary name for a save of id.
 func (d *Directory) tempName(id string) string {
-	name := tempPrefix + id + "-" + strconv.FormatUint(rand.Uint64(), 36)
+	name := tempPrefix + strconv.Itoa(os.Getpid()) + "-" + id + "-" + strconv.FormatUint(rand.Uint64(), 36)
 	if dir := d.tempDir(); dir != "/" {
 		return dir + "/" + name
 	}
@@ -597,20 +660,20 @@ func openForLock(path string) (int, unix.Stat_t, error) {
 }
 
 // stillAt checks, under the lock, that the file described by st (as opened) is still
-// the one at path, and returns its current size. A file that was renamed over gives
-// errReplaced; one that was deleted gives ErrNotFound.
-func stillAt(path string, st *unix.Stat_t) (int64, error) {
+// the one at path, and returns its current status. A file that was renamed over
+// gives errReplaced; one that was deleted gives ErrNotFound.
+func stillAt(path string, st *unix.Stat_t) (unix.Stat_t, error) {
 	var now unix.Stat_t
 	err := ignoringEINTR(func() error { return unix.Lstat(path, &now) })
 	switch {
 	case err == unix.ENOENT:
-		return 0, ErrNotFound
+		return now, ErrNotFound
 	case err != nil:
-		return 0, err
+		return now, err
 	case now.Dev != st.Dev || now.Ino != st.Ino:
-		return 0, errReplaced
+		return now, errReplaced
 	}
-	return now.Size, nil
+	return now, nil
 }
 
 // lockDeadline is when the lock timeout of an operation starting now expires (zero:

@@ -82,3 +82,12 @@ func linkUnnamed(fd int, newpath string, byProc *atomic.Bool) error {
 func renameExchange(oldpath, newpath string) error {
 	return unix.Renameat2(unix.AT_FDCWD, oldpath, unix.AT_FDCWD, newpath, unix.RENAME_EXCHANGE)
 }
+
+// onNFS reports whether dir is on NFS.
+func onNFS(dir string) bool {
+	var fs unix.Statfs_t
+	if err := unix.Statfs(dir, &fs); err != nil {
+		return false
+	}
+	return fs.Type == unix.NFS_SUPER_MAGIC
+}

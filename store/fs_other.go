@@ -19,3 +19,5 @@ func flushesOnReplace(dir string) bool { return false }
 func startWriteout(fd int) {}
 
 func renameExchange(oldpath, newpath string) error { return unix.ENOSYS }
+
+func onNFS(dir string) bool { return false }

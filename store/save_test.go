@@ -185,7 +185,7 @@ func TestStagingDir(t *testing.T) {
 	}
 	require.NoError(t, d.Save(ctx, "fresh", fixture(t, "session3-login.pkl")))
 	require.Len(t, during, 1)
-	assert.Regexp(t, `^\.qxbridge-tmp-fresh-[0-9a-z]+$`, during[0])
+	assert.Regexp(t, `^\.qxbridge-tmp-[0-9]+-fresh-[0-9a-z]+$`, during[0])
 	assert.Empty(t, entries(t, staging))
 
 	// A relative path is made absolute.

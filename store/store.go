@@ -39,9 +39,15 @@ const (
 // their files within microseconds, so a minute is far beyond any real save.
 const staleAge = time.Minute
 
-// tempPrefix starts the name of every temporary file Save makes. The leading dot makes
-// the name an invalid session id, so neither side can take it for a session.
+// tempPrefix starts the name of every temporary file Save makes, followed by the
+// process id, the session id and a random number. The leading dot makes the name an
+// invalid session id, so neither side can take it for a session.
 const tempPrefix = ".qxbridge-tmp-"
+
+// deadWriterAge is how old a temporary file of a process that no longer exists must
+// be for Open to remove it: old enough that the process id cannot be one reused by a
+// save at work that has just created the file.
+const deadWriterAge = time.Second
 
 var (
 	// ErrNotFound reports that no session file exists for the id. It wraps
@@ -134,7 +140,10 @@ type Directory struct {
 	noExchange atomic.Bool
 	writeOut   bool // WithWriteOut
 	dirMode    os.FileMode
-	euid       int // this process's effective uid, at Open
+	// customCheck: WithCheck replaced LooksComplete, so Load must read a file whole
+	// to check it.
+	customCheck bool
+	euid        int // this process's effective uid, at Open
 
 	// lockFile takes (how = LOCK_SH or LOCK_EX, with LOCK_NB) or releases a lock:
 	// flock(2), or whole-file POSIX locks when built with the nfslocks tag; tests
@@ -218,7 +227,7 @@ func WithWriteOut() Option { return func(d *Directory) { d.writeOut = true } }
 // writing. A decoder's own validation can be plugged in here. nil accepts any
 // non-empty content.
 func WithCheck(complete func(data []byte) bool) Option {
-	return func(d *Directory) { d.check = complete }
+	return func(d *Directory) { d.check, d.customCheck = complete, true }
 }
 
 // WithStagingDir makes Save create and write its files in dir, a directory outside
@@ -247,7 +256,9 @@ func WithLockWaitHook(hook func(op string, waited time.Duration)) Option {
 
 // Open returns the session directory dir, made absolute like session3's
 // DirectorySessionStore(directory). A missing directory is an error unless
-// WithCreate is given; a path that is not a directory is always an error.
+// WithCreate is given; a path that is not a directory is always an error. Open
+// removes the temporary files that saves of processes that died left behind (see
+// the package documentation); it lists the directory to find them.
 func Open(dir string, opts ...Option) (*Directory, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -293,6 +304,9 @@ func Open(dir string, opts ...Option) (*Directory, error) {
 			return nil, err
 		}
 	}
+	if err := d.removeStaleTemps(false); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -320,7 +334,9 @@ func makeDir(dir string, perm os.FileMode) error {
 		return &os.PathError{Op: "stat", Path: dir, Err: err}
 	}
 	mode := perm
-	shared := parent.Mode&unix.S_ISGID != 0 || int(parent.Gid) != os.Getegid()
+	groups, _ := os.Getgroups()
+	shared := parent.Mode&unix.S_ISGID != 0 ||
+		int(parent.Gid) != os.Getegid() && slices.Contains(groups, int(parent.Gid))
 	if shared && st.Gid != parent.Gid {
 		if err := os.Lchown(dir, -1, int(parent.Gid)); err != nil {
 			return fmt.Errorf("cannot give the session directory the group %d of its parent: %w", parent.Gid, err)
@@ -547,22 +563,15 @@ func (d *Directory) DeleteIdle(olderThan time.Duration) (deleted, remaining int,
 	staleCutoff := now.Add(-staleAge)
 	var errs []error
 	if d.staging != "" {
-		err := scan(context.Background(), d.staging, func(name string, typ fs.FileMode) error {
-			if strings.HasPrefix(name, tempPrefix) {
-				if err := removeStaleTemp(d.staging+"/"+name, staleCutoff); err != nil {
-					errs = append(errs, err)
-				}
-			}
-			return nil
-		})
-		if err != nil {
+		if err := d.removeStaleTemps(true); err != nil {
 			errs = append(errs, err)
 		}
 	}
+	byPID := !onNFS(d.dir)
 	scanErr := scan(context.Background(), d.dir, func(name string, typ fs.FileMode) error {
 		path := d.path(name)
 		if strings.HasPrefix(name, tempPrefix) {
-			if err := removeStaleTemp(path, staleCutoff); err != nil {
+			if err := removeStaleTemp(path, staleCutoff, byPID); err != nil {
 				errs = append(errs, err)
 			}
 			return nil
@@ -645,14 +654,64 @@ func (d *Directory) deleteIfIdle(path string, cutoff, staleCutoff time.Time) (de
 	return true, false, nil
 }
 
-// removeStaleTemp removes a temporary file left by a Save that died, once it is old
-// enough that no live Save can still be writing it.
-func removeStaleTemp(path string, staleCutoff time.Time) error {
+// removeStaleTemps removes the temporary files that saves which died left in the
+// staging directory, and, unless stagingOnly, in the session directory: files older
+// than a minute, and, at once, those of a process that no longer exists (on this
+// host: not on NFS, where the process may live on another).
+func (d *Directory) removeStaleTemps(stagingOnly bool) error {
+	cutoff := time.Now().Add(-staleAge)
+	byPID := !onNFS(d.dir)
+	var errs []error
+	dirs := []string{d.staging}
+	if !stagingOnly {
+		dirs = append(dirs, d.dir)
+	}
+	for _, dir := range dirs {
+		if dir == "" {
+			continue
+		}
+		err := scan(context.Background(), dir, func(name string, typ fs.FileMode) error {
+			if strings.HasPrefix(name, tempPrefix) {
+				if err := removeStaleTemp(dir+"/"+name, cutoff, byPID); err != nil {
+					errs = append(errs, err)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// writerGone reports whether the temporary file name was made by a process of this
+// host that no longer exists.
+func writerGone(name string) bool {
+	rest := strings.TrimPrefix(name, tempPrefix)
+	i := strings.IndexByte(rest, '-')
+	if i <= 0 {
+		return false
+	}
+	pid, err := strconv.Atoi(rest[:i])
+	if err != nil || pid <= 0 || pid == os.Getpid() {
+		return false
+	}
+	return unix.Kill(pid, 0) == unix.ESRCH
+}
+
+// removeStaleTemp removes a temporary file left by a Save that died: once it is old
+// enough that no live Save can still be writing it, or, with byPID, once the process
+// that made it is gone.
+func removeStaleTemp(path string, staleCutoff time.Time, byPID bool) error {
 	var st unix.Stat_t
 	if err := unix.Lstat(path, &st); err != nil {
 		return nil // gone already: renamed or removed by its writer
 	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG || !time.Unix(st.Mtim.Unix()).Before(staleCutoff) {
+	mtime := time.Unix(st.Mtim.Unix())
+	stale := mtime.Before(staleCutoff) ||
+		byPID && mtime.Before(time.Now().Add(-deadWriterAge)) && writerGone(filepath.Base(path))
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || !stale {
 		return nil
 	}
 	if err := unix.Unlink(path); err != nil && err != unix.ENOENT {

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -527,4 +528,45 @@ func TestDirMode(t *testing.T) {
 	syscall.Umask(0o022)
 	require.NoError(t, d.Save(context.Background(), "s", fixture(t, "session3-login.pkl")))
 	assert.Equal(t, os.FileMode(0o640), mode(t, filepath.Join(d.Dir(), "s")), "others get nothing, whatever the umask")
+}
+
+// TestPartialWaitReadsLittle: a large file that stays incomplete — here sparse and
+// all NUL, as a Python writer truncated under another leaves it — is not read again
+// and again for the whole partial wait: with the default check only its first and
+// last bytes are read, and with WithCheck it is read once per change.
+func TestPartialWaitReadsLittle(t *testing.T) {
+	ctx := context.Background()
+	const size = 63 << 20
+	d := openTemp(t, WithPartialWait(300*time.Millisecond))
+	f, err := os.Create(filepath.Join(d.Dir(), "holes"))
+	require.NoError(t, err)
+	require.NoError(t, f.Truncate(size))
+	require.NoError(t, f.Close())
+
+	var attempts atomic.Int64
+	d.testHook = func(event string) {
+		if event == "truncated" {
+			attempts.Add(1)
+		}
+	}
+	var ms0, ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
+	_, err = d.Load(ctx, "holes")
+	runtime.ReadMemStats(&ms1)
+	require.ErrorIs(t, err, ErrTruncated)
+	assert.Greater(t, attempts.Load(), int64(10), "the file was looked at again and again")
+	assert.Less(t, ms1.TotalAlloc-ms0.TotalAlloc, uint64(1<<20), "never read whole")
+
+	calls := 0
+	checked := openTemp(t, WithPartialWait(300*time.Millisecond), WithCheck(func(data []byte) bool {
+		calls++
+		return LooksComplete(data)
+	}))
+	f, err = os.Create(filepath.Join(checked.Dir(), "holes"))
+	require.NoError(t, err)
+	require.NoError(t, f.Truncate(size))
+	require.NoError(t, f.Close())
+	_, err = checked.Load(ctx, "holes")
+	require.ErrorIs(t, err, ErrTruncated)
+	assert.Equal(t, 1, calls, "read and checked once: it never changed")
 }
