@@ -161,8 +161,9 @@ func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // a Quixote application mounted there sees only PATH_INFO, and SCRIPT_NAME (and with
 // it the default cookie path) is the prefix; a request for the prefix itself is
 // redirected to the prefix with a slash, as Quixote does for a directory. Otherwise
-// the handler sees the whole path, and SCRIPT_NAME is what an SCGI front end sent
-// when the path lies under it, else "".
+// the handler sees the whole path, and SCRIPT_NAME is the mount point an SCGI front
+// end declared (scgi.FrontScriptName: its SCRIPT_NAME when the path lies under it and
+// it is not Apache's whole-path form), else "".
 func mountGo(spec Route, h http.Handler) http.Handler {
 	prefix := spec.match()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -179,10 +180,8 @@ func mountGo(spec Route, h http.Handler) http.Handler {
 			r2 = r.Clone(r.Context())
 			r2.URL.Path = strings.TrimPrefix(r.URL.Path, prefix)
 			r2.URL.RawPath = ""
-		} else if env := scgi.RequestEnv(r); env != nil {
-			if s := strings.TrimSuffix(env.Get("SCRIPT_NAME"), "/"); s != "" && under(r.URL.Path, s) {
-				script = s
-			}
+		} else if s := scgi.FrontScriptName(r); s != "" {
+			script = s // the front end's mount point, by the proxy's rule (not Apache's whole path)
 		}
 		r2 = r2.WithContext(context.WithValue(r2.Context(), scriptNameKey{}, script))
 		h.ServeHTTP(w, r2)
