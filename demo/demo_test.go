@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/qxbridge/qxbridge/internal/pytext"
+	"github.com/qxbridge/qxbridge/internal/testhttp"
 	"github.com/qxbridge/qxbridge/quixote"
 	"github.com/qxbridge/qxbridge/store"
 	"github.com/stretchr/testify/assert"
@@ -44,20 +45,20 @@ func (d *demoSite) url() string { return d.srv.URL }
 
 // req makes a request the way session3's run_tests.py does: the Cookie header, when
 // given, is the raw Set-Cookie header of an earlier response (attributes included).
-func (d *demoSite) req(t *testing.T, method, path, data, cookie string) response {
+func (d *demoSite) req(t *testing.T, method, path, data, cookie string) testhttp.Response {
 	t.Helper()
 	var h []string
 	if cookie != "" {
 		h = []string{"Cookie", cookie}
 	}
-	return do(t, d.c, method, d.url()+path, data, h...)
+	return testhttp.Do(t, d.c, method, d.url()+path, data, h...)
 }
 
-func setCookie(r response) string {
-	if len(r.cookies) == 0 {
+func setCookie(r testhttp.Response) string {
+	if len(r.Cookies) == 0 {
 		return ""
 	}
-	return r.cookies[0]
+	return r.Cookies[0]
 }
 
 var checkLine = regexp.MustCompile(`(?m)^session_id: (.*)$`)
@@ -71,31 +72,31 @@ func TestDemoSession3IntegrationCases(t *testing.T) {
 
 	t.Run("new_session", func(t *testing.T) {
 		r := d.req(t, "GET", "/", "", "")
-		require.Equal(t, 200, r.status)
-		assert.Contains(t, r.body, "Not logged in")
-		assert.Equal(t, `<html><head><title>Session3 Test</title></head><body><p>Not logged in.</p><p><a href="login">login</a></p></body></html>`, r.body)
-		assert.Empty(t, r.cookies, "an empty session is not stored and gets no cookie")
-		assert.Empty(t, sessionFiles(t, d.dir))
+		require.Equal(t, 200, r.Status)
+		assert.Contains(t, r.Body, "Not logged in")
+		assert.Equal(t, `<html><head><title>Session3 Test</title></head><body><p>Not logged in.</p><p><a href="login">login</a></p></body></html>`, r.Body)
+		assert.Empty(t, r.Cookies, "an empty session is not stored and gets no cookie")
+		assert.Empty(t, testhttp.SessionFiles(t, d.dir))
 	})
 
 	t.Run("login_form", func(t *testing.T) {
 		r := d.req(t, "GET", "/login", "", "")
-		require.Equal(t, 200, r.status)
-		assert.Equal(t, `<html><body><form method="POST" action="login"><input name="name" /><input type="submit" value="Login" /></form></body></html>`, r.body)
-		assert.Empty(t, r.cookies)
+		require.Equal(t, 200, r.Status)
+		assert.Equal(t, `<html><body><form method="POST" action="login"><input name="name" /><input type="submit" value="Login" /></form></body></html>`, r.Body)
+		assert.Empty(t, r.Cookies)
 	})
 
 	t.Run("login_creates_session", func(t *testing.T) {
 		r := d.req(t, "POST", "/login", "name=TestUser", "")
-		require.Equal(t, 200, r.status)
-		assert.Contains(t, r.body, "TestUser")
-		assert.Equal(t, `<html><body><p>Welcome! TestUser</p><p><a href=".">back</a></p></body></html>`, r.body)
-		require.NotEmpty(t, r.cookies, "No session cookie set after login")
+		require.Equal(t, 200, r.Status)
+		assert.Contains(t, r.Body, "TestUser")
+		assert.Equal(t, `<html><body><p>Welcome! TestUser</p><p><a href=".">back</a></p></body></html>`, r.Body)
+		require.NotEmpty(t, r.Cookies, "No session cookie set after login")
 		cookie = setCookie(r)
 		assert.Regexp(t, `^QX_session="[A-Za-z0-9_-]{11}"; path=/$`, cookie)
 		id := strings.Split(cookie, `"`)[1]
-		assert.Equal(t, []string{id}, sessionFiles(t, d.dir))
-		s := readSession(t, d.dir, id)
+		assert.Equal(t, []string{id}, testhttp.SessionFiles(t, d.dir))
+		s := testhttp.ReadSession(t, d.dir, id)
 		assert.Equal(t, "session3.Session.Session", s.Class().String())
 		assert.Equal(t, "TestUser", s.User())
 		n, ok := s.GetInt("counter")
@@ -106,11 +107,11 @@ func TestDemoSession3IntegrationCases(t *testing.T) {
 
 	t.Run("session_persist", func(t *testing.T) {
 		r := d.req(t, "GET", "/", "", cookie)
-		require.Equal(t, 200, r.status)
-		assert.Contains(t, r.body, "TestUser")
+		require.Equal(t, 200, r.Status)
+		assert.Contains(t, r.Body, "TestUser")
 		id := strings.Split(cookie, `"`)[1]
 		assert.Equal(t, `<html><head><title>Session3 Test</title></head><body><p>Hello, TestUser!</p><p>Session ID: `+id+
-			`...</p><p>Counter: 0</p><p><a href="logout">logout</a></p></body></html>`, r.body)
+			`...</p><p>Counter: 0</p><p><a href="logout">logout</a></p></body></html>`, r.Body)
 	})
 
 	t.Run("counter", func(t *testing.T) {
@@ -119,36 +120,36 @@ func TestDemoSession3IntegrationCases(t *testing.T) {
 			cookie = c
 		}
 		r2 := d.req(t, "GET", "/counter", "", cookie)
-		assert.Contains(t, r1.body, "Counter: 1")
-		assert.Contains(t, r2.body, "Counter: 2")
-		assert.Equal(t, `<html><body><p>Counter: 2</p><p><a href=".">back</a></p></body></html>`, r2.body)
-		n, _ := readSession(t, d.dir, strings.Split(cookie, `"`)[1]).GetInt("counter")
+		assert.Contains(t, r1.Body, "Counter: 1")
+		assert.Contains(t, r2.Body, "Counter: 2")
+		assert.Equal(t, `<html><body><p>Counter: 2</p><p><a href=".">back</a></p></body></html>`, r2.Body)
+		n, _ := testhttp.ReadSession(t, d.dir, strings.Split(cookie, `"`)[1]).GetInt("counter")
 		assert.Equal(t, int64(2), n)
 	})
 
 	t.Run("check_endpoint", func(t *testing.T) {
 		r := d.req(t, "GET", "/check", "", cookie)
-		require.Equal(t, 200, r.status)
-		assert.Contains(t, r.body, "user: TestUser")
-		assert.Contains(t, r.body, "session_id:")
-		assert.Contains(t, r.body, "has_info: TestUser")
-		assert.Contains(t, r.body, "form_tokens_count:")
-		assert.Contains(t, r.body, "has_form_tokens:")
+		require.Equal(t, 200, r.Status)
+		assert.Contains(t, r.Body, "user: TestUser")
+		assert.Contains(t, r.Body, "session_id:")
+		assert.Contains(t, r.Body, "has_info: TestUser")
+		assert.Contains(t, r.Body, "form_tokens_count:")
+		assert.Contains(t, r.Body, "has_form_tokens:")
 		id := strings.Split(cookie, `"`)[1]
-		s := readSession(t, d.dir, id)
+		s := testhttp.ReadSession(t, d.dir, id)
 		assert.Equal(t, "session_id: "+id+"\nuser: TestUser\ncounter: 2\nhas_info: TestUser\nform_tokens_count: 0\nhas_form_tokens: False\nAccess time: "+
-			pytext.FloatRepr(accessTime(s)), r.body)
+			pytext.FloatRepr(accessTime(s)), r.Body)
 	})
 
 	t.Run("logout", func(t *testing.T) {
 		r := d.req(t, "GET", "/logout", "", cookie)
-		require.Equal(t, 200, r.status)
-		assert.Equal(t, `<html><body><p>Goodbye!</p><p><a href=".">start over</a></p></body></html>`, r.body)
-		assert.Equal(t, []string{`QX_session=""; path=/; max-age=0`}, r.cookies)
+		require.Equal(t, 200, r.Status)
+		assert.Equal(t, `<html><body><p>Goodbye!</p><p><a href=".">start over</a></p></body></html>`, r.Body)
+		assert.Equal(t, []string{`QX_session=""; path=/; max-age=0`}, r.Cookies)
 	})
 
 	t.Run("session_file_deleted", func(t *testing.T) {
-		assert.Empty(t, sessionFiles(t, d.dir), "Expected 0 session files")
+		assert.Empty(t, testhttp.SessionFiles(t, d.dir), "Expected 0 session files")
 	})
 
 	t.Run("form_tokens", func(t *testing.T) {
@@ -156,67 +157,67 @@ func TestDemoSession3IntegrationCases(t *testing.T) {
 		cookie = setCookie(r)
 		require.NotEmpty(t, cookie)
 		r2 := d.req(t, "GET", "/create_token", "", cookie)
-		require.Equal(t, 200, r2.status)
+		require.Equal(t, 200, r2.Status)
 		id := strings.Split(cookie, `"`)[1]
-		toks := readSession(t, d.dir, id).FormTokens()
+		toks := testhttp.ReadSession(t, d.dir, id).FormTokens()
 		require.Len(t, toks, 1)
 		assert.Len(t, toks[0], 22)
-		assert.Equal(t, `<html><body><p>Token created: `+toks[0][:16]+`...</p><p><a href=".">back</a></p></body></html>`, r2.body)
+		assert.Equal(t, `<html><body><p>Token created: `+toks[0][:16]+`...</p><p><a href=".">back</a></p></body></html>`, r2.Body)
 		r3 := d.req(t, "GET", "/check_token", "", cookie)
-		assert.Contains(t, r3.body, "has_form_tokens: True")
-		s := readSession(t, d.dir, id)
-		assert.Equal(t, "session_id: "+id+"\nuser: TokenUser\nhas_form_tokens: True\nform_token_count: 1\nAccess time: "+pytext.FloatRepr(accessTime(s)), r3.body)
+		assert.Contains(t, r3.Body, "has_form_tokens: True")
+		s := testhttp.ReadSession(t, d.dir, id)
+		assert.Equal(t, "session_id: "+id+"\nuser: TokenUser\nhas_form_tokens: True\nform_token_count: 1\nAccess time: "+pytext.FloatRepr(accessTime(s)), r3.Body)
 	})
 
 	t.Run("delete_old_sessions", func(t *testing.T) {
 		r := d.req(t, "POST", "/login", "name=DeleteTest", "")
 		cookie = setCookie(r)
-		require.Len(t, sessionFiles(t, d.dir), 2, "TokenUser's and DeleteTest's")
+		require.Len(t, testhttp.SessionFiles(t, d.dir), 2, "TokenUser's and DeleteTest's")
 		time.Sleep(20 * time.Millisecond) // both files now older than "0 minutes ago"
 		r2 := d.req(t, "GET", "/delete_old?minutes=0", "", cookie)
-		assert.Contains(t, r2.body, "Deleted:")
-		assert.Equal(t, `<html><body><p>Deleted: 2, Remaining: 0</p></body></html>`, r2.body)
+		assert.Contains(t, r2.Body, "Deleted:")
+		assert.Equal(t, `<html><body><p>Deleted: 2, Remaining: 0</p></body></html>`, r2.Body)
 		// As in session3, the visitor's own session is saved again at the end of the
 		// request: DeleteTest stays logged in, TokenUser's session is gone.
 		id := strings.Split(cookie, `"`)[1]
-		assert.Equal(t, []string{id}, sessionFiles(t, d.dir))
-		assert.Contains(t, d.req(t, "GET", "/check", "", cookie).body, "user: DeleteTest")
+		assert.Equal(t, []string{id}, testhttp.SessionFiles(t, d.dir))
+		assert.Contains(t, d.req(t, "GET", "/check", "", cookie).Body, "user: DeleteTest")
 
 		r3 := d.req(t, "GET", "/delete_old?minutes=60", "", cookie)
-		assert.Equal(t, `<html><body><p>Deleted: 0, Remaining: 1</p></body></html>`, r3.body)
-		assert.Equal(t, http.StatusBadRequest, d.req(t, "GET", "/delete_old?minutes=x", "", cookie).status)
+		assert.Equal(t, `<html><body><p>Deleted: 0, Remaining: 1</p></body></html>`, r3.Body)
+		assert.Equal(t, http.StatusBadRequest, d.req(t, "GET", "/delete_old?minutes=x", "", cookie).Status)
 	})
 
 	t.Run("session_not_found", func(t *testing.T) {
 		r := d.req(t, "POST", "/login", "name=RecoveryTest", "")
 		cookie = setCookie(r)
 		rOld := d.req(t, "GET", "/check", "", cookie)
-		oldID := checkLine.FindStringSubmatch(rOld.body)[1]
+		oldID := checkLine.FindStringSubmatch(rOld.Body)[1]
 
-		for _, f := range sessionFiles(t, d.dir) {
+		for _, f := range testhttp.SessionFiles(t, d.dir) {
 			require.NoError(t, os.Remove(filepath.Join(d.dir, f)))
 		}
 		r2 := d.req(t, "POST", "/login", "name=RecoveryTest", "")
-		require.Equal(t, 200, r2.status, "Server should respond")
+		require.Equal(t, 200, r2.Status, "Server should respond")
 		cookie = setCookie(r2)
 		rNew := d.req(t, "GET", "/check", "", cookie)
-		newID := checkLine.FindStringSubmatch(rNew.body)[1]
-		assert.NotEmpty(t, sessionFiles(t, d.dir), "Expected new session file to be created")
+		newID := checkLine.FindStringSubmatch(rNew.Body)[1]
+		assert.NotEmpty(t, testhttp.SessionFiles(t, d.dir), "Expected new session file to be created")
 		assert.NotEqual(t, oldID, newID, "Expected new session ID")
-		assert.Contains(t, rNew.body, "user: RecoveryTest")
+		assert.Contains(t, rNew.Body, "user: RecoveryTest")
 	})
 
 	t.Run("session_not_found_no_crash", func(t *testing.T) {
 		r := d.req(t, "POST", "/login", "name=NoCrashTest", "")
 		cookie = setCookie(r)
-		for _, f := range sessionFiles(t, d.dir) {
+		for _, f := range testhttp.SessionFiles(t, d.dir) {
 			require.NoError(t, os.Remove(filepath.Join(d.dir, f)))
 		}
 		r2 := d.req(t, "GET", "/check", "", cookie)
-		require.Equal(t, 200, r2.status, "Server should respond without crashing")
+		require.Equal(t, 200, r2.Status, "Server should respond without crashing")
 		assert.Equal(t, "session_id: None\nuser: None\ncounter: N/A\nhas_info: None\nform_tokens_count: 0\nhas_form_tokens: False\nAccess time: ",
-			r2.body[:strings.LastIndex(r2.body, " ")+1])
-		assert.Empty(t, sessionFiles(t, d.dir), "an unknown session is not recreated without info")
+			r2.Body[:strings.LastIndex(r2.Body, " ")+1])
+		assert.Empty(t, testhttp.SessionFiles(t, d.dir), "an unknown session is not recreated without info")
 	})
 }
 
@@ -224,37 +225,37 @@ func TestDemoSession3IntegrationCases(t *testing.T) {
 // empty names, unknown paths, counters of other types, a mount.
 func TestDemoDetails(t *testing.T) {
 	d := newDemoSite(t)
-	c := client(t)
+	c := testhttp.Client(t)
 	u := d.url()
 
-	r := get(t, c, u+"/login?name=%3Cb%3E%26%22x%22")
-	assert.Equal(t, `<html><body><p>Welcome! &lt;b&gt;&amp;&quot;x&quot;</p><p><a href=".">back</a></p></body></html>`, r.body,
+	r := testhttp.Get(t, c, u+"/login?name=%3Cb%3E%26%22x%22")
+	assert.Equal(t, `<html><body><p>Welcome! &lt;b&gt;&amp;&quot;x&quot;</p><p><a href=".">back</a></p></body></html>`, r.Body,
 		"get_field reads the query too; values are escaped as htmltext does")
-	assert.Contains(t, get(t, c, u+"/").body, "<p>Hello, &lt;b&gt;&amp;&quot;x&quot;!</p>")
+	assert.Contains(t, testhttp.Get(t, c, u+"/").Body, "<p>Hello, &lt;b&gt;&amp;&quot;x&quot;!</p>")
 
-	r = do(t, c, "POST", u+"/login", "name=")
-	assert.Contains(t, r.body, "<form", "an empty name shows the form")
+	r = testhttp.Do(t, c, "POST", u+"/login", "name=")
+	assert.Contains(t, r.Body, "<form", "an empty name shows the form")
 
 	for _, p := range []string{"/nope", "/login/", "/check/x"} {
-		assert.Equal(t, http.StatusNotFound, get(t, c, u+p).status, p)
+		assert.Equal(t, http.StatusNotFound, testhttp.Get(t, c, u+p).Status, p)
 	}
 
 	// A counter Python stored as a float goes on as a float, printed as Python prints it.
-	id := strings.Split(setCookie(get(t, client(t), u+"/login?name=f")), `"`)[1]
+	id := strings.Split(setCookie(testhttp.Get(t, testhttp.Client(t), u+"/login?name=f")), `"`)[1]
 	cookie := "QX_session=" + id
-	s := readSession(t, d.dir, id)
+	s := testhttp.ReadSession(t, d.dir, id)
 	require.NoError(t, s.Set("counter", 1.5))
 	data, err := s.Encode()
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(d.dir, id), data, 0o644))
-	assert.Contains(t, get(t, d.c, u+"/counter", "Cookie", cookie).body, "Counter: 2.5")
+	assert.Contains(t, testhttp.Get(t, d.c, u+"/counter", "Cookie", cookie).Body, "Counter: 2.5")
 	require.NoError(t, s.Set("counter", "text"))
 	data, err = s.Encode()
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(d.dir, id), data, 0o644))
-	r = get(t, d.c, u+"/counter", "Cookie", cookie)
-	assert.Equal(t, http.StatusInternalServerError, r.status)
-	assert.Contains(t, r.body, "unsupported operand type(s) for +: 'str' and 'int'")
-	n, _ := readSession(t, d.dir, id).GetString("counter")
+	r = testhttp.Get(t, d.c, u+"/counter", "Cookie", cookie)
+	assert.Equal(t, http.StatusInternalServerError, r.Status)
+	assert.Contains(t, r.Body, "unsupported operand type(s) for +: 'str' and 'int'")
+	n, _ := testhttp.ReadSession(t, d.dir, id).GetString("counter")
 	assert.Equal(t, "text", n, "a failed request saves nothing")
 }

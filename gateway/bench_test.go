@@ -125,15 +125,15 @@ func BenchmarkGatewayEndToEnd(b *testing.B) {
 	for i := range nSessions {
 		c := client(b)
 		r := get(b, c, fmt.Sprintf("%s/login?user=user%d", direct, i))
-		require.Equal(b, http.StatusOK, r.status)
-		id := strings.Split(r.cookies[0], `"`)[1]
+		require.Equal(b, http.StatusOK, r.Status)
+		id := strings.Split(r.Cookies[0], `"`)[1]
 		cookies = append(cookies, "QX_session="+id)
 	}
 	// Both pages answer for these sessions before measuring.
 	r := get(b, &http.Client{}, viaGateway+"/counter", "Cookie", cookies[0])
-	require.Contains(b, r.body, "Counter: 1")
+	require.Contains(b, r.Body, "Counter: 1")
 	r = get(b, &http.Client{}, direct+"/counter", "Cookie", cookies[0])
-	require.Equal(b, "2", r.body)
+	require.Equal(b, "2", r.Body)
 
 	b.ResetTimer()
 	var goT, pyT, viaL, dirL, ceil []testwrk.Result

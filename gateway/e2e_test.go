@@ -47,9 +47,9 @@ type pyStatus struct {
 
 func statusOf(t *testing.T, r response) pyStatus {
 	t.Helper()
-	require.Equal(t, http.StatusOK, r.status, r.body)
+	require.Equal(t, http.StatusOK, r.Status, r.Body)
 	var s pyStatus
-	require.NoError(t, json.Unmarshal([]byte(r.body), &s), r.body)
+	require.NoError(t, json.Unmarshal([]byte(r.Body), &s), r.Body)
 	return s
 }
 
@@ -86,10 +86,10 @@ func TestEndToEndNginxGatewayPython(t *testing.T) {
 
 	// 1. Log in through Python.
 	r := get(t, c, u+"/py/login?user=alice")
-	require.Equal(t, http.StatusOK, r.status, r.body)
-	assert.Equal(t, "ok", r.body)
-	require.Len(t, r.cookies, 1)
-	assert.Regexp(t, `^QX_session="[A-Za-z0-9_-]{11}"; path=/$`, r.cookies[0], "Python set the cookie, path / as configured")
+	require.Equal(t, http.StatusOK, r.Status, r.Body)
+	assert.Equal(t, "ok", r.Body)
+	require.Len(t, r.Cookies, 1)
+	assert.Regexp(t, `^QX_session="[A-Za-z0-9_-]{11}"; path=/$`, r.Cookies[0], "Python set the cookie, path / as configured")
 	id := cookie()
 	require.NotEmpty(t, id)
 	assert.Equal(t, []string{id}, sessionFiles(t, sessions))
@@ -100,10 +100,10 @@ func TestEndToEndNginxGatewayPython(t *testing.T) {
 
 	// 2. Go sees the login, and counts.
 	r = get(t, c, u+"/")
-	assert.Contains(t, r.body, "<p>Hello, alice!</p><p>Session ID: "+id+"...</p><p>Counter: 0</p>", "Go reads Python's session")
+	assert.Contains(t, r.Body, "<p>Hello, alice!</p><p>Session ID: "+id+"...</p><p>Counter: 0</p>", "Go reads Python's session")
 	r = get(t, c, u+"/counter")
-	assert.Equal(t, `<html><body><p>Counter: 1</p><p><a href=".">back</a></p></body></html>`, r.body)
-	assert.Empty(t, r.cookies, "an existing session keeps its cookie")
+	assert.Equal(t, `<html><body><p>Counter: 1</p><p><a href=".">back</a></p></body></html>`, r.Body)
+	assert.Empty(t, r.Cookies, "an existing session keeps its cookie")
 	n, ok := readSession(t, sessions, id).GetInt("counter")
 	require.True(t, ok, "Go stored counter as a Python int")
 	assert.Equal(t, int64(1), n)
@@ -113,9 +113,9 @@ func TestEndToEndNginxGatewayPython(t *testing.T) {
 	assert.Equal(t, float64(1), st.Attrs["counter"], "Python reads Go's counter")
 
 	// Python counts on, Go reads it.
-	assert.Equal(t, "2", get(t, c, u+"/py/counter").body)
+	assert.Equal(t, "2", get(t, c, u+"/py/counter").Body)
 	r = get(t, c, u+"/check")
-	assert.Contains(t, r.body, "session_id: "+id+"\nuser: alice\ncounter: 2\nhas_info: alice\nform_tokens_count: 0\nhas_form_tokens: False\n")
+	assert.Contains(t, r.Body, "session_id: "+id+"\nuser: alice\ncounter: 2\nhas_info: alice\nform_tokens_count: 0\nhas_form_tokens: False\n")
 
 	// 3. A form token made in Go ...
 	r = get(t, c, u+"/create_token")
@@ -123,31 +123,31 @@ func TestEndToEndNginxGatewayPython(t *testing.T) {
 	toks := s.FormTokens()
 	require.Len(t, toks, 1)
 	tok := toks[0]
-	assert.Contains(t, r.body, "Token created: "+tok[:16]+"...")
+	assert.Contains(t, r.Body, "Token created: "+tok[:16]+"...")
 	assert.Equal(t, []string{tok}, statusOf(t, get(t, c, u+"/py/status")).FormTokens, "Python sees Go's token")
 	n, _ = s.GetInt("counter")
 	assert.Equal(t, int64(2), n, "Go kept Python's counter")
 
 	// ... is accepted once by Python.
 	r = do(t, c, http.MethodPost, u+"/py/submit", url.Values{"_form_token": {tok}}.Encode())
-	assert.Equal(t, http.StatusOK, r.status)
-	assert.Equal(t, "accepted", r.body)
+	assert.Equal(t, http.StatusOK, r.Status)
+	assert.Equal(t, "accepted", r.Body)
 	assert.Empty(t, readSession(t, sessions, id).FormTokens(), "Python consumed it in the file")
-	assert.Contains(t, get(t, c, u+"/check_token").body, "has_form_tokens: False\nform_token_count: 0\n")
+	assert.Contains(t, get(t, c, u+"/check_token").Body, "has_form_tokens: False\nform_token_count: 0\n")
 	r = do(t, c, http.MethodPost, u+"/py/submit", url.Values{"_form_token": {tok}}.Encode())
-	assert.Equal(t, http.StatusForbidden, r.status)
-	assert.Equal(t, "rejected", r.body)
+	assert.Equal(t, http.StatusForbidden, r.Status)
+	assert.Equal(t, "rejected", r.Body)
 
 	// 4. Log out through Go: the cookie is revoked and the file is gone for both.
 	r = get(t, c, u+"/logout")
-	assert.Contains(t, r.body, "Goodbye!")
-	assert.Equal(t, []string{`QX_session=""; path=/; max-age=0`}, r.cookies)
+	assert.Contains(t, r.Body, "Goodbye!")
+	assert.Equal(t, []string{`QX_session=""; path=/; max-age=0`}, r.Cookies)
 	assert.Empty(t, sessionFiles(t, sessions))
 	assert.Empty(t, cookie())
 	st = statusOf(t, get(t, c, u+"/py/status"))
 	assert.Nil(t, st.ID, "Python has a new, empty session")
 	assert.Nil(t, st.User)
-	assert.Contains(t, get(t, c, u+"/").body, "Not logged in.")
+	assert.Contains(t, get(t, c, u+"/").Body, "Not logged in.")
 	assert.Empty(t, sessionFiles(t, sessions))
 
 	// A hostile cookie sent through nginx never reaches Python.
@@ -241,9 +241,9 @@ func TestREADMEMainGo(t *testing.T) {
 
 	c := client(t)
 	r := get(t, c, u+"/reports/")
-	assert.Equal(t, http.StatusSeeOther, r.status, "no session: to the Python login page")
+	assert.Equal(t, http.StatusSeeOther, r.Status, "no session: to the Python login page")
 	r = get(t, c, u+"/reports/", "Cookie", `QX_session="`+id+`"`)
-	assert.Equal(t, "<p>Reports for ann (visit 1)</p>", r.body)
+	assert.Equal(t, "<p>Reports for ann (visit 1)</p>", r.Body)
 	n, _ := readSession(t, sessions, id).GetInt("reports_viewed")
 	assert.Equal(t, int64(1), n, "the change is saved to the session file")
 	assert.Equal(t, "myapp.session.MySession", readSession(t, sessions, id).Class().String())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/http/httptrace"
 	"os"
 	"path/filepath"
@@ -209,8 +210,8 @@ target = "py"
 	status, _ = reused(u + "/demo2/check")
 	assert.Equal(t, http.StatusOK, status, "the new route serves")
 	r := <-slow
-	assert.Equal(t, http.StatusOK, r.status, "the request in flight finished")
-	assert.Equal(t, "slept\n", r.body)
+	assert.Equal(t, http.StatusOK, r.Status, "the request in flight finished")
+	assert.Equal(t, "slept\n", r.Body)
 
 	// A bad file, then a file naming a handler that does not exist: both refused.
 	writeFile(t, path, head+"[[route]\n")
@@ -221,7 +222,7 @@ target = "py"
 	waitLog(t, p, `no Go handler is registered as \"nothing\"`)
 	status, _ = reused(u + "/demo2/check")
 	assert.Equal(t, http.StatusOK, status, "the running configuration stays")
-	assert.Equal(t, "hello from python\n", get(t, c, u+"/py/hello").body)
+	assert.Equal(t, "hello from python\n", get(t, c, u+"/py/hello").Body)
 
 	m := scrape(t, p.addrs["metrics"])
 	assert.Contains(t, m, `qxbridge_config_reloads_total{result="ok"} 1`+"\n")
@@ -285,4 +286,48 @@ func TestDocConfigExample(t *testing.T) {
 	assert.Len(t, cfg.Routes, 3)
 	assert.Equal(t, "unix:/run/qxbridge/gateway.sock", cfg.SCGIAddr)
 	assert.NoError(t, cfg.validate())
+}
+
+// TestReload: Reload swaps the routes of an open gateway, keeps a pool whose route and
+// limits did not change (with its state), and refuses an invalid configuration,
+// keeping the running one.
+func TestReload(t *testing.T) {
+	g := newTestGateway()
+	g.Logger = discardLogger()
+	g.Config.SessionsDir = t.TempDir()
+	g.Config.Routes = []Route{{Prefix: "/", Target: "demo"}, {Prefix: "/py/", Target: "scgi://127.0.0.1:1", Mount: true}}
+	require.ErrorContains(t, g.Reload(g.Config), "before Open")
+	require.NoError(t, g.Open())
+	defer g.Close()
+	serve := func(path string) int {
+		rec := httptest.NewRecorder()
+		g.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		return rec.Code
+	}
+	pyProxy := g.table.Load().lookup("/py/x").proxy
+	require.NotNil(t, pyProxy)
+	assert.Equal(t, http.StatusOK, serve("/"))
+
+	cfg := g.Config.clone()
+	cfg.Routes = []Route{{Prefix: "/py/", Target: "scgi://127.0.0.1:1", Mount: true}, {Prefix: "/demo/", Target: "demo", Mount: true}}
+	require.NoError(t, g.Reload(cfg))
+	assert.Equal(t, http.StatusNotFound, serve("/"))
+	assert.Equal(t, http.StatusOK, serve("/demo/"))
+	assert.Same(t, pyProxy, g.table.Load().lookup("/py/x").proxy, "an unchanged pool is kept")
+	assert.Equal(t, cfg.Routes, g.Config.Routes)
+
+	cfg.BackendMaxConns = 3
+	require.NoError(t, g.Reload(cfg))
+	assert.NotSame(t, pyProxy, g.table.Load().lookup("/py/x").proxy, "a pool whose limits changed is new")
+
+	for _, bad := range [][]Route{
+		{{Prefix: "/", Target: "nothing"}},
+		{{Prefix: "/", Target: "demo"}, {Prefix: "/", Target: "scgi://127.0.0.1:1"}},
+		{{Prefix: "nope", Target: "demo"}},
+	} {
+		cfg.Routes = bad
+		assert.Error(t, g.Reload(cfg), "%v", bad)
+	}
+	assert.Equal(t, http.StatusOK, serve("/demo/"), "the running configuration stays")
+	assert.Equal(t, []Route{{Prefix: "/py/", Target: "scgi://127.0.0.1:1", Mount: true}, {Prefix: "/demo/", Target: "demo", Mount: true}}, g.Config.Routes)
 }

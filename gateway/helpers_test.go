@@ -6,11 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
-	"net/http/cookiejar"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,8 +15,8 @@ import (
 	"time"
 
 	"github.com/qxbridge/qxbridge/demo"
+	"github.com/qxbridge/qxbridge/internal/testhttp"
 	"github.com/qxbridge/qxbridge/internal/testpeer"
-	"github.com/qxbridge/qxbridge/quixote"
 	"github.com/stretchr/testify/require"
 )
 
@@ -165,72 +162,15 @@ func (p *pyProcess) scgiTarget() string {
 	return "scgi://" + p.addr
 }
 
-// client returns an HTTP client with a cookie jar that does not follow redirects.
-func client(t testing.TB) *http.Client {
-	t.Helper()
-	jar, err := cookiejar.New(nil)
-	require.NoError(t, err)
-	return &http.Client{Jar: jar, Timeout: 20 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {
-		return http.ErrUseLastResponse
-	}}
-}
+type response = testhttp.Response
 
-// response is a response read whole.
-type response struct {
-	status  int
-	body    string
-	header  http.Header
-	cookies []string // Set-Cookie lines
-}
-
-func do(t testing.TB, c *http.Client, method, url, form string, header ...string) response {
-	t.Helper()
-	var body io.Reader
-	if form != "" {
-		body = strings.NewReader(form)
-	}
-	req, err := http.NewRequest(method, url, body)
-	require.NoError(t, err)
-	if form != "" {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Add(header[i], header[i+1])
-	}
-	resp, err := c.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return response{resp.StatusCode, string(b), resp.Header, resp.Header.Values("Set-Cookie")}
-}
-
-func get(t testing.TB, c *http.Client, url string, header ...string) response {
-	t.Helper()
-	return do(t, c, http.MethodGet, url, "", header...)
-}
-
-// sessionFiles lists the names in a session directory.
-func sessionFiles(t testing.TB, dir string) []string {
-	t.Helper()
-	es, err := os.ReadDir(dir)
-	require.NoError(t, err)
-	var names []string
-	for _, e := range es {
-		names = append(names, e.Name())
-	}
-	return names
-}
-
-// readSession decodes a session file.
-func readSession(t testing.TB, dir, id string) *quixote.Session {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join(dir, id))
-	require.NoError(t, err)
-	s, err := quixote.Decode(data)
-	require.NoError(t, err)
-	return s
-}
+var (
+	client       = testhttp.Client
+	do           = testhttp.Do
+	get          = testhttp.Get
+	sessionFiles = testhttp.SessionFiles
+	readSession  = testhttp.ReadSession
+)
 
 // freeAddr returns a loopback address nobody listens on.
 func freeAddr(t testing.TB) string {

@@ -17,14 +17,14 @@ import (
 )
 
 const usageText = `usage: %[1]s [flags]
-       %[1]s sessions [-dir DIR] list [-json] | show ID | set ID NAME=JSON | delete ID | sweep -older DURATION
+       %[1]s sessions [-dir DIR | -config FILE] list [-json] | show ID | set ID NAME=JSON | delete ID | sweep -older DURATION
 
 Serves the Go routes of a Quixote site and forwards the others to its Python workers
 over SCGI, sharing session3's session files.%[2]s
 
 Examples:
   %[1]s -scgi unix:/run/qxbridge/gateway.sock -sessions /var/lib/myapp/sessions \
-      -route /reports/=reports -route /=scgi://127.0.0.1:4000,127.0.0.1:4001
+      -mount /%[4]s/=%[4]s -route /=scgi://127.0.0.1:4000,127.0.0.1:4001
   %[1]s -http :8080 -mount /app/=scgi+unix:///run/myapp/scgi.sock -cookie-path /
 
 Go handlers: %[3]s
@@ -213,11 +213,14 @@ func (g *Gateway) flagSet(cfg *Config, st *flagState, out io.Writer) *flag.FlagS
 			}
 			extra = "\nWithout -route or -mount it serves " + strings.Join(rs, ", ") + "."
 		}
-		names := strings.Join(g.handlerNames(), ", ")
-		if names == "" {
+		registered := g.handlerNames()
+		names, example := strings.Join(registered, ", "), "reports"
+		if len(registered) == 0 {
 			names = "none registered"
+		} else {
+			example = registered[0]
 		}
-		fmt.Fprintf(out, usageText, g.name(), extra, names)
+		fmt.Fprintf(out, usageText, g.name(), extra, names, example)
 		fs.PrintDefaults()
 	}
 	routeFlag := func(mount bool) funcValue {
@@ -238,7 +241,7 @@ func (g *Gateway) flagSet(cfg *Config, st *flagState, out io.Writer) *flag.FlagS
 	fs.Var(funcValue{func() string { return fmt.Sprintf("%#o", cfg.SocketMode) }, func(v string) (err error) {
 		cfg.SocketMode, err = parseSocketMode(v)
 		return err
-	}}, "socket-mode", "permissions of UNIX sockets the gateway creates (octal)")
+	}}, "socket-mode", "`MODE` (octal) of the UNIX sockets the gateway creates")
 	fs.StringVar(&cfg.SessionsDir, "sessions", cfg.SessionsDir, "the session `DIR`ectory shared with the Python side (created if missing)")
 	fs.StringVar(&cfg.StagingDir, "staging-dir", cfg.StagingDir, "write session files in `DIR` and rename them into the session directory, so that a Python cron job running session3's delete_old_sessions never meets a temporary file; DIR must be outside the session directory, on the same filesystem")
 	fs.Var(routeFlag(false), "route", "serve requests under `PREFIX=TARGET` (repeatable; the longest prefix wins); TARGET is the name of a Go handler or of a pool of the configuration file, scgi://HOST:PORT[,HOST:PORT...] or scgi+unix:///PATH, and sees the whole path")
@@ -251,7 +254,7 @@ func (g *Gateway) flagSet(cfg *Config, st *flagState, out io.Writer) *flag.FlagS
 	fs.Var(funcValue{func() string { return sameSiteString(cfg.Cookie.SameSite) }, func(v string) (err error) {
 		cfg.Cookie.SameSite, err = parseSameSite(v)
 		return err
-	}}, "cookie-samesite", "samesite attribute of the session cookie: lax, strict or none")
+	}}, "cookie-samesite", "samesite attribute of the session cookie: `MODE` lax, strict or none")
 	fs.StringVar(&st.className, "session-class", "", "Python class of sessions created in Go (default "+cfg.NewClass.String()+")")
 	fs.StringVar(&st.classKind, "session-kind", "", "which built-in class -session-class derives from: session3, dict or quixote")
 	fs.DurationVar(&cfg.MaxIdle, "max-idle", cfg.MaxIdle, "delete sessions idle for longer than this, periodically (0: never), and stale empty files")
@@ -262,7 +265,7 @@ func (g *Gateway) flagSet(cfg *Config, st *flagState, out io.Writer) *flag.FlagS
 	fs.Var(funcValue{func() string { return strings.ToLower(cfg.LogLevel.String()) }, func(v string) (err error) {
 		cfg.LogLevel, err = parseLogLevel(v)
 		return err
-	}}, "log-level", "log level: debug, info, warn or error")
+	}}, "log-level", "`LEVEL` of the log: debug, info, warn or error")
 	return fs
 }
 

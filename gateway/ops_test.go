@@ -19,7 +19,7 @@ import (
 
 func scrape(t *testing.T, addr string) string {
 	t.Helper()
-	return get(t, &http.Client{Timeout: 5 * time.Second}, "http://"+addr+"/metrics").body
+	return get(t, &http.Client{Timeout: 5 * time.Second}, "http://"+addr+"/metrics").Body
 }
 
 // TestMetricsAndHealth drives requests through every kind of route and checks what
@@ -32,13 +32,13 @@ func TestMetricsAndHealth(t *testing.T) {
 		"-route", "/=demo", "-mount", "/py/="+w.scgiTarget(), "-route", "/dead/=scgi://"+dead)
 	c := client(t)
 	u := g.url()
-	require.Equal(t, 200, get(t, c, u+"/").status)
-	require.Equal(t, 200, do(t, c, "POST", u+"/login", "name=m").status)
-	require.Equal(t, 200, get(t, c, u+"/counter").status)
-	require.Equal(t, 404, get(t, c, u+"/nope").status)
-	require.Equal(t, "hello from python\n", get(t, c, u+"/py/hello").body)
-	require.Equal(t, 200, get(t, &http.Client{}, u+"/py/hello", "Cookie", "QX_session=../x").status)
-	require.Equal(t, http.StatusBadGateway, get(t, c, u+"/dead/x").status)
+	require.Equal(t, 200, get(t, c, u+"/").Status)
+	require.Equal(t, 200, do(t, c, "POST", u+"/login", "name=m").Status)
+	require.Equal(t, 200, get(t, c, u+"/counter").Status)
+	require.Equal(t, 404, get(t, c, u+"/nope").Status)
+	require.Equal(t, "hello from python\n", get(t, c, u+"/py/hello").Body)
+	require.Equal(t, 200, get(t, &http.Client{}, u+"/py/hello", "Cookie", "QX_session=../x").Status)
+	require.Equal(t, http.StatusBadGateway, get(t, c, u+"/dead/x").Status)
 
 	m := scrape(t, g.addr("metrics"))
 	for _, want := range []string{
@@ -74,15 +74,15 @@ func TestMetricsAndHealth(t *testing.T) {
 	assert.Contains(t, scrape(t, g.addr("metrics")), "\nmyapp_reports_total 3\n")
 
 	h := get(t, c, "http://"+g.addr("metrics")+"/healthz")
-	assert.Equal(t, http.StatusOK, h.status)
-	assert.True(t, strings.HasPrefix(h.body, "ok\nsessions "+dir+": ok\n"), h.body)
-	assert.Contains(t, h.body, "route /py/ backend "+w.addr+": up\n")
-	assert.Regexp(t, `route /dead/ backend `+regexp.QuoteMeta(dead)+`: resting until \d{4}-`, h.body)
+	assert.Equal(t, http.StatusOK, h.Status)
+	assert.True(t, strings.HasPrefix(h.Body, "ok\nsessions "+dir+": ok\n"), h.Body)
+	assert.Contains(t, h.Body, "route /py/ backend "+w.addr+": up\n")
+	assert.Regexp(t, `route /dead/ backend `+regexp.QuoteMeta(dead)+`: resting until \d{4}-`, h.Body)
 
 	require.NoError(t, os.RemoveAll(dir))
 	h = get(t, c, "http://"+g.addr("metrics")+"/healthz")
-	assert.Equal(t, http.StatusServiceUnavailable, h.status)
-	assert.True(t, strings.HasPrefix(h.body, "unhealthy\nsessions "+dir+": unavailable"), h.body)
+	assert.Equal(t, http.StatusServiceUnavailable, h.Status)
+	assert.True(t, strings.HasPrefix(h.Body, "unhealthy\nsessions "+dir+": unavailable"), h.Body)
 }
 
 // TestMetricsLockWait: the lock-wait metric counts real waits for a session file's
@@ -94,7 +94,7 @@ func TestMetricsLockWait(t *testing.T) {
 	g := startGateway(t, "-http", "127.0.0.1:0", "-metrics", "127.0.0.1:0", "-sessions", dir)
 	c := client(t)
 	r := do(t, c, "POST", g.url()+"/login", "name=w")
-	require.Len(t, r.cookies, 1)
+	require.Len(t, r.Cookies, 1)
 	id := sessionFiles(t, dir)[0]
 	path := filepath.Join(dir, id)
 	data, err := os.ReadFile(path)
@@ -109,7 +109,7 @@ func TestMetricsLockWait(t *testing.T) {
 		written <- os.WriteFile(path, data, 0o644)
 	}()
 	start := time.Now()
-	assert.Contains(t, get(t, c, g.url()+"/counter").body, "Counter: 1")
+	assert.Contains(t, get(t, c, g.url()+"/counter").Body, "Counter: 1")
 	assert.GreaterOrEqual(t, time.Since(start), 150*time.Millisecond, "the load waited for the file to be written")
 	require.NoError(t, <-written)
 	assert.NotContains(t, scrape(t, g.addr("metrics")), "qxbridge_session_lock_waits_total{", "no lock was waited for")
@@ -128,7 +128,7 @@ func TestMetricsLockWait(t *testing.T) {
 		_ = unix.Flock(fd, unix.LOCK_UN)
 	}()
 	start = time.Now()
-	assert.Contains(t, get(t, c, g.url()+"/counter").body, "Counter: 2")
+	assert.Contains(t, get(t, c, g.url()+"/counter").Body, "Counter: 2")
 	assert.GreaterOrEqual(t, time.Since(start), 150*time.Millisecond, "the load waited for the lock")
 	m := scrape(t, g.addr("metrics"))
 	assert.Contains(t, m, `qxbridge_session_lock_waits_total{op="load"} 1`+"\n")
@@ -144,8 +144,8 @@ func TestStagingDirFlag(t *testing.T) {
 	require.NoError(t, os.Mkdir(staging, 0o755))
 	g := startGateway(t, "-http", "127.0.0.1:0", "-sessions", dir, "-staging-dir", staging)
 	c := client(t)
-	require.Len(t, do(t, c, "POST", g.url()+"/login", "name=s").cookies, 1)
-	assert.Contains(t, get(t, c, g.url()+"/counter").body, "Counter: 1")
+	require.Len(t, do(t, c, "POST", g.url()+"/login", "name=s").Cookies, 1)
+	assert.Contains(t, get(t, c, g.url()+"/counter").Body, "Counter: 1")
 	files := sessionFiles(t, dir)
 	require.Len(t, files, 1)
 	n, ok := readSession(t, dir, files[0]).GetInt("counter")
@@ -226,11 +226,11 @@ func TestShieldThroughGateway(t *testing.T) {
 			h = append(h, "Cookie", v)
 		}
 		r := get(t, c, g.url()+"/py/env", h...)
-		require.Equal(t, http.StatusNotFound, r.status, "scgi_worker answers unknown paths 404 with its environment")
+		require.Equal(t, http.StatusNotFound, r.Status, "scgi_worker answers unknown paths 404 with its environment")
 		var env struct {
 			Env map[string]string `json:"env"`
 		}
-		require.NoError(t, json.Unmarshal([]byte(r.body), &env), r.body)
+		require.NoError(t, json.Unmarshal([]byte(r.Body), &env), r.Body)
 		return env.Env["HTTP_COOKIE"]
 	}
 
@@ -245,7 +245,7 @@ func TestShieldThroughGateway(t *testing.T) {
 	logs := g.log.String()
 	assert.Equal(t, 4, strings.Count(logs, "removed a session cookie with an invalid id"), logs)
 	assert.Contains(t, logs, `values="\"/etc/hostname\""`)
-	metrics := get(t, c, "http://"+g.addr("metrics")+"/metrics").body
+	metrics := get(t, c, "http://"+g.addr("metrics")+"/metrics").Body
 	assert.Contains(t, metrics, `qxbridge_rejected_session_cookies_total{route="/py/"} 4`)
 	assert.NotContains(t, w.stderr.String(), "Traceback")
 }
@@ -255,11 +255,11 @@ func TestDemoMounted(t *testing.T) {
 	g := startGateway(t, "-http", "127.0.0.1:0", "-sessions", dir, "-mount", "/demo/=demo")
 	c := client(t)
 	r := get(t, c, g.url()+"/demo")
-	assert.Equal(t, http.StatusMovedPermanently, r.status)
-	assert.Equal(t, "/demo/", r.header.Get("Location"))
+	assert.Equal(t, http.StatusMovedPermanently, r.Status)
+	assert.Equal(t, "/demo/", r.Header.Get("Location"))
 	r = get(t, c, g.url()+"/demo/login?name=m")
-	assert.Contains(t, r.body, "Welcome! m")
-	assert.Regexp(t, `^QX_session="[A-Za-z0-9_-]{11}"; path=/demo/$`, r.cookies[0], "the cookie path is SCRIPT_NAME + /, as Quixote's")
-	assert.Contains(t, get(t, c, g.url()+"/demo/check").body, "user: m")
-	assert.Equal(t, http.StatusNotFound, get(t, c, g.url()+"/check").status, "nothing outside the mount")
+	assert.Contains(t, r.Body, "Welcome! m")
+	assert.Regexp(t, `^QX_session="[A-Za-z0-9_-]{11}"; path=/demo/$`, r.Cookies[0], "the cookie path is SCRIPT_NAME + /, as Quixote's")
+	assert.Contains(t, get(t, c, g.url()+"/demo/check").Body, "user: m")
+	assert.Equal(t, http.StatusNotFound, get(t, c, g.url()+"/check").Status, "nothing outside the mount")
 }

@@ -298,7 +298,7 @@ func TestNoFlags(t *testing.T) {
 	assert.Eventually(t, func() bool { return strings.Contains(p.log.String(), want) }, 5*time.Second, 10*time.Millisecond, want)
 	assert.DirExists(t, filepath.Join(dir, "sessions"))
 	r := get(t, client(t), "http://127.0.0.1:8080/")
-	assert.Contains(t, r.body, "Not logged in.")
+	assert.Contains(t, r.Body, "Not logged in.")
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
 	assert.Equal(t, 0, p.wait(t, 10*time.Second))
 }
