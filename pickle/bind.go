@@ -50,15 +50,21 @@ type Converter struct {
 	// DisallowUnknownAttrs makes decoding an object or dict into a struct fail when it
 	// has an attribute (or key) that no field of the struct names.
 	DisallowUnknownAttrs bool
-	// MaxValues bounds how many Go values one conversion may make; zero means
-	// DefaultMaxValues. A value the pickle shares is converted once for each place
-	// it appears unless the Go type there is a pointer, so without a bound a small
-	// pickle sharing values at every level could expand exponentially.
+	// MaxValues bounds how many Go values one conversion may make. A value the
+	// pickle shares is converted once for each place it appears unless the Go type
+	// there is a pointer, so without a bound a small pickle sharing values at every
+	// level could expand exponentially. Zero means, for decoding, 65536 plus 16 for
+	// each value in the Python value (counting what is shared once), which keeps
+	// the time linear in its size; for writing Go values, DefaultMaxValues.
 	MaxValues int
 }
 
-// DefaultMaxValues is the default Converter.MaxValues.
-const DefaultMaxValues = 1 << 22
+// DefaultMaxValues is the default Converter.MaxValues for writing Go values.
+const DefaultMaxValues = 1 << 20
+
+// minMaxValues is the part of the default decoding bound that does not depend on the
+// size of the value.
+const minMaxValues = 1 << 16
 
 // maxConvertDepth bounds nesting in a conversion (a cycle through non-pointer Go types
 // would otherwise never end).
@@ -75,8 +81,11 @@ func (c *Converter) Unmarshal(v, dst any) error {
 	if rv.Kind() != reflect.Pointer || rv.IsNil() {
 		return &MappingError{Msg: fmt.Sprintf("UnmarshalValue needs a non-nil pointer, not %T", dst)}
 	}
-	d := &binder{conv: c, ptrs: map[ptrKey]reflect.Value{}}
-	return d.decode("", v, rv.Elem(), fieldOpts{})
+	d := &binder{conv: c, ptrs: map[ptrKey]reflect.Value{}, limit: c.MaxValues}
+	if d.limit <= 0 {
+		d.limit, d.root = minMaxValues, v
+	}
+	return d.decode(v, rv.Elem(), fieldOpts{})
 }
 
 // --- struct fields ---
@@ -85,7 +94,7 @@ func (c *Converter) Unmarshal(v, dst any) error {
 type fieldOpts struct {
 	naive     bool // time.Time written as a naive datetime
 	date      bool // time.Time written as a datetime.date
-	omitempty bool // a zero value adds no attribute to an object that lacks it
+	omitempty bool // a zero value adds no attribute to a new object
 }
 
 type field struct {
@@ -231,24 +240,35 @@ func fieldByIndex(v reflect.Value, index []int) reflect.Value {
 
 // --- paths ---
 
-func attrPath(path, name string) string {
-	if isIdentifier(name) {
-		return path + "." + name
+// Paths are built only for errors: each level a failure passes through puts its
+// step in front of the path (attrPath, indexPath, keyPath).
+
+// atPath puts a step in front of the path of a *MappingError.
+func atPath(err error, step string) error {
+	if me, ok := err.(*MappingError); ok {
+		me.Path = step + me.Path
 	}
-	return path + "[" + strconv.Quote(name) + "]"
+	return err
 }
 
-func indexPath(path string, i int) string { return path + "[" + strconv.Itoa(i) + "]" }
+func attrPath(name string) string {
+	if isIdentifier(name) {
+		return "." + name
+	}
+	return "[" + strconv.Quote(name) + "]"
+}
 
-func keyPath(path string, k any) string {
+func indexPath(i int) string { return "[" + strconv.Itoa(i) + "]" }
+
+func keyPath(k any) string {
 	if s, ok := k.(string); ok {
-		return attrPath(path, s)
+		return attrPath(s)
 	}
 	switch x := k.(type) {
 	case int64, *big.Int, bool, float64:
-		return fmt.Sprintf("%s[%v]", path, x)
+		return fmt.Sprintf("[%v]", x)
 	}
-	return path + "[" + TypeName(k) + " key]"
+	return "[" + TypeName(k) + " key]"
 }
 
 func isIdentifier(s string) bool {
@@ -274,46 +294,88 @@ type binder struct {
 	conv  *Converter
 	ptrs  map[ptrKey]reflect.Value // model pointer -> the Go pointer made for it, so sharing survives
 	steps int
+	limit int // on steps
+	root  any // the value decoded, while limit is still minMaxValues by default
 	depth int
 }
 
-func (d *binder) mismatch(path string, v any, t reflect.Type) error {
-	return &MappingError{Path: path, Msg: fmt.Sprintf("Python %s into Go %s", TypeName(v), t)}
+func (d *binder) mismatch(v any, t reflect.Type) error {
+	return &MappingError{Msg: fmt.Sprintf("Python %s into Go %s", TypeName(v), t)}
 }
 
-func (d *binder) errorf(path, format string, args ...any) error {
-	return &MappingError{Path: path, Msg: fmt.Sprintf(format, args...)}
+func (d *binder) errorf(format string, args ...any) error {
+	return &MappingError{Msg: fmt.Sprintf(format, args...)}
 }
 
-func (d *binder) enter(path string) error {
+func (d *binder) enter() error {
 	d.steps++
 	d.depth++
-	if max := cmp(d.conv.MaxValues, DefaultMaxValues); d.steps > max {
-		return d.errorf(path, "the value converts to more than %d Go values", max)
+	if d.steps > d.limit && d.root != nil {
+		// A value this large: the default bound grows with its size.
+		d.limit += 16 * countValues(d.root)
+		d.root = nil
+	}
+	if d.steps > d.limit {
+		return d.errorf("the value converts to more than %d Go values", d.limit)
 	}
 	if d.depth > maxConvertDepth {
-		return d.errorf(path, "the value nests more than %d deep", maxConvertDepth)
+		return d.errorf("the value nests more than %d deep", maxConvertDepth)
 	}
 	return nil
 }
 
-func cmp(v, def int) int {
-	if v > 0 {
-		return v
+// countValues returns the number of values in a value of the model, counting each
+// container and object once however often it is referenced.
+func countValues(v any) int {
+	seen := map[any]bool{}
+	stack := []any{v}
+	n := 0
+	for len(stack) > 0 {
+		x := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		n++
+		if !isContainer(x) || seen[x] {
+			continue
+		}
+		seen[x] = true
+		switch c := x.(type) {
+		case *List:
+			stack = append(stack, c.Items...)
+		case *Tuple:
+			stack = append(stack, c.Items...)
+		case *Dict:
+			for k, val := range c.All() {
+				stack = append(stack, k, val)
+			}
+		case *Set:
+			stack = append(stack, c.Items()...)
+		case *FrozenSet:
+			stack = append(stack, c.Items()...)
+		case *Object:
+			stack = append(stack, c.Callable, c.Args, c.State)
+			if c.Kwargs != nil {
+				stack = append(stack, c.Kwargs)
+			}
+			stack = append(stack, c.ListItems...)
+			stack = append(stack, c.SetItems...)
+			for _, kv := range c.DictItems {
+				stack = append(stack, kv.Key, kv.Value)
+			}
+		}
 	}
-	return def
+	return n
 }
 
 // decode stores v in rv.
-func (d *binder) decode(path string, v any, rv reflect.Value, o fieldOpts) error {
-	if err := d.enter(path); err != nil {
+func (d *binder) decode(v any, rv reflect.Value, o fieldOpts) error {
+	if err := d.enter(); err != nil {
 		return err
 	}
 	defer func() { d.depth-- }()
 	t := rv.Type()
 	if t.Kind() == reflect.Interface {
 		if t.NumMethod() != 0 {
-			return d.errorf(path, "cannot decode into Go %s, an interface with methods", t)
+			return d.errorf("cannot decode into Go %s, an interface with methods", t)
 		}
 		if v == nil {
 			rv.SetZero()
@@ -327,23 +389,23 @@ func (d *binder) decode(path string, v any, rv reflect.Value, o fieldOpts) error
 		return nil
 	}
 	if t.Kind() == reflect.Pointer {
-		return d.decodePtr(path, v, rv)
+		return d.decodePtr(v, rv)
 	}
 	switch t {
 	case timeType:
 		tm, err := timeOf(v)
 		if err != nil {
 			if err == errNotTime {
-				return d.mismatch(path, v, t)
+				return d.mismatch(v, t)
 			}
-			return d.errorf(path, "%v", err)
+			return d.errorf("%v", err)
 		}
 		rv.Set(reflect.ValueOf(tm))
 		return nil
 	case decimalType:
 		s, ok := decimalOf(v)
 		if !ok {
-			return d.mismatch(path, v, t)
+			return d.mismatch(v, t)
 		}
 		rv.SetString(s)
 		return nil
@@ -354,13 +416,13 @@ func (d *binder) decode(path string, v any, rv reflect.Value, o fieldOpts) error
 		case *big.Int:
 			rv.Set(reflect.ValueOf(new(big.Int).Set(x)).Elem())
 		default:
-			return d.mismatch(path, v, t)
+			return d.mismatch(v, t)
 		}
 		return nil
 	case globalType:
 		g, ok := v.(Global)
 		if !ok {
-			return d.mismatch(path, v, t)
+			return d.mismatch(v, t)
 		}
 		rv.Set(reflect.ValueOf(g))
 		return nil
@@ -369,13 +431,13 @@ func (d *binder) decode(path string, v any, rv reflect.Value, o fieldOpts) error
 	case reflect.String:
 		s, ok := v.(string)
 		if !ok {
-			return d.mismatch(path, v, t)
+			return d.mismatch(v, t)
 		}
 		rv.SetString(s)
 	case reflect.Bool:
 		b, ok := v.(bool)
 		if !ok {
-			return d.mismatch(path, v, t)
+			return d.mismatch(v, t)
 		}
 		rv.SetBool(b)
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
@@ -385,14 +447,14 @@ func (d *binder) decode(path string, v any, rv reflect.Value, o fieldOpts) error
 			n = x
 		case *big.Int:
 			if !x.IsInt64() {
-				return d.errorf(path, "Python int %s overflows Go %s", x, t)
+				return d.errorf("Python int %s overflows Go %s", x, t)
 			}
 			n = x.Int64()
 		default:
-			return d.mismatch(path, v, t)
+			return d.mismatch(v, t)
 		}
 		if rv.OverflowInt(n) {
-			return d.errorf(path, "Python int %d overflows Go %s", n, t)
+			return d.errorf("Python int %d overflows Go %s", n, t)
 		}
 		rv.SetInt(n)
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
@@ -400,19 +462,19 @@ func (d *binder) decode(path string, v any, rv reflect.Value, o fieldOpts) error
 		switch x := v.(type) {
 		case int64:
 			if x < 0 {
-				return d.errorf(path, "Python int %d overflows Go %s", x, t)
+				return d.errorf("Python int %d overflows Go %s", x, t)
 			}
 			n = uint64(x)
 		case *big.Int:
 			if !x.IsUint64() {
-				return d.errorf(path, "Python int %s overflows Go %s", x, t)
+				return d.errorf("Python int %s overflows Go %s", x, t)
 			}
 			n = x.Uint64()
 		default:
-			return d.mismatch(path, v, t)
+			return d.mismatch(v, t)
 		}
 		if rv.OverflowUint(n) {
-			return d.errorf(path, "Python int %d overflows Go %s", n, t)
+			return d.errorf("Python int %d overflows Go %s", n, t)
 		}
 		rv.SetUint(n)
 	case reflect.Float32, reflect.Float64:
@@ -424,37 +486,37 @@ func (d *binder) decode(path string, v any, rv reflect.Value, o fieldOpts) error
 			// An int is accepted where it converts exactly, as Python code mixes
 			// 5 and 5.0 freely.
 			if x < -1<<53 || x > 1<<53 {
-				return d.errorf(path, "Python int %d does not convert exactly to Go %s", x, t)
+				return d.errorf("Python int %d does not convert exactly to Go %s", x, t)
 			}
 			f = float64(x)
 		default:
-			return d.mismatch(path, v, t)
+			return d.mismatch(v, t)
 		}
 		if rv.OverflowFloat(f) {
-			return d.errorf(path, "Python float %v overflows Go %s", f, t)
+			return d.errorf("Python float %v overflows Go %s", f, t)
 		}
 		rv.SetFloat(f)
 	case reflect.Slice:
-		return d.decodeSlice(path, v, rv)
+		return d.decodeSlice(v, rv)
 	case reflect.Array:
 		items, ok := sequenceItems(v)
 		if !ok {
-			return d.mismatch(path, v, t)
+			return d.mismatch(v, t)
 		}
 		if len(items) != t.Len() {
-			return d.errorf(path, "Python %s of %d items into Go %s", TypeName(v), len(items), t)
+			return d.errorf("Python %s of %d items into Go %s", TypeName(v), len(items), t)
 		}
 		for i, it := range items {
-			if err := d.decode(indexPath(path, i), it, rv.Index(i), fieldOpts{}); err != nil {
-				return err
+			if err := d.decode(it, rv.Index(i), fieldOpts{}); err != nil {
+				return atPath(err, indexPath(i))
 			}
 		}
 	case reflect.Map:
-		return d.decodeMap(path, v, rv)
+		return d.decodeMap(v, rv)
 	case reflect.Struct:
-		return d.decodeStruct(path, v, rv)
+		return d.decodeStruct(v, rv)
 	default:
-		return d.errorf(path, "cannot decode into Go %s", t)
+		return d.errorf("cannot decode into Go %s", t)
 	}
 	return nil
 }
@@ -470,12 +532,12 @@ func modelPointer(t reflect.Type) bool {
 	return false
 }
 
-func (d *binder) decodePtr(path string, v any, rv reflect.Value) error {
+func (d *binder) decodePtr(v any, rv reflect.Value) error {
 	t := rv.Type()
 	if modelPointer(t) {
 		x := reflect.ValueOf(v)
 		if x.Type() != t {
-			return d.mismatch(path, v, t)
+			return d.mismatch(v, t)
 		}
 		rv.Set(x)
 		return nil
@@ -487,7 +549,7 @@ func (d *binder) decodePtr(path string, v any, rv reflect.Value) error {
 		case *big.Int:
 			rv.Set(reflect.ValueOf(new(big.Int).Set(x)))
 		default:
-			return d.mismatch(path, v, t)
+			return d.mismatch(v, t)
 		}
 		return nil
 	}
@@ -502,7 +564,7 @@ func (d *binder) decodePtr(path string, v any, rv reflect.Value) error {
 	if shared {
 		d.ptrs[ptrKey{v, t}] = p
 	}
-	if err := d.decode(path, v, p.Elem(), fieldOpts{}); err != nil {
+	if err := d.decode(v, p.Elem(), fieldOpts{}); err != nil {
 		return err
 	}
 	rv.Set(p)
@@ -570,7 +632,7 @@ func isContainer(v any) bool {
 	return false
 }
 
-func (d *binder) decodeSlice(path string, v any, rv reflect.Value) error {
+func (d *binder) decodeSlice(v any, rv reflect.Value) error {
 	t := rv.Type()
 	if t.Elem().Kind() == reflect.Uint8 {
 		var b []byte
@@ -582,7 +644,7 @@ func (d *binder) decodeSlice(path string, v any, rv reflect.Value) error {
 		default:
 			bb, ok := bytesArg(v)
 			if !ok {
-				return d.mismatch(path, v, t)
+				return d.mismatch(v, t)
 			}
 			b = bb
 		}
@@ -593,12 +655,12 @@ func (d *binder) decodeSlice(path string, v any, rv reflect.Value) error {
 	}
 	items, ok := sequenceItems(v)
 	if !ok {
-		return d.mismatch(path, v, t)
+		return d.mismatch(v, t)
 	}
 	out := reflect.MakeSlice(t, len(items), len(items))
 	for i, it := range items {
-		if err := d.decode(indexPath(path, i), it, out.Index(i), fieldOpts{}); err != nil {
-			return err
+		if err := d.decode(it, out.Index(i), fieldOpts{}); err != nil {
+			return atPath(err, indexPath(i))
 		}
 	}
 	rv.Set(out)
@@ -607,20 +669,20 @@ func (d *binder) decodeSlice(path string, v any, rv reflect.Value) error {
 
 var emptyStruct = reflect.TypeFor[struct{}]()
 
-func (d *binder) decodeMap(path string, v any, rv reflect.Value) error {
+func (d *binder) decodeMap(v any, rv reflect.Value) error {
 	t := rv.Type()
 	out := reflect.MakeMap(t)
 	decodeKey := func(k any) (reflect.Value, error) {
 		kv := reflect.New(t.Key()).Elem()
-		if err := d.decode(keyPath(path, k), k, kv, fieldOpts{}); err != nil {
-			return kv, err
+		if err := d.decode(k, kv, fieldOpts{}); err != nil {
+			return kv, atPath(err, keyPath(k))
 		}
 		return kv, nil
 	}
 	switch {
 	case isSetValue(v):
 		if t.Elem() != emptyStruct && t.Elem().Kind() != reflect.Bool {
-			return d.mismatch(path, v, t)
+			return d.mismatch(v, t)
 		}
 		items, _ := sequenceItems(v)
 		for _, it := range items {
@@ -635,7 +697,7 @@ func (d *binder) decodeMap(path string, v any, rv reflect.Value) error {
 			out.SetMapIndex(kv, ev)
 		}
 	case isDictOrObject(v):
-		dicts, err := d.attrDicts(path, v, t)
+		dicts, err := d.attrDicts(v, t)
 		if err != nil {
 			return err
 		}
@@ -646,14 +708,14 @@ func (d *binder) decodeMap(path string, v any, rv reflect.Value) error {
 					return err
 				}
 				ev := reflect.New(t.Elem()).Elem()
-				if err := d.decode(keyPath(path, k), val, ev, fieldOpts{}); err != nil {
-					return err
+				if err := d.decode(val, ev, fieldOpts{}); err != nil {
+					return atPath(err, keyPath(k))
 				}
 				out.SetMapIndex(kv, ev)
 			}
 		}
 	default:
-		return d.mismatch(path, v, t)
+		return d.mismatch(v, t)
 	}
 	rv.Set(out)
 	return nil
@@ -662,22 +724,22 @@ func (d *binder) decodeMap(path string, v any, rv reflect.Value) error {
 // attrDicts returns the dicts whose items a struct or map is decoded from: a dict
 // itself, or an object's attribute dict and, for a class with __slots__, its slots
 // dict (an object's state (dict, slots)).
-func (d *binder) attrDicts(path string, v any, t reflect.Type) ([]*Dict, error) {
+func (d *binder) attrDicts(v any, t reflect.Type) ([]*Dict, error) {
 	switch x := v.(type) {
 	case *Dict:
 		return []*Dict{x}, nil
 	case *Object:
 		if want, ok := classOf(t); ok {
 			if got, _ := x.Class(); got != want {
-				return nil, d.errorf(path, "Python %s into Go %s, which is %s", TypeName(v), t, want)
+				return nil, d.errorf("Python %s into Go %s, which is %s", TypeName(v), t, want)
 			}
 		}
 		if !plainInstance(x) {
-			return nil, d.mismatch(path, v, t)
+			return nil, d.mismatch(v, t)
 		}
 		attrs, slots, ok := objectDicts(x)
 		if !ok {
-			return nil, d.errorf(path, "Python %s has a state of type %s, not attributes; decode it into a *pickle.Object", TypeName(v), TypeName(x.State))
+			return nil, d.errorf("Python %s has a state of type %s, not attributes; decode it into a *pickle.Object", TypeName(v), TypeName(x.State))
 		}
 		var out []*Dict
 		for _, a := range []*Dict{attrs, slots} {
@@ -687,7 +749,7 @@ func (d *binder) attrDicts(path string, v any, t reflect.Type) ([]*Dict, error) 
 		}
 		return out, nil
 	}
-	return nil, d.mismatch(path, v, t)
+	return nil, d.mismatch(v, t)
 }
 
 // objectDicts returns the attribute dict and the slots dict of an object's state,
@@ -722,13 +784,13 @@ func plainInstance(o *Object) bool {
 	return ok && (g.Module == "copyreg" || g.Module == "copy_reg") && (g.Name == "_reconstructor" || g.Name == "__newobj__")
 }
 
-func (d *binder) decodeStruct(path string, v any, rv reflect.Value) error {
+func (d *binder) decodeStruct(v any, rv reflect.Value) error {
 	t := rv.Type()
 	si, err := structFields(t)
 	if err != nil {
-		return d.errorf(path, "%v", err)
+		return d.errorf("%v", err)
 	}
-	dicts, err := d.attrDicts(path, v, t)
+	dicts, err := d.attrDicts(v, t)
 	if err != nil {
 		return err
 	}
@@ -742,13 +804,13 @@ func (d *binder) decodeStruct(path string, v any, rv reflect.Value) error {
 			j, named := si.byName[name]
 			if !ok || !named {
 				if d.conv.DisallowUnknownAttrs {
-					return d.errorf(keyPath(path, k), "Python attribute has no field in Go %s", t)
+					return atPath(d.errorf("Python attribute has no field in Go %s", t), keyPath(k))
 				}
 				continue
 			}
 			f := si.fields[j]
-			if err := d.decode(attrPath(path, name), val, fieldByIndex(rv, f.index), f.opts); err != nil {
-				return err
+			if err := d.decode(val, fieldByIndex(rv, f.index), f.opts); err != nil {
+				return atPath(err, attrPath(name))
 			}
 		}
 	}

@@ -42,16 +42,16 @@ func (c *Converter) Update(old, src any) (any, error) {
 	// leaves old as it was.
 	dry := newUpdater(c)
 	dry.dry = true
-	if _, err := dry.update("", old, reflect.ValueOf(src), fieldOpts{}); err != nil {
+	if _, err := dry.update(old, reflect.ValueOf(src), fieldOpts{}); err != nil {
 		return nil, err
 	}
 	u := newUpdater(c)
-	return u.update("", old, reflect.ValueOf(src), fieldOpts{})
+	return u.update(old, reflect.ValueOf(src), fieldOpts{})
 }
 
 func (c *Converter) marshal(src any) (any, error) {
 	u := newUpdater(c)
-	return u.update("", absent, reflect.ValueOf(src), fieldOpts{})
+	return u.update(absent, reflect.ValueOf(src), fieldOpts{})
 }
 
 // NewObject returns a new instance of class with the attributes of src; see
@@ -66,7 +66,7 @@ func (c *Converter) NewObject(class Global, src any) (*Object, error) {
 	}
 	u := newUpdater(c)
 	obj := newInstance(class)
-	if err := u.fillObject("", obj, rv); err != nil {
+	if err := u.fillObject(obj, rv, true); err != nil {
 		return nil, err
 	}
 	return obj, nil
@@ -86,33 +86,41 @@ type absentValue struct{}
 var absent any = absentValue{}
 
 func newUpdater(c *Converter) *updater {
+	limit := c.MaxValues
+	if limit <= 0 {
+		limit = DefaultMaxValues
+	}
 	return &updater{
-		binder: binder{conv: c, ptrs: map[ptrKey]reflect.Value{}},
+		binder: binder{conv: c, ptrs: map[ptrKey]reflect.Value{}, limit: limit},
 		done:   map[ptrKey]any{},
 		snap:   map[*Object]*Dict{},
 	}
 }
 
-func (u *updater) unsupported(path string, t reflect.Type) error {
-	return u.errorf(path, "Go %s has no Python form", t)
+func (u *updater) unsupported(t reflect.Type) error {
+	return u.errorf("Go %s has no Python form", t)
 }
 
 // update returns the Python value for rv where old was.
-func (u *updater) update(path string, old any, rv reflect.Value, o fieldOpts) (any, error) {
+func (u *updater) update(old any, rv reflect.Value, o fieldOpts) (any, error) {
 	if !rv.IsValid() {
 		return nil, nil
 	}
-	if err := u.enter(path); err != nil {
+	if err := u.enter(); err != nil {
 		return nil, err
 	}
 	defer func() { u.depth-- }()
 	t := rv.Type()
+	if old == nil && rv.IsZero() {
+		// None read into a Go value gives its zero value: unchanged, it stays None.
+		return nil, nil
+	}
 	switch t.Kind() {
 	case reflect.Interface:
 		if rv.IsNil() {
 			return nil, nil
 		}
-		return u.update(path, old, rv.Elem(), o)
+		return u.update(old, rv.Elem(), o)
 	case reflect.Pointer:
 		if rv.IsNil() {
 			return nil, nil
@@ -128,9 +136,9 @@ func (u *updater) update(path string, old any, rv reflect.Value, o fieldOpts) (a
 			return v, nil
 		}
 		if t.Elem().Kind() == reflect.Struct && !leafStruct(t.Elem()) {
-			return u.updateStruct(path, old, rv.Elem(), key)
+			return u.updateStruct(old, rv.Elem(), key)
 		}
-		v, err := u.update(path, old, rv.Elem(), o)
+		v, err := u.update(old, rv.Elem(), o)
 		if err == nil {
 			u.done[key] = v
 		}
@@ -138,15 +146,21 @@ func (u *updater) update(path string, old any, rv reflect.Value, o fieldOpts) (a
 	}
 	switch t {
 	case timeType:
+		if rv.IsZero() {
+			return nil, nil // the zero time is no time: None
+		}
 		v, err := timeObject(rv.Interface().(time.Time), old, o)
 		if err != nil {
-			return nil, u.errorf(path, "%v", err)
+			return nil, u.errorf("%v", err)
 		}
 		return v, nil
 	case decimalType:
+		if rv.String() == "" {
+			return nil, nil // the zero Decimal is no number: None
+		}
 		text, err := ParseDecimal(rv.String())
 		if err != nil {
-			return nil, u.errorf(path, "%v", strings.TrimPrefix(err.Error(), "pickle: "))
+			return nil, u.errorf("%v", strings.TrimPrefix(err.Error(), "pickle: "))
 		}
 		if s, ok := decimalOf(old); ok && s == string(text) {
 			return old, nil
@@ -156,6 +170,9 @@ func (u *updater) update(path string, old any, rv reflect.Value, o fieldOpts) (a
 		b := rv.Interface().(big.Int)
 		return intValue(old, &b), nil
 	case globalType:
+		if rv.IsZero() {
+			return nil, nil
+		}
 		return rv.Interface(), nil
 	}
 	switch t.Kind() {
@@ -163,24 +180,12 @@ func (u *updater) update(path string, old any, rv reflect.Value, o fieldOpts) (a
 		if s, ok := old.(string); ok && s == rv.String() {
 			return old, nil
 		}
-		if old == nil && rv.String() == "" {
-			return nil, nil
-		}
 		return rv.String(), nil
 	case reflect.Bool:
-		if old == nil && !rv.Bool() {
-			return nil, nil
-		}
 		return rv.Bool(), nil
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		if old == nil && rv.Int() == 0 {
-			return nil, nil
-		}
 		return intValue(old, big.NewInt(rv.Int())), nil
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		if old == nil && rv.Uint() == 0 {
-			return nil, nil
-		}
 		return intValue(old, new(big.Int).SetUint64(rv.Uint())), nil
 	case reflect.Float32, reflect.Float64:
 		f := rv.Float()
@@ -193,31 +198,21 @@ func (u *updater) update(path string, old any, rv reflect.Value, o fieldOpts) (a
 			if float64(x) == f && x >= -1<<53 && x <= 1<<53 {
 				return old, nil // an int Python stored, read as a float and unchanged
 			}
-		case nil: // None read into a float is 0: unchanged, it stays None
-			if f == 0 && !math.Signbit(f) {
-				return nil, nil
-			}
 		}
 		return f, nil
 	case reflect.Slice:
-		if rv.IsNil() && old == nil {
-			return nil, nil
-		}
 		if t.Elem().Kind() == reflect.Uint8 {
 			return u.updateBytes(old, rv), nil
 		}
-		return u.updateSeq(path, old, rv, false)
+		return u.updateSeq(old, rv, false)
 	case reflect.Array:
-		return u.updateSeq(path, old, rv, true)
+		return u.updateSeq(old, rv, true)
 	case reflect.Map:
-		if rv.IsNil() && old == nil {
-			return nil, nil
-		}
-		return u.updateMap(path, old, rv)
+		return u.updateMap(old, rv)
 	case reflect.Struct:
-		return u.updateStruct(path, old, rv, ptrKey{})
+		return u.updateStruct(old, rv, ptrKey{})
 	}
-	return nil, u.unsupported(path, t)
+	return nil, u.unsupported(t)
 }
 
 // leafStruct reports whether a struct type is converted as one value, not attribute by
@@ -288,12 +283,12 @@ func same(a, b any) bool {
 	return a == b
 }
 
-func (u *updater) updateSeq(path string, old any, rv reflect.Value, array bool) (any, error) {
+func (u *updater) updateSeq(old any, rv reflect.Value, array bool) (any, error) {
 	if rv.Type().Kind() == reflect.Slice && rv.Type().Elem().Kind() == reflect.Uint8 {
 		return u.updateBytes(old, rv), nil
 	}
 	if isSetValue(old) {
-		return u.updateSet(path, old, rv, func(i int) reflect.Value { return rv.Index(i) }, rv.Len())
+		return u.updateSet(old, rv, func(i int) reflect.Value { return rv.Index(i) }, rv.Len())
 	}
 	prev, _ := sequenceItems(old)
 	items := make([]any, rv.Len())
@@ -302,9 +297,9 @@ func (u *updater) updateSeq(path string, old any, rv reflect.Value, array bool) 
 		if i < len(prev) {
 			o = prev[i]
 		}
-		v, err := u.update(indexPath(path, i), o, rv.Index(i), fieldOpts{})
+		v, err := u.update(o, rv.Index(i), fieldOpts{})
 		if err != nil {
-			return nil, err
+			return nil, atPath(err, indexPath(i))
 		}
 		items[i] = v
 	}
@@ -330,22 +325,22 @@ func (u *updater) updateSeq(path string, old any, rv reflect.Value, array bool) 
 
 // updateSet writes Go items into a set (in place) or frozenset (new unless its items
 // are unchanged): items already there stay where they are, new ones go last.
-func (u *updater) updateSet(path string, old any, rv reflect.Value, item func(int) reflect.Value, n int) (any, error) {
+func (u *updater) updateSet(old any, rv reflect.Value, item func(int) reflect.Value, n int) (any, error) {
 	want, err := NewSet()
 	if err != nil {
 		return nil, err
 	}
 	var wantItems []any
 	for i := range n {
-		v, err := u.update(indexPath(path, i), absent, item(i), fieldOpts{})
+		v, err := u.update(absent, item(i), fieldOpts{})
 		if err != nil {
-			return nil, err
+			return nil, atPath(err, indexPath(i))
 		}
 		if want.Has(v) {
 			continue
 		}
 		if err := want.Add(v); err != nil {
-			return nil, u.errorf(indexPath(path, i), "%v", strings.TrimPrefix(err.Error(), "pickle: "))
+			return nil, atPath(u.errorf("%v", strings.TrimPrefix(err.Error(), "pickle: ")), indexPath(i))
 		}
 		wantItems = append(wantItems, v)
 	}
@@ -434,7 +429,7 @@ func compareOrdered[T int64 | uint64 | float64](a, b T) int {
 	return 0
 }
 
-func (u *updater) updateMap(path string, old any, rv reflect.Value) (any, error) {
+func (u *updater) updateMap(old any, rv reflect.Value) (any, error) {
 	t := rv.Type()
 	keys := sortedMapKeys(rv)
 	isSet := t.Elem() == emptyStruct || t.Elem().Kind() == reflect.Bool
@@ -445,7 +440,7 @@ func (u *updater) updateMap(path string, old any, rv reflect.Value) (any, error)
 				members = append(members, k)
 			}
 		}
-		return u.updateSet(path, old, rv, func(i int) reflect.Value { return members[i] }, len(members))
+		return u.updateSet(old, rv, func(i int) reflect.Value { return members[i] }, len(members))
 	}
 	var dict *Dict
 	switch x := old.(type) {
@@ -472,21 +467,20 @@ func (u *updater) updateMap(path string, old any, rv reflect.Value) (any, error)
 	}
 	present := make(map[any]bool, len(keys))
 	for _, k := range keys {
-		pk, err := u.update(path, absent, k, fieldOpts{})
+		pk, err := u.update(absent, k, fieldOpts{})
 		if err != nil {
 			return nil, err
 		}
-		kp := keyPath(path, pk)
 		prev, had := dict.Get(pk)
 		if !had {
 			prev = absent
 		}
-		v, err := u.update(kp, prev, rv.MapIndex(k), fieldOpts{})
+		v, err := u.update(prev, rv.MapIndex(k), fieldOpts{})
 		if err != nil {
-			return nil, err
+			return nil, atPath(err, keyPath(pk))
 		}
 		if err := dict.Set(pk, v); err != nil {
-			return nil, u.errorf(kp, "%v", strings.TrimPrefix(err.Error(), "pickle: "))
+			return nil, atPath(u.errorf("%v", strings.TrimPrefix(err.Error(), "pickle: ")), keyPath(pk))
 		}
 		if h, err := keyIdentity(pk); err == nil {
 			present[h] = true
@@ -519,8 +513,8 @@ func keyIdentity(k any) (any, error) {
 // goHasKey reports whether the Go map has a key that the Python key k converts to.
 func (u *updater) goHasKey(rv reflect.Value, k any) bool {
 	kv := reflect.New(rv.Type().Key()).Elem()
-	d := &binder{conv: u.conv, ptrs: map[ptrKey]reflect.Value{}}
-	if d.decode("", k, kv, fieldOpts{}) != nil {
+	d := &binder{conv: u.conv, ptrs: map[ptrKey]reflect.Value{}, limit: DefaultMaxValues}
+	if d.decode(k, kv, fieldOpts{}) != nil {
 		return false
 	}
 	return rv.MapIndex(kv).IsValid()
@@ -544,11 +538,11 @@ func newInstance(class Global) *Object {
 
 // updateStruct writes a struct into the object (or dict) it came from: the object of
 // its `pickle:",object"` field, else old; or into a new one.
-func (u *updater) updateStruct(path string, old any, rv reflect.Value, key ptrKey) (any, error) {
+func (u *updater) updateStruct(old any, rv reflect.Value, key ptrKey) (any, error) {
 	t := rv.Type()
 	si, err := structFields(t)
 	if err != nil {
-		return nil, u.errorf(path, "%v", err)
+		return nil, u.errorf("%v", err)
 	}
 	if si.object != nil {
 		// The object field alone says which object the struct came from: nil is a
@@ -565,11 +559,11 @@ func (u *updater) updateStruct(path string, old any, rv reflect.Value, key ptrKe
 	case *Object:
 		if hasClass {
 			if got, _ := x.Class(); got != class {
-				return nil, u.errorf(path, "Go %s is %s, where Python has %s", t, class, TypeName(old))
+				return nil, u.errorf("Go %s is %s, where Python has %s", t, class, TypeName(old))
 			}
 		}
 		if !plainInstance(x) {
-			return nil, u.errorf(path, "Go %s into Python %s", t, TypeName(old))
+			return nil, u.errorf("Go %s into Python %s", t, TypeName(old))
 		}
 		target = x
 	case *Dict:
@@ -577,7 +571,8 @@ func (u *updater) updateStruct(path string, old any, rv reflect.Value, key ptrKe
 			target = x
 		}
 	}
-	if target == nil {
+	isNew := target == nil
+	if isNew {
 		if hasClass {
 			target = newInstance(class)
 		} else {
@@ -589,14 +584,14 @@ func (u *updater) updateStruct(path string, old any, rv reflect.Value, key ptrKe
 	}
 	switch x := target.(type) {
 	case *Object:
-		if err := u.fillObject(path, x, rv); err != nil {
+		if err := u.fillObject(x, rv, isNew); err != nil {
 			return nil, err
 		}
 		if si.object != nil && rv.CanSet() && !u.dry {
 			fieldByIndex(rv, si.object).Set(reflect.ValueOf(x))
 		}
 	case *Dict:
-		if err := u.fillDict(path, x, rv, si); err != nil {
+		if err := u.fillDict(x, rv, si, isNew); err != nil {
 			return nil, err
 		}
 	}
@@ -607,14 +602,14 @@ func (u *updater) updateStruct(path string, old any, rv reflect.Value, key ptrKe
 // is unchanged from what the object held when this conversion first reached it is
 // left alone, so that when two Go values hold one Python object, the one that
 // changed wins.
-func (u *updater) fillObject(path string, obj *Object, rv reflect.Value) error {
+func (u *updater) fillObject(obj *Object, rv reflect.Value, isNew bool) error {
 	si, err := structFields(rv.Type())
 	if err != nil {
-		return u.errorf(path, "%v", err)
+		return u.errorf("%v", err)
 	}
 	attrs, slots, ok := objectDicts(obj)
 	if !ok {
-		return u.errorf(path, "Python %s has a state of type %s, not attributes", TypeName(obj), TypeName(obj.State))
+		return u.errorf("Python %s has a state of type %s, not attributes", TypeName(obj), TypeName(obj.State))
 	}
 	snap, seen := u.snap[obj]
 	if !seen {
@@ -628,7 +623,7 @@ func (u *updater) fillObject(path string, obj *Object, rv reflect.Value) error {
 		}
 		u.snap[obj] = snap
 	}
-	return u.fillFields(path, si, rv, snap.Get, func(name string, v any) error {
+	return u.fillFields(si, rv, isNew, snap.Get, func(name string, v any) error {
 		if u.dry {
 			return nil
 		}
@@ -642,8 +637,8 @@ func (u *updater) fillObject(path string, obj *Object, rv reflect.Value) error {
 }
 
 // fillDict sets the str keys of a dict from a struct.
-func (u *updater) fillDict(path string, d *Dict, rv reflect.Value, si *structInfo) error {
-	return u.fillFields(path, si, rv, d.Get, func(name string, v any) error {
+func (u *updater) fillDict(d *Dict, rv reflect.Value, si *structInfo, isNew bool) error {
+	return u.fillFields(si, rv, isNew, d.Get, func(name string, v any) error {
 		if u.dry {
 			return nil
 		}
@@ -661,26 +656,27 @@ func copyDict(d *Dict) *Dict {
 }
 
 // fillFields sets the attributes of a struct's fields that changed from what get
-// returns for them.
-func (u *updater) fillFields(path string, si *structInfo, rv reflect.Value, get func(any) (any, bool), set func(string, any) error) error {
+// returns for them. An existing object (or dict) that lacks a field's attribute gets
+// it only when the Go value is not zero: a zero value is what decoding left there.
+func (u *updater) fillFields(si *structInfo, rv reflect.Value, isNew bool, get func(any) (any, bool), set func(string, any) error) error {
 	for _, f := range si.fields {
 		fv := fieldByIndex(rv, f.index)
 		prev, had := get(f.name)
 		if !had {
 			prev = absent
 		}
-		if !had && f.opts.omitempty && fv.IsZero() {
+		if !had && (f.opts.omitempty || !isNew) && fv.IsZero() {
 			continue
 		}
-		v, err := u.update(attrPath(path, f.name), prev, fv, f.opts)
+		v, err := u.update(prev, fv, f.opts)
 		if err != nil {
-			return err
+			return atPath(err, attrPath(f.name))
 		}
 		if had && same(v, prev) {
 			continue
 		}
 		if err := set(f.name, v); err != nil {
-			return u.errorf(attrPath(path, f.name), "%v", strings.TrimPrefix(err.Error(), "pickle: "))
+			return atPath(u.errorf("%v", strings.TrimPrefix(err.Error(), "pickle: ")), attrPath(f.name))
 		}
 	}
 	return nil

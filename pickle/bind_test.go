@@ -272,9 +272,33 @@ func TestUpdateValueKeepsWhatGoDoesNotName(t *testing.T) {
 	require.NoError(t, UnmarshalValue(v, &again))
 	assert.Same(t, again, again.Next.Next)
 
+	// None read into zero values stays None; zero times and Decimals are None.
+	type coupon struct{ Code string }
+	var z struct {
+		When  time.Time
+		Price Decimal
+		C     coupon
+		L     []int
+		M     map[string]int
+		P     *coupon
+	}
+	nones := bindInst("m:C", "when", nil, "price", nil, "c", nil, "l", nil, "m", nil, "p", nil)
+	before := encodeAt(t, nones, 4)
+	require.NoError(t, UnmarshalValue(nones, &z))
+	_, err = UpdateValue(nones, z)
+	require.NoError(t, err)
+	assert.Equal(t, before, encodeAt(t, nones, 4))
+	fresh, err := NewObjectFrom(Global{"m", "C"}, z)
+	require.NoError(t, err)
+	for _, name := range []string{"when", "price", "p"} {
+		v, ok := fresh.Attr(name)
+		assert.True(t, ok)
+		assert.Nil(t, v, name)
+	}
+
 	// A failed update changes nothing.
 	obj := bindInst("m:C", "a", NewList(int64(1)), "b", "x", "n", encDict("k", int64(1)))
-	before := encodeAt(t, obj, 4)
+	before = encodeAt(t, obj, 4)
 	_, err = UpdateValue(obj, struct {
 		A []int
 		N map[string]int
@@ -313,4 +337,27 @@ func TestSnakeCase(t *testing.T) {
 	for in, want := range map[string]string{"LastLogin": "last_login", "UserID": "user_id", "HTTPServer": "http_server", "ID": "id", "A1B": "a1_b", "X": "x"} {
 		assert.Equal(t, want, snakeCase(in))
 	}
+}
+
+type expandValue struct{ L []expandValue }
+type expandPointer struct{ L []*expandPointer }
+
+// TestUnmarshalValueBoundsExpansion: a value shared at every level of 40 expands to
+// 2^40 copies in non-pointer Go types; the conversion stops after a bound linear in
+// the size of the value. In pointer types it is one Go value per Python value.
+func TestUnmarshalValueBoundsExpansion(t *testing.T) {
+	v := any(encDict("l", NewList()))
+	for range 40 {
+		v = encDict("l", NewList(v, v))
+	}
+	var e expandValue
+	err := UnmarshalValue(v, &e)
+	var me *MappingError
+	require.ErrorAs(t, err, &me)
+	assert.Equal(t, "the value converts to more than 68144 Go values", me.Msg) // 65536 + 16 × 163 values
+	var p expandPointer
+	require.NoError(t, UnmarshalValue(v, &p))
+	assert.Same(t, p.L[0], p.L[1])
+	err = (&Converter{MaxValues: 10}).Unmarshal(v, &p)
+	assert.ErrorContains(t, err, "the value converts to more than 10 Go values")
 }

@@ -216,8 +216,8 @@
 // A struct field names the Python attribute (or str dict key) in its tag; without
 // one, the field's name in snake case (LastLogin is last_login, UserID is user_id).
 // The tag `pickle:"-"` skips a field; the options ",omitempty" (a zero value adds no
-// attribute to an object that lacks it), ",naive" and ",date" (how a new time is
-// written) follow the name. Embedded structs' fields are the struct's own. An
+// attribute to a new object), ",naive" and ",date" (how a new time is written)
+// follow the name. Embedded structs' fields are the struct's own. An
 // attribute no field names is ignored, or an error with
 // Converter.DisallowUnknownAttrs; a field whose attribute is missing is left as it
 // is. The mapping:
@@ -275,7 +275,11 @@
 // NewObjectFrom does) or, without one, as a dict; a changed time keeps the kind of
 // datetime it replaces (naive, written at its UTC wall clock; aware, keeping the
 // tzinfo object when the time is in its zone, else a datetime.timezone of its
-// offset; a date); a new one is aware unless tagged ",naive" or ",date". A Decimal
+// offset; a date); a new one is aware unless tagged ",naive" or ",date". The zero
+// time.Time and the zero Decimal ("") are written as None, and so is any zero value
+// where Python had None (which it was read from); a zero value adds no attribute to
+// an existing object that lacks it (a new one gets every field not tagged
+// ",omitempty"). A Decimal
 // is written in the form str() gives in Python (ParseDecimal), so CPython pickles
 // the same bytes. When two Go values hold one Python object, the one that changed an
 // attribute wins. An update that fails changes nothing. MarshalValue makes new values, NewObjectFrom a new instance of a
