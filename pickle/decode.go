@@ -266,6 +266,79 @@ type slabs struct {
 	// mem counts the bytes the decoding allocated: chunks here, and what the
 	// unpickler allocates elsewhere.
 	mem int64
+	// Boxes: the storage interfaces holding str, int and float values point to.
+	strs  []string
+	words []uint64
+	nStrs, nWords int
+}
+
+// Boxes.
+//
+// Storing a str, or an int or float outside 0..255, in an interface allocates a box
+// for it: on a session, one allocation per such value, most of the decoder's
+// allocations and a good part of its time. The decoder allocates the boxes in chunks
+// instead and makes each interface point to its box. The interface is what Go makes
+// for the same value (its type word and a pointer to an unchanging copy of the value),
+// so nothing that reads it can tell; a box is never written after its interface is
+// made. As with the other chunks, a value kept alive keeps its chunk alive.
+
+// eface is the layout of an empty interface.
+type eface struct {
+	typ, data unsafe.Pointer
+}
+
+var (
+	stringType  = typeWord("")
+	int64Type   = typeWord(int64(0))
+	float64Type = typeWord(float64(0))
+)
+
+func typeWord(v any) unsafe.Pointer { return (*eface)(unsafe.Pointer(&v)).typ }
+
+func boxed(typ, data unsafe.Pointer) any {
+	var v any
+	e := (*eface)(unsafe.Pointer(&v))
+	e.typ, e.data = typ, data
+	return v
+}
+
+func chunkSize(made int) int { return min(max(made, 16), 1024) }
+
+// str returns s in an interface.
+func (sl *slabs) str(s string) any {
+	if len(s) == 0 {
+		return ""
+	}
+	if len(sl.strs) == 0 {
+		sl.strs = make([]string, chunkSize(sl.nStrs))
+		sl.mem += int64(len(sl.strs)) * 16
+	}
+	p := &sl.strs[0]
+	*p = s
+	sl.strs = sl.strs[1:]
+	sl.nStrs++
+	return boxed(stringType, unsafe.Pointer(p))
+}
+
+// word returns x, the bits of an int64 or float64 of type typ, in an interface.
+func (sl *slabs) word(typ unsafe.Pointer, x uint64) any {
+	if len(sl.words) == 0 {
+		sl.words = make([]uint64, chunkSize(sl.nWords))
+		sl.mem += int64(len(sl.words)) * 8
+	}
+	p := &sl.words[0]
+	*p = x
+	sl.words = sl.words[1:]
+	sl.nWords++
+	return boxed(typ, unsafe.Pointer(p))
+}
+
+// int returns x in an interface.
+func (sl *slabs) int(x int64) any {
+	if uint64(x) < 256 {
+		return x // Go boxes these without allocating
+	}
+	return sl.word(int64Type, uint64(x))
 }
 
 func take[T any](free *[]T, made *int, mem *int64) *T {
@@ -358,6 +431,15 @@ func (u *unpickler) inputString(b []byte) string {
 	}
 	i := u.inputOffset(b)
 	return unsafe.String(&u.copy[i], len(b))
+}
+
+// str returns b, a slice of the input, as a str value, counting its memory.
+func (u *unpickler) str(b []byte) any {
+	s := u.inputString(b)
+	if u.copy == nil {
+		u.sl.mem += int64(len(b))
+	}
+	return u.sl.str(s)
 }
 
 // inputBytes returns a copy of b, a slice of the input.
@@ -892,7 +974,7 @@ func (u *unpickler) run() (any, error) {
 		case opBinInt:
 			var x uint64
 			if x, err = u.readUint(4); err == nil {
-				err = u.pushScalar(int64(int32(uint32(x))))
+				err = u.push(u.sl.int(int64(int32(uint32(x)))), noMeta)
 			}
 		case opBinInt1:
 			var x uint64
@@ -902,7 +984,7 @@ func (u *unpickler) run() (any, error) {
 		case opBinInt2:
 			var x uint64
 			if x, err = u.readUint(2); err == nil {
-				err = u.pushScalar(int64(x))
+				err = u.push(u.sl.int(int64(x)), noMeta)
 			}
 		case opLong1, opLong4:
 			err = u.loadLongBinary()
@@ -913,7 +995,7 @@ func (u *unpickler) run() (any, error) {
 		case opBinFloat:
 			var b []byte
 			if b, err = u.read(8); err == nil {
-				err = u.pushScalar(math.Float64frombits(binary.BigEndian.Uint64(b)))
+				err = u.push(u.sl.word(float64Type, binary.BigEndian.Uint64(b)), noMeta)
 			}
 		case opFloat:
 			err = u.loadFloatText()
@@ -925,8 +1007,7 @@ func (u *unpickler) run() (any, error) {
 				if p := u.pos + 1; n <= u.limit-p && len(u.stack) < u.stackRoom {
 					if b := u.data[p : p+n]; utf8.Valid(b) {
 						u.pos = p + n
-						u.stack = append(u.stack, slot{u.inputString(b), noMeta})
-						u.sl.mem += 16 + int64(n)
+						u.stack = append(u.stack, slot{u.str(b), noMeta})
 						continue
 					}
 				}
@@ -936,7 +1017,7 @@ func (u *unpickler) run() (any, error) {
 				if i := invalidUTF8(b, true); i >= 0 {
 					err = u.fail(ErrSyntax, "'utf-8' codec can't decode byte 0x%02x in position %d", b[i], i)
 				} else {
-					err = u.pushScalar(u.inputString(b))
+					err = u.push(u.str(b), noMeta)
 				}
 			}
 		case opBinUnicode, opBinUnicode8:
@@ -945,7 +1026,7 @@ func (u *unpickler) run() (any, error) {
 				if i := invalidUTF8(b, true); i >= 0 {
 					err = u.fail(ErrSyntax, "'utf-8' codec can't decode byte 0x%02x in position %d", b[i], i)
 				} else {
-					err = u.pushScalar(u.inputString(b))
+					err = u.push(u.str(b), noMeta)
 				}
 			}
 		case opUnicode:

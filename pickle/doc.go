@@ -179,7 +179,8 @@
 // (Marshal decodes what it wrote to check, when that can happen) are an *EncodeError.
 //
 // Decoding allocates little: the str and bytes values of an input of up to 1 MiB are
-// cut from one copy of it, and containers are allocated in shared chunks. Keeping any
+// cut from one copy of it, and containers, and the interface boxes of strs, ints and
+// floats, are allocated in shared chunks. Keeping any
 // one decoded value alive therefore keeps that copy (or chunk) alive too — at most a
 // few times the size of the input, which suits session-sized pickles; copy a value
 // out (strings.Clone, a fresh container) to keep it longer than the rest.
