@@ -267,8 +267,8 @@ type slabs struct {
 	// unpickler allocates elsewhere.
 	mem int64
 	// Boxes: the storage interfaces holding str, int and float values point to.
-	strs  []string
-	words []uint64
+	strs          []string
+	words         []uint64
 	nStrs, nWords int
 }
 
