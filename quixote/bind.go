@@ -3,12 +3,13 @@ package quixote
 import (
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/qxbridge/qxbridge/pickle"
 )
 
-// ErrNoAttribute is returned (wrapped) by DecodeAttr for an attribute the session does
-// not have.
+// ErrNoAttribute is returned (wrapped) by DecodeAttr for an attribute, and by
+// DecodeItem for a key, that the session does not have.
 var ErrNoAttribute = errors.New("quixote: session has no such attribute")
 
 // DecodeAttr stores the session attribute name — an application attribute, or "user"
@@ -36,7 +37,15 @@ func (s *Session) EncodeAttr(name string, src any) error {
 	if name != attrUser && s.reserved(name) {
 		return fmt.Errorf("%w: %s", ErrReserved, name)
 	}
-	old, ok := s.attrs.Get(name)
+	if err := encodeInto(s.attrs, name, src); err != nil {
+		return sessionPath(name, err)
+	}
+	return nil
+}
+
+// encodeInto writes src into d[key]: into the value there, or as a new key.
+func encodeInto(d *pickle.Dict, key, src any) error {
+	old, ok := d.Get(key)
 	var v any
 	var err error
 	if ok {
@@ -45,9 +54,52 @@ func (s *Session) EncodeAttr(name string, src any) error {
 		v, err = pickle.MarshalValue(src)
 	}
 	if err != nil {
-		return sessionPath(name, err)
+		return err
 	}
-	return s.attrs.Set(name, v)
+	return d.Set(key, v)
+}
+
+// DecodeItem is DecodeAttr for a DictSession key: it stores session[key] in the Go
+// value dst points to.
+func (s *Session) DecodeItem(key, dst any) error {
+	k, err := modelValue(key)
+	if err != nil {
+		return err
+	}
+	v, ok := s.data().Get(k)
+	if !ok {
+		return fmt.Errorf("%w: session[%v]", ErrNoAttribute, itemRepr(k))
+	}
+	return itemPath(k, pickle.UnmarshalValue(v, dst))
+}
+
+// EncodeItem is EncodeAttr for a DictSession key: it writes src into session[key]
+// (a new key goes last). On error the session is unchanged.
+func (s *Session) EncodeItem(key, src any) error {
+	if s.class.Kind != KindDictSession {
+		return ErrNotDictSession
+	}
+	k, err := modelValue(key)
+	if err != nil {
+		return err
+	}
+	return itemPath(k, encodeInto(s.data(), k, src))
+}
+
+// itemRepr writes a key as Python writes it in session[key].
+func itemRepr(k any) string {
+	if s, ok := k.(string); ok {
+		return strconv.Quote(s)
+	}
+	return fmt.Sprint(k)
+}
+
+func itemPath(k any, err error) error {
+	var me *pickle.MappingError
+	if errors.As(err, &me) {
+		return &pickle.MappingError{Path: "session[" + itemRepr(k) + "]" + me.Path, Msg: me.Msg}
+	}
+	return err
 }
 
 // sessionPath makes the path of a mapping error start at the session attribute.

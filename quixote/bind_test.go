@@ -131,3 +131,39 @@ func TestSessionEncodeAttrLoadsInCPython(t *testing.T) {
 		t.Fatalf("CPython loads another session than its own change gives:\n%s", *r2.Why)
 	}
 }
+
+func TestSessionDictSessionItems(t *testing.T) {
+	data := fixture(t, "dictsession-cart.pkl") // written by the real session3
+	s, err := Decode(data)
+	require.NoError(t, err)
+	var cart []struct {
+		SKU string
+		Qty int
+	}
+	// The cart is a list of (sku, qty) tuples: a tuple decodes into an array.
+	var tuples [][2]any
+	require.NoError(t, s.DecodeItem("cart", &tuples))
+	assert.Equal(t, [][2]any{{"sku-1", int64(2)}, {"sku-9", int64(1)}}, tuples)
+	err = s.DecodeItem("cart", &cart)
+	assert.EqualError(t, err, `pickle: session["cart"][0]: Python tuple into Go struct { SKU string; Qty int }`)
+	var note string
+	require.NoError(t, s.DecodeItem("note", &note))
+	assert.Equal(t, "gift wrap ✓", note)
+	assert.ErrorIs(t, s.DecodeItem("wishlist", &note), ErrNoAttribute)
+
+	// Written back unchanged: the same bytes. Changed: the tuple that changed is new.
+	require.NoError(t, s.EncodeItem("cart", tuples))
+	out, err := s.Encode()
+	require.NoError(t, err)
+	assert.Equal(t, data, out)
+	tuples[1][1] = 3
+	require.NoError(t, s.EncodeItem("cart", tuples))
+	require.NoError(t, s.EncodeItem("count", 2))
+	v, _ := s.Item("cart")
+	assert.Equal(t, int64(3), v.(*pickle.List).Items[1].(*pickle.Tuple).Items[1])
+	keys := s.Keys()
+	assert.Equal(t, []any{"cart", "note", "count"}, keys)
+
+	plain := NewSession(Session3Class, "", time.Now())
+	assert.ErrorIs(t, plain.EncodeItem("cart", tuples), ErrNotDictSession)
+}

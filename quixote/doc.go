@@ -30,6 +30,7 @@
 // shop.auth.User) into a Go struct whose fields name its attributes, and
 // s.EncodeAttr("user", u) writes back only what Go changed, keeping the object's
 // class and every attribute and shared reference the struct does not name.
+// DecodeItem and EncodeItem do the same for a DictSession's keys.
 //
 // A Class names a session class and says how it behaves: its Kind (the built-in
 // class it is or derives from: session3's Session, session3's DictSession, or
