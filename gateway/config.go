@@ -277,6 +277,9 @@ func (c *Config) validate() error {
 	if c.Cookie.Name == "" || strings.ContainsAny(c.Cookie.Name, "=;, \t\"\x00") {
 		return fmt.Errorf("cookie name %q: not a cookie name", c.Cookie.Name)
 	}
+	if strings.HasPrefix(c.Cookie.Name, "$") {
+		return fmt.Errorf("cookie name %q: Quixote's cookie parser ignores names starting with $", c.Cookie.Name)
+	}
 	if c.MaxIdle < 0 || c.ShutdownTimeout < 0 || c.BackendTimeout < 0 || c.BackendMaxConns < 0 {
 		return errors.New("durations and counts must not be negative")
 	}

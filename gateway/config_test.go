@@ -97,6 +97,7 @@ func TestFlagsErrors(t *testing.T) {
 		{[]string{"-socket-mode", "999"}, "octal"},
 		{[]string{"-cookie-samesite", "sometimes"}, "lax, strict or none"},
 		{[]string{"-cookie-name", "a b"}, "not a cookie name"},
+		{[]string{"-cookie-name", "$sid"}, "ignores names starting with $"},
 		{[]string{"-session-class", "Session"}, "dotted Python class"},
 		{[]string{"-session-kind", "other"}, "session3, dict or quixote"},
 		{[]string{"-log-level", "loud"}, "-log-level"},

@@ -40,12 +40,15 @@ import (
 // ParseCookies reads a Cookie header as Quixote's parse_cookies does (Quixote 3's
 // _COOKIE_RE, the header decoded as Latin-1, as python-scgi decodes it): it splits on
 // semicolons and commas, removes the double quotes and backslash escapes of a quoted
-// value, and the last of repeated names wins. Several Cookie lines are read as Quixote
-// reads them behind a proxy: joined with "; ".
+// value, drops names starting with "$" (RFC 2109 attributes such as $Path), and the
+// last of repeated names wins. Several Cookie lines are read as a proxy forwards them:
+// joined with "; ".
 func ParseCookies(header string) map[string]string {
 	out := map[string]string{}
 	for _, t := range quixoteCookies(header, true) {
-		out[t.name] = t.value
+		if !strings.HasPrefix(t.name, "$") {
+			out[t.name] = t.value
+		}
 	}
 	return out
 }

@@ -117,6 +117,15 @@ func TestQuixoteCookieGrammarMatchesCPython(t *testing.T) {
 		for i := range got {
 			assert.Equal(t, want.Latin1[i], got[i], "latin-1 %q match %d", h, i)
 		}
+		// ParseCookies is parse_cookies: the script checked that its matches, the
+		// last of each name and no "$" names, are what parse_cookies returns.
+		dict := map[string]string{}
+		for _, m := range want.Latin1 {
+			if name := m[2].(string); !strings.HasPrefix(name, "$") {
+				dict[name] = m[3].(string)
+			}
+		}
+		assert.Equal(t, dict, ParseCookies(h), "ParseCookies %q", h)
 		if want.UTF8 != nil {
 			assert.Equal(t, want.UTF8, goMatches(h, false), "utf-8 %q", h)
 		} else {
