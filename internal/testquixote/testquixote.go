@@ -151,6 +151,7 @@ func Start(t testing.TB, opt Options) *Server {
 	cmd.Env = append(cmd.Env, opt.Env...)
 	cmd.Stdout, cmd.Stderr = s.Output, s.Output
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.WaitDelay = 5 * time.Second // children share the output pipes; Wait must not wait on them
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

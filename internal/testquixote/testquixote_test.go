@@ -7,8 +7,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/qxbridge/qxbridge/internal/testpeer"
 	"github.com/stretchr/testify/assert"
@@ -48,12 +49,19 @@ func TestSessionsInTheGivenDirectory(t *testing.T) {
 
 func TestStopKillsTheProcessGroup(t *testing.T) {
 	s := Start(t, Options{Children: 2})
-	_, err := s.Do("/hello")
+	for range 3 { // the parent forks its children on demand
+		_, err := s.Do("/hello")
+		require.NoError(t, err)
+	}
+	go s.Do("/sleep?s=60") // a child busy in a request does not notice its parent die
+	time.Sleep(200 * time.Millisecond)
+	_, err := s.Do("/hello") // served by another child while one sleeps (a late sleeper only weakens the test)
 	require.NoError(t, err)
 	pgid := s.cmd.Process.Pid
+	require.NoError(t, syscall.Kill(-pgid, 0), "the server's process group exists")
 	s.Stop()
-	out, _ := exec.Command("ps", "-o", "pid=", "-g", itoa(pgid)).Output()
-	assert.Empty(t, strings.TrimSpace(string(out)), "no process of the group may survive Stop")
+	assert.Eventually(t, func() bool { return syscall.Kill(-pgid, 0) == syscall.ESRCH }, 10*time.Second, 10*time.Millisecond,
+		"no process of the group may survive Stop")
 }
 
 // TestMaxChildrenFlagCrashes records why Start never passes --max-children: Quixote
