@@ -194,6 +194,9 @@ func (u *updater) update(old any, rv reflect.Value, o fieldOpts) (any, error) {
 			if x == f && math.Signbit(x) == math.Signbit(f) || math.IsNaN(x) && math.IsNaN(f) {
 				return old, nil
 			}
+			if t.Kind() == reflect.Float32 && float32(x) == float32(f) && math.Signbit(x) == math.Signbit(f) {
+				return old, nil // the float read into a float32, unchanged
+			}
 		case int64:
 			if float64(x) == f && x >= -1<<53 && x <= 1<<53 {
 				return old, nil // an int Python stored, read as a float and unchanged

@@ -99,7 +99,7 @@ func TestUnmarshalValueScalars(t *testing.T) {
 	big1 := new(big.Int).Lsh(big.NewInt(3), 70)
 	set, _ := NewFrozenSet(int64(1), int64(2))
 	raw := decimalObject("5")
-	v := bindInst("m:C", "small", int64(-128), "big", big1, "big_val", int64(-5), "u", new(big.Int).SetUint64(1<<63), "f", 1.5,
+	v := bindInst("m:C", "small", int64(-128), "big", big1, "big_val", int64(-5), "u", new(big.Int).SetUint64(1<<63), "f", 0.1,
 		"from_int", int64(3), "none", nil, "none_p", nil, "any", NewList("x"), "raw", raw, "arr", NewTuple("a", "b"),
 		"list", NewTuple(int64(1), int64(2)), "set", set, "class", Global{"m", "C"}, "attrs", bindInst("m:D", "x", int64(1)),
 		"bytes", []byte("b"), "ba", &ByteArray{Data: []byte("ba")},
@@ -110,7 +110,7 @@ func TestUnmarshalValueScalars(t *testing.T) {
 	assert.Equal(t, big1, s.Big)
 	assert.Equal(t, int64(-5), s.BigVal.Int64())
 	assert.Equal(t, uint64(1<<63), s.U)
-	assert.Equal(t, float32(1.5), s.F)
+	assert.Equal(t, float32(0.1), s.F)
 	assert.Equal(t, 3.0, s.FromInt)
 	assert.Nil(t, s.NoneP)
 	assert.Equal(t, NewList("x"), s.Any)
