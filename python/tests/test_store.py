@@ -198,7 +198,7 @@ def test_database_restart(store3, cluster):
 
 
 def test_slow_statement(dsn, table):
-    store = session3_store.PostgresSessionStore(dsn, table=table, timeout=0.3)
+    store = session3_store.PostgresSessionStore(dsn, table=table, timeout=1.0)
     store.save_session(Session("slow01"))
     with psycopg.connect(dsn) as blocker:
         blocker.execute("LOCK TABLE %s IN ACCESS EXCLUSIVE MODE" % table)

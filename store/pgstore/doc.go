@@ -40,8 +40,9 @@
 // context is returned as context.Canceled. A save that fails while its commit is on
 // the wire may still have been applied: the session then holds the new bytes, whole.
 // The pool drops broken connections and makes new ones as needed, so the store serves
-// again by itself once the database is back; a call that finds a pooled connection
-// dead before sending anything is retried once on a fresh one.
+// again by itself once the database is back. A call whose connection turns out to be
+// lost drops the pool's idle connections (dead too, after a restart) and runs once more
+// on a new one, so a restart between requests is not seen by them at all.
 //
 // # Ordering across hosts
 //

@@ -259,16 +259,41 @@ func opError(op, id string, err error) error {
 	return fmt.Errorf("pgstore: %s %s: %w", op, strconv.Quote(id), err)
 }
 
-// retry runs fn once more when its first attempt failed before anything reached
-// the server (a connection found dead when used): every call of the store is
-// idempotent, and this hides most of a database restart from the requests that
-// come after it.
-func retry(fn func() error) error {
+// retry runs fn, and once more if it failed because its connection was lost: the
+// database restarted, or the network dropped. The pool's other idle connections are
+// then most likely dead as well, so they are dropped first (pgxpool's Reset) and the
+// second attempt gets a new connection. This hides a restart of the database from all
+// but the calls in flight during it. Every call of the store may run twice: loads and
+// listings read, a save writes the same bytes again, and a delete whose first attempt
+// went through reports store.ErrNotFound.
+func (s *Store) retry(ctx context.Context, fn func() error) error {
 	err := fn()
-	if err != nil && pgconn.SafeToRetry(err) {
+	if err != nil && ctx.Err() == nil && (pgconn.SafeToRetry(err) || connLost(err)) {
+		if connLost(err) {
+			s.pool.Reset()
+		}
 		err = fn()
 	}
 	return err
+}
+
+// connLost reports whether err says the connection is gone, rather than that the
+// server refused the statement or the context ended.
+func connLost(err error) bool {
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.Is(err, pgx.ErrNoRows):
+		return false
+	case errors.As(err, &pgErr):
+		// Class 08, connection exception; 57P01-57P03: the server is shutting
+		// down, crashed, or not accepting connections yet.
+		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P0")
+	}
+	var connectErr *pgconn.ConnectError
+	if errors.As(err, &connectErr) {
+		return false // no server to retry against: a new connection would fail too
+	}
+	return true
 }
 
 // Load returns the bytes of the session id. A missing session gives an error
@@ -282,7 +307,7 @@ func (s *Store) Load(ctx context.Context, id string) ([]byte, error) {
 	defer cancel()
 	var data []byte
 	var size int64
-	err := retry(func() error { return s.pool.QueryRow(qctx, s.sqlLoad, id, s.maxSize).Scan(&data, &size) })
+	err := s.retry(qctx, func() error { return s.pool.QueryRow(qctx, s.sqlLoad, id, s.maxSize).Scan(&data, &size) })
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return nil, opError("load", id, store.ErrNotFound)
@@ -313,7 +338,7 @@ func (s *Store) Save(ctx context.Context, id string, data []byte) error {
 	}
 	qctx, cancel := s.timeout(ctx, s.queryTimeout)
 	defer cancel()
-	err := retry(func() error {
+	err := s.retry(qctx, func() error {
 		_, err := s.pool.Exec(qctx, s.sqlSave, id, data, optTime(m.Created), optTime(m.Accessed), optText(m.User))
 		return err
 	})
@@ -337,7 +362,7 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	qctx, cancel := s.timeout(ctx, s.queryTimeout)
 	defer cancel()
 	var tag pgconn.CommandTag
-	err := retry(func() (err error) {
+	err := s.retry(qctx, func() (err error) {
 		tag, err = s.pool.Exec(qctx, s.sqlDelete, id)
 		return err
 	})
@@ -358,7 +383,7 @@ func (s *Store) Has(ctx context.Context, id string) (bool, error) {
 	qctx, cancel := s.timeout(ctx, s.queryTimeout)
 	defer cancel()
 	var has bool
-	if err := retry(func() error { return s.pool.QueryRow(qctx, s.sqlHas, id).Scan(&has) }); err != nil {
+	if err := s.retry(qctx, func() error { return s.pool.QueryRow(qctx, s.sqlHas, id).Scan(&has) }); err != nil {
 		return false, s.fail("has", id, ctx, err)
 	}
 	return has, nil
@@ -379,7 +404,7 @@ func (s *Store) ids(ctx context.Context, op, sql string, args ...any) ([]string,
 	qctx, cancel := s.timeout(ctx, s.queryTimeout)
 	defer cancel()
 	var ids []string
-	err := retry(func() error {
+	err := s.retry(qctx, func() error {
 		rows, err := s.pool.Query(qctx, sql, args...)
 		if err != nil {
 			return err
@@ -408,7 +433,7 @@ func (s *Store) DeleteIdleContext(ctx context.Context, olderThan time.Duration) 
 	call := func(fn func(ctx context.Context) error) error {
 		qctx, cancel := s.timeout(ctx, s.queryTimeout)
 		defer cancel()
-		if err := retry(func() error { return fn(qctx) }); err != nil {
+		if err := s.retry(qctx, func() error { return fn(qctx) }); err != nil {
 			return s.fail("delete idle", "", ctx, err)
 		}
 		return nil

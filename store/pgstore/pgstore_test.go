@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -181,7 +182,7 @@ func TestStore(t *testing.T) {
 	t.Run("slow-query", func(t *testing.T) {
 		// A statement the database does not finish within the query timeout is
 		// cancelled and reported as ErrUnavailable; the pool serves the next call.
-		s := open(t, srv, pgstore.WithQueryTimeout(300*time.Millisecond))
+		s := open(t, srv, pgstore.WithQueryTimeout(2*time.Second))
 		require.NoError(t, s.Save(ctx, "a", []byte("a")))
 		blocker, err := pgconn.Connect(ctx, srv.DSN)
 		require.NoError(t, err)
@@ -211,12 +212,7 @@ func TestStore(t *testing.T) {
 	t.Run("lock", func(t *testing.T) {
 		// Two stores stand for two hosts sharing the database.
 		a := open(t, srv)
-		var waits atomic.Int32
-		b := open(t, srv, pgstore.WithTable(a.Table()), pgstore.WithLockTimeout(200*time.Millisecond),
-			pgstore.WithLockWaitHook(func(op string, waited time.Duration) {
-				assert.Equal(t, "lock", op)
-				waits.Add(1)
-			}))
+		b := open(t, srv, pgstore.WithTable(a.Table()), pgstore.WithLockTimeout(200*time.Millisecond))
 		unlock, err := a.Lock(ctx, "sess")
 		require.NoError(t, err)
 
@@ -235,10 +231,15 @@ func TestStore(t *testing.T) {
 		cancel()
 		require.ErrorIs(t, err, context.DeadlineExceeded)
 		require.NotErrorIs(t, err, store.ErrLockTimeout)
-		assert.Equal(t, int32(2), waits.Load(), "each of the two waits was reported")
 
+		// A waiter gets the lock when the holder lets go, and reports its wait.
+		var waits atomic.Int32
+		wait := open(t, srv, pgstore.WithTable(a.Table()),
+			pgstore.WithLockWaitHook(func(op string, waited time.Duration) {
+				assert.Equal(t, "lock", op)
+				waits.Add(1)
+			}))
 		got := make(chan error, 1)
-		wait := open(t, srv, pgstore.WithTable(a.Table()))
 		go func() {
 			unlock, err := wait.Lock(ctx, "sess")
 			if err == nil {
@@ -246,8 +247,12 @@ func TestStore(t *testing.T) {
 			}
 			got <- err
 		}()
+		require.Eventually(t, func() bool {
+			return srv.SQL(t, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted") == "1"
+		}, time.Minute, 10*time.Millisecond, "the waiter never queued for the lock")
 		unlock()
 		require.NoError(t, <-got)
+		assert.Equal(t, int32(1), waits.Load(), "the wait was reported")
 
 		// A holder whose connection dies releases the lock.
 		unlockDead, err := a.Lock(ctx, "sess")
@@ -378,4 +383,42 @@ func TestLockOrdersAcrossStores(t *testing.T) {
 	data, err := hostA.Load(ctx, "shared")
 	require.NoError(t, err)
 	assert.Equal(t, fmt.Sprint(2*workersPerHost*perWorker), string(data))
+}
+
+// TestRestartBetweenCalls: the database restarts while the pool holds idle
+// connections that it does not check before use (no ping on acquire here, as for
+// connections idle for less than a second by default). The next calls still
+// succeed: the first one finds its connection dead, the stale ones are dropped, and
+// it runs again on a new connection.
+func TestRestartBetweenCalls(t *testing.T) {
+	srv := testpg.Start(t)
+	ctx := context.Background()
+	cfg, err := pgxpool.ParseConfig(srv.DSN)
+	require.NoError(t, err)
+	cfg.ShouldPing = func(context.Context, pgxpool.ShouldPingParams) bool { return false }
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	require.NoError(t, err)
+	defer pool.Close()
+	s := pgstore.New(pool)
+	require.NoError(t, s.Setup(ctx))
+	require.NoError(t, s.Save(ctx, "kept", []byte("whole")))
+	var conns []*pgxpool.Conn
+	for range 4 {
+		c, err := pool.Acquire(ctx)
+		require.NoError(t, err)
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		c.Release()
+	}
+	require.Equal(t, int32(4), pool.Stat().IdleConns())
+
+	srv.Stop(t)
+	srv.Start(t)
+	for range 4 {
+		got, err := s.Load(ctx, "kept")
+		require.NoError(t, err)
+		assert.Equal(t, []byte("whole"), got)
+		require.NoError(t, s.Save(ctx, "kept", []byte("whole")))
+	}
 }
