@@ -258,7 +258,7 @@ func TestStore(t *testing.T) {
 		unlockDead, err := a.Lock(ctx, "sess")
 		require.NoError(t, err)
 		defer unlockDead() // fails on the dead connection, which closes it
-		srv.SQL(t, fmt.Sprintf("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid() AND ((classid::bigint << 32) | objid::bigint) = %d", pgstore.LockKey("session:sess")))
+		require.Equal(t, "t", srv.SQL(t, fmt.Sprintf("SELECT pg_terminate_backend(pid, 60000) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid() AND ((classid::bigint << 32) | objid::bigint) = %d", pgstore.LockKey("session:sess"))), "one holder terminated")
 		unlockB, err := b.Lock(ctx, "sess")
 		require.NoError(t, err)
 		unlockB()
