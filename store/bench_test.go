@@ -122,7 +122,8 @@ func BenchmarkSaveWays(b *testing.B) {
 // BenchmarkVsCPython compares, for each fixture, Go's Load, Save and Load+Save with
 // CPython doing session3's steps on the same bytes in the same directory
 // (testdata/py/store_bench.py): file-* is the file work alone (the same work as Go's),
-// session3-* the real load_session/save_session with pickling. The two sides take
+// session3-* the real load_session/save_session with pickling. save-writeout is Go's
+// Save with WithWriteOut against the same CPython saves. The two sides take
 // turns for five rounds of about 0.3 s each, and the medians are reported in ns/op:
 // go-ns/op, py-file-ns/op, py-session3-ns/op and go/py-file. b.N is not used: one run
 // of the benchmark is the whole comparison.
@@ -143,14 +144,20 @@ func BenchmarkVsCPython(b *testing.B) {
 			return err
 		},
 	}
+	ops["save-writeout"] = ops["save"]
 	const rounds, slice = 5, 300 * time.Millisecond
-	for _, op := range []string{"load", "save", "loadsave"} {
+	for _, op := range []string{"load", "save", "save-writeout", "loadsave"} {
+		pyOp := strings.TrimSuffix(op, "-writeout")
 		b.Run(op, func(b *testing.B) {
 			for _, name := range fixtureNames(b) {
 				b.Run(strings.TrimSuffix(name, ".pkl"), func(b *testing.B) {
 					ctx := context.Background()
 					data := fixture(b, name)
-					d := openTemp(b)
+					var opts []Option
+					if op == "save-writeout" {
+						opts = append(opts, WithWriteOut())
+					}
+					d := openTemp(b, opts...)
 					require.NoError(b, d.Save(ctx, "bench", data))
 					var goNs, pyFileNs, pyS3Ns []float64
 					for range rounds {
@@ -160,8 +167,8 @@ func BenchmarkVsCPython(b *testing.B) {
 							n++
 						}
 						goNs = append(goNs, float64(time.Since(start).Nanoseconds())/float64(n))
-						pyFileNs = append(pyFileNs, cpythonNs(b, "file-"+op, d.Dir(), name, slice))
-						pyS3Ns = append(pyS3Ns, cpythonNs(b, "session3-"+op, d.Dir(), name, slice))
+						pyFileNs = append(pyFileNs, cpythonNs(b, "file-"+pyOp, d.Dir(), name, slice))
+						pyS3Ns = append(pyS3Ns, cpythonNs(b, "session3-"+pyOp, d.Dir(), name, slice))
 					}
 					b.ReportMetric(0, "ns/op")
 					b.ReportMetric(median(goNs), "go-ns/op")
