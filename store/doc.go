@@ -232,10 +232,10 @@
 // catching errors: a name that disappears in between — a session deleted, or a
 // temporary file renamed over a session — makes the whole sweep raise
 // FileNotFoundError (and a daily cron job that runs it fail). Without a staging
-// directory a Go save's temporary name is listed only between linkat and rename
-// (named temporary files, the fallback, are listed for the whole save); a sweep that
-// lists the directory in that window and stats the name after it still raises. Measured with
-// two CPython processes sweeping a directory of 10 to 30 sessions back to back
+// directory a Go save's temporary name is listed only from linkat to the unlink
+// after the swap (named temporary files, the fallback, are listed for the whole
+// save); a sweep that lists the directory in that window and stats the name after it
+// still raises. Measured, when saves renamed over the session file, with two CPython processes sweeping a directory of 10 to 30 sessions back to back
 // (delete_old_sessions deleting nothing, and a bare listdir+stat loop) while Go saved
 // in a loop, 2 s each, three runs, on a 2-vCPU machine at a load average of about 11
 // (TestPythonSweepWithoutStagingDir): on ext4, 0.95–1.3% of sweeps raised with named
