@@ -54,7 +54,8 @@ type Meta struct {
 // concurrent use.
 type Store struct {
 	pool, lockPool *pgxpool.Pool
-	ownPools       bool
+	ownPool        bool   // Open made pool: Close closes it
+	ownLockPool    bool   // Open made lockPool: Close closes it
 	table          string // quoted identifier
 	rawTable       string
 	queryTimeout   time.Duration
@@ -127,8 +128,9 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("pgstore: %w", err)
 	}
 	s := newStore(pool, opts)
-	s.ownPools = true
+	s.ownPool = true
 	if s.lockPool == nil {
+		s.ownLockPool = true
 		lcfg := cfg.Copy()
 		lcfg.MaxConns = s.lockConns
 		lcfg.MinConns = 0
@@ -182,13 +184,13 @@ ON CONFLICT (id) DO UPDATE SET pickle = excluded.pickle, accessed = excluded.acc
 	return s
 }
 
-// Close closes the pools Open made. It waits for connections in use to be returned.
+// Close closes the pools Open made (not one given with WithLockPool or New). It
+// waits for connections in use to be returned.
 func (s *Store) Close() {
-	if !s.ownPools {
-		return
+	if s.ownPool {
+		s.pool.Close()
 	}
-	s.pool.Close()
-	if s.lockPool != s.pool {
+	if s.ownLockPool {
 		s.lockPool.Close()
 	}
 }
