@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
@@ -330,4 +331,45 @@ func TestReload(t *testing.T) {
 	}
 	assert.Equal(t, http.StatusOK, serve("/demo/"), "the running configuration stays")
 	assert.Equal(t, []Route{{Prefix: "/py/", Target: "scgi://127.0.0.1:1", Mount: true}, {Prefix: "/demo/", Target: "demo", Mount: true}}, g.Config.Routes)
+}
+
+// TestOpenAndServe: the library without Main. An Open that fails (a route to no
+// handler) can be retried once the configuration is fixed; Serve and ServeSCGI
+// started at once open the gateway once; Shutdown ends them with
+// http.ErrServerClosed.
+func TestOpenAndServe(t *testing.T) {
+	g := New()
+	g.Logger = discardLogger()
+	g.HandleFunc("hello", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "hello\n")
+	})
+	g.Config.SessionsDir = t.TempDir()
+	g.Config.Routes = []Route{{Prefix: "/", Target: "nothing"}}
+	require.ErrorContains(t, g.Open(), `no Go handler is registered as "nothing" (registered: hello)`)
+	g.Config.Routes = []Route{{Prefix: "/", Target: "hello"}}
+
+	hl, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	sl, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	errc := make(chan error, 2)
+	go func() { errc <- g.Serve(hl) }()
+	go func() { errc <- g.ServeSCGI(sl) }()
+	var r response
+	require.Eventually(t, func() bool {
+		resp, err := http.Get("http://" + hl.Addr().String() + "/x")
+		if err != nil {
+			return false
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		r = response{Status: resp.StatusCode, Body: string(b)}
+		return true
+	}, 5*time.Second, 10*time.Millisecond)
+	assert.Equal(t, response{Status: 200, Body: "hello\n"}, r)
+
+	require.NoError(t, g.Shutdown(t.Context()))
+	assert.ErrorIs(t, <-errc, http.ErrServerClosed)
+	assert.ErrorIs(t, <-errc, http.ErrServerClosed)
+	assert.ErrorIs(t, g.Serve(hl), http.ErrServerClosed, "no serving after Shutdown")
 }

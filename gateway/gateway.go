@@ -46,6 +46,7 @@ type Gateway struct {
 	// makes it; nil means Open makes one.
 	Registry *prometheus.Registry
 
+	openMu   sync.Mutex // held through Open: one Open makes the gateway's state
 	mu       sync.Mutex
 	handlers map[string]http.Handler
 	opened   bool
@@ -125,6 +126,8 @@ func (g *Gateway) Sessions() *store.Directory {
 // missing), builds the routing table and starts the idle sweep (Config.MaxIdle). The
 // Serve methods call it when it was not called; calling it again does nothing.
 func (g *Gateway) Open() error {
+	g.openMu.Lock()
+	defer g.openMu.Unlock()
 	g.mu.Lock()
 	opened := g.opened
 	g.mu.Unlock()
@@ -146,9 +149,12 @@ func (g *Gateway) Open() error {
 	if g.Registry == nil {
 		g.Registry = newRegistry()
 	}
-	reg := g.Registry
+	if g.metrics == nil {
+		// Registered once, so that an Open that failed can be tried again.
+		g.metrics = newGatewayMetrics(g.Registry)
+	}
+	m := g.metrics
 	g.mu.Unlock()
-	m := newGatewayMetrics(reg)
 	opts := []store.Option{store.WithLockWaitHook(m.lockWaited)}
 	if cfg.StagingDir != "" {
 		opts = append(opts, store.WithStagingDir(cfg.StagingDir))
@@ -169,9 +175,6 @@ func (g *Gateway) Open() error {
 
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.opened {
-		return nil
-	}
 	g.dir, g.manager, g.metrics = dir, manager, m
 	m.proxies = g.proxies
 	t, err := g.buildTable(cfg, nil)
