@@ -90,6 +90,44 @@ func goDecodeCost(t *testing.T, file string) (time.Duration, int64) {
 	return d, peak - base
 }
 
+// TestDecodeCPUTimeAgainstCPython compares the CPU time of decoding the 100 KB session
+// many times over, Unmarshal against pickle.loads, each in a process of its own, in
+// alternating rounds: on a machine shared with other work, CPU time is disturbed less
+// than the elapsed time the benchmarks report, and alternation exposes both sides to
+// the same load. Go's CPU time includes its collector's, at the default GOGC. A
+// measurement, run only when asked:
+//
+//	PICKLE_BENCH=1 go test -run TestDecodeCPUTimeAgainstCPython -v ./pickle
+func TestDecodeCPUTimeAgainstCPython(t *testing.T) {
+	if os.Getenv("PICKLE_BENCH") == "" {
+		t.Skip("a measurement; run with PICKLE_BENCH=1")
+	}
+	const n = 3000
+	file := testpeer.Testdata("pickle", "session-100k.pkl")
+	var report strings.Builder
+	fmt.Fprintf(&report, "\nCPU time per decoding of session-100k.pkl, %d decodings per round\n", n)
+	for round := range 5 {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperDecodeFile$")
+		cmd.Env = append(os.Environ(), "PICKLE_DECODE_FILE="+file, "PICKLE_DECODE="+strconv.Itoa(n), "PICKLE_DECODE_TOTAL=1")
+		out, err := cmd.Output()
+		require.NoError(t, err)
+		var r struct {
+			Ns int64 `json:"ns"`
+		}
+		require.NoError(t, json.Unmarshal(out[:strings.IndexByte(string(out), '\n')], &r), string(out))
+		goNs := float64(r.Ns) / n
+
+		out, err = testpeer.PythonCmd(t, "pickle_hostile.py", "cputime", file, strconv.Itoa(n)).Output()
+		require.NoError(t, err)
+		pyS, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+		require.NoError(t, err)
+		pyNs := pyS * 1e9 / n
+		fmt.Fprintf(&report, "round %d: Unmarshal %6.0f us, pickle.loads %6.0f us, ratio %.2fx\n", round+1, goNs/1000, pyNs/1000, pyNs/goNs)
+	}
+	report.WriteString("ratio = CPython CPU time / Go CPU time (above 1: Go is faster)\n")
+	t.Log(report.String())
+}
+
 // cpuTime is the CPU time the process has used, in all its threads.
 func cpuTime(t *testing.T) time.Duration {
 	var ru syscall.Rusage
@@ -106,7 +144,17 @@ func TestHelperDecodeFile(t *testing.T) {
 	data, err := os.ReadFile(file)
 	require.NoError(t, err)
 	best := time.Duration(0)
-	if os.Getenv("PICKLE_DECODE") == "1" {
+	if os.Getenv("PICKLE_DECODE_TOTAL") != "" {
+		// The CPU time of the whole loop (TestDecodeCPUTimeAgainstCPython).
+		n, err := strconv.Atoi(os.Getenv("PICKLE_DECODE"))
+		require.NoError(t, err)
+		start := cpuTime(t)
+		for range n {
+			_, err := Unmarshal(data)
+			require.NoError(t, err)
+		}
+		best = cpuTime(t) - start
+	} else if os.Getenv("PICKLE_DECODE") == "1" {
 		for range 3 {
 			start := cpuTime(t)
 			_, err := Unmarshal(data)

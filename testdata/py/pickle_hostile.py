@@ -11,6 +11,8 @@
         For each file, in a fresh process: the CPU time of pickle.loads (best of 3)
         and the peak resident memory of a process that reads and loads it, minus that
         of one that only reads it. Prints JSON {FILE: {"size", "loads_s", "peak_kb"}}.
+    python3 pickle_hostile.py cputime FILE N
+        The CPU time of N pickle.loads of FILE, in seconds.
 """
 
 import json
@@ -56,6 +58,14 @@ def main():
         with open(sys.argv[4], "wb") as f:
             pickle.dump(obj, f, 4)
         print(len(obj["items"]))
+    elif sys.argv[1] == "cputime":
+        with open(sys.argv[2], "rb") as f:
+            data = f.read()
+        n = int(sys.argv[3])
+        t = time.process_time()
+        for _ in range(n):
+            pickle.loads(data)
+        print(time.process_time() - t)
     elif sys.argv[1] == "child":
         child(sys.argv[2], sys.argv[3] == "1")
     elif sys.argv[1] == "measure":
