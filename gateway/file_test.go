@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -372,4 +373,41 @@ func TestOpenAndServe(t *testing.T) {
 	assert.ErrorIs(t, <-errc, http.ErrServerClosed)
 	assert.ErrorIs(t, <-errc, http.ErrServerClosed)
 	assert.ErrorIs(t, g.Serve(hl), http.ErrServerClosed, "no serving after Shutdown")
+}
+
+// TestSessionClasses: the application's classes declared in the configuration file
+// reach the session manager: a new session of the configured class behaves like the
+// built-in class it derives from (a DictSession's data), with its MAX_FORM_TOKENS.
+func TestSessionClasses(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "gateway.toml")
+	writeFile(t, path, `
+[sessions]
+dir = "`+filepath.Join(dir, "sessions")+`"
+new_class = "shop.session.ShopSession"
+[[sessions.class]]
+name = "shop.session.ShopSession"
+kind = "dict"
+max_form_tokens = 2
+[[route]]
+prefix = "/"
+target = "show"
+`)
+	g := New()
+	g.Logger = discardLogger()
+	g.HandleFunc("show", func(w http.ResponseWriter, r *http.Request) {
+		s := quixote.SessionFrom(r)
+		for range 3 {
+			s.CreateFormToken()
+		}
+		fmt.Fprintln(w, s.Class(), s.Class().Kind, s.Data() != nil, len(s.FormTokens()))
+	})
+	cfg, _, _, err := g.parseFlags([]string{"-config", path}, io.Discard, noEnv)
+	require.NoError(t, err)
+	g.Config = cfg
+	require.NoError(t, g.Open())
+	defer g.Close()
+	rec := httptest.NewRecorder()
+	g.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	assert.Equal(t, "shop.session.ShopSession dictsession true 2\n", rec.Body.String())
 }
