@@ -9,7 +9,7 @@ import (
 	"github.com/qxbridge/qxbridge/pickle"
 )
 
-// testApp serves the pages of testdata/py/qxapp_http.py from Go, plus a few that only
+// testApp serves the session pages of qxsite (testdata/py/sites/qxsite) from Go, plus a few that only
 // Go can have (streaming, panics), for the manager tests and the turn-taking test.
 func testApp() http.Handler {
 	mux := http.NewServeMux()
@@ -111,7 +111,7 @@ func testApp() http.Handler {
 	return mux
 }
 
-// sessionStatus is the JSON of qxapp_http's status page for the same session.
+// sessionStatus is the JSON of qxsite's status page for the same session.
 func sessionStatus(s *Session) map[string]any {
 	attr := func(name string) any { v, _ := s.Object().Attr(name); return v }
 	attrs := map[string]any{}
@@ -136,7 +136,7 @@ func sessionStatus(s *Session) map[string]any {
 	return st
 }
 
-// jsonValue mirrors qxapp_http.json_value.
+// jsonValue mirrors qxsite's json_value.
 func jsonValue(v any) any {
 	switch x := v.(type) {
 	case nil, bool, int64, float64, string:

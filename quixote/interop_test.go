@@ -119,8 +119,8 @@ func sameView(t *testing.T, step string, a, b *peer) map[string]any {
 	return sa
 }
 
-// TestTurnTaking has a real Quixote publisher (qxapp_http.py: session3's manager over its
-// DirectorySessionStore) and the Go middleware (over store.Directory) serve one
+// TestTurnTaking has a real Quixote publisher (qxsite served by qxapp_http.py: session3's
+// or session4's manager over its DirectorySessionStore) and the Go middleware (over store.Directory) serve one
 // client, with one cookie jar, on one session directory, taking turns.
 func TestTurnTaking(t *testing.T) {
 	for _, class := range []Class{Session3Class, QuixoteClass, Session4Class} {

@@ -11,7 +11,10 @@ Each child calls create_publisher once. It is configured from the environment:
 
   QXSITE_SESSION_DIR    the session directory (required; created if missing)
   QXSITE_SESSION_CLASS  dotted class name of new sessions (default
-                        session3.Session.Session)
+                        session3.Session.Session); for a subclass of session4's
+                        Session4 the manager and store are session4's (Quixote's
+                        BaseSessionManager over session4.DirectorySessionStore), as a
+                        Quixote 4 site runs them
   QXSITE_COOKIE_PATH, QXSITE_COOKIE_DOMAIN, QXSITE_COOKIE_SECURE=1,
   QXSITE_COOKIE_HTTPONLY=1   Quixote's SESSION_COOKIE_* settings
 
@@ -32,6 +35,8 @@ from quixote.config import Config
 from quixote.publish import Publisher
 from session3.SessionManager import SessionManager
 from session3.store.DirectorySessionStore import DirectorySessionStore
+from session4.DirectorySessionStore import DirectorySessionStore as Session4Store
+from session4.Session4Session import Session4, Session4SessionManager
 
 from qxsite.root import RootDirectory
 
@@ -54,6 +59,13 @@ def config_from_env(env):
     return Config(**settings)
 
 
+class Quixote4SessionManager(Session4SessionManager):
+    # Quixote 4's BaseSessionManager has ACCESS_TIME_RESOLUTION = 1; Quixote 3.8's
+    # lacks it, and its get_session reads it, so session4's manager fails on 3.8
+    # without it.
+    ACCESS_TIME_RESOLUTION = 1
+
+
 def create_publisher(env=None):
     """The Publisher factory Quixote's servers call (--factory qxsite.create_publisher)."""
     env = os.environ if env is None else env
@@ -61,6 +73,8 @@ def create_publisher(env=None):
     if not directory:
         raise RuntimeError("QXSITE_SESSION_DIR is not set")
     session_class = load_class(env.get("QXSITE_SESSION_CLASS") or "session3.Session.Session")
-    store = DirectorySessionStore(directory, create=True)
-    manager = SessionManager(store, session_class)
+    if issubclass(session_class, Session4):
+        manager = Quixote4SessionManager(session_class, Session4Store(directory, create_directory=True))
+    else:
+        manager = SessionManager(DirectorySessionStore(directory, create=True), session_class)
     return Publisher(RootDirectory(), session_manager=manager, config=config_from_env(env))

@@ -39,7 +39,7 @@ def session_status(session):
     """The session as the status page shows it."""
     attrs = {}
     for name, value in session.__dict__.items():
-        if name in SESSION_ATTRS or name in ("_csrf_token", "data"):
+        if name in SESSION_ATTRS or name in ("_csrf_token", "_last_values", "data"):
             continue
         attrs[name] = json_value(value)
     status = {
