@@ -69,6 +69,16 @@
 // before its name is removed (never after: on NFS, a file unlinked or renamed over
 // while open stays in the directory as ".nfsXXXX" until it is closed).
 //
+// Why not write into the session file in place, under LOCK_EX, which would cost no
+// new inode at all? Because session3's writer truncates the file before it locks it
+// (and flushes its bytes after it unlocks), and its reader retries only on an empty
+// file or EOFError: a truncation in the middle of an in-place write leaves a file
+// starting with NUL bytes, on which pickle.load raises UnpicklingError ("invalid
+// load key"), and a write cut short — the process killed between two pages of it, or
+// a power loss between two sectors — leaves a file that raises "pickle data was
+// truncated" or, worse, loads as a session mixing the old and the new values. A new
+// file that replaces the old one whole has none of these failures.
+//
 // With WithStagingDir, the new file is made, and named if it must be, in a directory
 // outside the session directory on the same filesystem, and renamed from there to
 // the session's path: the session directory never lists anything but sessions.
