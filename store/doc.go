@@ -214,7 +214,10 @@
 // ".nfsXXXX" file in the directory until it is closed). There is no O_TMPFILE and no
 // RENAME_EXCHANGE on NFS: saves write named temporary files and rename them over the
 // session file, so run with WithStagingDir (a directory on the same export) if a
-// Python cron job sweeps the directory. Loads that meet a stale file handle (ESTALE:
+// Python cron job sweeps the directory. With two users, session files must be
+// writable by the group (WithFileMode(0660) for Go, umask 002 for Python): a save
+// that cannot open the file it replaces for writing cannot lock it, and fails with
+// ErrPermission. Loads that meet a stale file handle (ESTALE:
 // the file was replaced on the server after this host opened it) start over.
 // ".nfsXXXX" names (made by a client for files in use) are never valid ids: IDs,
 // Load and DeleteIdle ignore them, and the client removes them itself. The tests run

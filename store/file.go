@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -396,6 +397,11 @@ func (d *Directory) saveVia(ctx context.Context, path, id string, data []byte, u
 			return err
 		}
 		if err := d.lock(ctx, "save", old, unix.LOCK_EX, lockDeadline); err != nil {
+			if err == unix.EBADF {
+				// POSIX locks (NFS) on a file this process may only read.
+				return fmt.Errorf("%w: this process (uid %d) may not open the session file %s for writing (owner uid %d, group %d, mode %04o), and an exclusive lock needs that on NFS: make session files group-writable (WithFileMode(0660) here, umask 002 for Python)",
+					ErrPermission, d.euid, path, st.Uid, st.Gid, st.Mode&0o7777)
+			}
 			return fileError("lock", path, err)
 		}
 		_, err := stillAt(path, &st)

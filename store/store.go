@@ -86,10 +86,12 @@ var (
 	// ErrLockTimeout. Stores over a database (store/pgstore) return it when the
 	// database is unreachable, restarting, out of space or too slow.
 	ErrUnavailable = errors.New("session store unavailable")
-	// ErrPermission reports that a save could not give its file the ownership the
-	// replaced file had, so that the replaced file's owner would lose access. It
-	// wraps fs.ErrPermission.
-	ErrPermission = fmt.Errorf("session file ownership cannot be kept: %w", fs.ErrPermission)
+	// ErrPermission reports that the session file's permissions forbid a save: it
+	// could not give its file the group of the file it replaces, which belongs to
+	// another user who would lose access; or, with POSIX locks (NFS), it may not
+	// open that file for writing, which an exclusive lock needs there. The error
+	// says which, and what to change. It wraps fs.ErrPermission.
+	ErrPermission = fmt.Errorf("session file permissions forbid the save: %w", fs.ErrPermission)
 )
 
 // ValidID reports whether id can name a session file: 1 to MaxIDLength characters of
