@@ -184,7 +184,7 @@ type unpickler struct {
 	memo    []slot         // dense part of the memo, holes marked memoHole
 	sparse  map[int64]slot // entries whose index is far beyond the dense part
 	memoLen int            // number of entries set (where MEMOIZE puts the next one)
-	meta    []meta         // per container or object, indexed by slot.m
+	meta    metaTable      // per container or object, indexed by slot.m
 	hashes  map[any]uint64 // hashes of large tuple and frozenset keys, computed once
 	stale   bool           // a container already inside another one was changed
 	// probes counts the keys dict and set insertions compared a key with, and hashed
@@ -211,7 +211,8 @@ var unpicklers = sync.Pool{New: func() any { return new(unpickler) }}
 func (u *unpickler) reset(data []byte, d *Decoder, enc encoding) {
 	u.data, u.pos, u.start, u.op, u.proto, u.limit = data, 0, 0, 0, 0, len(data)
 	u.stack, u.marks, u.fence = u.stack[:0], u.marks[:0], 0
-	u.memo, u.memoLen, u.meta = u.memo[:0], 0, u.meta[:0]
+	u.memo, u.memoLen = u.memo[:0], 0
+	u.meta.reset()
 	u.stale = false
 	u.probes, u.hashed = 0, 0
 	u.sl.mem = 0
@@ -240,7 +241,7 @@ func orDefault(v, def int) int {
 // unless one of its buffers grew large.
 func (u *unpickler) release() {
 	const keep = 1 << 16
-	if cap(u.stack) > keep || cap(u.memo) > keep || cap(u.meta) > keep || cap(u.marks) > keep {
+	if cap(u.stack) > keep || cap(u.memo) > keep || u.meta.n > keep || cap(u.marks) > keep {
 		return
 	}
 	clear(u.stack[:cap(u.stack)])
@@ -688,12 +689,46 @@ func (u *unpickler) newMeta(height, keyDepth, keySize int32) (int32, error) {
 	if keyDepth > int32(u.maxDepth) {
 		return 0, u.fail(ErrLimit, "tuples or frozensets nested more than %d deep (Decoder.MaxDepth)", u.maxDepth)
 	}
-	if len(u.meta) == cap(u.meta) {
-		u.meta = grow2(u.meta, 1)
-		u.sl.mem += int64(cap(u.meta)) * metaSize
+	u.sl.mem += u.meta.add(meta{height: height, keyDepth: keyDepth, keySize: keySize})
+	return int32(u.meta.n - 1), nil
+}
+
+// metaTable holds the meta of the containers of one decoding in chunks of
+// metaChunk, so that millions of them are never copied to grow (the first chunk
+// grows, so that a small pickle takes a small table).
+type metaTable struct {
+	chunks [][]meta
+	n      int
+}
+
+const metaChunkBits = 12
+const metaChunk = 1 << metaChunkBits
+
+func (t *metaTable) at(m int32) *meta { return &t.chunks[m>>metaChunkBits][m&(metaChunk-1)] }
+
+// add appends x and returns the bytes it allocated.
+func (t *metaTable) add(x meta) int64 {
+	var allocated int64
+	c := t.n >> metaChunkBits
+	if c == len(t.chunks) {
+		t.chunks = append(t.chunks, make([]meta, 0, min(metaChunk, max(t.n, 64))))
+		allocated = int64(cap(t.chunks[c])) * metaSize
+	} else if ch := t.chunks[c]; len(ch) == cap(ch) {
+		t.chunks[c] = grow2(ch, 1)[:len(ch):min(metaChunk, 2*cap(ch))]
+		allocated = int64(cap(t.chunks[c])) * metaSize
 	}
-	u.meta = append(u.meta, meta{height: height, keyDepth: keyDepth, keySize: keySize})
-	return int32(len(u.meta) - 1), nil
+	t.chunks[c] = append(t.chunks[c], x)
+	t.n++
+	return allocated
+}
+
+// reset empties the table, keeping its first chunk.
+func (t *metaTable) reset() {
+	if len(t.chunks) > 0 {
+		t.chunks = t.chunks[:1]
+		t.chunks[0] = t.chunks[0][:0]
+	}
+	t.n = 0
 }
 
 // holder returns the meta of a new container or object holding items, and marks the
@@ -703,7 +738,7 @@ func (u *unpickler) holder(items []slot, key bool) (int32, error) {
 	ks := int32(1)
 	for i := range items {
 		if m := items[i].m; m >= 0 {
-			mt := &u.meta[m]
+			mt := u.meta.at(m)
 			mt.inside = true
 			h = max(h, mt.height)
 			if key {
@@ -725,11 +760,11 @@ func (u *unpickler) changed(target slot, items []slot) {
 	if target.m < 0 {
 		return
 	}
-	t := &u.meta[target.m]
+	t := u.meta.at(target.m)
 	h := t.height
 	for i := range items {
 		if m := items[i].m; m >= 0 && m != target.m {
-			mt := &u.meta[m]
+			mt := u.meta.at(m)
 			mt.inside = true
 			h = max(h, mt.height+1)
 		}
@@ -746,7 +781,7 @@ func (u *unpickler) changed(target slot, items []slot) {
 func (u *unpickler) hash(s slot) (uint64, error) {
 	cache := false
 	if s.m >= 0 {
-		ks := u.meta[s.m].keySize
+		ks := u.meta.at(s.m).keySize
 		if ks > maxKeySize {
 			return 0, u.fail(ErrLimit, "dict key or set item of more than %d nested values", maxKeySize)
 		}
@@ -758,7 +793,7 @@ func (u *unpickler) hash(s slot) (uint64, error) {
 		}
 	}
 	if s.m >= 0 {
-		u.hashed += int64(u.meta[s.m].keySize)
+		u.hashed += int64(u.meta.at(s.m).keySize)
 	} else {
 		u.hashed++
 	}
@@ -1236,7 +1271,7 @@ func (u *unpickler) stop() (any, error) {
 	// The recorded heights bound the real depth unless a container was changed after
 	// it was put into another one (which only cycles through several containers and
 	// hand-made pickles do); then, or when the bound is over the limit, measure.
-	if s.m >= 0 && (u.stale || u.meta[s.m].height > int32(u.maxDepth)) {
+	if s.m >= 0 && (u.stale || u.meta.at(s.m).height > int32(u.maxDepth)) {
 		if depthExceeds(s.v, u.maxDepth) {
 			return nil, u.fail(ErrLimit, "value nested more than %d deep (Decoder.MaxDepth)", u.maxDepth)
 		}
