@@ -15,6 +15,7 @@ import (
 
 	"github.com/qxbridge/qxbridge/internal/testnginx"
 	"github.com/qxbridge/qxbridge/internal/testpeer"
+	"github.com/qxbridge/qxbridge/internal/testquixote"
 	"github.com/qxbridge/qxbridge/quixote"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -35,7 +36,7 @@ func documentedNginx(t testing.TB, gatewaySocket string) string {
 	return strings.Replace(conf, pass, "scgi_pass "+gatewaySocket+";", 1)
 }
 
-// pyStatus is qxapp's /status page.
+// pyStatus is qxsite's /status page (internal/testquixote).
 type pyStatus struct {
 	Class      string         `json:"class"`
 	ID         *string        `json:"id"`
@@ -55,7 +56,8 @@ func statusOf(t *testing.T, r response) pyStatus {
 
 // TestEndToEndNginxGatewayPython is the deployment in miniature: nginx (with
 // docs/nginx.conf) → the gateway over SCGI on a UNIX socket → the Go demo pages at /,
-// and the CPython qxapp (session3's manager semantics, pre-forking SCGI worker)
+// and a Quixote 3.8 application on session3's SessionManager and
+// DirectorySessionStore, served by Quixote's own SCGI server (internal/testquixote),
 // mounted at /py/, both on one session directory. A scripted user logs in through
 // Python, counts through Go, creates a form token in Go and submits it to Python, and
 // logs out through Go; each step is checked on both sides and on the files.
@@ -63,10 +65,12 @@ func TestEndToEndNginxGatewayPython(t *testing.T) {
 	tmp := shortTempDir(t)
 	sessions := filepath.Join(tmp, "sessions")
 	require.NoError(t, os.Mkdir(sessions, 0o755))
-	w := startPy(t, []string{"QXAPP_COOKIE_PATH=/"}, "gateway_worker.py", sessions, "--listen", "unix:"+filepath.Join(tmp, "py.sock"), "--children", "2")
+	w := testquixote.Start(t, testquixote.Options{Unix: true, Children: 2, SessionDir: sessions,
+		Env: []string{"QXSITE_COOKIE_PATH=/"}})
+	target := "scgi+unix://" + strings.TrimPrefix(w.Addr, "unix:")
 	sock := "unix:" + filepath.Join(tmp, "gw.sock")
 	g := startGateway(t, "-scgi", sock, "-sessions", sessions, "-metrics", "127.0.0.1:0",
-		"-route", "/=demo", "-mount", "/py/="+w.scgiTarget(), "-cookie-path", "/")
+		"-route", "/=demo", "-mount", "/py/="+target, "-cookie-path", "/")
 	fi, err := os.Stat(filepath.Join(tmp, "gw.sock"))
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o660), fi.Mode().Perm(), "-socket-mode default")
@@ -136,7 +140,7 @@ func TestEndToEndNginxGatewayPython(t *testing.T) {
 	assert.Contains(t, get(t, c, u+"/check_token").Body, "has_form_tokens: False\nform_token_count: 0\n")
 	r = do(t, c, http.MethodPost, u+"/py/submit", url.Values{"_form_token": {tok}}.Encode())
 	assert.Equal(t, http.StatusForbidden, r.Status)
-	assert.Equal(t, "rejected", r.Body)
+	assert.Contains(t, r.Body, "Access denied: rejected", "Quixote's AccessError page")
 
 	// 4. Log out through Go: the cookie is revoked and the file is gone for both.
 	r = get(t, c, u+"/logout")
@@ -159,10 +163,10 @@ func TestEndToEndNginxGatewayPython(t *testing.T) {
 	// The request log has one line per request with the route and backend.
 	logs := g.log.String()
 	assert.Contains(t, logs, `msg=request method=POST path=/py/submit route=/py/ status=403`)
-	assert.Contains(t, logs, `backend=`+w.scgiTarget())
+	assert.Contains(t, logs, `backend=`+target)
 	assert.Contains(t, logs, `msg=request method=GET path=/counter route=/ status=200`)
 	assert.NotContains(t, site.ErrorLog(), "[error]")
-	assert.NotContains(t, w.stderr.String(), "Traceback")
+	assert.NotContains(t, w.Output.String(), "Traceback")
 }
 
 // TestREADMEShowsTestedConfiguration keeps the README true: it opens with the run and
