@@ -6,7 +6,7 @@ usage: pgstore_peer.py DSN TABLE setup
        pgstore_peer.py DSN TABLE dirsave ID DIR
 
 setup      creates the table (the store's setup()).
-request    serves one GET of PATH (qxapp_http's pages: /login?user=NAME, /counter,
+request    serves one GET of PATH (qxsite's pages, testdata/py/sites: /login?user=NAME, /counter,
            /status...) with the session cookie SESSION_ID, and prints one JSON line:
            {"status": ..., "body": ..., "cookie": new cookie value or null}.
 dirsave    loads session ID through the store and saves it with session3's
@@ -15,14 +15,17 @@ dirsave    loads session ID through the store and saves it with session3's
 
 import io
 import json
+import os
 import sys
 
 from quixote.publish import Publisher
 from session3.SessionManager import SessionManager
 from session3.store.DirectorySessionStore import DirectorySessionStore
 
-from qxapp_http import Root
 from qxbridge_pgstore.session3_store import PostgresSessionStore
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "sites"))
+from qxsite.root import RootDirectory as Root  # noqa: E402
 
 
 def main():
