@@ -99,7 +99,7 @@
 //
 // # Interleavings
 //
-// Python reader, Go save. The reader opens either the old file (before the rename) or
+// Python reader, Go save. The reader opens either the old file (before the swap) or
 // the new one (after). Both are whole and neither changes while it reads: Go never
 // writes into a named file, and the new file is complete before it gets the name. A
 // reader that opened the old file and waits for LOCK_SH while the save holds LOCK_EX

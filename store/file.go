@@ -274,17 +274,19 @@ func (d *Directory) removeEmpty(path string, cutoff time.Time) (bool, error) {
 //
 // Readers never see a partial file: data goes to a new file without a name (open(2)
 // O_TMPFILE) in the session directory, or in the staging directory if WithStagingDir
-// is given. Then, while Save holds an exclusive flock(2) lock on the file being
-// replaced — so Python readers and writers and Go loads that hold that file finish
-// first — the new file gets a temporary name (never a valid id) and is at once
-// renamed over the session's path; a new session's file is linked under the
-// session's name directly. Where files without a name are not supported, a named
-// temporary file is written instead. If anything fails before the rename (the disk
-// fills, the context ends, the process dies) the old session is left as it was and
-// the new file vanishes (a named temporary file is removed, or, after a crash, swept
-// by DeleteIdle). New files get mode 0666 minus umask, a replaced file's mode is kept
-// (as Python's truncate-and-rewrite keeps it), unless WithFileMode is given. Empty
-// data gives ErrNoData.
+// is given. Then, while Save holds an exclusive lock on the file being replaced — so
+// Python readers and writers and Go loads that hold that file finish first — the new
+// file gets a temporary name (never a valid id) and is at once swapped with the
+// session file (renameat2 RENAME_EXCHANGE), which is then unlinked; a new session's
+// file is linked under the session's name directly. Where files without a name or
+// swaps are not supported, a named temporary file is written, or the new file is
+// renamed over the old one. If anything fails before the swap (the disk fills, the
+// context ends, the process dies) the old session is left as it was and the new file
+// vanishes (a named temporary file is removed, or, after a crash, removed by Open or
+// DeleteIdle). New files get mode 0660 minus umask; a replaced file's group is kept,
+// and its mode less others' bits (see the package documentation), unless
+// WithFileMode is given. Empty data gives ErrNoData. System errors that make the
+// directory unusable for now wrap ErrUnavailable.
 func (d *Directory) Save(ctx context.Context, id string, data []byte) error {
 	if err := ValidID(id); err != nil {
 		return opError("save", id, err)

@@ -234,7 +234,7 @@ func WithCheck(complete func(data []byte) bool) Option {
 
 // WithStagingDir makes Save create and write its files in dir, a directory outside
 // the session directory on the same filesystem, and move each one into the session
-// directory with a rename(2) that gives it the session's name: nothing but session
+// directory with a swap (or rename) that gives it the session's name: nothing but session
 // files ever appears in the session directory. Use it when Python sweeps the session
 // directory with session3's delete_old_sessions, which fails on a name that vanishes
 // while it runs (see the package documentation). Open checks that dir is a directory,
