@@ -374,7 +374,8 @@ func restartOnly(a, b Config) []string {
 // session manager around a Go handler, or the cookie shield in front of a pool. The
 // router has already logged and counted the request, and cleaned its path, around
 // all of it. Layers that belong to every route (per-session ordering, and per-route
-// options such as rollout or shadowing) go here.
+// options such as rollout or shadowing, read from the route's Route) go here; the
+// session a request belongs to on either side is Config.Cookie.SessionID(r).
 func (g *Gateway) routeHandler(_ *route, inner http.Handler) http.Handler {
 	return inner
 }

@@ -3,6 +3,8 @@ package quixote
 import (
 	"net/http"
 	"strings"
+
+	"github.com/qxbridge/qxbridge/store"
 )
 
 // DefaultCookieName is Quixote's SESSION_COOKIE_NAME default.
@@ -74,6 +76,19 @@ func (c *Cookie) header(value, scriptName string, revoke bool) string {
 		b.WriteString("; samesite=None")
 	}
 	return b.String()
+}
+
+// SessionID returns the session id the request's session cookie names, read with
+// Quixote's cookie grammar as the Manager reads it, or "" when the request names no
+// session or a value that is not a valid id (store.ValidID): the session a Go route
+// serves the request with, and, behind Shield, the one a Python worker loads. Code
+// that works per session around both kinds of routes keys on it.
+func (c *Cookie) SessionID(r *http.Request) string {
+	id, _ := c.sessionID(r)
+	if id == "" || store.ValidID(id) != nil {
+		return ""
+	}
+	return id
 }
 
 // sessionID returns the session id the request's cookie names, and whether the

@@ -609,3 +609,25 @@ func TestManagerSkipsUnchangedPythonFile(t *testing.T) {
 		assert.True(t, e.session(s.ID()).AccessTime().After(s.AccessTime()))
 	}
 }
+
+func TestCookieSessionID(t *testing.T) {
+	c := &Cookie{}
+	for header, want := range map[string]string{
+		"":                                      "",
+		`QX_session="KyPJ1fkwwK8"`:              "KyPJ1fkwwK8",
+		`a=1, QX_session=first; QX_session=2nd`: "2nd",
+		`QX_session="../x"`:                     "",
+		`QX_session=*del*`:                      "",
+		`x="\"; QX_session=inside"`:             "",
+		`QX_session=ok; $Path=/`:                "ok",
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		if header != "" {
+			r.Header.Set("Cookie", header)
+		}
+		assert.Equal(t, want, c.SessionID(r), header)
+	}
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Cookie", "sid=abc")
+	assert.Equal(t, "abc", (&Cookie{Name: "sid"}).SessionID(r))
+}
