@@ -68,8 +68,12 @@
 //  1. The session cookie (Cookie.Name, default QX_session) names the session. ""
 //     and "*del*" mean none. A value that is not a valid id (store.ValidID: 1 to 64
 //     characters of [A-Za-z0-9_-]) is logged and treated as no cookie, so no
-//     hostile name ever reaches the filesystem. When the cookie is sent twice the
-//     last one counts, as in Quixote's cookie parser.
+//     hostile name ever reaches the filesystem. The Cookie header is read with
+//     Quixote's own cookie grammar (ParseCookies: commas separate cookies too, quoted
+//     values lose their quotes and escapes, the last cookie of a name counts), so a
+//     Go page and a Python page pick the same session for the same header
+//     (Cookie.SessionID). Shield keeps the values Quixote would misuse away from
+//     Python.
 //  2. The session file is loaded and decoded. Without a cookie or a file, the
 //     request gets a new session of class NewClass (session3's Session by default)
 //     with id None, stored only if it ends the request with info.
