@@ -31,8 +31,8 @@ const (
 	// DefaultMemoryPerByte and DefaultMaxMemory make the default memory budget of one
 	// decoding: 256 bytes per byte of input, at most 2 GiB. CPython itself takes up to
 	// about 220 bytes per byte of input for what its pickler writes (an empty set is one
-	// byte of pickle and 216 bytes of memory); the decoder takes less than 70 for
-	// anything the encoder or CPython writes.
+	// byte of pickle and 216 bytes of memory); the decoder takes about 75 for the
+	// worst the encoder or CPython writes (a million empty dicts).
 	DefaultMemoryPerByte = 256
 	DefaultMaxMemory     = 2 << 30
 )
@@ -181,7 +181,7 @@ type unpickler struct {
 	marks []int // stack lengths at each MARK
 	fence int   // stack length at the topmost mark: items below it are out of reach
 
-	memo    []slot         // dense part of the memo, holes marked memoHole
+	memo    memoTable      // dense part of the memo, holes marked memoHole
 	sparse  map[int64]slot // entries whose index is far beyond the dense part
 	memoLen int            // number of entries set (where MEMOIZE puts the next one)
 	meta    metaTable      // per container or object, indexed by slot.m
@@ -211,7 +211,8 @@ var unpicklers = sync.Pool{New: func() any { return new(unpickler) }}
 func (u *unpickler) reset(data []byte, d *Decoder, enc encoding) {
 	u.data, u.pos, u.start, u.op, u.proto, u.limit = data, 0, 0, 0, 0, len(data)
 	u.stack, u.marks, u.fence = u.stack[:0], u.marks[:0], 0
-	u.memo, u.memoLen = u.memo[:0], 0
+	u.memo.reset()
+	u.memoLen = 0
 	u.meta.reset()
 	u.stale = false
 	u.probes, u.hashed = 0, 0
@@ -241,11 +242,11 @@ func orDefault(v, def int) int {
 // unless one of its buffers grew large.
 func (u *unpickler) release() {
 	const keep = 1 << 16
-	if cap(u.stack) > keep || cap(u.memo) > keep || u.meta.n > keep || cap(u.marks) > keep {
+	if cap(u.stack) > keep || u.memo.n > keep || u.meta.n > keep || cap(u.marks) > keep {
 		return
 	}
 	clear(u.stack[:cap(u.stack)])
-	clear(u.memo[:cap(u.memo)])
+	u.memo.clear()
 	u.data, u.copy, u.sparse, u.hashes, u.sl = nil, nil, nil, nil, slabs{}
 	unpicklers.Put(u)
 }
@@ -693,6 +694,47 @@ func (u *unpickler) newMeta(height, keyDepth, keySize int32) (int32, error) {
 	return int32(u.meta.n - 1), nil
 }
 
+// memoTable is the dense part of the memo, in chunks like metaTable: a memo of
+// millions of entries is never copied to grow.
+type memoTable struct {
+	chunks [][]slot
+	n      int
+}
+
+func (t *memoTable) at(i int) *slot { return &t.chunks[i>>metaChunkBits][i&(metaChunk-1)] }
+
+// add appends x and returns the bytes it allocated.
+func (t *memoTable) add(x slot) int64 {
+	var allocated int64
+	c := t.n >> metaChunkBits
+	if c == len(t.chunks) {
+		t.chunks = append(t.chunks, make([]slot, 0, min(metaChunk, max(t.n, 64))))
+		allocated = int64(cap(t.chunks[c])) * slotSize
+	} else if ch := t.chunks[c]; len(ch) == cap(ch) {
+		t.chunks[c] = grow2(ch, 1)[:len(ch):min(metaChunk, 2*cap(ch))]
+		allocated = int64(cap(t.chunks[c])) * slotSize
+	}
+	t.chunks[c] = append(t.chunks[c], x)
+	t.n++
+	return allocated
+}
+
+// reset empties the table, keeping its first chunk.
+func (t *memoTable) reset() {
+	if len(t.chunks) > 0 {
+		t.chunks = t.chunks[:1]
+		t.chunks[0] = t.chunks[0][:0]
+	}
+	t.n = 0
+}
+
+// clear drops the references the table holds.
+func (t *memoTable) clear() {
+	for _, ch := range t.chunks {
+		clear(ch[:cap(ch)])
+	}
+}
+
 // metaTable holds the meta of the containers of one decoding in chunks of
 // metaChunk, so that millions of them are never copied to grow (the first chunk
 // grows, so that a small pickle takes a small table).
@@ -880,38 +922,35 @@ func (u *unpickler) memoPut(idx int64, s slot) error {
 	if idx < 0 {
 		return u.fail(ErrMemo, "negative PUT argument")
 	}
-	n := int64(len(u.memo))
+	n := int64(u.memo.n)
 	switch {
 	case idx < n:
-		if u.memo[idx].m == memoHole {
+		e := u.memo.at(int(idx))
+		if e.m == memoHole {
 			if err := u.memoCount(); err != nil {
 				return err
 			}
 		}
-		u.memo[idx] = s
+		*e = s
 		return nil
 	case idx <= 2*n+16:
 		if err := u.memoCount(); err != nil {
 			return err
 		}
-		if c := cap(u.memo); c-len(u.memo) < int(idx-n)+1 {
-			u.memo = grow2(u.memo, int(idx-n)+1)
-			u.sl.mem += int64(cap(u.memo)) * slotSize
-		}
-		for int64(len(u.memo)) < idx {
-			u.memo = append(u.memo, slot{m: memoHole})
+		for int64(u.memo.n) < idx {
+			u.sl.mem += u.memo.add(slot{m: memoHole})
 		}
 		if u.sparse != nil {
 			// Entries the dense part now covers move into it.
 			for i := n; i < idx; i++ {
 				if e, ok := u.sparse[i]; ok {
-					u.memo[i] = e
+					*u.memo.at(int(i)) = e
 					delete(u.sparse, i)
 				}
 			}
 			delete(u.sparse, idx)
 		}
-		u.memo = append(u.memo, s)
+		u.sl.mem += u.memo.add(s)
 		return u.checkMemory()
 	}
 	if _, ok := u.sparse[idx]; !ok {
@@ -938,8 +977,8 @@ func (u *unpickler) memoCount() error {
 func (u *unpickler) memoGet(idx int64) error {
 	var s slot
 	ok := false
-	if idx >= 0 && idx < int64(len(u.memo)) {
-		s = u.memo[idx]
+	if idx >= 0 && idx < int64(u.memo.n) {
+		s = *u.memo.at(int(idx))
 		ok = s.m != memoHole
 	} else if u.sparse != nil {
 		s, ok = u.sparse[idx]
@@ -1151,8 +1190,8 @@ func (u *unpickler) run() (any, error) {
 		// The memo.
 		case opMemoize:
 			// The common case first: no holes, the stack above its mark.
-			if n := len(u.stack); u.memoLen == len(u.memo) && n > u.fence && u.memoLen < u.maxMemo && len(u.memo) < cap(u.memo) {
-				u.memo = append(u.memo, u.stack[n-1])
+			if n := len(u.stack); u.memoLen == u.memo.n && n > u.fence && u.memoLen < u.maxMemo {
+				u.sl.mem += u.memo.add(u.stack[n-1])
 				u.memoLen++
 				continue
 			}
@@ -1165,9 +1204,10 @@ func (u *unpickler) run() (any, error) {
 		case opBinGet:
 			if u.pos < u.limit {
 				i := int(u.data[u.pos])
-				if i < len(u.memo) && u.memo[i].m != memoHole && len(u.stack) < u.stackRoom {
+				// i < 256: the first chunk.
+				if i < u.memo.n && u.memo.chunks[0][i].m != memoHole && len(u.stack) < u.stackRoom {
 					u.pos++
-					u.stack = append(u.stack, u.memo[i])
+					u.stack = append(u.stack, u.memo.chunks[0][i])
 					continue
 				}
 			}

@@ -165,7 +165,7 @@
 // is ErrLimit. The memory one decoding allocates is bounded too: MemoryPerByte
 // (DefaultMemoryPerByte, 256) bytes per byte of input, at most MaxMemory
 // (DefaultMaxMemory, 2 GiB); going over is ErrMemory (which wraps ErrLimit). The
-// decoder takes under 130 bytes per byte of input for the worst CPython writes (a
+// decoder allocates about 75 bytes per byte of input for the worst CPython writes (a
 // session of a million empty dicts), where CPython itself takes up to about 220.
 //
 // Decoding takes time in proportion to the input. Dict keys and set items are hashed
