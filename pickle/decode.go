@@ -719,11 +719,10 @@ func (t *memoTable) add(x slot) int64 {
 	return allocated
 }
 
-// reset empties the table, keeping its first chunk.
+// reset empties the table, keeping its chunks for the next decoding.
 func (t *memoTable) reset() {
-	if len(t.chunks) > 0 {
-		t.chunks = t.chunks[:1]
-		t.chunks[0] = t.chunks[0][:0]
+	for i := range t.chunks {
+		t.chunks[i] = t.chunks[i][:0]
 	}
 	t.n = 0
 }
@@ -764,11 +763,10 @@ func (t *metaTable) add(x meta) int64 {
 	return allocated
 }
 
-// reset empties the table, keeping its first chunk.
+// reset empties the table, keeping its chunks for the next decoding.
 func (t *metaTable) reset() {
-	if len(t.chunks) > 0 {
-		t.chunks = t.chunks[:1]
-		t.chunks[0] = t.chunks[0][:0]
+	for i := range t.chunks {
+		t.chunks[i] = t.chunks[i][:0]
 	}
 	t.n = 0
 }
