@@ -1189,7 +1189,12 @@ func (u *unpickler) run() (any, error) {
 		case opMemoize:
 			// The common case first: no holes, the stack above its mark.
 			if n := len(u.stack); u.memoLen == u.memo.n && n > u.fence && u.memoLen < u.maxMemo {
-				u.sl.mem += u.memo.add(u.stack[n-1])
+				if c := u.memo.n >> metaChunkBits; c < len(u.memo.chunks) && len(u.memo.chunks[c]) < cap(u.memo.chunks[c]) {
+					u.memo.chunks[c] = append(u.memo.chunks[c], u.stack[n-1]) // room in the chunk: no call
+					u.memo.n++
+				} else {
+					u.sl.mem += u.memo.add(u.stack[n-1])
+				}
 				u.memoLen++
 				continue
 			}
