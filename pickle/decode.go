@@ -181,10 +181,10 @@ type unpickler struct {
 	marks []int // stack lengths at each MARK
 	fence int   // stack length at the topmost mark: items below it are out of reach
 
-	memo    memoTable      // dense part of the memo, holes marked memoHole
+	memo    chunked[slot]  // dense part of the memo, holes marked memoHole
 	sparse  map[int64]slot // entries whose index is far beyond the dense part
 	memoLen int            // number of entries set (where MEMOIZE puts the next one)
-	meta    metaTable      // per container or object, indexed by slot.m
+	meta    chunked[meta]  // per container or object, indexed by slot.m
 	hashes  map[any]uint64 // hashes of large tuple and frozenset keys, computed once
 	stale   bool           // a container already inside another one was changed
 	// probes counts the keys dict and set insertions compared a key with, and hashed
@@ -619,7 +619,6 @@ func (u *unpickler) overBudget() error {
 // Sizes the memory count uses.
 const (
 	slotSize  = int64(unsafe.Sizeof(slot{}))
-	metaSize  = int64(unsafe.Sizeof(meta{}))
 	itemSize  = int64(unsafe.Sizeof(any(nil)))
 	boxedSize = 8 // an int64 or float64 in an interface (ints 0 to 255 excepted)
 )
@@ -694,25 +693,31 @@ func (u *unpickler) newMeta(height, keyDepth, keySize int32) (int32, error) {
 	return int32(u.meta.n - 1), nil
 }
 
-// memoTable is the dense part of the memo, in chunks like metaTable: a memo of
-// millions of entries is never copied to grow.
-type memoTable struct {
-	chunks [][]slot
+// chunked is a growing table kept in chunks of 4096 (the first one grows), so that
+// millions of entries are never copied to grow and a small pickle takes a small
+// table: the dense part of the memo, and the meta of the containers.
+type chunked[T any] struct {
+	chunks [][]T
 	n      int
 }
 
-func (t *memoTable) at(i int) *slot { return &t.chunks[i>>metaChunkBits][i&(metaChunk-1)] }
+const (
+	chunkBits = 12
+	chunkLen  = 1 << chunkBits
+)
+
+func (t *chunked[T]) at(i int) *T { return &t.chunks[i>>chunkBits][i&(chunkLen-1)] }
 
 // add appends x and returns the bytes it allocated.
-func (t *memoTable) add(x slot) int64 {
+func (t *chunked[T]) add(x T) int64 {
 	var allocated int64
-	c := t.n >> metaChunkBits
+	c := t.n >> chunkBits
 	if c == len(t.chunks) {
-		t.chunks = append(t.chunks, make([]slot, 0, min(metaChunk, max(t.n, 64))))
-		allocated = int64(cap(t.chunks[c])) * slotSize
+		t.chunks = append(t.chunks, make([]T, 0, min(chunkLen, max(t.n, 64))))
+		allocated = int64(cap(t.chunks[c])) * int64(unsafe.Sizeof(x))
 	} else if ch := t.chunks[c]; len(ch) == cap(ch) {
-		t.chunks[c] = grow2(ch, 1)[:len(ch):min(metaChunk, 2*cap(ch))]
-		allocated = int64(cap(t.chunks[c])) * slotSize
+		t.chunks[c] = grow2(ch, 1)[:len(ch):min(chunkLen, 2*cap(ch))]
+		allocated = int64(cap(t.chunks[c])) * int64(unsafe.Sizeof(x))
 	}
 	t.chunks[c] = append(t.chunks[c], x)
 	t.n++
@@ -720,7 +725,7 @@ func (t *memoTable) add(x slot) int64 {
 }
 
 // reset empties the table, keeping its chunks for the next decoding.
-func (t *memoTable) reset() {
+func (t *chunked[T]) reset() {
 	for i := range t.chunks {
 		t.chunks[i] = t.chunks[i][:0]
 	}
@@ -728,47 +733,10 @@ func (t *memoTable) reset() {
 }
 
 // clear drops the references the table holds.
-func (t *memoTable) clear() {
+func (t *chunked[T]) clear() {
 	for _, ch := range t.chunks {
 		clear(ch[:cap(ch)])
 	}
-}
-
-// metaTable holds the meta of the containers of one decoding in chunks of
-// metaChunk, so that millions of them are never copied to grow (the first chunk
-// grows, so that a small pickle takes a small table).
-type metaTable struct {
-	chunks [][]meta
-	n      int
-}
-
-const metaChunkBits = 12
-const metaChunk = 1 << metaChunkBits
-
-func (t *metaTable) at(m int32) *meta { return &t.chunks[m>>metaChunkBits][m&(metaChunk-1)] }
-
-// add appends x and returns the bytes it allocated.
-func (t *metaTable) add(x meta) int64 {
-	var allocated int64
-	c := t.n >> metaChunkBits
-	if c == len(t.chunks) {
-		t.chunks = append(t.chunks, make([]meta, 0, min(metaChunk, max(t.n, 64))))
-		allocated = int64(cap(t.chunks[c])) * metaSize
-	} else if ch := t.chunks[c]; len(ch) == cap(ch) {
-		t.chunks[c] = grow2(ch, 1)[:len(ch):min(metaChunk, 2*cap(ch))]
-		allocated = int64(cap(t.chunks[c])) * metaSize
-	}
-	t.chunks[c] = append(t.chunks[c], x)
-	t.n++
-	return allocated
-}
-
-// reset empties the table, keeping its chunks for the next decoding.
-func (t *metaTable) reset() {
-	for i := range t.chunks {
-		t.chunks[i] = t.chunks[i][:0]
-	}
-	t.n = 0
 }
 
 // holder returns the meta of a new container or object holding items, and marks the
@@ -778,7 +746,7 @@ func (u *unpickler) holder(items []slot, key bool) (int32, error) {
 	ks := int32(1)
 	for i := range items {
 		if m := items[i].m; m >= 0 {
-			mt := u.meta.at(m)
+			mt := u.meta.at(int(m))
 			mt.inside = true
 			h = max(h, mt.height)
 			if key {
@@ -800,11 +768,11 @@ func (u *unpickler) changed(target slot, items []slot) {
 	if target.m < 0 {
 		return
 	}
-	t := u.meta.at(target.m)
+	t := u.meta.at(int(target.m))
 	h := t.height
 	for i := range items {
 		if m := items[i].m; m >= 0 && m != target.m {
-			mt := u.meta.at(m)
+			mt := u.meta.at(int(m))
 			mt.inside = true
 			h = max(h, mt.height+1)
 		}
@@ -821,7 +789,7 @@ func (u *unpickler) changed(target slot, items []slot) {
 func (u *unpickler) hash(s slot) (uint64, error) {
 	cache := false
 	if s.m >= 0 {
-		ks := u.meta.at(s.m).keySize
+		ks := u.meta.at(int(s.m)).keySize
 		if ks > maxKeySize {
 			return 0, u.fail(ErrLimit, "dict key or set item of more than %d nested values", maxKeySize)
 		}
@@ -833,7 +801,7 @@ func (u *unpickler) hash(s slot) (uint64, error) {
 		}
 	}
 	if s.m >= 0 {
-		u.hashed += int64(u.meta.at(s.m).keySize)
+		u.hashed += int64(u.meta.at(int(s.m)).keySize)
 	} else {
 		u.hashed++
 	}
@@ -1189,7 +1157,7 @@ func (u *unpickler) run() (any, error) {
 		case opMemoize:
 			// The common case first: no holes, the stack above its mark.
 			if n := len(u.stack); u.memoLen == u.memo.n && n > u.fence && u.memoLen < u.maxMemo {
-				if c := u.memo.n >> metaChunkBits; c < len(u.memo.chunks) && len(u.memo.chunks[c]) < cap(u.memo.chunks[c]) {
+				if c := u.memo.n >> chunkBits; c < len(u.memo.chunks) && len(u.memo.chunks[c]) < cap(u.memo.chunks[c]) {
 					u.memo.chunks[c] = append(u.memo.chunks[c], u.stack[n-1]) // room in the chunk: no call
 					u.memo.n++
 				} else {
@@ -1314,7 +1282,7 @@ func (u *unpickler) stop() (any, error) {
 	// The recorded heights bound the real depth unless a container was changed after
 	// it was put into another one (which only cycles through several containers and
 	// hand-made pickles do); then, or when the bound is over the limit, measure.
-	if s.m >= 0 && (u.stale || u.meta.at(s.m).height > int32(u.maxDepth)) {
+	if s.m >= 0 && (u.stale || u.meta.at(int(s.m)).height > int32(u.maxDepth)) {
 		if depthExceeds(s.v, u.maxDepth) {
 			return nil, u.fail(ErrLimit, "value nested more than %d deep (Decoder.MaxDepth)", u.maxDepth)
 		}
