@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/qxbridge/qxbridge/internal/testnginx"
+	"github.com/qxbridge/qxbridge/internal/testquixote"
 	"github.com/qxbridge/qxbridge/internal/testwrk"
 	"github.com/stretchr/testify/require"
 )
@@ -55,8 +56,8 @@ func counterSum(b *testing.B, dir string) int64 {
 // BENCHMARKS.md (## gateway), every request going through nginx with wrk on loopback:
 //
 //   - throughput of a page that loads and saves a logged-in session: nginx → gateway
-//     → the Go demo's /counter, against nginx → the CPython SCGI worker (qxapp's
-//     /counter: session3's manager steps over the DirectorySessionStore) directly;
+//     → the Go demo's /counter, against nginx → the real Quixote 3.8 SCGI server
+//     (qxsite's /counter on session3's SessionManager and DirectorySessionStore) directly;
 //   - median latency of the Python page: nginx → gateway → CPython worker, against
 //     nginx → CPython worker directly;
 //   - for scale, the throughput of a Go page that does no session work through the same
@@ -91,8 +92,8 @@ func BenchmarkGatewayEndToEnd(b *testing.B) {
 		sessions = filepath.Join(d, "sessions")
 	}
 	require.NoError(b, os.Mkdir(sessions, 0o755))
-	w := startPy(b, []string{"QXAPP_COOKIE_PATH=/"}, "gateway_worker.py", sessions,
-		"--listen", "unix:"+filepath.Join(tmp, "py.sock"), "--children", strconv.Itoa(children))
+	w := testquixote.Start(b, testquixote.Options{Unix: true, Children: children, SessionDir: sessions,
+		Env: []string{"QXSITE_COOKIE_PATH=/"}})
 	sock := "unix:" + filepath.Join(tmp, "gw.sock")
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan *Gateway, 1)
@@ -102,7 +103,7 @@ func BenchmarkGatewayEndToEnd(b *testing.B) {
 	g.onReady = func(g *Gateway) { ready <- g }
 	go func() {
 		exited <- g.Run(ctx, []string{"-scgi", sock, "-sessions", sessions, "-route", "/=demo",
-			"-mount", "/py/=" + w.scgiTarget(), "-cookie-path", "/", "-backend-max-conns", strconv.Itoa(children)},
+			"-mount", "/py/=" + quixoteTarget(w), "-cookie-path", "/", "-backend-max-conns", strconv.Itoa(children)},
 			io.Discard, io.Discard)
 	}()
 	select {
@@ -119,7 +120,7 @@ func BenchmarkGatewayEndToEnd(b *testing.B) {
             scgi_param SCRIPT_NAME "";
             scgi_param PATH_INFO $document_uri;
             scgi_pass %s;
-        }`, w.addr)}).URL
+        }`, w.Addr)}).URL
 
 	var cookies []string
 	for i := range nSessions {

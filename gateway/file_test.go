@@ -73,7 +73,7 @@ prefix = "/"
 target = "python"
 
 [[mount]]
-prefix = "/legacy/"
+prefix = "/archive/"
 target = "scgi://127.0.0.1:4100"
 `
 
@@ -113,7 +113,7 @@ func TestConfigFile(t *testing.T) {
 	assert.Equal(t, "json", cfg.LogFormat)
 	assert.Equal(t, "WARN", cfg.LogLevel.String())
 	assert.Equal(t, map[string]Pool{"python": {Addresses: []string{"127.0.0.1:4000", "unix:/run/shop/scgi.sock"}, MaxConns: 3, Timeout: 5 * time.Second}}, cfg.Pools)
-	assert.Equal(t, []Route{{Prefix: "/cart/", Target: "demo"}, {Prefix: "/", Target: "python"}, {Prefix: "/legacy/", Target: "scgi://127.0.0.1:4100", Mount: true}}, cfg.Routes)
+	assert.Equal(t, []Route{{Prefix: "/cart/", Target: "demo"}, {Prefix: "/", Target: "python"}, {Prefix: "/archive/", Target: "scgi://127.0.0.1:4100", Mount: true}}, cfg.Routes)
 	p, isPool, err := cfg.pool("scgi://127.0.0.1:4100")
 	require.NoError(t, err)
 	assert.True(t, isPool)
@@ -125,7 +125,7 @@ func TestConfigFile(t *testing.T) {
 	assert.Equal(t, "sid", cfg.Cookie.Name)
 	assert.Equal(t, "/", cfg.Cookie.Path, "the rest of the file stays")
 	assert.Equal(t, "DEBUG", cfg.LogLevel.String())
-	assert.Equal(t, []Route{{Prefix: "/", Target: "python"}, {Prefix: "/legacy/", Target: "scgi://127.0.0.1:4100", Mount: true},
+	assert.Equal(t, []Route{{Prefix: "/", Target: "python"}, {Prefix: "/archive/", Target: "scgi://127.0.0.1:4100", Mount: true},
 		{Prefix: "/cart", Target: "python"}, {Prefix: "/counter", Target: "demo"}}, cfg.Routes)
 }
 
@@ -163,7 +163,7 @@ func TestConfigFileErrors(t *testing.T) {
 // connection; a bad file is refused with a clear error and the running configuration
 // stays.
 func TestReloadSIGHUP(t *testing.T) {
-	w := startPy(t, nil, "scgi_worker.py", "--listen", "127.0.0.1:0", "--children", "2")
+	w := startQuixote(t)
 	tmp := t.TempDir()
 	path := filepath.Join(tmp, "gateway.toml")
 	head := `
@@ -173,7 +173,7 @@ metrics = "127.0.0.1:0"
 [sessions]
 dir = "` + filepath.Join(tmp, "sessions") + `"
 [pool.py]
-addresses = ["` + w.addr + `"]
+addresses = ["` + w.Addr + `"]
 [[mount]]
 prefix = "/py/"
 target = "py"

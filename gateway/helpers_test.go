@@ -1,22 +1,20 @@
 package gateway
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/qxbridge/qxbridge/demo"
 	"github.com/qxbridge/qxbridge/internal/testhttp"
 	"github.com/qxbridge/qxbridge/internal/testpeer"
+	"github.com/qxbridge/qxbridge/internal/testquixote"
 	"github.com/stretchr/testify/require"
 )
 
@@ -98,68 +96,20 @@ func startGateway(t testing.TB, args ...string) *runningGateway {
 // url returns the gateway's HTTP address as a URL prefix.
 func (g *runningGateway) url() string { return "http://" + g.addr("http") }
 
-// pyProcess is a running CPython program from testdata/py that printed "READY addr".
-type pyProcess struct {
-	addr   string
-	cmd    *exec.Cmd
-	stderr *testpeer.Output
-}
-
-// startPy starts a CPython worker (gateway_worker.py or scgi_worker.py) and waits for
-// its READY line. It is stopped with SIGTERM when the test ends.
-func startPy(t testing.TB, env []string, script string, args ...string) *pyProcess {
-	t.Helper()
-	cmd := testpeer.PythonCmd(t, script, args...)
-	cmd.Env = append(cmd.Env, env...)
-	p := &pyProcess{cmd: cmd, stderr: &testpeer.Output{}}
-	cmd.Stderr = p.stderr
-	out, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	line := make(chan string, 1)
-	go func() {
-		l, _ := bufio.NewReader(out).ReadString('\n')
-		line <- l
-		_, _ = io.Copy(io.Discard, out)
-	}()
-	select {
-	case l := <-line:
-		addr, ok := strings.CutPrefix(strings.TrimSpace(l), "READY ")
-		if !ok {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			t.Fatalf("%s did not start: %q\n%s", script, l, p.stderr)
-		}
-		p.addr = addr
-	case <-time.After(15 * time.Second):
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		t.Fatalf("%s did not start in time\n%s", script, p.stderr)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-			t.Errorf("%s did not stop on SIGTERM", script)
-		}
-		if t.Failed() {
-			t.Logf("%s stderr:\n%s", script, p.stderr)
-		}
-	})
-	return p
-}
-
-// scgiTarget returns a route target for a worker address.
-func (p *pyProcess) scgiTarget() string {
-	if path, ok := strings.CutPrefix(p.addr, "unix:"); ok {
+// quixoteTarget returns the route target for a Quixote SCGI server's address.
+func quixoteTarget(s *testquixote.Server) string {
+	if path, ok := strings.CutPrefix(s.Addr, "unix:"); ok {
 		return "scgi+unix://" + path
 	}
-	return "scgi://" + p.addr
+	return "scgi://" + s.Addr
+}
+
+// startQuixote starts the real Quixote 3.8 application qxsite under Quixote's own
+// SCGI server (internal/testquixote) on loopback TCP with two children: the Python
+// side of the tests that proxy to a backend.
+func startQuixote(t testing.TB) *testquixote.Server {
+	t.Helper()
+	return testquixote.Start(t, testquixote.Options{Children: 2})
 }
 
 type response = testhttp.Response

@@ -25,11 +25,11 @@ func scrape(t *testing.T, addr string) string {
 // TestMetricsAndHealth drives requests through every kind of route and checks what
 // /metrics and /healthz report about them.
 func TestMetricsAndHealth(t *testing.T) {
-	w := startPy(t, nil, "scgi_worker.py", "--listen", "127.0.0.1:0", "--children", "2")
+	w := startQuixote(t)
 	dead := freeAddr(t)
 	dir := filepath.Join(t.TempDir(), "sessions")
 	g := startGateway(t, "-http", "127.0.0.1:0", "-metrics", "127.0.0.1:0", "-sessions", dir,
-		"-route", "/=demo", "-mount", "/py/="+w.scgiTarget(), "-route", "/dead/=scgi://"+dead)
+		"-route", "/=demo", "-mount", "/py/="+quixoteTarget(w), "-route", "/dead/=scgi://"+dead)
 	c := client(t)
 	u := g.url()
 	require.Equal(t, 200, get(t, c, u+"/").Status)
@@ -49,9 +49,9 @@ func TestMetricsAndHealth(t *testing.T) {
 		`qxbridge_request_duration_seconds_count{route="/py/"} 2`,
 		`qxbridge_backend_errors_total{route="/dead/",status="502"} 1`,
 		`qxbridge_backend_up{backend="` + dead + `",route="/dead/"} 0`,
-		`qxbridge_backend_up{backend="` + w.addr + `",route="/py/"} 1`,
+		`qxbridge_backend_up{backend="` + w.Addr + `",route="/py/"} 1`,
 		`qxbridge_backend_failures_total{backend="` + dead + `",route="/dead/"} 1`,
-		`qxbridge_backend_connections_total{backend="` + w.addr + `",route="/py/"} 2`,
+		`qxbridge_backend_connections_total{backend="` + w.Addr + `",route="/py/"} 2`,
 		`qxbridge_rejected_session_cookies_total{route="/py/"} 1`,
 		`qxbridge_session_operations_total{op="load",result="ok"} 2`, // /counter and /nope
 		`qxbridge_session_operations_total{op="save",result="ok"} 2`,
@@ -76,7 +76,7 @@ func TestMetricsAndHealth(t *testing.T) {
 	h := get(t, c, "http://"+g.addr("metrics")+"/healthz")
 	assert.Equal(t, http.StatusOK, h.Status)
 	assert.True(t, strings.HasPrefix(h.Body, "ok\nsessions "+dir+": ok\n"), h.Body)
-	assert.Contains(t, h.Body, "route /py/ backend "+w.addr+": up\n")
+	assert.Contains(t, h.Body, "route /py/ backend "+w.Addr+": up\n")
 	assert.Regexp(t, `route /dead/ backend `+regexp.QuoteMeta(dead)+`: resting until \d{4}-`, h.Body)
 
 	require.NoError(t, os.RemoveAll(dir))
@@ -192,8 +192,8 @@ func TestIdleSweep(t *testing.T) {
 // by chunk through the router's logging and the proxy (the first chunk arrives while
 // the worker still waits for the test to let it go on).
 func TestProxyStreamsThroughGateway(t *testing.T) {
-	w := startPy(t, nil, "scgi_worker.py", "--listen", "127.0.0.1:0", "--children", "2")
-	g := startGateway(t, "-http", "127.0.0.1:0", "-sessions", t.TempDir(), "-mount", "/py/="+w.scgiTarget())
+	w := startQuixote(t)
+	g := startGateway(t, "-http", "127.0.0.1:0", "-sessions", t.TempDir(), "-mount", "/py/="+quixoteTarget(w))
 	gate := filepath.Join(t.TempDir(), "gate")
 	resp, err := http.Get(g.url() + "/py/stream?n=3&gate=" + gate)
 	require.NoError(t, err)
@@ -211,14 +211,14 @@ func TestProxyStreamsThroughGateway(t *testing.T) {
 	}, 5*time.Second, 10*time.Millisecond)
 }
 
-// TestShieldThroughGateway sends hostile session cookies through the gateway to a
-// CPython SCGI worker that echoes the HTTP_COOKIE it received: the invalid session
+// TestShieldThroughGateway sends hostile session cookies through the gateway to the
+// real Quixote application, which echoes the HTTP_COOKIE it received: the invalid session
 // cookie never reaches it, the other cookies do, byte for byte, and each cleaned
 // request is logged once and counted.
 func TestShieldThroughGateway(t *testing.T) {
-	w := startPy(t, nil, "scgi_worker.py", "--listen", "127.0.0.1:0", "--children", "2")
+	w := startQuixote(t)
 	g := startGateway(t, "-http", "127.0.0.1:0", "-metrics", "127.0.0.1:0", "-sessions", t.TempDir(),
-		"-route", "/=demo", "-route", "/py/="+w.scgiTarget())
+		"-route", "/=demo", "-route", "/py/="+quixoteTarget(w))
 	c := client(t)
 	echo := func(cookies ...string) string {
 		var h []string
@@ -226,7 +226,7 @@ func TestShieldThroughGateway(t *testing.T) {
 			h = append(h, "Cookie", v)
 		}
 		r := get(t, c, g.url()+"/py/env", h...)
-		require.Equal(t, http.StatusNotFound, r.Status, "scgi_worker answers unknown paths 404 with its environment")
+		require.Equal(t, http.StatusNotFound, r.Status, "a route, not a mount: qxsite sees /py/env, which it answers 404 with its environment")
 		var env struct {
 			Env map[string]string `json:"env"`
 		}
@@ -247,7 +247,7 @@ func TestShieldThroughGateway(t *testing.T) {
 	assert.Contains(t, logs, `values="\"/etc/hostname\""`)
 	metrics := get(t, c, "http://"+g.addr("metrics")+"/metrics").Body
 	assert.Contains(t, metrics, `qxbridge_rejected_session_cookies_total{route="/py/"} 4`)
-	assert.NotContains(t, w.stderr.String(), "Traceback")
+	assert.NotContains(t, w.Output.String(), "Traceback")
 }
 
 func TestDemoMounted(t *testing.T) {

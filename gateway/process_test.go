@@ -125,9 +125,9 @@ func waitInFlight(t *testing.T, metricsAddr string, n int) {
 // connections at once, lets the request in flight (a slow Python page) finish, and
 // exits 0.
 func TestSIGTERMFinishesRequestsInFlight(t *testing.T) {
-	w := startPy(t, nil, "scgi_worker.py", "--listen", "127.0.0.1:0", "--children", "2")
+	w := startQuixote(t)
 	p := startGatewayProcess(t, 2, nil, nil, "", "-http", "127.0.0.1:0", "-metrics", "127.0.0.1:0",
-		"-sessions", t.TempDir(), "-mount", "/py/="+w.scgiTarget())
+		"-sessions", t.TempDir(), "-mount", "/py/="+quixoteTarget(w))
 
 	type result struct {
 		status int
@@ -181,9 +181,9 @@ func TestSIGTERMFinishesRequestsInFlight(t *testing.T) {
 // TestSIGTERMShutdownTimeout: a request that outlives -shutdown-timeout is cut off,
 // and the gateway still exits 0, promptly.
 func TestSIGTERMShutdownTimeout(t *testing.T) {
-	w := startPy(t, nil, "scgi_worker.py", "--listen", "127.0.0.1:0", "--children", "2")
+	w := startQuixote(t)
 	p := startGatewayProcess(t, 2, nil, nil, "", "-http", "127.0.0.1:0", "-metrics", "127.0.0.1:0",
-		"-sessions", t.TempDir(), "-route", "/=demo", "-mount", "/py/="+w.scgiTarget(), "-shutdown-timeout", "300ms")
+		"-sessions", t.TempDir(), "-route", "/=demo", "-mount", "/py/="+quixoteTarget(w), "-shutdown-timeout", "300ms")
 	errc := make(chan error, 1)
 	go func() {
 		resp, err := http.Get("http://" + p.addrs["http"] + "/py/sleep?s=2")

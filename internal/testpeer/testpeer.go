@@ -126,20 +126,12 @@ func PyScript(name string) string {
 	return Testdata("py", name)
 }
 
-// legacyPrograms still run on the stand-ins in testdata/py/legacy (see its README);
-// no other program sees them.
-var legacyPrograms = map[string]bool{"gateway_worker.py": true, "qxapp.py": true}
-
 // PythonCmd returns an exec.Cmd running a testdata/py program with testdata/py on
 // PYTHONPATH, so the application's own modules (myapp) import as in production.
 func PythonCmd(t testing.TB, script string, args ...string) *exec.Cmd {
 	t.Helper()
 	py := Python(t)
 	cmd := exec.Command(py, append([]string{PyScript(script)}, args...)...)
-	path := Testdata("py")
-	if legacyPrograms[script] {
-		path = Testdata("py", "legacy") + string(os.PathListSeparator) + path
-	}
-	cmd.Env = append(os.Environ(), "PYTHONPATH="+path, "PYTHONDONTWRITEBYTECODE=1")
+	cmd.Env = append(os.Environ(), "PYTHONPATH="+Testdata("py"), "PYTHONDONTWRITEBYTECODE=1")
 	return cmd
 }

@@ -1,1 +1,0 @@
-"""Stand-in for the quixote package (only the session module is provided)."""
