@@ -176,6 +176,12 @@ func TestCPythonWritersGoLoads(t *testing.T) {
 			}
 		}()
 	}
+	// The writers' soak starts now, with the loads running: a writer that started
+	// saving on its own start-up could be done before a slow second start-up ended,
+	// leaving the loads one file to see.
+	for _, w := range writers {
+		w.send(t, "start")
+	}
 	var reports []string
 	for _, w := range writers {
 		reports = append(reports, w.next(t, 30*time.Second))

@@ -11,7 +11,9 @@ process).
                                    save the sessions in the SRC pickles (plus a 6 KB and
                                    a 150 KB one) in turn, PAUSE seconds apart (0: back to
                                    back); first writes the exact bytes of each save into
-                                   EXPECTDIR and prints "ready"
+                                   EXPECTDIR and prints "ready", then waits for a line
+                                   "start" on stdin: SECONDS count from there, so a
+                                   slow start of other processes eats none of them
   contend DIR ID SECONDS           load_session + save_session in a loop (what Quixote
                                    does on each request) for SECONDS, or until SIGTERM
                                    if 0; prints "ready", then one JSON line
@@ -129,6 +131,8 @@ def write(directory, sid, seconds, pause, expectdir, sources):
         with open(os.path.join(expectdir, "py%d" % i), "wb") as f:
             f.write(bio.getvalue())
     print("ready", flush=True)
+    if sys.stdin.readline().strip() != "start":
+        sys.exit("write: expected a line \"start\" on stdin")
     saves = 0
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
