@@ -458,8 +458,8 @@ type server interface {
 // http.ErrServerClosed then, as http.Server.Serve does.
 func (g *Gateway) Serve(l net.Listener) error {
 	return g.serve(l, func() server {
-		return &http.Server{Handler: g, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-			ErrorLog: slog.NewLogLogger(g.log().Handler(), slog.LevelDebug)}
+		return newHTTPServer(&http.Server{Handler: g, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+			ErrorLog: slog.NewLogLogger(g.log().Handler(), slog.LevelDebug)})
 	})
 }
 
@@ -474,8 +474,8 @@ func (g *Gateway) ServeSCGI(l net.Listener) error {
 // /healthz on l until Shutdown or Close, and returns http.ErrServerClosed then.
 func (g *Gateway) ServeMetrics(l net.Listener) error {
 	return g.serve(l, func() server {
-		return &http.Server{Handler: g.metrics.handler(g.health), ReadHeaderTimeout: 10 * time.Second,
-			ErrorLog: slog.NewLogLogger(g.log().Handler(), slog.LevelDebug)}
+		return newHTTPServer(&http.Server{Handler: g.metrics.handler(g.health), ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog: slog.NewLogLogger(g.log().Handler(), slog.LevelDebug)})
 	})
 }
 

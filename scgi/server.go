@@ -98,8 +98,15 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[*net.Listener]struct{}
 	conns     map[*conn]struct{}
-	closing   bool
-	idle      chan struct{} // closed when closing and no connection is left
+	// accepting counts the Serve loops still running. A connection a loop accepted
+	// just before Shutdown closed its listener is served, not dropped: the client
+	// connected while the server was up (with a socket that outlives the process,
+	// as systemd's does, it has no other server to go to).
+	accepting int
+	closing   bool          // Shutdown or Close was called
+	closed    bool          // Close was called: connections accepted from now on are cut off
+	idleSent  bool          // idle is closed
+	idle      chan struct{} // closed when closing, with no Serve loop and no connection left
 }
 
 func limit(d, def time.Duration) time.Duration {
@@ -184,9 +191,11 @@ func transientAcceptError(err error) bool {
 }
 
 // Shutdown stops the server gracefully: it closes the listeners, so no new
-// connection is accepted, then waits until every accepted request has been answered
-// or ctx is done, whichever comes first (returning ctx's error in the second case).
-// Requests still running when ctx ends are left alone; call Close to cut them off.
+// connection is accepted, then waits until every Serve call has returned and every
+// accepted request has been answered, or ctx is done, whichever comes first
+// (returning ctx's error in the second case). A connection that Accept returned
+// while the listener was closing is served too. Requests still running when ctx
+// ends are left alone; call Close to cut them off.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.startClosingLocked()
@@ -205,6 +214,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // of every running request. It returns the error of closing a listener, if any.
 func (s *Server) Close() error {
 	s.mu.Lock()
+	s.closed = true
 	s.startClosingLocked()
 	err := s.closeListenersLocked()
 	for c := range s.conns {
@@ -225,11 +235,16 @@ func (s *Server) initLocked() {
 
 func (s *Server) startClosingLocked() {
 	s.initLocked()
-	if !s.closing {
-		s.closing = true
-		if len(s.conns) == 0 {
-			close(s.idle)
-		}
+	s.closing = true
+	s.checkIdleLocked()
+}
+
+// checkIdleLocked closes idle once the server is closing and nothing is left: no
+// Serve loop that could still hand over a connection, and no connection.
+func (s *Server) checkIdleLocked() {
+	if s.closing && !s.idleSent && s.accepting == 0 && len(s.conns) == 0 {
+		s.idleSent = true
+		close(s.idle)
 	}
 }
 
@@ -259,8 +274,11 @@ func (s *Server) trackListener(l *net.Listener, add bool) bool {
 			return false
 		}
 		s.listeners[l] = struct{}{}
+		s.accepting++
 	} else {
 		delete(s.listeners, l)
+		s.accepting--
+		s.checkIdleLocked()
 	}
 	return true
 }
@@ -269,16 +287,16 @@ func (s *Server) trackConn(c *conn, add bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if add {
-		if s.closing {
+		// While its Serve loop runs, idle is not closed yet: Shutdown waits for
+		// the connection.
+		if s.closed {
 			return false
 		}
 		s.conns[c] = struct{}{}
 		return true
 	}
 	delete(s.conns, c)
-	if s.closing && len(s.conns) == 0 {
-		close(s.idle)
-	}
+	s.checkIdleLocked()
 	return true
 }
 

@@ -21,6 +21,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/qxbridge/qxbridge/internal/testhttp"
 )
 
 // serverLog collects a Server's log output for assertions.
@@ -685,6 +687,41 @@ func TestServerShutdown(t *testing.T) {
 		t.Fatal("Shutdown did not return after the last request")
 	}
 	assert.ErrorIs(t, srv.Serve(l), ErrServerClosed, "Serve after Shutdown")
+}
+
+func TestServerShutdownServesAcceptedConnection(t *testing.T) {
+	for _, stop := range []string{"Shutdown", "Close"} {
+		t.Run(stop, func(t *testing.T) {
+			srv := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.WriteString(w, "served")
+			})}
+			inner, err := net.Listen("tcp", "127.0.0.1:0")
+			require.NoError(t, err)
+			l := testhttp.NewClosingListener(inner)
+			served := make(chan error, 1)
+			go func() { served <- srv.Serve(l) }()
+
+			c := dialSCGI(t, inner.Addr().String())
+			_, err = c.Write(getRequest("/"))
+			require.NoError(t, err)
+			<-l.Accepted
+			if stop == "Shutdown" {
+				require.NoError(t, srv.Shutdown(context.Background()))
+			} else {
+				require.NoError(t, srv.Close())
+			}
+			assert.ErrorIs(t, <-served, ErrServerClosed)
+			resp, err := io.ReadAll(c)
+			if stop == "Shutdown" {
+				// The client connected while the server was up: it is answered,
+				// and Shutdown returned only after that.
+				require.NoError(t, err)
+				assert.Equal(t, "served", parseServerCGI(t, string(resp)).body)
+			} else {
+				assert.Empty(t, resp, "Close cuts off connections accepted after it")
+			}
+		})
+	}
 }
 
 func TestServerClose(t *testing.T) {

@@ -63,14 +63,33 @@ func (g *gateway) stop(t *testing.T) {
 
 // TestRestartUnderLoad starts the gateway as the units do — ExecStart's arguments,
 // with dist/gateway.toml (the Python pool replaced by an SCGI test backend, paths and
-// ports by the test's),
-// the socket of ListenStream= created, given SocketMode= and passed as file
-// descriptor 3 named FileDescriptorName= — behind nginx with docs/nginx.conf, and
-// restarts it three times the way systemctl restart does (SIGTERM, wait for the
-// exit, start again) while clients keep sending requests. Every request is answered
-// 200: the socket stays open between the two processes, so connections wait in its
-// queue instead of failing.
+// ports by the test's), the socket of ListenStream= created, given SocketMode= and
+// passed as file descriptor 3 named FileDescriptorName= — behind nginx with
+// docs/nginx.conf, and restarts it three times the way systemctl restart does
+// (SIGTERM, wait for the exit, start again) while clients keep sending requests.
+// Every request is answered 200: the socket stays open between the two processes,
+// so connections wait in its queue instead of failing, and a connection the old
+// process accepted as it stopped is still served. The same holds for a socket named
+// "http", served as plain HTTP behind nginx's proxy_pass.
 func TestRestartUnderLoad(t *testing.T) {
+	sock := readUnit(t, "scgi-gateway.socket")
+	t.Run("scgi", func(t *testing.T) {
+		restartUnderLoad(t, sock.one(t, "Socket", "FileDescriptorName"), func(path string) string {
+			return testpeer.DocSnippet(t, "nginx.conf", path)
+		})
+	})
+	t.Run("http", func(t *testing.T) {
+		// nginx talks HTTP/1.0 without keep-alive to a proxy_pass upstream: one
+		// connection per request, as with SCGI.
+		restartUnderLoad(t, "http", func(path string) string {
+			return fmt.Sprintf("location / {\n    proxy_set_header Host $http_host;\n    proxy_pass http://unix:%s:;\n}\n", path)
+		})
+	})
+}
+
+// restartUnderLoad runs TestRestartUnderLoad for the socket named fdName, behind
+// nginx configured with the locations for the socket at path.
+func restartUnderLoad(t *testing.T, fdName string, locations func(path string) string) {
 	sock := readUnit(t, "scgi-gateway.socket")
 	svc := readUnit(t, "scgi-gateway.service")
 	bin := buildGateway(t)
@@ -90,9 +109,8 @@ func TestRestartUnderLoad(t *testing.T) {
 	lf, err := l.(*net.UnixListener).File()
 	require.NoError(t, err)
 	defer lf.Close()
-	fdName := sock.one(t, "Socket", "FileDescriptorName")
 
-	site := testnginx.Start(t, testnginx.Config{Locations: testpeer.DocSnippet(t, "nginx.conf", path)})
+	site := testnginx.Start(t, testnginx.Config{Locations: locations(path)})
 	g := startGateway(t, bin, args, lf, fdName)
 
 	client := &http.Client{Timeout: 60 * time.Second}
