@@ -43,19 +43,18 @@ import (
 	"github.com/qxbridge/qxbridge/internal/pytext"
 	"github.com/qxbridge/qxbridge/pickle"
 	"github.com/qxbridge/qxbridge/quixote"
-	"github.com/qxbridge/qxbridge/store"
 )
 
 type demo struct {
-	dir func() *store.Directory
+	dir func() quixote.IterableStore
 	log *slog.Logger
 	mux *http.ServeMux
 }
 
-// New returns the demo application. sessions returns the session directory the
+// New returns the demo application. sessions returns the session store the
 // gateway opened (for /delete_old, which sweeps it); log receives its errors (nil
 // means slog.Default()). Serve it behind a quixote.Manager, as a gateway does.
-func New(sessions func() *store.Directory, log *slog.Logger) http.Handler {
+func New(sessions func() quixote.IterableStore, log *slog.Logger) http.Handler {
 	if log == nil {
 		log = slog.Default()
 	}

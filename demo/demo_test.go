@@ -36,7 +36,7 @@ func newDemoSite(t *testing.T) *demoSite {
 	m := quixote.NewManager(st)
 	m.OneAtATime = true
 	m.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := httptest.NewServer(m.Handler(New(func() *store.Directory { return st }, m.Logger)))
+	srv := httptest.NewServer(m.Handler(New(func() quixote.IterableStore { return st }, m.Logger)))
 	t.Cleanup(srv.Close)
 	return &demoSite{srv: srv, dir: dir, c: &http.Client{Timeout: 10 * time.Second}}
 }

@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	"github.com/qxbridge/qxbridge/pickle"
 	"github.com/qxbridge/qxbridge/quixote"
 	"github.com/qxbridge/qxbridge/store"
+	"github.com/qxbridge/qxbridge/store/migrate"
 )
 
 // The sessions command: the administration tool session3 never had.
@@ -28,9 +28,12 @@ import (
 //	PROGRAM sessions [-dir DIR] set ID NAME=JSON
 //	PROGRAM sessions [-dir DIR] delete ID
 //	PROGRAM sessions [-dir DIR] sweep -older DURATION
+//	PROGRAM sessions migrate -from DIR|URL -to DIR|URL [-keep-existing]
 //
-// It reads and writes through the store package, under the same flock(2) locks as the
-// gateway and session3, so it is safe to run beside them. set changes one attribute
+// DIR is a session directory or, in its place, a PostgreSQL database by its
+// postgres:// URL. The commands read and write through the same stores as the
+// gateway (in a directory, under the same flock(2) locks as session3), so they are
+// safe to run beside them. set changes one attribute
 // and writes every other byte of the pickle back as it was (the pickle package
 // re-encodes what it decoded identically to CPython); like any session3 writer, it
 // replaces the whole file, so a request that saves the same session at the same
@@ -41,6 +44,8 @@ import (
 
 const sessionsUsage = `usage: %s sessions [-dir DIR | -config FILE] COMMAND
 
+DIR is a session directory, or a PostgreSQL database as postgres://USER@HOST/DB.
+
 Commands:
   list [-json]            every session: id, user, class, idle time (since the file last changed)
   show ID                 every attribute of a session with its Python type, as JSON
@@ -49,6 +54,11 @@ Commands:
   delete ID               delete a session (its user is logged out)
   sweep -older DURATION   delete sessions idle for longer than DURATION (e.g. 24h) and stale
                           empty files, as session3's delete_old_sessions; prints deleted and remaining
+  migrate -from DIR -to DIR [-keep-existing]
+                          copy every session from one store to another, e.g. a directory into
+                          postgres://..., or back; sessions the destination holds already are
+                          skipped, so it can be run again to finish an interrupted copy; prints
+                          the counts. -keep-existing keeps a destination's session that differs
 
 Flags:
 `
@@ -69,8 +79,8 @@ func (g *Gateway) runSessions(ctx context.Context, args []string, stdout, stderr
 	prog := g.name()
 	fs := flag.NewFlagSet(prog+" sessions", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dirFlag := fs.String("dir", "", "the session `DIR`ectory (default: the configuration file's, else "+g.Config.SessionsDir+")")
-	configFlag := fs.String("config", "", "take the session directory from the configuration `FILE`")
+	dirFlag := fs.String("dir", "", "the session `DIR`ectory or postgres:// URL (default: the configuration file's, else "+g.Config.SessionsDir+")")
+	configFlag := fs.String("config", "", "take the session directory or database from the configuration `FILE`")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, sessionsUsage, prog)
 		fs.PrintDefaults()
@@ -113,17 +123,22 @@ func (g *Gateway) runSessions(ctx context.Context, args []string, stdout, stderr
 }
 
 func sessionsCommand(ctx context.Context, prog, dirName, cmd string, args []string, stdout, stderr io.Writer) error {
-	open := func() (*store.Directory, error) {
-		fi, err := os.Stat(dirName)
-		if err != nil {
-			return nil, fmt.Errorf("session directory: %w", err)
+	var closers []func()
+	defer func() {
+		for _, c := range closers {
+			c()
 		}
-		if !fi.IsDir() {
-			return nil, fmt.Errorf("session directory %s: not a directory", dirName)
-		}
+	}()
+	openAt := func(spec string, create bool) (quixote.IterableStore, error) {
 		// Short waits: an administrator wants an answer, and an empty file is reported.
-		return store.Open(dirName, store.WithPartialWait(300*time.Millisecond), store.WithLockTimeout(5*time.Second))
+		st, closeStore, err := openStore(ctx, spec, storeOptions{admin: true, create: create})
+		if err != nil {
+			return nil, err
+		}
+		closers = append(closers, closeStore)
+		return st, nil
 	}
+	open := func() (quixote.IterableStore, error) { return openAt(dirName, false) }
 	argsN := func(n int, form string) error {
 		if len(args) != n {
 			return usageErr("usage: %s sessions [-dir DIR] %s", prog, form)
@@ -214,11 +229,47 @@ func sessionsCommand(ctx context.Context, prog, dirName, cmd string, args []stri
 		deleted, remaining, err := dir.DeleteIdle(*older)
 		fmt.Fprintf(stdout, "deleted %d, remaining %d\n", deleted, remaining)
 		return err
+	case "migrate":
+		fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		from := fs.String("from", "", "copy the sessions of this `DIR`ectory or postgres:// URL")
+		to := fs.String("to", "", "into this `DIR`ectory (created if missing) or postgres:// URL (its table created if missing)")
+		keep := fs.Bool("keep-existing", false, "leave a session the destination holds with other bytes as it is, instead of replacing it")
+		if err := fs.Parse(args); err != nil {
+			return exitError{2, err}
+		}
+		if fs.NArg() > 0 || *from == "" || *to == "" {
+			return usageErr("usage: %s sessions migrate -from DIR|URL -to DIR|URL [-keep-existing]", prog)
+		}
+		if *from == *to {
+			return usageErr("-from and -to name the same store")
+		}
+		src, err := openAt(*from, false)
+		if err != nil {
+			return fmt.Errorf("-from: %w", err)
+		}
+		dst, err := openAt(*to, true)
+		if err != nil {
+			return fmt.Errorf("-to: %w", err)
+		}
+		return migrateSessions(ctx, src, dst, *keep, stdout)
 	case "help", "-h", "-help":
 		fmt.Fprintf(stdout, sessionsUsage, prog)
 		return flag.ErrHelp
 	}
-	return usageErr("unknown command %q (list, show, set, delete or sweep)", cmd)
+	return usageErr("unknown command %q (list, show, set, delete, sweep or migrate)", cmd)
+}
+
+// migrateSessions copies every session of src into dst (see migrate.Copy) and prints
+// what it did, also when it stopped early: running it again goes on from there.
+func migrateSessions(ctx context.Context, src, dst quixote.IterableStore, keep bool, stdout io.Writer) error {
+	fmt.Fprintf(stdout, "copying sessions from %s to %s\n", describeStore(src), describeStore(dst))
+	counts, err := migrate.Copy(ctx, src, dst, migrate.Options{KeepExisting: keep})
+	fmt.Fprintln(stdout, counts)
+	if err != nil && counts.Failed == 0 {
+		return fmt.Errorf("%w; run the same command again to go on", err)
+	}
+	return err
 }
 
 // sessionErr words a store error about one session.
@@ -230,7 +281,7 @@ func sessionErr(id string, err error) error {
 }
 
 // loadSession reads and decodes one session.
-func loadSession(ctx context.Context, dir *store.Directory, id string) (*quixote.Session, []byte, error) {
+func loadSession(ctx context.Context, dir quixote.Store, id string) (*quixote.Session, []byte, error) {
 	data, err := dir.Load(ctx, id)
 	if err != nil {
 		return nil, nil, sessionErr(id, err)
@@ -253,7 +304,7 @@ type listEntry struct {
 	userText string
 }
 
-func listSessions(ctx context.Context, dir *store.Directory, asJSON bool, stdout io.Writer) error {
+func listSessions(ctx context.Context, dir quixote.IterableStore, asJSON bool, stdout io.Writer) error {
 	ids, err := dir.IDs(ctx)
 	if err != nil {
 		return err
@@ -263,12 +314,14 @@ func listSessions(ctx context.Context, dir *store.Directory, asJSON bool, stdout
 	failed := 0
 	for _, id := range ids {
 		e := listEntry{ID: id}
-		fi, err := os.Stat(filepath.Join(dir.Dir(), id))
-		if err != nil {
+		mod, known, err := modTime(ctx, dir, id)
+		if errors.Is(err, store.ErrNotFound) {
 			continue // deleted meanwhile
 		}
-		e.Modified = fi.ModTime().UTC()
-		e.IdleSeconds = now.Sub(fi.ModTime()).Round(time.Second).Seconds()
+		if known && err == nil {
+			e.Modified = mod.UTC()
+			e.IdleSeconds = now.Sub(mod).Round(time.Second).Seconds()
+		}
 		s, _, err := loadSession(ctx, dir, id)
 		if err != nil {
 			if errors.Is(err, store.ErrNotFound) {
@@ -312,12 +365,12 @@ func listSessions(ctx context.Context, dir *store.Directory, asJSON bool, stdout
 
 // showSession prints a session as JSON: its file's facts, then every attribute of the
 // pickled object, in order, with its Python type and its value in pickle.ToJSON's form.
-func showSession(ctx context.Context, dir *store.Directory, id string, stdout io.Writer) error {
+func showSession(ctx context.Context, dir quixote.IterableStore, id string, stdout io.Writer) error {
 	s, data, err := loadSession(ctx, dir, id)
 	if err != nil {
 		return err
 	}
-	fi, err := os.Stat(filepath.Join(dir.Dir(), id))
+	mod, known, err := modTime(ctx, dir, id)
 	if err != nil {
 		return sessionErr(id, err)
 	}
@@ -330,9 +383,15 @@ func showSession(ctx context.Context, dir *store.Directory, id string, stdout io
 	b.WriteByte('{')
 	field("id", id)
 	field("class", s.Class().String())
-	field("file", filepath.Join(dir.Dir(), id))
+	if d, ok := dir.(interface{ Dir() string }); ok {
+		field("file", filepath.Join(d.Dir(), id))
+	} else {
+		field("store", describeStore(dir))
+	}
 	field("size", len(data))
-	field("modified", fi.ModTime().UTC())
+	if known {
+		field("modified", mod.UTC())
+	}
 	b.WriteString(`"attributes":{`)
 	i := 0
 	for name, v := range s.Object().Attrs().All() {
@@ -367,7 +426,7 @@ var attrName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 // setAttribute sets one attribute of a stored session and saves it; every other
 // attribute is written back as it was loaded. The result must still be a session the
 // gateway (and so session3) can use, or nothing is written.
-func setAttribute(ctx context.Context, dir *store.Directory, id, name, value string, stdout io.Writer) error {
+func setAttribute(ctx context.Context, dir quixote.Store, id, name, value string, stdout io.Writer) error {
 	if !attrName.MatchString(name) {
 		return usageErr("%q is not an attribute name", name)
 	}

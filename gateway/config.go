@@ -37,8 +37,11 @@ type Config struct {
 	SocketMode  os.FileMode // permissions of the UNIX sockets the gateway creates
 
 	// SessionsDir is the session directory shared with the Python side (created if
-	// missing). StagingDir, when set, is where saves write their files before they
-	// are renamed into SessionsDir (see store.WithStagingDir).
+	// missing), or a PostgreSQL database by its URL, postgres://USER@HOST/DB (its
+	// sessions table created if missing; pgstore.Open takes the URL, and its Python
+	// counterpart is the qxbridge-pgstore package). Gateway.Store, when set, replaces
+	// both. StagingDir, when set, is where saves write their files before they are
+	// renamed into SessionsDir (see store.WithStagingDir).
 	SessionsDir string
 	StagingDir  string
 	// MaxIdle deletes sessions idle for longer, periodically (0: never).
@@ -288,6 +291,9 @@ func (c *Config) validate() error {
 	}
 	if c.SessionsDir == "" {
 		return errors.New("the session directory must be named")
+	}
+	if IsDatabaseURL(c.SessionsDir) && c.StagingDir != "" {
+		return errors.New("a staging directory is for a session directory; the sessions are in a database")
 	}
 	for name, p := range c.Pools {
 		if err := p.check(name); err != nil {

@@ -20,7 +20,6 @@ import (
 
 	"github.com/qxbridge/qxbridge/quixote"
 	"github.com/qxbridge/qxbridge/scgi"
-	"github.com/qxbridge/qxbridge/store"
 )
 
 // Gateway serves the Go routes of a Quixote site with its sessions and forwards the
@@ -45,17 +44,24 @@ type Gateway struct {
 	// on it, before or after Open, and they are served on the same endpoint. New
 	// makes it; nil means Open makes one.
 	Registry *prometheus.Registry
+	// Store holds the sessions, when the program brings its own store: any
+	// quixote.IterableStore (the gateway then ignores Config.SessionsDir and
+	// Config.StagingDir, and leaves closing it to the program). nil means Open opens
+	// the store Config.SessionsDir names: a session directory, or a PostgreSQL
+	// database by its postgres:// URL.
+	Store quixote.IterableStore
 
-	openMu   sync.Mutex // held through Open: one Open makes the gateway's state
-	mu       sync.Mutex
-	handlers map[string]http.Handler
-	opened   bool
-	dir      *store.Directory
-	manager  *quixote.Manager
-	metrics  *gatewayMetrics
-	table    atomic.Pointer[table]
-	servers  map[server]struct{}
-	shutdown bool
+	openMu     sync.Mutex // held through Open: one Open makes the gateway's state
+	mu         sync.Mutex
+	handlers   map[string]http.Handler
+	opened     bool
+	sessions   quixote.IterableStore // the store Open opened, or Store
+	closeStore func()                // releases a store Open opened
+	manager    *quixote.Manager
+	metrics    *gatewayMetrics
+	table      atomic.Pointer[table]
+	servers    map[server]struct{}
+	shutdown   bool
 
 	stopSweep context.CancelFunc
 	sweepDone chan struct{}
@@ -115,16 +121,21 @@ func (g *Gateway) log() *slog.Logger {
 	return slog.Default()
 }
 
-// Sessions returns the session directory, once Open has opened it (nil before).
-func (g *Gateway) Sessions() *store.Directory {
+// Sessions returns the session store, once Open has opened it (nil before): Store,
+// or what Config.SessionsDir names, a *store.Directory or a *pgstore.Store. Requests
+// of Go routes reach it through the session manager; a handler that needs it itself
+// (to sweep, to list) calls Sessions.
+func (g *Gateway) Sessions() quixote.IterableStore {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.dir
+	return g.sessions
 }
 
-// Open checks the configuration, opens the session directory (creating it if
-// missing), builds the routing table and starts the idle sweep (Config.MaxIdle). The
-// Serve methods call it when it was not called; calling it again does nothing.
+// Open checks the configuration, opens the session store (Store, else the session
+// directory, created if missing, or the PostgreSQL database, its table created if
+// missing, that Config.SessionsDir names), builds the routing table and starts the
+// idle sweep (Config.MaxIdle). The Serve methods call it when it was not called;
+// calling it again does nothing.
 func (g *Gateway) Open() error {
 	g.openMu.Lock()
 	defer g.openMu.Unlock()
@@ -142,9 +153,6 @@ func (g *Gateway) Open() error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(cfg.SessionsDir, 0o777); err != nil {
-		return fmt.Errorf("session directory: %w", err)
-	}
 	g.mu.Lock()
 	if g.Registry == nil {
 		g.Registry = newRegistry()
@@ -154,17 +162,18 @@ func (g *Gateway) Open() error {
 		g.metrics = newGatewayMetrics(g.Registry)
 	}
 	m := g.metrics
+	st := g.Store
 	g.mu.Unlock()
-	opts := []store.Option{store.WithLockWaitHook(m.lockWaited)}
-	if cfg.StagingDir != "" {
-		opts = append(opts, store.WithStagingDir(cfg.StagingDir))
-	}
-	dir, err := store.Open(cfg.SessionsDir, opts...)
-	if err != nil {
-		return fmt.Errorf("session directory: %w", err)
+	closeStore := func() {}
+	if st == nil {
+		st, closeStore, err = openStore(context.Background(), cfg.SessionsDir, storeOptions{
+			staging: cfg.StagingDir, lockWait: m.lockWaited, classes: append([]quixote.Class{newClass}, cfg.Classes...), create: true})
+		if err != nil {
+			return err
+		}
 	}
 	manager := &quixote.Manager{
-		Store:      meteredStore{dir, m},
+		Store:      meteredStore{st, m},
 		Cookie:     cfg.Cookie,
 		NewClass:   newClass,
 		Classes:    cfg.Classes,
@@ -175,19 +184,22 @@ func (g *Gateway) Open() error {
 
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.dir, g.manager, g.metrics = dir, manager, m
+	g.sessions, g.manager, g.metrics = st, manager, m
 	m.proxies = g.proxies
 	t, err := g.buildTable(cfg, nil)
 	if err != nil {
+		g.sessions = nil
+		closeStore()
 		return err
 	}
+	g.closeStore = closeStore
 	g.table.Store(t)
 	g.opened = true
 	sweepCtx, stop := context.WithCancel(context.Background())
 	g.stopSweep, g.sweepDone = stop, make(chan struct{})
 	go func() {
 		defer close(g.sweepDone)
-		g.sweepLoop(sweepCtx, dir, cfg.MaxIdle)
+		g.sweepLoop(sweepCtx, st, cfg.MaxIdle)
 	}()
 	return nil
 }
@@ -447,6 +459,10 @@ func (g *Gateway) proxyErrorHandler(route string) func(http.ResponseWriter, *htt
 	}
 }
 
+// healthTimeout bounds /healthz's check of the session store: a load balancer's
+// probe must get an answer, and a database slower than this is not healthy.
+const healthTimeout = 2 * time.Second
+
 // server is what http.Server and scgi.Server have in common.
 type server interface {
 	Serve(net.Listener) error
@@ -519,6 +535,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 			first = err
 		}
 	}
+	if first == nil {
+		g.releaseStore(true) // no request uses it any more
+	}
 	return first
 }
 
@@ -531,7 +550,26 @@ func (g *Gateway) Close() error {
 			first = err
 		}
 	}
+	// Handlers cut off may still hold database connections until their calls
+	// time out: the store is closed once they have given them back.
+	g.releaseStore(false)
 	return first
+}
+
+// releaseStore closes the store Open opened (a database's connection pools), once;
+// with wait false, in the background.
+func (g *Gateway) releaseStore(wait bool) {
+	g.mu.Lock()
+	release := g.closeStore
+	g.closeStore = nil
+	g.mu.Unlock()
+	switch {
+	case release == nil:
+	case wait:
+		release()
+	default:
+		go release()
+	}
 }
 
 // stop marks the gateway as shut down, stops the sweep, and returns the servers.
@@ -551,18 +589,22 @@ func (g *Gateway) stop() []server {
 	return servers
 }
 
-// health answers /healthz: healthy while the session directory is usable. Backend
+// health answers /healthz: healthy while the session store is usable (the directory
+// exists, the database answers within healthTimeout). Backend
 // state is listed but does not make the gateway unhealthy: the gateway still serves
 // its Go routes and answers 502/503 for the others, and a load balancer taking it out
 // would not bring the Python workers back.
 func (g *Gateway) health() (bool, string) {
 	var b strings.Builder
 	ok := true
-	if fi, err := os.Stat(g.dir.Dir()); err != nil || !fi.IsDir() {
+	ctx, cancel := context.WithTimeout(context.Background(), healthTimeout)
+	defer cancel()
+	name := describeStore(g.Sessions())
+	if err := pingStore(ctx, g.Sessions()); err != nil {
 		ok = false
-		fmt.Fprintf(&b, "sessions %s: unavailable: %v\n", g.dir.Dir(), err)
+		fmt.Fprintf(&b, "sessions %s: unavailable: %v\n", name, err)
 	} else {
-		fmt.Fprintf(&b, "sessions %s: ok\n", g.dir.Dir())
+		fmt.Fprintf(&b, "sessions %s: ok\n", name)
 	}
 	for _, np := range g.proxies() {
 		for _, s := range np.proxy.Stats() {

@@ -17,7 +17,8 @@ import (
 )
 
 const usageText = `usage: %[1]s [flags]
-       %[1]s sessions [-dir DIR | -config FILE] list [-json] | show ID | set ID NAME=JSON | delete ID | sweep -older DURATION
+       %[1]s sessions [-dir DIR|URL | -config FILE] list [-json] | show ID | set ID NAME=JSON | delete ID | sweep -older DURATION
+       %[1]s sessions migrate -from DIR|URL -to DIR|URL [-keep-existing]
 
 Serves the Go routes of a Quixote site and forwards the others to its Python workers
 over SCGI, sharing session3's session files.%[2]s
@@ -242,7 +243,7 @@ func (g *Gateway) flagSet(cfg *Config, st *flagState, out io.Writer) *flag.FlagS
 		cfg.SocketMode, err = parseSocketMode(v)
 		return err
 	}}, "socket-mode", "`MODE` (octal) of the UNIX sockets the gateway creates")
-	fs.StringVar(&cfg.SessionsDir, "sessions", cfg.SessionsDir, "the session `DIR`ectory shared with the Python side (created if missing)")
+	fs.StringVar(&cfg.SessionsDir, "sessions", cfg.SessionsDir, "the sessions shared with the Python side: a `DIR`ectory (created if missing), or a PostgreSQL database as postgres://USER@HOST/DB (its table created if missing; see qxbridge-pgstore for the Python side)")
 	fs.StringVar(&cfg.StagingDir, "staging-dir", cfg.StagingDir, "write session files in `DIR` and rename them into the session directory, so that a Python cron job running session3's delete_old_sessions never meets a temporary file; DIR must be outside the session directory, on the same filesystem")
 	fs.Var(routeFlag(false), "route", "serve requests under `PREFIX=TARGET` (repeatable; the longest prefix wins); TARGET is the name of a Go handler or of a pool of the configuration file, scgi://HOST:PORT[,HOST:PORT...] or scgi+unix:///PATH, and sees the whole path")
 	fs.Var(routeFlag(true), "mount", "like -route, but the application is mounted at `PREFIX=TARGET`: it gets SCRIPT_NAME=PREFIX and PATH_INFO=the rest")
@@ -447,7 +448,7 @@ func (g *Gateway) serveUntil(ctx context.Context) error {
 func (g *Gateway) logStartup(used defaultsUsed) {
 	log := g.log()
 	cfg := g.Config
-	log.Info("sessions", "dir", g.dir.Dir(), "cookie", cfg.Cookie.Name, "new_session_class", g.manager.NewClass.String())
+	log.Info("sessions", "store", describeStore(g.Sessions()), "cookie", cfg.Cookie.Name, "new_session_class", g.manager.NewClass.String())
 	for _, r := range cfg.Routes {
 		log.Info("route", "prefix", r.Prefix, "target", r.Target, "mount", r.Mount)
 	}
@@ -473,6 +474,6 @@ func (g *Gateway) logStartup(used defaultsUsed) {
 				msg += " serving HTTP on " + g.addr("http")
 			}
 		}
-		log.Info(msg, "sessions", g.dir.Dir())
+		log.Info(msg, "sessions", describeStore(g.Sessions()))
 	}
 }

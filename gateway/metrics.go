@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/qxbridge/qxbridge/quixote"
 	"github.com/qxbridge/qxbridge/scgi"
 	"github.com/qxbridge/qxbridge/store"
 )
@@ -84,11 +85,11 @@ func newGatewayMetrics(reg *prometheus.Registry) *gatewayMetrics {
 	m.reloads = f.NewCounterVec(prometheus.CounterOpts{Name: "qxbridge_config_reloads_total",
 		Help: "Configuration reloads (SIGHUP), by result: ok, or refused (the running configuration stayed)."}, []string{"result"})
 	m.storeOps = f.NewCounterVec(prometheus.CounterOpts{Name: "qxbridge_session_operations_total",
-		Help: "Session store operations of the Go pages, by operation (load, save, delete, has) and result (ok, not_found, lock_timeout, error)."}, []string{"op", "result"})
+		Help: "Session store operations of the Go pages, by operation (load, save, delete, has) and result (ok, not_found, lock_timeout, unavailable: the store could not answer, e.g. the database is down; error)."}, []string{"op", "result"})
 	m.storeLatency = f.NewHistogramVec(prometheus.HistogramOpts{Name: "qxbridge_session_operation_duration_seconds",
 		Help: "Duration of session store operations, lock waits included, by operation.", Buckets: latencyBuckets}, []string{"op"})
 	m.storeWaits = f.NewCounterVec(prometheus.CounterOpts{Name: "qxbridge_session_lock_waits_total",
-		Help: "Waits of session loads and saves for a session file's flock(2) lock, held by a Python worker or another request, by operation."}, []string{"op"})
+		Help: "Waits for a session's lock, by operation: a session file's flock(2) lock held by a Python worker or another request (load, save), or a session's advisory lock in PostgreSQL held by a request on another gateway (lock)."}, []string{"op"})
 	m.sweepDeleted = f.NewCounter(prometheus.CounterOpts{Name: "qxbridge_sweep_deleted_sessions_total",
 		Help: "Session files deleted by the idle sweep (-max-idle)."})
 	m.sweepErrors = f.NewCounter(prometheus.CounterOpts{Name: "qxbridge_sweep_errors_total", Help: "Idle sweeps that failed."})
@@ -180,8 +181,8 @@ func (m *gatewayMetrics) handler(health func() (bool, string)) http.Handler {
 
 // meteredStore counts and times the session store operations of the Go pages.
 type meteredStore struct {
-	dir *store.Directory
-	m   *gatewayMetrics
+	st quixote.Store
+	m  *gatewayMetrics
 }
 
 func (s meteredStore) observe(op string, start time.Time, err error) {
@@ -193,6 +194,8 @@ func (s meteredStore) observe(op string, start time.Time, err error) {
 		result = "not_found"
 	case errors.Is(err, store.ErrLockTimeout):
 		result = "lock_timeout"
+	case errors.Is(err, store.ErrUnavailable):
+		result = "unavailable"
 	default:
 		result = "error"
 	}
@@ -208,28 +211,28 @@ func (m *gatewayMetrics) lockWaited(op string, _ time.Duration) {
 
 func (s meteredStore) Load(ctx context.Context, id string) ([]byte, error) {
 	start := time.Now()
-	b, err := s.dir.Load(ctx, id)
+	b, err := s.st.Load(ctx, id)
 	s.observe("load", start, err)
 	return b, err
 }
 
 func (s meteredStore) Save(ctx context.Context, id string, data []byte) error {
 	start := time.Now()
-	err := s.dir.Save(ctx, id, data)
+	err := s.st.Save(ctx, id, data)
 	s.observe("save", start, err)
 	return err
 }
 
 func (s meteredStore) Delete(ctx context.Context, id string) error {
 	start := time.Now()
-	err := s.dir.Delete(ctx, id)
+	err := s.st.Delete(ctx, id)
 	s.observe("delete", start, err)
 	return err
 }
 
 func (s meteredStore) Has(ctx context.Context, id string) (bool, error) {
 	start := time.Now()
-	ok, err := s.dir.Has(ctx, id)
+	ok, err := s.st.Has(ctx, id)
 	s.observe("has", start, err)
 	return ok, err
 }

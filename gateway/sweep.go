@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/qxbridge/qxbridge/store"
+	"github.com/qxbridge/qxbridge/quixote"
 )
 
 // sweepInterval is how often the idle sweep runs for a -max-idle of d: a quarter of
@@ -15,16 +15,17 @@ func sweepInterval(d time.Duration) time.Duration {
 
 // sweepLoop runs the idle sweep (-max-idle) at start-up and then periodically, until
 // ctx is done. It does what session3's delete_old_sessions does for the whole
-// directory, plus removing the zero-length files left by crashed Python writers, on
-// which session3's readers would spin for ever (see store.Directory.DeleteIdle).
-func (g *Gateway) sweepLoop(ctx context.Context, dir *store.Directory, maxIdle time.Duration) {
+// store; in a session directory it also removes the zero-length files left by
+// crashed Python writers, on which session3's readers would spin for ever (see
+// store.Directory.DeleteIdle).
+func (g *Gateway) sweepLoop(ctx context.Context, st quixote.IterableStore, maxIdle time.Duration) {
 	if maxIdle <= 0 {
 		return
 	}
 	t := time.NewTicker(sweepInterval(maxIdle))
 	defer t.Stop()
 	for {
-		g.sweepOnce(dir, maxIdle)
+		g.sweepOnce(st, maxIdle)
 		select {
 		case <-ctx.Done():
 			return
@@ -33,12 +34,12 @@ func (g *Gateway) sweepLoop(ctx context.Context, dir *store.Directory, maxIdle t
 	}
 }
 
-func (g *Gateway) sweepOnce(dir *store.Directory, maxIdle time.Duration) {
-	deleted, remaining, err := dir.DeleteIdle(maxIdle)
+func (g *Gateway) sweepOnce(st quixote.IterableStore, maxIdle time.Duration) {
+	deleted, remaining, err := st.DeleteIdle(maxIdle)
 	g.metrics.sweepDone(deleted, remaining, err, time.Now())
 	switch {
 	case err != nil:
-		g.log().Error("idle sweep failed", "dir", dir.Dir(), "error", err, "deleted", deleted)
+		g.log().Error("idle sweep failed", "store", describeStore(st), "error", err, "deleted", deleted)
 	case deleted > 0:
 		g.log().Info("idle sweep", "deleted", deleted, "remaining", remaining, "max_idle", maxIdle)
 	default:

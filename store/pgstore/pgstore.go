@@ -65,7 +65,7 @@ type Store struct {
 	meta           func(id string, data []byte) Meta
 	lockWaitHook   func(op string, waited time.Duration)
 
-	sqlLoad, sqlSave, sqlDelete, sqlHas, sqlIDs, sqlUser, sqlSweep, sqlCount string
+	sqlLoad, sqlSave, sqlDelete, sqlHas, sqlIDs, sqlUser, sqlSweep, sqlCount, sqlModified string
 }
 
 // Option configures a Store.
@@ -181,6 +181,7 @@ ON CONFLICT (id) DO UPDATE SET pickle = excluded.pickle, accessed = excluded.acc
 	s.sqlUser = `SELECT id FROM ` + t + ` WHERE user_name = $1 ORDER BY id`
 	s.sqlSweep = `DELETE FROM ` + t + ` WHERE id IN (SELECT id FROM ` + t + ` WHERE modified < $1 LIMIT ` + strconv.Itoa(sweepBatch) + `)`
 	s.sqlCount = `SELECT count(*) FROM ` + t
+	s.sqlModified = `SELECT modified FROM ` + t + ` WHERE id = $1`
 	return s
 }
 

@@ -1,0 +1,123 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/qxbridge/qxbridge/quixote"
+	"github.com/qxbridge/qxbridge/store"
+	"github.com/qxbridge/qxbridge/store/pgstore"
+)
+
+// IsDatabaseURL reports whether a sessions setting (Config.SessionsDir, -sessions,
+// sessions.dir) names a PostgreSQL database, postgres://… or postgresql://…, rather
+// than a session directory.
+func IsDatabaseURL(s string) bool {
+	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
+}
+
+// storeOptions say how openStore opens a store.
+type storeOptions struct {
+	staging  string                                // the directory store's staging directory
+	lockWait func(op string, waited time.Duration) // the lock-wait hook, for the metrics
+	classes  []quixote.Class                       // to read a session's user for the database's user_name
+	create   bool                                  // create a missing session directory
+	admin    bool                                  // short waits: an administrator wants an answer
+}
+
+// openStore opens the store a sessions setting names: a PostgreSQL database (its
+// table created if missing) or a session directory. close releases what it holds (a
+// database's connections).
+func openStore(ctx context.Context, spec string, o storeOptions) (st quixote.IterableStore, closeStore func(), err error) {
+	if IsDatabaseURL(spec) {
+		opts := []pgstore.Option{pgstore.WithMeta(sessionMeta(o.classes))}
+		if o.lockWait != nil {
+			opts = append(opts, pgstore.WithLockWaitHook(o.lockWait))
+		}
+		if o.admin {
+			opts = append(opts, pgstore.WithLockConns(1))
+		}
+		db, err := pgstore.Open(ctx, spec, opts...)
+		if err != nil {
+			return nil, nil, fmt.Errorf("sessions database: %w", err)
+		}
+		return db, db.Close, nil
+	}
+	if spec == "" {
+		return nil, nil, fmt.Errorf("the session directory must be named")
+	}
+	if o.create {
+		if err := os.MkdirAll(spec, 0o777); err != nil {
+			return nil, nil, fmt.Errorf("session directory: %w", err)
+		}
+	} else if fi, err := os.Stat(spec); err != nil {
+		return nil, nil, fmt.Errorf("session directory: %w", err)
+	} else if !fi.IsDir() {
+		return nil, nil, fmt.Errorf("session directory %s: not a directory", spec)
+	}
+	var opts []store.Option
+	if o.lockWait != nil {
+		opts = append(opts, store.WithLockWaitHook(o.lockWait))
+	}
+	if o.staging != "" {
+		opts = append(opts, store.WithStagingDir(o.staging))
+	}
+	if o.admin {
+		opts = append(opts, store.WithPartialWait(300*time.Millisecond), store.WithLockTimeout(5*time.Second))
+	}
+	dir, err := store.Open(spec, opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("session directory: %w", err)
+	}
+	return dir, func() {}, nil
+}
+
+// sessionMeta is what a database store keeps beside each session: its user when it
+// is a string, its creation and access times, read as the Python store reads them.
+func sessionMeta(classes []quixote.Class) func(id string, data []byte) pgstore.Meta {
+	return func(_ string, data []byte) pgstore.Meta {
+		s, err := quixote.Decode(data, classes...)
+		if err != nil {
+			return pgstore.Meta{}
+		}
+		user, _ := s.UserString()
+		return pgstore.Meta{User: user, Created: s.CreationTime(), Accessed: s.AccessTime()}
+	}
+}
+
+// describeStore names a store for logs and /healthz: the directory's path, the
+// database without its password, or the store's type.
+func describeStore(st quixote.Store) string {
+	switch s := st.(type) {
+	case interface{ Dir() string }:
+		return s.Dir()
+	case fmt.Stringer:
+		return s.String()
+	}
+	return fmt.Sprintf("%T", st)
+}
+
+// pingStore reports whether a store can serve now, for /healthz: a store with a
+// Ping method (both of qxbridge's have one) is asked; another is taken as healthy.
+func pingStore(ctx context.Context, st quixote.Store) error {
+	if p, ok := st.(interface{ Ping(context.Context) error }); ok {
+		return p.Ping(ctx)
+	}
+	return nil
+}
+
+// modTime returns when a session was last saved, from a store that says (both of
+// qxbridge's do); ok is false for one that does not.
+func modTime(ctx context.Context, st quixote.Store, id string) (t time.Time, ok bool, err error) {
+	m, ok := st.(interface {
+		ModTime(context.Context, string) (time.Time, error)
+	})
+	if !ok {
+		return time.Time{}, false, nil
+	}
+	t, err = m.ModTime(ctx, id)
+	return t, true, err
+}
