@@ -9,7 +9,11 @@ server, connections passed to children over UNIX sockets):
 
 Each child calls create_publisher once. It is configured from the environment:
 
-  QXSITE_SESSION_DIR    the session directory (required; created if missing)
+  QXSITE_SESSION_DIR    the session directory (required unless QXSITE_SESSION_DSN is
+                        set; created if missing)
+  QXSITE_SESSION_DSN    keep the sessions in PostgreSQL instead, in the table the Go
+                        gateway shares (python/'s qxbridge_pgstore, one line in place
+                        of DirectorySessionStore)
   QXSITE_SESSION_CLASS  dotted class name of new sessions (default
                         session3.Session.Session); for a subclass of session4's
                         Session4 the manager and store are session4's (Quixote's
@@ -70,10 +74,15 @@ def create_publisher(env=None):
     """The Publisher factory Quixote's servers call (--factory qxsite.create_publisher)."""
     env = os.environ if env is None else env
     directory = env.get("QXSITE_SESSION_DIR")
-    if not directory:
+    dsn = env.get("QXSITE_SESSION_DSN")
+    if not directory and not dsn:
         raise RuntimeError("QXSITE_SESSION_DIR is not set")
     session_class = load_class(env.get("QXSITE_SESSION_CLASS") or "session3.Session.Session")
-    if issubclass(session_class, Session4):
+    if dsn:
+        from qxbridge_pgstore.session3_store import PostgresSessionStore
+
+        manager = SessionManager(PostgresSessionStore(dsn), session_class)
+    elif issubclass(session_class, Session4):
         manager = Quixote4SessionManager(session_class, Session4Store(directory, create_directory=True))
     else:
         manager = SessionManager(DirectorySessionStore(directory, create=True), session_class)
