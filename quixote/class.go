@@ -57,7 +57,8 @@ func (k Kind) quixoteBased() bool { return k == KindQuixote || k == KindSession4
 // Class names a Python session class (the module and name its pickles carry) and
 // says how Go treats sessions of it. An application's own subclass is described by
 // its module and name, the Kind of the built-in class it derives from, and, when it
-// overrides has_info or MAX_FORM_TOKENS, their Go equivalents.
+// overrides has_info or MAX_FORM_TOKENS or sets attributes in __init__, their Go
+// equivalents.
 type Class struct {
 	Module string // e.g. "session3.Session"
 	Name   string // e.g. "Session"
@@ -68,6 +69,14 @@ type Class struct {
 	// MaxFormTokens replaces the Kind's MAX_FORM_TOKENS (32, or 16 for KindQuixote)
 	// when positive.
 	MaxFormTokens int
+	// Init, for a subclass whose __init__ sets attributes of its own, sets them on
+	// a session NewSession makes, after the base class's, so that a session made
+	// in Go has what Python code expects of one made in Python:
+	//
+	//	Init: func(s *quixote.Session) { _ = s.EncodeAttr("cart", []CartItem{}) }
+	//
+	// nil adds nothing.
+	Init func(*Session)
 }
 
 // The built-in session classes.

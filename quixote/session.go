@@ -74,8 +74,9 @@ type Session struct {
 // NewSession returns a session of class c as Python's Session.__init__(None) makes it at
 // time now for a client at remoteAddr ("" is stored as None): id None, user None,
 // creation and access time now as float seconds, no form tokens, plus _csrf_token
-// None for KindQuixote and an empty data dict for KindDictSession — the same
-// attributes, in the same order and of the same types as a session CPython made.
+// None for KindQuixote and an empty data dict for KindDictSession, then what c.Init
+// adds — the same attributes, in the same order and of the same types as a session
+// CPython made.
 func NewSession(c Class, remoteAddr string, now time.Time) *Session {
 	obj := pickle.NewObject(c.Global())
 	d := obj.Attrs()
@@ -91,6 +92,7 @@ func NewSession(c Class, remoteAddr string, now time.Time) *Session {
 	_ = d.Set(attrCreationTime, t)
 	_ = d.Set(attrAccessTime, t)
 	_ = d.Set(attrFormTokens, pickle.NewList())
+	s := &Session{obj: obj, attrs: d, class: c}
 	switch c.Kind {
 	case KindQuixote:
 		_ = d.Set(attrCSRFToken, nil)
@@ -98,12 +100,15 @@ func NewSession(c Class, remoteAddr string, now time.Time) *Session {
 		// Session4.__init__ runs Session.__init__, then sets _last_values to ''.
 		_ = d.Set(attrCSRFToken, nil)
 		_ = d.Set(attrLastValues, "")
-		return &Session{obj: obj, attrs: d, class: c, protocol: session4Protocol}
+		s.protocol = session4Protocol
 	case KindDictSession:
 		// DictSession.__init__ runs Session.__init__ first, then UserDict.__init__.
 		_ = d.Set(attrData, pickle.NewDict())
 	}
-	return &Session{obj: obj, attrs: d, class: c}
+	if c.Init != nil {
+		c.Init(s) // the subclass's __init__, after its base class's
+	}
+	return s
 }
 
 // FromObject returns the session held by a decoded pickle value, checking that it

@@ -17,14 +17,20 @@ func main() {
 	newGateway().Main()
 }
 
-// shopSession is shop.session.ShopSession, the class of the shop's sessions. Its
-// has_info keeps a session with a user, a cart or an outstanding form token; Go
-// applies the same rule, so that a cart filled in Go by a visitor who has not logged
-// in is saved, as Python would save it.
+// shopSession is shop.session.ShopSession, the class of the shop's sessions, as Go
+// must treat it. Its __init__ adds an empty cart and orders list: a session made in
+// Go gets them too. Its has_info keeps a session with a user, a cart or an
+// outstanding form token: Go keeps the same ones, so that a cart filled in Go by a
+// visitor who has not logged in is saved, as Python would save it.
 var shopSession = quixote.Class{
 	Module: "shop.session",
 	Name:   "ShopSession",
 	Kind:   quixote.KindSession3,
+	Init: func(s *quixote.Session) {
+		// New attributes of a new session: these cannot fail.
+		_ = s.EncodeAttr("cart", []CartItem{})
+		_ = s.EncodeAttr("orders", []Order{})
+	},
 	HasInfo: func(s *quixote.Session) bool {
 		cart, _ := s.Get("cart")
 		return s.LoggedIn() || quixote.Truthy(cart) || len(s.FormTokens()) > 0

@@ -45,6 +45,7 @@ func TestShop(t *testing.T) {
 	assert.Equal(t, site+"/cart/", r.location, "Quixote's redirect keeps the site's host and port")
 	s := report()
 	assert.Equal(t, "shop.session.ShopSession", s.Class)
+	assert.Equal(t, shopSessionAttrs, s.Attrs, "made by Python")
 	require.NotNil(t, s.User)
 	assert.Equal(t, sessionUser{Class: "shop.auth.User", IsUser: true, Login: "ann", Name: "Ann Smith",
 		Email: "ann@example.org", Since: "2021-03-14T09:26:53+00:00"}, *s.User)
@@ -138,9 +139,10 @@ func TestShop(t *testing.T) {
 	assert.NotContains(t, sh.pythonOut.String(), "Traceback")
 }
 
-// TestShopVisitorCart: a visitor who has not logged in fills a cart in Go. The
-// session is kept because ShopSession.has_info keeps a cart, and the gateway knows
-// the class's rule; Python's cart page then lists the item.
+// TestShopVisitorCart: a visitor who has not logged in fills a cart in Go, so the
+// session is made in Go. It is kept because the gateway knows ShopSession.has_info,
+// it has the attributes ShopSession.__init__ gives a session made in Python, and
+// Python lists the item, logs the visitor in and places the order on it.
 func TestShopVisitorCart(t *testing.T) {
 	sh := startShop(t)
 	site, py, sessions := sh.site, sh.python, sh.sessions
@@ -152,6 +154,7 @@ func TestShopVisitorCart(t *testing.T) {
 	r = b.post(site+"/cart/add", url.Values{"sku": {"tea-green"}, "_form_token": {r.token(t)}})
 	require.Equal(t, http.StatusSeeOther, r.status, r.body)
 	s := readReport(t, sessions)
+	assert.Equal(t, shopSessionAttrs, s.Attrs, "made by Go, with ShopSession.__init__'s attributes")
 	assert.Nil(t, s.User)
 	assert.True(t, s.HasInfo)
 	assert.Equal(t, 0, s.FormTokens)
@@ -159,10 +162,28 @@ func TestShopVisitorCart(t *testing.T) {
 	assert.Equal(t, "4.50", s.Cart[0].Price)
 	assert.Equal(t, []string{`<tr class="item" data-sku="tea-green"><td>Green tea, 100 g</td><td>1</td><td>4.50</td><td>4.50</td></tr>`},
 		cartRows(b.get(py+"/cart/").body))
+
+	// Python's checkout asks for a login, and then places the order on the
+	// session Go made.
 	r = b.get(site + "/checkout")
-	assert.Equal(t, http.StatusFound, r.status, "Python's checkout asks for a login")
-	assert.True(t, strings.HasSuffix(r.location, "/login?next=/checkout"), r.location)
+	assert.Equal(t, http.StatusFound, r.status, r.body)
+	assert.Equal(t, site+"/login?next=/checkout", r.location)
+	r = b.get(r.location)
+	r = b.post(site+"/login", url.Values{"login": {"bob"}, "password": {"mugs"}, "next": {"/checkout"}, "_form_token": {r.token(t)}})
+	require.Equal(t, http.StatusFound, r.status, r.body)
+	r = b.get(site + "/checkout")
+	r = b.post(site+"/checkout", url.Values{"_form_token": {r.token(t)}})
+	assert.Contains(t, r.body, `<p id="order">Order 1 placed: 4.50</p>`)
+	s = readReport(t, sessions)
+	assert.Equal(t, "bob", s.User.Login)
+	require.Len(t, s.Orders, 1)
+	assert.Equal(t, "4.50", s.Orders[0].Total)
+	assert.NotContains(t, sh.pythonOut.String(), "Traceback")
 }
+
+// shopSessionAttrs are the attributes of a new ShopSession, in order: session3's
+// Session.__init__'s, then ShopSession.__init__'s.
+var shopSessionAttrs = []string{"id", "user", "_remote_address", "_creation_time", "_access_time", "_form_tokens", "cart", "orders"}
 
 // shopSite is a running site: nginx, the gateway and the Python workers on one session
 // directory.

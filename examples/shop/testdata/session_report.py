@@ -43,12 +43,12 @@ def main(path):
         "user": None if user is None else {
             "class": class_name(user), "is_user": isinstance(user, User), "login": user.login,
             "name": user.name, "email": user.email, "since": user.since.isoformat()},
-        "cart": [item(i) for i in session.get_cart()],
+        "cart": [item(i) for i in session.cart],
         "cart_total": str(session.cart_total()),
         "orders": [{"class": class_name(o), "is_order": isinstance(o, Order), "number": o.number,
                     "total": str(o.total), "total_class": class_name(o.total),
                     "placed": o.placed.isoformat(), "items": [item(i) for i in o.items]}
-                   for o in session.get_orders()],
+                   for o in session.orders],
         "form_tokens": len(session._form_tokens),
         "attrs": list(session.__dict__),
         "pickled": {name: pickle.dumps(value, 4).hex() for name, value in session.__dict__.items()},

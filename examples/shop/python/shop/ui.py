@@ -72,7 +72,7 @@ class CartDirectory(Directory):
 
     def _q_index(self):
         session = get_session()
-        cart = session.get_cart()
+        cart = session.cart
         if not cart:
             return page("Your cart", "<p>Your cart is empty.</p>\n")
         return page("Your cart", cart_table(cart, session.cart_total())
@@ -83,7 +83,7 @@ class CartDirectory(Directory):
         product = CATALOG.get(get_field("sku") or "")
         if product is None:
             raise AccessError("no such product")
-        cart = get_session().get_cart()
+        cart = get_session().cart
         for item in cart:
             if item.sku == product.sku:
                 item.qty += 1
@@ -95,7 +95,7 @@ class CartDirectory(Directory):
     def remove(self):
         check_form_token()
         session = get_session()
-        session.cart = [i for i in session.get_cart() if i.sku != get_field("sku")]
+        session.cart = [i for i in session.cart if i.sku != get_field("sku")]
         return quixote.redirect("/cart/")
 
 
@@ -107,7 +107,7 @@ class AccountDirectory(Directory):
         if not user:
             return quixote.redirect("/login?next=/account/")
         orders = "".join('<li>Order %d, %s: %s</li>\n' % (o.number, o.placed.strftime("%Y-%m-%d"), money(o.total))
-                         for o in get_session().get_orders())
+                         for o in get_session().orders)
         return page("Your account", '<p id="name">%s</p>\n<p id="email">%s</p>\n'
                     '<p id="since">Customer since %s</p>\n<ul>\n%s</ul>\n'
                     % (html.escape(user.name), html.escape(user.email),
@@ -161,12 +161,12 @@ class RootDirectory(Directory):
         session = get_session()
         if not session.user:
             return quixote.redirect("/login?next=/checkout")
-        cart = session.get_cart()
+        cart = session.cart
         if get_request().get_method() == "POST":
             check_form_token()
             if not cart:
                 return quixote.redirect("/cart/")
-            orders = session.get_orders()
+            orders = session.orders
             order = Order(len(orders) + 1, list(cart), session.cart_total(), datetime.now(timezone.utc))
             orders.append(order)
             session.cart = []
