@@ -58,7 +58,7 @@
 //	socket_mode = "0660"                # -socket-mode
 //
 //	[sessions]
-//	dir = "/var/lib/myapp/sessions"     # -sessions
+//	dir = "/var/lib/myapp/sessions"     # -sessions: a directory, or postgres://USER@HOST/DB
 //	staging_dir = ""                    # -staging-dir
 //	max_idle = "24h"                    # -max-idle
 //	new_class = "myapp.session.MySession"   # -session-class
@@ -105,6 +105,26 @@
 // The routes of the file replace the routes the program set in code; -route and
 // -mount flags are added to the file's, replacing a file route of the same prefix.
 // On SIGHUP, Run reads the file again and applies its routes and pools (see Reload).
+//
+// # Session stores
+//
+// Sessions live where Config.SessionsDir (-sessions, sessions.dir) says: a session
+// directory shared with session3's DirectorySessionStore (store.Directory), or, given
+// a postgres:// URL, a PostgreSQL table shared with the qxbridge-pgstore Python
+// package (store/pgstore), for a site whose Python and Go processes run on several
+// hosts. Open creates the directory or the table if missing. A program with a store
+// of its own sets Gateway.Store to any quixote.IterableStore before Open (scs-style);
+// Sessions returns the store in use. The Go routes, the idle sweep, the metrics,
+// /healthz and the sessions administration commands (-dir DIR or -dir postgres://…)
+// work alike on either.
+//
+// When the database cannot answer (down, restarting, full, too slow), a Go page whose
+// session cannot be loaded is answered 503, the failure is logged and counted
+// (qxbridge_session_operations_total{result="unavailable"}), /healthz says unhealthy,
+// and the gateway serves again by itself once the database is back; a session is
+// always stored whole, old bytes or new. `sessions migrate -from DIR -to postgres://…`
+// (or the reverse) moves a deployment's sessions, idempotently: run again, it copies
+// only what is missing or changed.
 //
 // # Metrics and logs
 //
