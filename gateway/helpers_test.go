@@ -2,12 +2,16 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,12 +25,36 @@ import (
 // TestMain lets the tests run the gateway as a real process: the test binary started
 // with SCGI_GATEWAY_MAIN=1 is the scgi-gateway command (Main, with its signal handling
 // and os.Exit), its arguments being the gateway's.
+//
+// With GATEWAY_CPUPROFILE=file as well, the gateway writes a CPU profile of its whole
+// run to file when it stops on SIGTERM or SIGINT (for the benchmarks' gateway process).
 func TestMain(m *testing.M) {
 	if os.Getenv("SCGI_GATEWAY_MAIN") == "1" {
+		if path := os.Getenv("GATEWAY_CPUPROFILE"); path != "" {
+			os.Exit(runProfiled(path))
+		}
 		newTestGateway().Main()
 		return
 	}
 	os.Exit(m.Run())
+}
+
+// runProfiled runs the gateway command with a CPU profile written to path.
+func runProfiled(path string) int {
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer f.Close()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer pprof.StopCPUProfile()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	return newTestGateway().Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 }
 
 // newTestGateway returns the gateway cmd/scgi-gateway runs: the demo registered as

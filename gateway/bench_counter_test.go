@@ -1,0 +1,339 @@
+package gateway
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/qxbridge/qxbridge/internal/testnginx"
+	"github.com/qxbridge/qxbridge/internal/testquixote"
+	"github.com/qxbridge/qxbridge/internal/testwrk"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+// Filesystem magic numbers (statfs(2)) of the two kinds of session directory compared.
+const (
+	ext4Magic  = 0xEF53
+	tmpfsMagic = 0x01021994
+)
+
+// benchSessionParent makes a fresh directory under parent and checks that it lies on
+// the filesystem the figures are labelled with.
+func benchSessionParent(b *testing.B, parent, fsName string, magic int64) string {
+	b.Helper()
+	d, err := os.MkdirTemp(parent, "qxbench")
+	require.NoError(b, err)
+	b.Cleanup(func() { os.RemoveAll(d) })
+	var st unix.Statfs_t
+	require.NoError(b, unix.Statfs(d, &st))
+	require.Equal(b, magic, int64(st.Type), "%s is not on %s (statfs type %#x): set BENCH_EXT4_DIR / BENCH_TMPFS_DIR", d, fsName, st.Type)
+	return d
+}
+
+// headWriter keeps the first max bytes written to it and drops the rest: a gateway's
+// start-up lines for a failure message, without keeping a request log line per request.
+type headWriter struct {
+	mu  sync.Mutex
+	b   bytes.Buffer
+	max int
+}
+
+func (w *headWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if room := w.max - w.b.Len(); room > 0 {
+		w.b.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+func (w *headWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+// benchGateway is the gateway as its own process (the test binary as the
+// scgi-gateway command), so that its resident memory is its own.
+type benchGateway struct {
+	cmd  *exec.Cmd
+	http string // its HTTP listener's address
+	log  *headWriter
+}
+
+// startBenchGateway runs the gateway process with args plus an HTTP listener on a
+// free port, and returns once that listener accepts. Its request log is written, as a
+// deployment writes it, and thrown away.
+func startBenchGateway(b *testing.B, args ...string) *benchGateway {
+	b.Helper()
+	addr := freeAddr(b)
+	g := &benchGateway{http: addr, log: &headWriter{max: 64 << 10}}
+	g.cmd = exec.Command(os.Args[0], append(args, "-http", addr)...)
+	g.cmd.Env = append(os.Environ(), "SCGI_GATEWAY_MAIN=1")
+	g.cmd.Stderr = g.log
+	require.NoError(b, g.cmd.Start())
+	exited := make(chan struct{})
+	go func() { _ = g.cmd.Wait(); close(exited) }()
+	b.Cleanup(func() {
+		_ = g.cmd.Process.Signal(syscall.SIGTERM) // stops as deployed (and writes GATEWAY_CPUPROFILE)
+		select {
+		case <-exited:
+		case <-time.After(20 * time.Second):
+			_ = g.cmd.Process.Kill()
+			<-exited
+		}
+	})
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return g
+		}
+		select {
+		case <-exited:
+			b.Fatalf("gateway exited: %v\n%s", g.cmd.ProcessState, g.log)
+		default:
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("gateway did not listen on %s\n%s", addr, g.log)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// rss returns the process's resident set size and its peak (VmRSS, VmHWM) in bytes.
+func (g *benchGateway) rss(b *testing.B) (rss, hwm int64) {
+	b.Helper()
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", g.cmd.Process.Pid))
+	require.NoError(b, err)
+	for _, line := range strings.Split(string(status), "\n") {
+		name, value, ok := strings.Cut(line, ":")
+		if !ok || (name != "VmRSS" && name != "VmHWM") {
+			continue
+		}
+		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(value), " kB"), 10, 64)
+		require.NoError(b, err, line)
+		if name == "VmRSS" {
+			rss = kb << 10
+		} else {
+			hwm = kb << 10
+		}
+	}
+	return rss, hwm
+}
+
+// loadavg is the first three fields of /proc/loadavg.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// counterSetup is one session directory with the real Quixote application and the
+// gateway on it, each behind its own nginx with the same configuration (the
+// documented one: docs/nginx.conf).
+type counterSetup struct {
+	fs       string
+	sessions string
+	goURL    string // nginx → gateway (SCGI, UNIX socket) → the Go demo
+	pyURL    string // nginx → Quixote's SCGI server (UNIX socket) → qxsite
+	httpURL  string // the gateway's own HTTP listener
+	gw       *benchGateway
+	cookies  []string // logged-in sessions, made through Python
+}
+
+func newCounterSetup(b *testing.B, fs, parent string, nSessions int) *counterSetup {
+	b.Helper()
+	s := &counterSetup{fs: fs, sessions: filepath.Join(parent, "sessions")}
+	require.NoError(b, os.Mkdir(s.sessions, 0o755))
+	py := testquixote.Start(b, testquixote.Options{Unix: true, SessionDir: s.sessions,
+		Env: []string{"QXSITE_COOKIE_PATH=/"}})
+	sock := "unix:" + filepath.Join(shortTempDir(b), "gw.sock")
+	s.gw = startBenchGateway(b, "-scgi", sock, "-sessions", s.sessions, "-route", "/=demo", "-cookie-path", "/")
+	s.httpURL = "http://" + s.gw.http
+	workers := envInt("BENCH_NGINX_WORKERS", 1)
+	s.goURL = testnginx.Start(b, testnginx.Config{Workers: workers, Locations: documentedNginx(b, sock)}).URL
+	s.pyURL = testnginx.Start(b, testnginx.Config{Workers: workers, Locations: documentedNginx(b, py.Addr)}).URL
+
+	for i := range nSessions {
+		r := get(b, client(b), fmt.Sprintf("%s/login?user=user%d", s.pyURL, i))
+		require.Equal(b, http.StatusOK, r.Status, r.Body)
+		require.Len(b, r.Cookies, 1)
+		s.cookies = append(s.cookies, "QX_session="+strings.Split(r.Cookies[0], `"`)[1])
+	}
+	// Both pages count for these sessions before anything is measured.
+	r := get(b, &http.Client{}, s.goURL+"/counter", "Cookie", s.cookies[0])
+	require.Contains(b, r.Body, "Counter: 1")
+	r = get(b, &http.Client{}, s.pyURL+"/counter", "Cookie", s.cookies[0])
+	require.Equal(b, "2", r.Body)
+	return s
+}
+
+// counterRow is one row of the table: Go's and Python's rounds.
+type counterRow struct {
+	name       string
+	goR, pyR   []testwrk.Result
+	goInc, pyN int64 // counter increments found in the files, for Go and Python
+	goReq, pyQ int   // requests wrk completed
+}
+
+// BenchmarkGatewayCounter reproduces, in one run, the throughput table of
+// BENCHMARKS.md (## gateway): the Go demo's /counter served by the gateway against the
+// real Quixote 3.8 + session3 /counter served by Quixote's own SCGI server (python-scgi,
+// its default 5 children), each through nginx with docs/nginx.conf, with a session
+// directory on ext4 and on tmpfs, for one shared logged-in session and for 200
+// distinct ones (wrk -t1 -c16, each request with the next session's cookie, so every
+// request loads and saves a logged-in session). Go and Python alternate within each
+// round; ratios are taken round by round and the medians reported. For scale it also
+// measures, on tmpfs, the gateway's own HTTP listener (no nginx) with /counter and 200
+// sessions, and GET / (no session work). Then it runs the 200-session ext4 load on the
+// gateway 10 times in a row and records its resident memory after each.
+//
+// It ignores b.N: run it with -benchtime=1x (scripts/bench-gateway.sh). Environment:
+// WRK_DURATION (default 4s), WRK_ROUNDS (default 2), WRK_CONNS (default 16),
+// BENCH_RSS_RUNS (default 10), BENCH_EXT4_DIR (default /var/tmp), BENCH_TMPFS_DIR
+// (default /dev/shm), BENCH_NGINX_WORKERS (default 1), BENCH_ONLY (ext4 or tmpfs).
+func BenchmarkGatewayCounter(b *testing.B) {
+	conns := envInt("WRK_CONNS", 16)
+	rounds := envInt("WRK_ROUNDS", 2)
+	rssRuns := envInt("BENCH_RSS_RUNS", 10)
+	dur := envDuration(b, "WRK_DURATION", 4*time.Second)
+	const many = 200
+	type fsKind struct {
+		name, env, def string
+		magic          int64
+	}
+	var out []string
+	logf := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
+	logf("load average at start: %s", loadavg())
+
+	b.ResetTimer()
+	var rows []*counterRow
+	var ext4 *counterSetup
+	for _, fs := range []fsKind{{"ext4", "BENCH_EXT4_DIR", "/var/tmp", ext4Magic}, {"tmpfs", "BENCH_TMPFS_DIR", "/dev/shm", tmpfsMagic}} {
+		if only := os.Getenv("BENCH_ONLY"); only != "" && only != fs.name {
+			continue
+		}
+		parent := os.Getenv(fs.env)
+		if parent == "" {
+			parent = fs.def
+		}
+		s := newCounterSetup(b, fs.name, benchSessionParent(b, parent, fs.name, fs.magic), many)
+		if fs.name == "ext4" {
+			ext4 = s
+		}
+		one := &counterRow{name: "1 session, " + fs.name}
+		all := &counterRow{name: fmt.Sprintf("%d sessions, %s", many, fs.name)}
+		var viaHTTP, noSession, ceiling []testwrk.Result
+		measure := func(row *counterRow, cookies []string) {
+			before := counterSum(b, s.sessions)
+			g := runWrk(b, s.goURL+"/counter", cookies, conns, dur)
+			time.Sleep(100 * time.Millisecond) // requests wrk gave up on at the end finish
+			mid := counterSum(b, s.sessions)
+			p := runWrk(b, s.pyURL+"/counter", cookies, conns, dur)
+			time.Sleep(100 * time.Millisecond)
+			row.goInc += mid - before
+			row.pyN += counterSum(b, s.sessions) - mid
+			row.goR, row.pyR = append(row.goR, g), append(row.pyR, p)
+			row.goReq += g.Requests
+			row.pyQ += p.Requests
+		}
+		// Warm up both sides (children forked, caches filled).
+		runWrk(b, s.goURL+"/counter", s.cookies, conns, time.Second)
+		runWrk(b, s.pyURL+"/counter", s.cookies, conns, time.Second)
+		for range rounds {
+			measure(all, s.cookies)
+			measure(one, s.cookies[:1])
+			if fs.name == "tmpfs" {
+				viaHTTP = append(viaHTTP, runWrk(b, s.httpURL+"/counter", s.cookies, conns, dur))
+				noSession = append(noSession, runWrk(b, s.httpURL+"/", []string{"x=y"}, conns, dur))
+				ceiling = append(ceiling, runWrk(b, s.goURL+"/", []string{"x=y"}, conns, dur))
+			}
+		}
+		rows = append(rows, all, one)
+		if fs.name == "tmpfs" {
+			logf("%d sessions, tmpfs, gateway's own HTTP listener (no nginx), Go /counter: %s req/s", many, rpsList(viaHTTP))
+			logf("no session work (GET /, gateway's HTTP listener): %s req/s", rpsList(noSession))
+			logf("no session work through nginx (GET /, nginx → gateway): %s req/s", rpsList(ceiling))
+		}
+		logf("load average after %s: %s", fs.name, loadavg())
+	}
+
+	logf("")
+	logf("| measure (wrk -t1 -c%d, %v, %d rounds) | Go (gateway, demo `/counter`) | Python (Quixote `/counter`) | Go / Python per round |", conns, dur, rounds)
+	logf("| --- | ---: | ---: | ---: |")
+	for _, r := range rows {
+		var ratios []float64
+		for i := range r.goR {
+			ratios = append(ratios, r.goR[i].RPS/r.pyR[i].RPS)
+		}
+		logf("| %s | %s | %s | %s |", r.name, rpsList(r.goR), rpsList(r.pyR), ratioList(ratios))
+		b.ReportMetric(median(ratios), "go/py-x-"+strings.NewReplacer(" ", "", ",", "-").Replace(r.name))
+	}
+	logf("")
+	for _, r := range rows {
+		logf("%s: counter increments in the files / requests wrk completed: Go %d / %d, Python %d / %d",
+			r.name, r.goInc, r.goReq, r.pyN, r.pyQ)
+	}
+
+	if ext4 != nil && rssRuns > 0 {
+		var series []string
+		var first, last int64
+		for i := range rssRuns {
+			runWrk(b, ext4.goURL+"/counter", ext4.cookies, conns, dur)
+			rss, hwm := ext4.gw.rss(b)
+			if i == 0 {
+				first = rss
+			}
+			last = rss
+			series = append(series, fmt.Sprintf("%.1f (peak %.1f)", mib(rss), mib(hwm)))
+		}
+		logf("gateway resident memory after each of %d consecutive %v runs of the %d-session ext4 load, MiB: %s",
+			rssRuns, dur, many, strings.Join(series, ", "))
+		b.ReportMetric(mib(first), "rss-first-MiB")
+		b.ReportMetric(mib(last), "rss-last-MiB")
+	}
+	b.StopTimer()
+	logf("load average at end: %s", loadavg())
+	b.Log("\n" + strings.Join(out, "\n"))
+}
+
+func mib(n int64) float64 { return float64(n) / (1 << 20) }
+
+func rpsList(rs []testwrk.Result) string {
+	var s []string
+	for _, r := range rs {
+		s = append(s, strconv.FormatFloat(r.RPS, 'f', 0, 64))
+	}
+	return strings.Join(s, " / ")
+}
+
+func ratioList(xs []float64) string {
+	var s []string
+	for _, x := range xs {
+		s = append(s, strconv.FormatFloat(x, 'f', 2, 64)+"×")
+	}
+	return strings.Join(s, " / ")
+}
+
+func median(xs []float64) float64 {
+	return testwrk.Median(xs, func(x float64) float64 { return x })
+}
