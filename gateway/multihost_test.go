@@ -65,8 +65,9 @@ func requestsServed(t *testing.T, h host, route, status string) int {
 // two hosts each with a gateway and its own Quixote workers (the Python side on
 // qxbridge-pgstore), nginx spreading requests round-robin over the two gateways. A
 // scripted user logs in through Python and counts through Go and Python on both
-// hosts, each step seeing the last; then one host is killed in the middle of a burst
-// of requests, and no session that a request committed is lost.
+// hosts, each step seeing the last; the database restarts (503s on both sides, then
+// the same session again); then one host is killed in the middle of a burst of
+// requests, and no session that a request committed is lost.
 func TestMultiHostPostgres(t *testing.T) {
 	srv := testpg.Start(t)
 	a, b := startHost(t, srv.DSN), startHost(t, srv.DSN)
@@ -99,6 +100,23 @@ func TestMultiHostPostgres(t *testing.T) {
 	db := openPG(t, srv.DSN)
 	n, _ := loadPG(t, db, id).GetInt("counter")
 	assert.Equal(t, int64(want), n)
+
+	// The database restarts: both hosts answer 503 for Go and Python pages alike
+	// meanwhile, and serve the session as it was once the database is back.
+	srv.Stop(t)
+	for range 2 {
+		r := get(t, c, u+"/counter")
+		assert.Equal(t, http.StatusServiceUnavailable, r.Status, "Go: %s", r.Body)
+		r = get(t, c, u+"/py/counter")
+		assert.Equal(t, http.StatusServiceUnavailable, r.Status, "Python: %s", r.Body)
+	}
+	srv.Start(t)
+	for range 2 {
+		want++
+		assert.Contains(t, get(t, c, u+"/counter").Body, "<p>Counter: "+strconv.Itoa(want)+"</p>")
+		want++
+		assert.Equal(t, strconv.Itoa(want), get(t, c, u+"/py/counter").Body)
+	}
 
 	// Other users' sessions, made on either host.
 	others := map[string]*http.Client{}
