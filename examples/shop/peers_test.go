@@ -159,6 +159,9 @@ func startPython(t *testing.T, sessions string) (string, *output) {
 func startNginx(t *testing.T, gatewaySock string) string {
 	t.Helper()
 	bin := nginxBin(t)
+	if _, err := os.Stat("/etc/nginx/scgi_params"); err != nil {
+		missing(t, "/etc/nginx/scgi_params (Debian's nginx-common)")
+	}
 	loc, err := os.ReadFile("nginx.conf")
 	require.NoError(t, err)
 	location := strings.Replace(string(loc), "unix:/run/shop/gateway.sock", "unix:"+gatewaySock, 1)
@@ -196,13 +199,8 @@ http {
 `, user, dir, addr, location)
 		path := filepath.Join(dir, "nginx.conf")
 		require.NoError(t, os.WriteFile(path, []byte(conf), 0o644))
-		for _, name := range []string{"scgi_params", "mime.types"} {
-			_ = os.Remove(filepath.Join(dir, name))
-			require.NoError(t, os.Symlink(filepath.Join("/etc/nginx", name), filepath.Join(dir, name)))
-		}
-		if _, err := os.Stat("/etc/nginx/scgi_params"); err != nil {
-			missing(t, "/etc/nginx/scgi_params (Debian's nginx-common)")
-		}
+		_ = os.Remove(filepath.Join(dir, "scgi_params"))
+		require.NoError(t, os.Symlink("/etc/nginx/scgi_params", filepath.Join(dir, "scgi_params")))
 		out := start(t, "nginx", exec.Command(bin, "-p", dir+"/", "-c", path, "-e", filepath.Join(dir, "error.log")))
 		url := "http://" + addr
 		err = waitFor(10*time.Second, func() error {

@@ -79,6 +79,15 @@ func TestShop(t *testing.T) {
 	require.Equal(t, http.StatusSeeOther, r.status, r.body)
 	r = b.post(site+"/cart/add", url.Values{"sku": {"mug"}, "_form_token": {"spent-or-forged"}})
 	assert.Equal(t, http.StatusForbidden, r.status, "a form token is good once")
+	// And one added and removed again in Go.
+	r = b.get(site + "/cart/")
+	r = b.post(site+"/cart/add", url.Values{"sku": {"tea-green"}, "_form_token": {r.token(t)}})
+	require.Equal(t, http.StatusSeeOther, r.status, r.body)
+	r = b.get(site + "/cart/")
+	require.Len(t, cartRows(r.body), 3)
+	assert.Len(t, readReport(t, sessions).Cart, 3)
+	r = b.post(site+"/cart/remove", url.Values{"sku": {"tea-green"}, "_form_token": {r.token(t)}})
+	require.Equal(t, http.StatusSeeOther, r.status, r.body)
 
 	added := report()
 	require.Len(t, added.Cart, 2)
