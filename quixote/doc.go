@@ -35,7 +35,8 @@
 // A Class names a session class and says how it behaves: its Kind (the built-in
 // class it is or derives from: session3's Session, session3's DictSession, or
 // Quixote's Session), and for an application subclass that overrides them, its
-// has_info (Class.HasInfo) and MAX_FORM_TOKENS. Classes nobody described behave
+// has_info (Class.HasInfo) and MAX_FORM_TOKENS, and the attributes its __init__
+// adds to new sessions (Class.Init). Classes nobody described behave
 // like session3's Session. HasInfo follows each class: session3's Session has
 // info when its user is true in Python's sense (Truthy: None, "", 0 and empty
 // containers are false, objects true); Quixote's when its user, form tokens or
