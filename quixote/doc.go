@@ -74,7 +74,8 @@
 //     values lose their quotes and escapes, the last cookie of a name counts), so a
 //     Go page and a Python page pick the same session for the same header
 //     (Cookie.SessionID). Shield keeps the values Quixote would misuse away from
-//     Python.
+//     Python, and defuses the headers its cookie parser would backtrack on for
+//     seconds.
 //  2. The session file is loaded and decoded. Without a cookie or a file, the
 //     request gets a new session of class NewClass (session3's Session by default)
 //     with id None, stored only if it ends the request with info.
