@@ -85,11 +85,8 @@ func (g *Gateway) runSessions(ctx context.Context, args []string, stdout, stderr
 		fmt.Fprintf(stderr, sessionsUsage, prog)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseCommand(fs, args); !ok {
+		return code
 	}
 	if fs.NArg() == 0 {
 		fs.Usage()
@@ -462,4 +459,16 @@ func setAttribute(ctx context.Context, dir quixote.Store, id, name, value string
 	shown, _ := pickle.ToJSON(v)
 	fmt.Fprintf(stdout, "%s: %s = %s (%s)\n", id, name, shown, pickle.TypeName(v))
 	return nil
+}
+
+// parseCommand parses an administration command's flags. When it cannot go on, it
+// returns the exit status: 0 after -help, 2 for a usage error (already printed).
+func parseCommand(fs *flag.FlagSet, args []string) (code int, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, false
+		}
+		return 2, false
+	}
+	return 0, true
 }

@@ -60,6 +60,9 @@ type Config struct {
 	Routes []Route
 	// Pools are pools of Python workers by name, for routes to name as their target.
 	Pools map[string]Pool
+	// Cutover configures the routes that move from Python to a Go candidate
+	// (Route.Candidate).
+	Cutover Cutover
 
 	// ShutdownTimeout is how long requests in flight may take to finish on
 	// Shutdown (and on SIGTERM or SIGINT under Main).
@@ -82,6 +85,7 @@ func defaultConfig() Config {
 		SessionsDir:     DefaultSessionsDir,
 		Cookie:          quixote.Cookie{Name: quixote.DefaultCookieName},
 		NewClass:        quixote.Session3Class,
+		Cutover:         defaultCutover(),
 		ShutdownTimeout: DefaultShutdownTimeout,
 		BackendTimeout:  DefaultBackendTimeout,
 		LogFormat:       "text",
@@ -93,6 +97,7 @@ func defaultConfig() Config {
 func (c Config) clone() Config {
 	c.Routes = slices.Clone(c.Routes)
 	c.Classes = slices.Clone(c.Classes)
+	c.Cutover = c.Cutover.clone()
 	if c.Pools != nil {
 		pools := make(map[string]Pool, len(c.Pools))
 		for n, p := range c.Pools {
@@ -118,10 +123,22 @@ func (c Config) clone() Config {
 // mounted at Prefix: SCRIPT_NAME is the prefix (from which Quixote, and the session
 // manager of a Go route, derive the cookie path) and PATH_INFO, or a Go handler's
 // r.URL.Path, is the rest.
+//
+// A Python route can carry Candidate, the name of a Go handler written to replace it,
+// and move to it in steps (see Config.Cutover): Shadow runs the candidate beside
+// Python on safe requests, on a read-only copy of the session, and compares the
+// answers; Rollout is the percentage of sessions (0 to 100, sticky by session id) it
+// serves; Fallback answers a safe request with Python when the candidate panics or
+// answers 5xx.
 type Route struct {
 	Prefix string
 	Target string
 	Mount  bool
+
+	Candidate string
+	Rollout   float64
+	Shadow    bool
+	Fallback  bool
 }
 
 func (r Route) String() string {
@@ -154,7 +171,7 @@ func (r Route) check() error {
 	if _, err := parseTarget(r.Target); err != nil {
 		return fmt.Errorf("%v: %w", r, err)
 	}
-	return nil
+	return r.checkCutover()
 }
 
 // parseRoute parses PREFIX=TARGET.
@@ -294,6 +311,9 @@ func (c *Config) validate() error {
 	}
 	if IsDatabaseURL(c.SessionsDir) && c.StagingDir != "" {
 		return errors.New("a staging directory is for a session directory; the sessions are in a database")
+	}
+	if err := c.Cutover.check(); err != nil {
+		return err
 	}
 	for name, p := range c.Pools {
 		if err := p.check(name); err != nil {

@@ -102,6 +102,29 @@
 //	prefix = "/app/"
 //	target = "scgi+unix:///run/app/scgi.sock"
 //
+//	[[route]]                           # a Python route moving to Go (see below)
+//	prefix = "/cart/"
+//	target = "python"
+//	candidate = "cart"                  # -candidate /cart/=cart
+//	shadow = true                       # -shadow /cart/
+//	rollout = 10                        # -rollout /cart/=10 (percent of sessions)
+//	fallback = true                     # -fallback /cart/
+//
+//	[cutover]                           # how routes with a candidate move
+//	safe_methods = ["GET", "HEAD"]      # -safe-methods: may run twice
+//	rollout_cookie = "QX_rollout"       # -rollout-cookie ("" for none)
+//	override_header = "X-QX-Route"      # -override-header ("" for none)
+//	override_cookie = "QX_route"        # -override-cookie ("" for none)
+//	compare_headers = ["Content-Type", "Location"]   # -compare-headers
+//	ignore_space = false                # -shadow-ignore-space
+//	max_shadows = 4                     # -max-shadows
+//	samples = 20                        # -shadow-samples: differences kept per route
+//	max_body = 1048576                  # -cutover-max-body, bytes
+//
+//	[[cutover.replace]]                 # -shadow-replace 'REGEXP=>REPLACEMENT'
+//	pattern = 'name="_form_token" value="[^"]*"'
+//	with = 'name="_form_token" value=""'
+//
 // The routes of the file replace the routes the program set in code; -route and
 // -mount flags are added to the file's, replacing a file route of the same prefix.
 // On SIGHUP, Run reads the file again and applies its routes and pools (see Reload).
@@ -125,6 +148,36 @@
 // always stored whole, old bytes or new. `sessions migrate -from DIR -to postgres://…`
 // (or the reverse) moves a deployment's sessions, idempotently: run again, it copies
 // only what is missing or changed.
+//
+// # Moving a route in steps
+//
+// A Python route can name a Go candidate, a handler written to replace it
+// (Route.Candidate; candidate = "cart" in a [[route]] of the file; -candidate
+// /cart/=cart), and move to it in steps, each changed by a reload:
+//
+//   - Shadow (shadow = true, -shadow /cart/): Python answers; for the safe methods
+//     (Cutover.SafeMethods, default GET and HEAD) the candidate then runs in the
+//     background on a copy of the session read before Python served the request,
+//     through a read-only quixote.Manager (nothing saved, no cookie sent), and the two
+//     answers are compared: status, Cutover.CompareHeaders, and the body after the
+//     Cutover.Replace rules (and without white space with Cutover.IgnoreSpace). At most
+//     Cutover.MaxShadows run at once; a request that finds none free is not shadowed
+//     and is counted as dropped. The counts and the latest differences with a unified
+//     diff are served at /shadow on the metrics listener, which `scgi-gateway shadow
+//     report ROUTE` prints.
+//   - Rollout (rollout = 30, -rollout /cart/=30): the percentage of sessions the
+//     candidate serves. A session's side is its id's SHA-256 (first 8 bytes, modulo
+//     10000) compared with the percentage in hundredths: the same on every host and at
+//     every start, and raising the percentage moves sessions to Go only. A visitor
+//     without a session gets Cutover.RolloutCookie, whose random value places them the
+//     same way and keeps them there after logging in. Cutover.OverrideHeader
+//     (X-QX-Route: go or python) and Cutover.OverrideCookie (QX_route) pick a side.
+//   - Fallback (fallback = true, -fallback /cart/): on a safe request the candidate's
+//     answer is held (up to Cutover.MaxBody) until it is known; a panic or a 5xx is
+//     replaced by Python's answer. On another method a panic is answered 500.
+//
+// The request log adds side and reason (rollout, new, override, fallback) to the
+// requests of these routes; the metrics count them by route.
 //
 // # Metrics and logs
 //

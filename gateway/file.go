@@ -48,6 +48,21 @@ type fileConfig struct {
 		Format string `toml:"format"`
 		Level  string `toml:"level"`
 	} `toml:"log"`
+	Cutover struct {
+		SafeMethods    []string `toml:"safe_methods"`
+		RolloutCookie  string   `toml:"rollout_cookie"`
+		OverrideHeader string   `toml:"override_header"`
+		OverrideCookie string   `toml:"override_cookie"`
+		CompareHeaders []string `toml:"compare_headers"`
+		Replace        []struct {
+			Pattern string `toml:"pattern"`
+			With    string `toml:"with"`
+		} `toml:"replace"`
+		IgnoreSpace bool `toml:"ignore_space"`
+		MaxShadows  int  `toml:"max_shadows"`
+		Samples     int  `toml:"samples"`
+		MaxBody     int  `toml:"max_body"`
+	} `toml:"cutover"`
 	Pools  map[string]filePool `toml:"pool"`
 	Routes []fileRoute         `toml:"route"`
 	Mounts []fileRoute         `toml:"mount"`
@@ -63,6 +78,11 @@ type fileRoute struct {
 	Prefix string `toml:"prefix"`
 	Target string `toml:"target"`
 	Mount  bool   `toml:"mount"`
+
+	Candidate string  `toml:"candidate"`
+	Rollout   float64 `toml:"rollout"`
+	Shadow    bool    `toml:"shadow"`
+	Fallback  bool    `toml:"fallback"`
 }
 
 // loadFile applies the configuration file at path to cfg. It reports whether the
@@ -143,6 +163,35 @@ func loadFile(path string, cfg *Config) (hasRoutes bool, err error) {
 	if def("log", "level") {
 		if cfg.LogLevel, err = parseLogLevel(f.Log.Level); err != nil {
 			return false, wrap(err)
+		}
+	}
+	cut := &cfg.Cutover
+	fc := &f.Cutover
+	if def("cutover", "safe_methods") {
+		cut.SafeMethods = fc.SafeMethods
+	}
+	set(&cut.RolloutCookie, fc.RolloutCookie, "cutover", "rollout_cookie")
+	set(&cut.OverrideHeader, fc.OverrideHeader, "cutover", "override_header")
+	set(&cut.OverrideCookie, fc.OverrideCookie, "cutover", "override_cookie")
+	if def("cutover", "compare_headers") {
+		cut.CompareHeaders = fc.CompareHeaders
+	}
+	if def("cutover", "replace") {
+		cut.Replace = nil
+		for _, r := range fc.Replace {
+			cut.Replace = append(cut.Replace, Replace(r))
+		}
+	}
+	if def("cutover", "ignore_space") {
+		cut.IgnoreSpace = fc.IgnoreSpace
+	}
+	for _, n := range []struct {
+		dst *int
+		v   int
+		key string
+	}{{&cut.MaxShadows, fc.MaxShadows, "max_shadows"}, {&cut.Samples, fc.Samples, "samples"}, {&cut.MaxBody, fc.MaxBody, "max_body"}} {
+		if def("cutover", n.key) {
+			*n.dst = n.v
 		}
 	}
 	if len(f.Pools) > 0 {

@@ -59,6 +59,7 @@ type Gateway struct {
 	closeStore func()                // releases a store Open opened
 	manager    *quixote.Manager
 	metrics    *gatewayMetrics
+	cutover    *cutoverState
 	table      atomic.Pointer[table]
 	servers    map[server]struct{}
 	shutdown   bool
@@ -160,6 +161,7 @@ func (g *Gateway) Open() error {
 	if g.metrics == nil {
 		// Registered once, so that an Open that failed can be tried again.
 		g.metrics = newGatewayMetrics(g.Registry)
+		g.cutover = newCutoverState(g.Registry)
 	}
 	m := g.metrics
 	st := g.Store
@@ -278,6 +280,11 @@ func (g *Gateway) buildTable(cfg Config, old *table) (*table, error) {
 				Removed: func(_ *http.Request, n int) { g.metrics.rejected.WithLabelValues(spec.Prefix).Add(float64(n)) }}
 			inner = shield.Handler(p)
 		}
+		if spec.Candidate != "" {
+			if inner, err = g.withCandidate(cfg, spec, isPool, inner); err != nil {
+				return nil, err
+			}
+		}
 		r.handler = g.routeHandler(r, inner)
 		routes = append(routes, r)
 	}
@@ -305,6 +312,8 @@ func (g *Gateway) checkTargets(cfg *Config) error {
 			return fmt.Errorf("%v: %q names both a pool and a Go handler", r, r.Target)
 		case !isPool && !slices.Contains(names, r.Target):
 			return g.noHandler(r, names)
+		case r.Candidate != "" && !slices.Contains(names, r.Candidate):
+			return g.noHandler(Route{Prefix: r.Prefix, Target: r.Candidate}, names)
 		}
 	}
 	return nil
@@ -357,6 +366,7 @@ func (g *Gateway) Reload(cfg Config) error {
 	g.table.Store(t)
 	g.Config.Routes, g.Config.Pools = cfg.Routes, cfg.Pools
 	g.Config.BackendMaxConns, g.Config.BackendTimeout = cfg.BackendMaxConns, cfg.BackendTimeout
+	g.Config.Cutover = cfg.Cutover
 	return nil
 }
 
@@ -490,7 +500,10 @@ func (g *Gateway) ServeSCGI(l net.Listener) error {
 // /healthz on l until Shutdown or Close, and returns http.ErrServerClosed then.
 func (g *Gateway) ServeMetrics(l net.Listener) error {
 	return g.serve(l, func() server {
-		return newHTTPServer(&http.Server{Handler: g.metrics.handler(g.health), ReadHeaderTimeout: 10 * time.Second,
+		mux := http.NewServeMux()
+		mux.Handle("/", g.metrics.handler(g.health))
+		mux.HandleFunc("GET /shadow", g.serveShadowReport)
+		return newHTTPServer(&http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog: slog.NewLogLogger(g.log().Handler(), slog.LevelDebug)})
 	})
 }

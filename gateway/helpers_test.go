@@ -78,12 +78,22 @@ type runningGateway struct {
 // listeners are open. It is stopped (gracefully, as on SIGTERM) when the test ends.
 func startGateway(t testing.TB, args ...string) *runningGateway {
 	t.Helper()
+	return startGatewayWith(t, nil, args...)
+}
+
+// startGatewayWith is startGateway with more handlers: register adds them to the
+// gateway before it runs.
+func startGatewayWith(t testing.TB, register func(*Gateway), args ...string) *runningGateway {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &testpeer.Output{}
 	ready := make(chan *Gateway, 1)
 	exit := make(chan int, 1)
 	gw := newTestGateway()
 	gw.onReady = func(g *Gateway) { ready <- g }
+	if register != nil {
+		register(gw)
+	}
 	go func() { exit <- gw.Run(ctx, args, io.Discard, logs) }()
 	var g *Gateway
 	select {

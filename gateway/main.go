@@ -19,6 +19,7 @@ import (
 const usageText = `usage: %[1]s [flags]
        %[1]s sessions [-dir DIR|URL | -config FILE] list [-json] | show ID | set ID NAME=JSON | delete ID | sweep -older DURATION
        %[1]s sessions migrate -from DIR|URL -to DIR|URL [-keep-existing]
+       %[1]s shadow [-metrics ADDR | -config FILE] report [-json] [ROUTE]
 
 Serves the Go routes of a Quixote site and forwards the others to its Python workers
 over SCGI, sharing session3's session files.%[2]s
@@ -69,6 +70,9 @@ func (g *Gateway) Main() {
 func (g *Gateway) Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "sessions" {
 		return g.runSessions(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "shadow" {
+		return g.runShadow(ctx, args[1:], stdout, stderr)
 	}
 	code := g.Config.clone() // what SIGHUP reloads start from
 	cfg, defaults, st, err := g.parseFlags(args, stderr, os.Getenv)
@@ -195,6 +199,7 @@ func (v funcValue) Set(s string) error { return v.set(s) }
 // flagState is what the flags hold besides Config fields.
 type flagState struct {
 	routes               []Route
+	routeOpts            []routeOpt // -candidate, -rollout, -shadow, -fallback
 	className, classKind string
 	configFile           string
 	version              bool
@@ -247,6 +252,7 @@ func (g *Gateway) flagSet(cfg *Config, st *flagState, out io.Writer) *flag.FlagS
 	fs.StringVar(&cfg.StagingDir, "staging-dir", cfg.StagingDir, "write session files in `DIR` and rename them into the session directory, so that a Python cron job running session3's delete_old_sessions never meets a temporary file; DIR must be outside the session directory, on the same filesystem")
 	fs.Var(routeFlag(false), "route", "serve requests under `PREFIX=TARGET` (repeatable; the longest prefix wins); TARGET is the name of a Go handler or of a pool of the configuration file, scgi://HOST:PORT[,HOST:PORT...] or scgi+unix:///PATH, and sees the whole path")
 	fs.Var(routeFlag(true), "mount", "like -route, but the application is mounted at `PREFIX=TARGET`: it gets SCRIPT_NAME=PREFIX and PATH_INFO=the rest")
+	cutoverFlags(fs, cfg, st)
 	fs.StringVar(&cfg.Cookie.Name, "cookie-name", cfg.Cookie.Name, "session cookie name (Quixote's SESSION_COOKIE_NAME)")
 	fs.StringVar(&cfg.Cookie.Path, "cookie-path", cfg.Cookie.Path, "session cookie path (default: SCRIPT_NAME + \"/\", as Quixote)")
 	fs.StringVar(&cfg.Cookie.Domain, "cookie-domain", cfg.Cookie.Domain, "session cookie domain")
@@ -335,6 +341,9 @@ func (g *Gateway) parseFlagsOver(base Config, args []string, stderr io.Writer, g
 		cfg.Routes = append(cfg.Routes, st.routes...)
 	case !fileRoutes:
 		used.routes = true
+	}
+	if err := applyRouteOpts(cfg.Routes, st.routeOpts); err != nil {
+		return cfg, used, st, err
 	}
 	if cfg.HTTPAddr == "" && cfg.SCGIAddr == "" && !systemdActivated(getenv) {
 		cfg.HTTPAddr = DefaultHTTPAddr

@@ -79,6 +79,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			slog.Int64("bytes", rec.bytes),
 			slog.String("remote", r.RemoteAddr),
 		}
+		if rec.side != "" {
+			attrs = append(attrs, slog.String("side", rec.side), slog.String("reason", rec.reason))
+		}
 		if p != nil {
 			attrs = append(attrs, slog.Bool("aborted", true))
 		}
@@ -126,6 +129,8 @@ type recorder struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	// side and reason: which side of a route with a Go candidate served, and why.
+	side, reason string
 }
 
 func (w *recorder) WriteHeader(code int) {

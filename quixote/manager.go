@@ -49,6 +49,11 @@ type Manager struct {
 	// order them with requests a Python process serves: between processes the
 	// last save wins, as in session3.
 	OneAtATime bool
+	// ReadOnly serves each request's session without ever storing, deleting or
+	// setting a cookie for it, whatever the handler does to it: for running a
+	// handler beside the one that answers the request (a shadow comparison), on a
+	// store that returns a snapshot of the session.
+	ReadOnly bool
 	// Logger receives a record for each event an operator should know about: a
 	// cookie with an invalid id, a session file that cannot be read or is not a
 	// session, a save that failed. nil means slog.Default().
@@ -265,7 +270,7 @@ func (x *exchange) beforeHeaders(h http.Header, status int) {
 		return
 	}
 	x.decided = true
-	if status >= 500 {
+	if status >= 500 || x.m.ReadOnly {
 		return // a failed request: session3 sets no cookie and saves nothing
 	}
 	m, s := x.m, x.session
@@ -301,7 +306,7 @@ func (x *exchange) beforeHeaders(h http.Header, status int) {
 // finish stores or deletes the session after a request that did not fail.
 func (x *exchange) finish(status int) {
 	m, s := x.m, x.session
-	if status >= 500 {
+	if status >= 500 || m.ReadOnly {
 		return
 	}
 	id := s.ID()

@@ -1,0 +1,150 @@
+package gateway
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestBucketMonotonic: raising a percentage only adds sessions to Go, and the buckets
+// are spread evenly enough for a percentage to mean what it says.
+func TestBucketMonotonic(t *testing.T) {
+	const n = 20000
+	count := map[uint64]int{}
+	for i := range n {
+		id := fmt.Sprintf("id%06d", i)
+		b := bucket(id)
+		require.Less(t, b, uint64(10000))
+		for _, pct := range []float64{10, 20, 30, 50} {
+			if b < basisPoints(pct) {
+				count[basisPoints(pct)]++
+			}
+		}
+	}
+	for _, pct := range []uint64{1000, 2000, 3000, 5000} {
+		share := float64(count[pct]) / n * 10000
+		assert.InDelta(t, float64(pct), share, 300, "%d basis points", pct)
+	}
+	assert.Equal(t, uint64(3000), basisPoints(30))
+	assert.Equal(t, uint64(1), basisPoints(0.01))
+	assert.Equal(t, bucket("Xk3vQ9_aZ1b"), bucket("Xk3vQ9_aZ1b"))
+}
+
+func TestUnifiedDiff(t *testing.T) {
+	assert.Empty(t, unifiedDiff("a", "b", "x\n", "x\n"))
+	a := "1\n2\n3\n4\n5\n6\n7\n8\n"
+	b := "1\n2\n3\n4\nfive\n6\n7\n8\n"
+	assert.Equal(t, "--- a\n+++ b\n@@ -2,7 +2,7 @@\n 2\n 3\n 4\n-5\n+five\n 6\n 7\n 8\n", unifiedDiff("a", "b", a, b))
+	assert.Equal(t, "--- a\n+++ b\n@@ -1,2 +1,3 @@\n x\n+y\n z\n", unifiedDiff("a", "b", "x\nz\n", "x\ny\nz\n"))
+	assert.Equal(t, "--- a\n+++ b\n@@ -0,0 +1,1 @@\n+x\n", unifiedDiff("a", "b", "", "x\n"))
+}
+
+// TestCutoverNormalise: the replacement rules and IgnoreSpace decide what counts as
+// the same answer.
+func TestCutoverNormalise(t *testing.T) {
+	c := &cutover{cfg: Cutover{Replace: []Replace{{`name="_form_token" value="[^"]*"`, `name="_form_token" value="TOKEN"`}}, IgnoreSpace: true}}
+	for _, r := range c.cfg.Replace {
+		c.replace = append(c.replace, regexp.MustCompile(r.Pattern))
+	}
+	py := "<form>\n  <input name=\"_form_token\" value=\"abc\">\n</form>\n"
+	goText := "<form><input name=\"_form_token\" value=\"xyz\"></form>"
+	assert.Equal(t, c.normalise(py), c.normalise(goText))
+	assert.NotEqual(t, c.normalise(py), c.normalise(strings.Replace(goText, "input", "textarea", 1)))
+}
+
+// TestCutoverConfig: the flags and the configuration file set a route's candidate,
+// percentage, shadow and fallback, and the cutover settings; wrong ones are refused.
+func TestCutoverConfig(t *testing.T) {
+	cfg, err := parseServeFlags([]string{"-route", "/cart/=scgi://127.0.0.1:4000", "-candidate", "/cart/=demo",
+		"-rollout", "/cart=12.5", "-shadow", "/cart/", "-fallback", "/cart/", "-safe-methods", "GET,HEAD,OPTIONS",
+		"-shadow-replace", `\d+=>N`, "-shadow-ignore-space", "-override-header", ""}, io.Discard, noEnv)
+	require.NoError(t, err)
+	require.Len(t, cfg.Routes, 1)
+	assert.Equal(t, Route{Prefix: "/cart/", Target: "scgi://127.0.0.1:4000", Candidate: "demo", Rollout: 12.5, Shadow: true, Fallback: true}, cfg.Routes[0])
+	assert.Equal(t, []string{"GET", "HEAD", "OPTIONS"}, cfg.Cutover.SafeMethods)
+	assert.Equal(t, []Replace{{`\d+`, "N"}}, cfg.Cutover.Replace)
+	assert.True(t, cfg.Cutover.IgnoreSpace)
+	assert.Empty(t, cfg.Cutover.OverrideHeader)
+	assert.Equal(t, DefaultOverrideCookie, cfg.Cutover.OverrideCookie)
+	assert.Equal(t, DefaultRolloutCookie, cfg.Cutover.RolloutCookie)
+
+	path := filepath.Join(t.TempDir(), "gw.toml")
+	writeFile(t, path, `
+[cutover]
+safe_methods = ["GET"]
+compare_headers = ["Content-Type"]
+rollout_cookie = ""
+max_shadows = 2
+samples = 5
+max_body = 4096
+ignore_space = true
+[[cutover.replace]]
+pattern = 'value="[^"]*"'
+with = 'value=""'
+[[route]]
+prefix = "/cart/"
+target = "scgi://127.0.0.1:4000"
+candidate = "demo"
+rollout = 30
+shadow = true
+fallback = true
+`)
+	cfg, err = parseServeFlags([]string{"-config", path, "-rollout", "/cart/=40"}, io.Discard, noEnv)
+	require.NoError(t, err)
+	assert.Equal(t, Route{Prefix: "/cart/", Target: "scgi://127.0.0.1:4000", Candidate: "demo", Rollout: 40, Shadow: true, Fallback: true}, cfg.Routes[0])
+	assert.Equal(t, Cutover{SafeMethods: []string{"GET"}, CompareHeaders: []string{"Content-Type"}, OverrideHeader: DefaultOverrideHeader,
+		OverrideCookie: DefaultOverrideCookie, Replace: []Replace{{`value="[^"]*"`, `value=""`}}, IgnoreSpace: true,
+		MaxShadows: 2, Samples: 5, MaxBody: 4096}, cfg.Cutover)
+
+	for args, want := range map[string]string{
+		"-route /cart/=scgi://127.0.0.1:4000 -rollout /cart/=30":                         "need a Go candidate",
+		"-route /cart/=scgi://127.0.0.1:4000 -candidate /cart/=nothing":                  `no Go handler is registered as "nothing"`,
+		"-route /cart/=demo -candidate /cart/=demo":                                      "a candidate replaces a Python route",
+		"-route /cart/=scgi://127.0.0.1:4000 -candidate /shop/=demo":                     "-candidate /shop/: no route has that prefix",
+		"-route /cart/=scgi://127.0.0.1:4000 -candidate /cart/=demo -rollout /cart/=101": "want a percentage from 0 to 100",
+		"-route /cart/=scgi://127.0.0.1:4000 -shadow-replace (=>x":                       "missing closing )",
+	} {
+		_, err := parseServeFlags(strings.Fields(args), io.Discard, noEnv)
+		if strings.Contains(want, "candidate replaces") {
+			// The flags accept it; building the routing table refuses it.
+			require.NoError(t, err, args)
+			g := newTestGateway()
+			g.Config, g.Config.SessionsDir = cfg, t.TempDir()
+			g.Config.Routes = []Route{{Prefix: "/cart/", Target: "demo", Candidate: "demo"}}
+			err = g.Open()
+		}
+		require.Error(t, err, args)
+		assert.Contains(t, err.Error(), want, args)
+	}
+}
+
+// TestHoldWriter: a held answer goes out whole when it is not a failure, and one too
+// big to hold goes out as it comes, after which no fallback is possible.
+func TestHoldWriter(t *testing.T) {
+	rec := httptest.NewRecorder()
+	h := &holdWriter{w: rec, max: 8, header: http.Header{}}
+	h.Header().Set("X-A", "1")
+	_, _ = h.Write([]byte("small"))
+	assert.False(t, h.sent)
+	assert.Empty(t, rec.Body.String())
+	require.NoError(t, h.send())
+	assert.Equal(t, "small", rec.Body.String())
+	assert.Equal(t, "1", rec.Header().Get("X-A"))
+
+	rec = httptest.NewRecorder()
+	h = &holdWriter{w: rec, max: 8, header: http.Header{}}
+	h.WriteHeader(http.StatusAccepted)
+	_, _ = h.Write([]byte("12345"))
+	_, _ = h.Write([]byte("67890"))
+	assert.True(t, h.sent)
+	assert.Equal(t, http.StatusAccepted, rec.Code)
+	assert.Equal(t, "1234567890", rec.Body.String())
+}
