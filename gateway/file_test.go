@@ -285,7 +285,10 @@ func TestDocConfigExample(t *testing.T) {
 	hasRoutes, err := loadFile(path, &cfg)
 	require.NoError(t, err)
 	assert.True(t, hasRoutes)
-	assert.Len(t, cfg.Routes, 3)
+	assert.Len(t, cfg.Routes, 4)
+	assert.Contains(t, cfg.Routes, Route{Prefix: "/cart/", Target: "python", Candidate: "cart", Shadow: true, Rollout: 10, Fallback: true})
+	assert.Equal(t, defaultCutover().MaxBody, cfg.Cutover.MaxBody)
+	assert.Len(t, cfg.Cutover.Replace, 1)
 	assert.Equal(t, "unix:/run/qxbridge/gateway.sock", cfg.SCGIAddr)
 	assert.NoError(t, cfg.validate())
 }
