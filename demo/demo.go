@@ -1,14 +1,15 @@
-// Package demo is the gateway's demo application: a Go port of session3's own test application
-// (test/test_runner.py in session3's sources), page for page and word for word, so
-// that session3's integration tests (test/run_tests.py) run against it unchanged and
-// a person can click through it. It runs on the quixote package's session manager
-// over the shared session directory, so a Quixote application using the same
-// directory and cookie sees the same login.
+// Package demo is the gateway's demo application: a small site whose Go pages and
+// Python pages share one login. The Go side is this package; the Python side is a
+// Quixote 3.8 application on session3 (demo/python, package qxdemo) that the gateway
+// forwards /py/ to. Every page says which side served it and shows what the shared
+// session holds (user, counter, session id, form tokens, class), from the same
+// session file; the pages of both sides use the one stylesheet the Go side serves.
 //
-// Its pages, as in the original:
+// The Go pages keep the behaviour of session3's own test application
+// (test/test_runner.py in session3's sources), so that the session3 integration cases
+// run against it:
 //
-//	/              status: "Not logged in." with a login link, or the user, the session
-//	               id's first 16 characters, the counter and a logout link
+//	/              "Not logged in." with a login link, or "Hello, USER!"
 //	/login         a form; with a non-empty name field (query or POST body), logs in
 //	               as that user and sets counter to 0
 //	/logout        expires the session (cookie revoked, file deleted)
@@ -18,9 +19,10 @@
 //	               Access time
 //	/check         plain text: session_id, user, counter, has_info,
 //	               form_tokens_count, has_form_tokens, Access time
-//	/delete_old    store.delete_old_sessions(minutes); the original is called without
-//	               arguments by Quixote and so always uses 0, this one reads
-//	               ?minutes=N (default 0)
+//	/delete_old    store.delete_old_sessions(minutes), with ?minutes=N (default 0)
+//	/style.css     the stylesheet
+//	/py/...        the Python side's pages, when no route sends them to Python: 502
+//	               with a page that says how to start it
 //
 // Values are printed as Python prints them (None, True, a float's repr), and the
 // HTML pages escape them as Quixote's htmltext does.
@@ -67,37 +69,34 @@ func New(sessions func() quixote.IterableStore, log *slog.Logger) http.Handler {
 	d.mux.HandleFunc("/check_token", d.checkToken)
 	d.mux.HandleFunc("/check", d.check)
 	d.mux.HandleFunc("/delete_old", d.deleteOld)
+	d.mux.HandleFunc("/style.css", d.style)
 	return d
 }
 
 func (d *demo) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Quixote's traversal matches names exactly: "/login/" is not "/login", and
 	// ServeMux would redirect where Quixote answers 404. Route on the exact path.
-	switch r.URL.Path {
-	case "/", "/login", "/logout", "/counter", "/create_token", "/check_token", "/check", "/delete_old":
+	switch p := r.URL.Path; {
+	case p == "/" || p == "/login" || p == "/logout" || p == "/counter" || p == "/create_token" ||
+		p == "/check_token" || p == "/check" || p == "/delete_old" || p == "/style.css":
 		d.mux.ServeHTTP(w, r)
+	case p+"/" == PythonPrefix || strings.HasPrefix(p, PythonPrefix):
+		d.pythonMissing(w, r)
 	default:
-		d.notFound(w)
+		d.notFound(w, r)
 	}
 }
 
 // htmlEscape is Quixote's htmlescape for values put into htmltext: & < > and ".
 var htmlEscape = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;").Replace
 
-func page(w http.ResponseWriter, body string) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_, _ = w.Write([]byte(body))
-}
-
 func plain(w http.ResponseWriter, lines ...string) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	_, _ = w.Write([]byte(strings.Join(lines, "\n")))
 }
 
-func (d *demo) notFound(w http.ResponseWriter) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(http.StatusNotFound)
-	_, _ = w.Write([]byte("<html><head><title>Error: Not Found</title></head><body><p>The requested link does not exist on this site.</p></body></html>"))
+func (d *demo) notFound(w http.ResponseWriter, r *http.Request) {
+	render(w, r, http.StatusNotFound, "Not Found", "<h1>Not Found</h1>\n<p>The requested link does not exist on this site.</p>")
 }
 
 func (d *demo) fail(w http.ResponseWriter, status int, msg string) {
@@ -126,22 +125,26 @@ func (d *demo) index(w http.ResponseWriter, r *http.Request) {
 	s := session(r)
 	var content string
 	if quixote.Truthy(s.User()) {
-		id := "None"
-		if s.ID() != "" {
-			id = firstRunes(s.ID(), 16) + "..."
-		}
-		content = fmt.Sprintf(`<p>Hello, %s!</p><p>Session ID: %s</p><p>Counter: %s</p><p><a href="logout">logout</a></p>`,
-			htmlEscape(pytext.Str(s.User())), htmlEscape(id), htmlEscape(pytext.Str(attr(s, "counter", int64(0)))))
+		content = `<h1>Welcome back</h1>
+<p>Hello, ` + htmlEscape(pytext.Str(s.User())) + `!</p>`
 	} else {
-		content = `<p>Not logged in.</p><p><a href="login">login</a></p>`
+		content = `<h1>Go and Python, one login</h1>
+<p>Not logged in.</p><p><a href="login">login</a></p>`
 	}
-	page(w, `<html><head><title>Session3 Test</title></head><body>`+content+`</body></html>`)
+	content += `
+<p>This site has two sides. The pages with a blue banner are served by Go, in the
+qxbridge gateway; those with a dark blue and yellow banner by Python, a Quixote
+application the gateway forwards <code>py/</code> to. Both read and write the same
+session, shown on the right: log in on one side, count on the other.</p>`
+	render(w, r, http.StatusOK, "Home", content)
 }
 
 func (d *demo) login(w http.ResponseWriter, r *http.Request) {
 	name := r.FormValue("name")
 	if name == "" {
-		page(w, `<html><body><form method="POST" action="login"><input name="name" /><input type="submit" value="Login" /></form></body></html>`)
+		render(w, r, http.StatusOK, "Log in", `<h1>Log in</h1>
+<p>Any name will do. The Python pages will know it too.</p>
+<form method="POST" action="login"><input name="name" aria-label="name" /><input type="submit" value="Log in" /></form>`)
 		return
 	}
 	s := session(r)
@@ -153,12 +156,14 @@ func (d *demo) login(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	page(w, `<html><body><p>Welcome! `+htmlEscape(pytext.Str(s.User()))+`</p><p><a href=".">back</a></p></body></html>`)
+	render(w, r, http.StatusOK, "Logged in", `<h1>Logged in</h1>
+<p>Welcome! `+htmlEscape(pytext.Str(s.User()))+`</p><p><a href=".">back</a></p>`)
 }
 
 func (d *demo) logout(w http.ResponseWriter, r *http.Request) {
 	session(r).Expire()
-	page(w, `<html><body><p>Goodbye!</p><p><a href=".">start over</a></p></body></html>`)
+	render(w, r, http.StatusOK, "Logged out", `<h1>Logged out</h1>
+<p>Goodbye!</p><p><a href=".">start over</a></p>`)
 }
 
 func (d *demo) counter(w http.ResponseWriter, r *http.Request) {
@@ -171,7 +176,8 @@ func (d *demo) counter(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, http.StatusInternalServerError, "counter: "+err.Error())
 		return
 	}
-	page(w, `<html><body><p>Counter: `+htmlEscape(pytext.Str(n))+`</p><p><a href=".">back</a></p></body></html>`)
+	render(w, r, http.StatusOK, "Counter", `<h1>Counted in Go</h1>
+<p>Counter: `+htmlEscape(pytext.Str(n))+`</p><p><a href=".">back</a></p>`)
 }
 
 // pyAddOne is Python's v + 1 for the numbers a counter can hold.
@@ -197,7 +203,8 @@ func pyAddOne(v any) (any, error) {
 
 func (d *demo) createToken(w http.ResponseWriter, r *http.Request) {
 	tok := session(r).CreateFormToken()
-	page(w, `<html><body><p>Token created: `+htmlEscape(firstRunes(tok, 16)+"...")+`</p><p><a href=".">back</a></p></body></html>`)
+	render(w, r, http.StatusOK, "Form token", `<h1>A form token</h1>
+<p>Token created: `+htmlEscape(firstRunes(tok, 16)+"...")+`</p><p><a href=".">back</a></p>`)
 }
 
 func (d *demo) checkToken(w http.ResponseWriter, r *http.Request) {
@@ -276,7 +283,8 @@ func (d *demo) deleteOld(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	page(w, fmt.Sprintf(`<html><body><p>Deleted: %d, Remaining: %d</p></body></html>`, deleted, remaining))
+	render(w, r, http.StatusOK, "Old sessions", fmt.Sprintf(`<h1>Old sessions</h1>
+<p>Deleted: %d, Remaining: %d</p>`, deleted, remaining))
 }
 
 // minutesDuration is delete_old_sessions' "older than minutes": 0 or less means every

@@ -63,6 +63,17 @@ func setCookie(r testhttp.Response) string {
 
 var checkLine = regexp.MustCompile(`(?m)^session_id: (.*)$`)
 
+// mainContent returns what a page of the demo has between <main> and </main>: the
+// page's own content, without the layout around it.
+func mainContent(t *testing.T, body string) string {
+	t.Helper()
+	_, rest, ok := strings.Cut(body, "<main>\n")
+	require.True(t, ok, "no <main> in %q", body)
+	content, _, ok := strings.Cut(rest, "\n</main>")
+	require.True(t, ok, "no </main> in %q", body)
+	return content
+}
+
 // TestDemoSession3IntegrationCases runs the cases of session3's test/run_tests.py, in
 // its order and with its assertions, against the demo app, plus what each case implies
 // about the session files.
@@ -74,7 +85,9 @@ func TestDemoSession3IntegrationCases(t *testing.T) {
 		r := d.req(t, "GET", "/", "", "")
 		require.Equal(t, 200, r.Status)
 		assert.Contains(t, r.Body, "Not logged in")
-		assert.Equal(t, `<html><head><title>Session3 Test</title></head><body><p>Not logged in.</p><p><a href="login">login</a></p></body></html>`, r.Body)
+		assert.Contains(t, mainContent(t, r.Body), "<p>Not logged in.</p><p><a href=\"login\">login</a></p>")
+		assert.Equal(t, "Go", shown(r.Body)["served-by"])
+		assert.Equal(t, "nobody (not logged in)", shown(r.Body)["session-user"])
 		assert.Empty(t, r.Cookies, "an empty session is not stored and gets no cookie")
 		assert.Empty(t, testhttp.SessionFiles(t, d.dir))
 	})
@@ -82,7 +95,7 @@ func TestDemoSession3IntegrationCases(t *testing.T) {
 	t.Run("login_form", func(t *testing.T) {
 		r := d.req(t, "GET", "/login", "", "")
 		require.Equal(t, 200, r.Status)
-		assert.Equal(t, `<html><body><form method="POST" action="login"><input name="name" /><input type="submit" value="Login" /></form></body></html>`, r.Body)
+		assert.Contains(t, mainContent(t, r.Body), `<form method="POST" action="login"><input name="name" aria-label="name" /><input type="submit" value="Log in" /></form>`)
 		assert.Empty(t, r.Cookies)
 	})
 
@@ -90,7 +103,9 @@ func TestDemoSession3IntegrationCases(t *testing.T) {
 		r := d.req(t, "POST", "/login", "name=TestUser", "")
 		require.Equal(t, 200, r.Status)
 		assert.Contains(t, r.Body, "TestUser")
-		assert.Equal(t, `<html><body><p>Welcome! TestUser</p><p><a href=".">back</a></p></body></html>`, r.Body)
+		assert.Equal(t, "<h1>Logged in</h1>\n<p>Welcome! TestUser</p><p><a href=\".\">back</a></p>", mainContent(t, r.Body))
+		assert.Equal(t, "TestUser", shown(r.Body)["session-user"])
+		assert.Equal(t, "0", shown(r.Body)["session-counter"])
 		require.NotEmpty(t, r.Cookies, "No session cookie set after login")
 		cookie = setCookie(r)
 		assert.Regexp(t, `^QX_session="[A-Za-z0-9_-]{11}"; path=/$`, cookie)
@@ -110,8 +125,9 @@ func TestDemoSession3IntegrationCases(t *testing.T) {
 		require.Equal(t, 200, r.Status)
 		assert.Contains(t, r.Body, "TestUser")
 		id := strings.Split(cookie, `"`)[1]
-		assert.Equal(t, `<html><head><title>Session3 Test</title></head><body><p>Hello, TestUser!</p><p>Session ID: `+id+
-			`...</p><p>Counter: 0</p><p><a href="logout">logout</a></p></body></html>`, r.Body)
+		assert.Contains(t, mainContent(t, r.Body), "<p>Hello, TestUser!</p>")
+		assert.Equal(t, map[string]string{"served-by": "Go", "session-user": "TestUser", "session-counter": "0",
+			"session-id": id, "session-tokens": "0", "session-class": "session3.Session.Session"}, shown(r.Body))
 	})
 
 	t.Run("counter", func(t *testing.T) {
@@ -122,7 +138,7 @@ func TestDemoSession3IntegrationCases(t *testing.T) {
 		r2 := d.req(t, "GET", "/counter", "", cookie)
 		assert.Contains(t, r1.Body, "Counter: 1")
 		assert.Contains(t, r2.Body, "Counter: 2")
-		assert.Equal(t, `<html><body><p>Counter: 2</p><p><a href=".">back</a></p></body></html>`, r2.Body)
+		assert.Equal(t, "<h1>Counted in Go</h1>\n<p>Counter: 2</p><p><a href=\".\">back</a></p>", mainContent(t, r2.Body))
 		n, _ := testhttp.ReadSession(t, d.dir, strings.Split(cookie, `"`)[1]).GetInt("counter")
 		assert.Equal(t, int64(2), n)
 	})
@@ -144,7 +160,8 @@ func TestDemoSession3IntegrationCases(t *testing.T) {
 	t.Run("logout", func(t *testing.T) {
 		r := d.req(t, "GET", "/logout", "", cookie)
 		require.Equal(t, 200, r.Status)
-		assert.Equal(t, `<html><body><p>Goodbye!</p><p><a href=".">start over</a></p></body></html>`, r.Body)
+		assert.Equal(t, "<h1>Logged out</h1>\n<p>Goodbye!</p><p><a href=\".\">start over</a></p>", mainContent(t, r.Body))
+		assert.Equal(t, "nobody (not logged in)", shown(r.Body)["session-user"], "the panel shows the session the next request starts with")
 		assert.Equal(t, []string{`QX_session=""; path=/; max-age=0`}, r.Cookies)
 	})
 
@@ -162,7 +179,8 @@ func TestDemoSession3IntegrationCases(t *testing.T) {
 		toks := testhttp.ReadSession(t, d.dir, id).FormTokens()
 		require.Len(t, toks, 1)
 		assert.Len(t, toks[0], 22)
-		assert.Equal(t, `<html><body><p>Token created: `+toks[0][:16]+`...</p><p><a href=".">back</a></p></body></html>`, r2.Body)
+		assert.Equal(t, "<h1>A form token</h1>\n<p>Token created: "+toks[0][:16]+"...</p><p><a href=\".\">back</a></p>", mainContent(t, r2.Body))
+		assert.Equal(t, "1", shown(r2.Body)["session-tokens"])
 		r3 := d.req(t, "GET", "/check_token", "", cookie)
 		assert.Contains(t, r3.Body, "has_form_tokens: True")
 		s := testhttp.ReadSession(t, d.dir, id)
@@ -176,7 +194,7 @@ func TestDemoSession3IntegrationCases(t *testing.T) {
 		time.Sleep(20 * time.Millisecond) // both files now older than "0 minutes ago"
 		r2 := d.req(t, "GET", "/delete_old?minutes=0", "", cookie)
 		assert.Contains(t, r2.Body, "Deleted:")
-		assert.Equal(t, `<html><body><p>Deleted: 2, Remaining: 0</p></body></html>`, r2.Body)
+		assert.Equal(t, "<h1>Old sessions</h1>\n<p>Deleted: 2, Remaining: 0</p>", mainContent(t, r2.Body))
 		// As in session3, the visitor's own session is saved again at the end of the
 		// request: DeleteTest stays logged in, TokenUser's session is gone.
 		id := strings.Split(cookie, `"`)[1]
@@ -184,7 +202,7 @@ func TestDemoSession3IntegrationCases(t *testing.T) {
 		assert.Contains(t, d.req(t, "GET", "/check", "", cookie).Body, "user: DeleteTest")
 
 		r3 := d.req(t, "GET", "/delete_old?minutes=60", "", cookie)
-		assert.Equal(t, `<html><body><p>Deleted: 0, Remaining: 1</p></body></html>`, r3.Body)
+		assert.Equal(t, "<h1>Old sessions</h1>\n<p>Deleted: 0, Remaining: 1</p>", mainContent(t, r3.Body))
 		assert.Equal(t, http.StatusBadRequest, d.req(t, "GET", "/delete_old?minutes=x", "", cookie).Status)
 	})
 
@@ -229,16 +247,27 @@ func TestDemoDetails(t *testing.T) {
 	u := d.url()
 
 	r := testhttp.Get(t, c, u+"/login?name=%3Cb%3E%26%22x%22")
-	assert.Equal(t, `<html><body><p>Welcome! &lt;b&gt;&amp;&quot;x&quot;</p><p><a href=".">back</a></p></body></html>`, r.Body,
+	assert.Equal(t, "<h1>Logged in</h1>\n<p>Welcome! &lt;b&gt;&amp;&quot;x&quot;</p><p><a href=\".\">back</a></p>", mainContent(t, r.Body),
 		"get_field reads the query too; values are escaped as htmltext does")
+	assert.Equal(t, "&lt;b&gt;&amp;&quot;x&quot;", shown(r.Body)["session-user"])
 	assert.Contains(t, testhttp.Get(t, c, u+"/").Body, "<p>Hello, &lt;b&gt;&amp;&quot;x&quot;!</p>")
 
 	r = testhttp.Do(t, c, "POST", u+"/login", "name=")
 	assert.Contains(t, r.Body, "<form", "an empty name shows the form")
 
-	for _, p := range []string{"/nope", "/login/", "/check/x"} {
+	for _, p := range []string{"/nope", "/login/", "/check/x", "/pyx"} {
 		assert.Equal(t, http.StatusNotFound, testhttp.Get(t, c, u+p).Status, p)
 	}
+	// The Python side's paths, when no route sends them to Python.
+	for p, css := range map[string]string{"/py": "style.css", "/py/": "../style.css", "/py/a/b": "../../style.css"} {
+		r := testhttp.Get(t, c, u+p)
+		assert.Equal(t, http.StatusBadGateway, r.Status, p)
+		assert.Contains(t, r.Body, "<h1>The Python side is not running</h1>", p)
+		assert.Contains(t, r.Body, `<link rel="stylesheet" href="`+css+`">`, p)
+	}
+	r = testhttp.Get(t, c, u+"/style.css")
+	assert.Equal(t, "text/css; charset=utf-8", r.Header.Get("Content-Type"))
+	assert.Equal(t, string(stylesheet), r.Body)
 
 	// A counter Python stored as a float goes on as a float, printed as Python prints it.
 	id := strings.Split(setCookie(testhttp.Get(t, testhttp.Client(t), u+"/login?name=f")), `"`)[1]

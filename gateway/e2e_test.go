@@ -104,9 +104,11 @@ func TestEndToEndNginxGatewayPython(t *testing.T) {
 
 	// 2. Go sees the login, and counts.
 	r = get(t, c, u+"/")
-	assert.Contains(t, r.Body, "<p>Hello, alice!</p><p>Session ID: "+id+"...</p><p>Counter: 0</p>", "Go reads Python's session")
+	assert.Contains(t, r.Body, "<p>Hello, alice!</p>", "Go reads Python's session")
+	assert.Contains(t, r.Body, `<td id="session-id">`+id+`</td>`)
+	assert.Contains(t, r.Body, `<td id="session-counter">not set</td>`)
 	r = get(t, c, u+"/counter")
-	assert.Equal(t, `<html><body><p>Counter: 1</p><p><a href=".">back</a></p></body></html>`, r.Body)
+	assert.Contains(t, r.Body, "<p>Counter: 1</p>")
 	assert.Empty(t, r.Cookies, "an existing session keeps its cookie")
 	n, ok := readSession(t, sessions, id).GetInt("counter")
 	require.True(t, ok, "Go stored counter as a Python int")

@@ -9,8 +9,9 @@
 //	scgi-gateway [flags]                     serve (see -help)
 //	scgi-gateway sessions [-dir DIR] COMMAND inspect and edit the session directory
 //
-// With no flags it serves HTTP on 127.0.0.1:8080 with the demo application (a Go port
-// of session3's own test application) at /, and sessions in ./sessions. Every flag,
+// With no flags it serves HTTP on 127.0.0.1:8080 with the demo application's Go pages
+// at /, and sessions in ./sessions; with -route /=demo -route /py/=scgi://127.0.0.1:4000
+// the demo's Python side (demo/python) serves /py/ beside them. Every flag,
 // the admin commands, signals, socket activation, metrics and logs are package
 // gateway's (see gateway.Gateway.Run); a site's own gateway is this program with its
 // own handlers registered.

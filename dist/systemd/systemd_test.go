@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/qxbridge/qxbridge/internal/testpeer"
@@ -80,37 +79,15 @@ func (u unit) one(t *testing.T, section, key string) string {
 	return vs[0]
 }
 
-var (
-	buildOnce sync.Once
-	built     string
-	buildErr  error
-)
-
 // buildGateway builds cmd/scgi-gateway, once per test run.
 func buildGateway(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "qxgateway")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		built = filepath.Join(dir, "scgi-gateway")
-		cmd := exec.Command("go", "build", "-o", built, "./cmd/scgi-gateway")
-		cmd.Dir = testpeer.RepoRoot()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/scgi-gateway: %v\n%s", err, out)
-		}
-	})
-	require.NoError(t, buildErr)
-	return built
+	return testpeer.Build(t, "./cmd/scgi-gateway")
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if built != "" {
-		os.RemoveAll(filepath.Dir(built))
-	}
+	testpeer.RemoveBuilds()
 	os.Exit(code)
 }
 
