@@ -185,5 +185,8 @@
 // status, backend state and errors, rejected session cookies, session store
 // operations and lock waits, idle sweeps, reloads), the Go runtime's and the
 // process's, and qxbridge_build_info; a program registers its own series on it. Each
-// request is logged as one log/slog record; -version prints the build.
+// request is logged as one log/slog record, with its id: the X-Request-ID it came
+// with when valid, else one the gateway makes, which Go handlers read with
+// RequestID, Python workers receive as HTTP_X_REQUEST_ID and the response carries.
+// The JSON log writes durations in seconds ("duration_s"). -version prints the build.
 package gateway

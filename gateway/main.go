@@ -169,9 +169,21 @@ func (g *Gateway) name() string {
 func newLogger(cfg Config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
 	if cfg.LogFormat == "json" {
+		opts.ReplaceAttr = secondsAttr
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// secondsAttr writes a duration in the JSON log as a number of seconds, named with
+// an "_s" suffix ("duration_s": 0.000354), as log pipelines expect; slog's JSON
+// handler would write an integer of nanoseconds. The text log keeps Go's form
+// ("duration=354.5µs").
+func secondsAttr(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.Float64(a.Key+"_s", a.Value.Duration().Seconds())
+	}
+	return a
 }
 
 // defaultsUsed records which defaults Run applied, for the start-up log.

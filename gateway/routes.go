@@ -39,9 +39,10 @@ func scriptNameFrom(r *http.Request) string {
 // 404 when none does. A prefix matches the path itself and every path below it:
 // "/app/" and "/app" both match "/app", "/app/" and "/app/x", but not "/apple"; "/"
 // matches everything. A path with dot segments or repeated slashes is redirected to
-// its clean form first. Each request is logged (one record: method, path, route,
-// status, duration, backend, bytes) and counted in the metrics, because the router
-// alone knows which route served it. Call Open first.
+// its clean form first. Each request gets its id (see RequestID), is logged (one
+// record: method, path, route, status, duration, backend, bytes, request_id) and
+// counted in the metrics, because the router alone knows which route served it. Call
+// Open first.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t := g.table.Load()
 	if t == nil {
@@ -50,6 +51,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w}
+	id := assignRequestID(rec, r)
 	rt0 := t.lookup(r.URL.Path)
 	routeName, backend := "none", ""
 	if rt0 != nil {
@@ -78,6 +80,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			slog.String("backend", backend),
 			slog.Int64("bytes", rec.bytes),
 			slog.String("remote", r.RemoteAddr),
+			slog.String("request_id", id),
 		}
 		if rec.side != "" {
 			attrs = append(attrs, slog.String("side", rec.side), slog.String("reason", rec.reason))
