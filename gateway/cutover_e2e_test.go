@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -61,6 +62,15 @@ func (q *qxsiteGo) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		} else {
 			text("hello from python\n")
 		}
+	case "/page":
+		// qxsite's typical page: the cart of its pickled sample session as a table.
+		var rows strings.Builder
+		for i := range 60 {
+			fmt.Fprintf(&rows, "<tr><td>%d</td><td>%s</td><td>%.2f</td></tr>", i, html.EscapeString(fmt.Sprintf("item & %d", i)), float64(i)*1.25)
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, "<html><head><title>%s</title></head><body><table>%s</table></body></html>",
+			html.EscapeString("alice <a@example.org>"), rows.String())
 	case "/check":
 		if query.Has("gate") {
 			<-q.gate
@@ -263,8 +273,8 @@ func TestCutoverShadowNginx(t *testing.T) {
 	require.Equal(t, "ok", r.Body)
 	require.Len(t, r.Cookies, 1, "Python's cookie only: no rollout cookie on a route without a rollout")
 
-	// 1,000 requests over three pages, with and without a session: all the same.
-	pages := []string{"/py/", "/py/hello", "/py/check"}
+	// 1,000 requests over four pages, with and without a session: all the same.
+	pages := []string{"/py/", "/py/hello", "/py/check", "/py/page"}
 	anon := &http.Client{Timeout: 20 * time.Second}
 	for i := range 1000 {
 		cl := c
@@ -275,7 +285,7 @@ func TestCutoverShadowNginx(t *testing.T) {
 		if i%10 == 9 {
 			method = http.MethodHead
 		}
-		r := do(t, cl, method, s.url+pages[i%3], "")
+		r := do(t, cl, method, s.url+pages[i%len(pages)], "")
 		require.Equal(t, http.StatusOK, r.Status, r.Body)
 		require.Empty(t, r.Header.Get("X-Served-By"), "Python answers the user")
 	}

@@ -375,7 +375,7 @@ func (c *cutover) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.serveGo(w, r, reason)
 		return
 	}
-	c.served(w, sidePython, reason)
+	c.served(w, sidePython, reason, true)
 	if c.spec.Shadow && c.safe[r.Method] {
 		c.serveShadowed(w, r)
 		return
@@ -383,9 +383,11 @@ func (c *cutover) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.python.ServeHTTP(w, r)
 }
 
-// served notes the side in the request log and the metrics.
-func (c *cutover) served(w http.ResponseWriter, side, reason string) {
-	c.m.served.WithLabelValues(c.spec.Prefix, side, reason).Inc()
+// served notes the side in the request log, and when final in the metrics.
+func (c *cutover) served(w http.ResponseWriter, side, reason string, final bool) {
+	if final {
+		c.m.served.WithLabelValues(c.spec.Prefix, side, reason).Inc()
+	}
 	for w != nil {
 		if rec, ok := w.(*recorder); ok {
 			rec.side, rec.reason = side, reason
@@ -404,8 +406,9 @@ func (c *cutover) served(w http.ResponseWriter, side, reason string) {
 // gives Python's answer instead. Otherwise a panic before the response started is
 // answered 500.
 func (c *cutover) serveGo(w http.ResponseWriter, r *http.Request, reason string) {
-	c.served(w, sideGo, reason)
-	if !c.spec.Fallback || !c.safe[r.Method] {
+	held := c.spec.Fallback && c.safe[r.Method]
+	c.served(w, sideGo, reason, !held)
+	if !held {
 		sw := &startWriter{ResponseWriter: w}
 		defer func() {
 			if p := recover(); p != nil {
@@ -426,6 +429,7 @@ func (c *cutover) serveGo(w http.ResponseWriter, r *http.Request, reason string)
 	}
 	if !whole {
 		// Too big to replay: the candidate answers, without a fallback.
+		c.served(w, sideGo, reason, true)
 		r.Body = body
 		c.candid.ServeHTTP(w, r)
 		return
@@ -436,6 +440,7 @@ func (c *cutover) serveGo(w http.ResponseWriter, r *http.Request, reason string)
 			if p := recover(); p != nil {
 				if hold.sent {
 					c.panicked(r, p, "response cut off")
+					c.served(w, sideGo, reason, true)
 					panic(http.ErrAbortHandler)
 				}
 				c.panicked(r, p, "Python answers")
@@ -450,14 +455,15 @@ func (c *cutover) serveGo(w http.ResponseWriter, r *http.Request, reason string)
 		return ""
 	}()
 	if cause == "" {
-		hold.send()
+		c.served(w, sideGo, reason, true)
+		_ = hold.send() // a client gone: nothing more to do
 		return
 	}
 	c.m.fallbacks.WithLabelValues(c.spec.Prefix, cause).Inc()
 	if cause == "status" {
 		c.log.Warn("Go candidate failed; Python answers", "method", r.Method, "path", r.URL.Path, "status", hold.status)
 	}
-	c.served(w, sidePython, reasonFallback)
+	c.served(w, sidePython, reasonFallback, true)
 	r.Body = body.replay()
 	c.python.ServeHTTP(w, r)
 }
