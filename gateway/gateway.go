@@ -182,6 +182,7 @@ func (g *Gateway) Open() error {
 		ScriptName: scriptNameFrom,
 		OneAtATime: true,
 		Logger:     g.log(),
+		Failed:     m.sessionFailed,
 	}
 
 	g.mu.Lock()

@@ -36,6 +36,7 @@ type gatewayMetrics struct {
 	storeOps     *prometheus.CounterVec   // op, result
 	storeLatency *prometheus.HistogramVec // op
 	storeWaits   *prometheus.CounterVec   // op
+	sessionFails *prometheus.CounterVec   // op, status
 
 	sweepDeleted   prometheus.Counter
 	sweepErrors    prometheus.Counter
@@ -90,6 +91,8 @@ func newGatewayMetrics(reg *prometheus.Registry) *gatewayMetrics {
 		Help: "Duration of session store operations, lock waits included, by operation.", Buckets: latencyBuckets}, []string{"op"})
 	m.storeWaits = f.NewCounterVec(prometheus.CounterOpts{Name: "qxbridge_session_lock_waits_total",
 		Help: "Waits for a session's lock, by operation: a session file's flock(2) lock held by a Python worker or another request (load, save), or a session's advisory lock in PostgreSQL held by a request on another gateway (lock)."}, []string{"op"})
+	m.sessionFails = f.NewCounterVec(prometheus.CounterOpts{Name: "qxbridge_session_failures_total",
+		Help: "Go pages whose session could not be loaded, given an id, saved or deleted, by operation (load, id, save, delete) and the status answered instead of the page (503, 500; sent when the page had gone out before the save failed)."}, []string{"op", "status"})
 	m.sweepDeleted = f.NewCounter(prometheus.CounterOpts{Name: "qxbridge_sweep_deleted_sessions_total",
 		Help: "Session files deleted by the idle sweep (-max-idle)."})
 	m.sweepErrors = f.NewCounter(prometheus.CounterOpts{Name: "qxbridge_sweep_errors_total", Help: "Idle sweeps that failed."})
@@ -228,6 +231,30 @@ func (s meteredStore) Delete(ctx context.Context, id string) error {
 	err := s.st.Delete(ctx, id)
 	s.observe("delete", start, err)
 	return err
+}
+
+// sessionFailed is the session manager's Failed hook.
+func (m *gatewayMetrics) sessionFailed(_ *http.Request, op string, status int, _ error) {
+	answered := "sent"
+	if status != 0 {
+		answered = strconv.Itoa(status)
+	}
+	m.sessionFails.WithLabelValues(op, answered).Inc()
+}
+
+// RemoveEmpty passes on the store's removal of the empty files crashed or
+// out-of-space Python writers leave (quixote.Manager calls it at load).
+func (s meteredStore) RemoveEmpty(ctx context.Context, id string) (bool, error) {
+	er, ok := s.st.(interface {
+		RemoveEmpty(ctx context.Context, id string) (bool, error)
+	})
+	if !ok {
+		return false, nil
+	}
+	start := time.Now()
+	removed, err := er.RemoveEmpty(ctx, id)
+	s.observe("remove_empty", start, err)
+	return removed, err
 }
 
 func (s meteredStore) Has(ctx context.Context, id string) (bool, error) {

@@ -95,6 +95,12 @@
 //     the manager has released the session) or whose response status is 500 or
 //     above. 4xx responses are successful requests: Quixote calls
 //     finish_successful_request for the PublishError pages (403, 404, ...) too.
+//     The response is held back (up to Manager.BufferLimit, 256 KiB by default)
+//     until then, so that a save or delete that fails is answered 503 (the store is
+//     unavailable: out of file descriptors, disk full, I/O error, lock timeout) or
+//     500 in place of the page: a lost write is never answered as success. A longer
+//     response, or one the handler flushes, goes out before the save; its failure is
+//     still logged at error level and reported to Manager.Failed.
 //
 // As in session3, a DictSession with no keys is false in Python, and session3 tests
 // that before has_info: such a session is neither stored nor expired, whatever its
@@ -121,11 +127,17 @@
 // session3 stops with an error when a session file does not unpickle (and loops
 // forever on a zero-length one). The manager serves the request with a new
 // anonymous session instead and logs the event (slog, once per request) when the
-// file cannot be read, is not a pickle, holds something that is not a session,
-// or names another session id than its file name. The file is left as it is for
-// an operator: a new session that gets info gets a new id, so the bad file is
-// never overwritten or deleted. A file locked by a stuck peer beyond the store's
-// lock timeout gets 503 rather than a session that would look logged out.
+// file is incomplete, too large, not a regular file, not a pickle, holds something
+// that is not a session, or names another session id than its file name. The file
+// is left as it is for an operator: a new session that gets info gets a new id, so
+// the bad file is never overwritten or deleted. A zero-length file, which a Python
+// writer that crashed or met a full disk leaves (session3 truncates before it
+// writes), is removed once it has stayed empty for the store's partial-write wait
+// (store.Directory.RemoveEmpty), so that Python workers stop looping on it. A
+// session that exists but cannot be read now — out of file descriptors, an I/O
+// error, a file locked by a stuck peer beyond the store's lock timeout — gets 503
+// (500 for a permission error), logged at error level, rather than a session that
+// would look logged out.
 //
 // # Concurrency
 //

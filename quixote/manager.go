@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/qxbridge/qxbridge/store"
@@ -58,10 +61,27 @@ type Manager struct {
 	// cookie with an invalid id, a session file that cannot be read or is not a
 	// session, a save that failed. nil means slog.Default().
 	Logger *slog.Logger
+	// BufferLimit bounds the response the manager holds back until the session is
+	// saved, so that a save that fails is answered 503 (the store is unavailable:
+	// out of file descriptors, disk full, I/O error, lock timeout) or 500 instead of
+	// the page: a lost write is never answered as success. A response longer than
+	// that, or one the handler flushes, goes out as it is written, before the save;
+	// a save that then fails can only be logged and reported to Failed. 0 means
+	// DefaultBufferLimit; a negative limit holds nothing back.
+	BufferLimit int
+	// Failed, when not nil, is called for each request whose session could not be
+	// loaded, given an id, saved or deleted, with the operation ("load", "id",
+	// "save", "delete"), the status the manager answered instead of the page (503
+	// or 500), or 0 when the page had gone out already, and the error: for metrics.
+	// Every such failure is also logged at error level.
+	Failed func(r *http.Request, op string, status int, err error)
 
 	now   func() time.Time // for tests; nil means time.Now
 	locks keyedMutex
 }
+
+// DefaultBufferLimit is the default Manager.BufferLimit: most pages fit.
+const DefaultBufferLimit = 256 << 10
 
 // NewManager returns a manager over st with session3's defaults: cookie
 // QX_session with path "/" (or SCRIPT_NAME + "/"), new sessions of class
@@ -175,6 +195,14 @@ type exchange struct {
 	decided bool   // the cookie was decided (headers written, or the handler returned)
 	revoked bool   // the cookie was revoked: the session is deleted at the end
 	noID    bool   // a new session could not get an id
+	faultOp string // the operation that failed ("id"), with fault
+	fault   error
+}
+
+// emptyRemover is a store that can remove the zero-length file a crashed or
+// out-of-space Python writer left (store.Directory.RemoveEmpty).
+type emptyRemover interface {
+	RemoveEmpty(ctx context.Context, id string) (bool, error)
 }
 
 func (m *Manager) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
@@ -206,7 +234,11 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 	s.Touch(m.clock())
 	x.session = s
 
-	rw := &responseWriter{ResponseWriter: w, x: x}
+	limit := m.BufferLimit
+	if limit == 0 {
+		limit = DefaultBufferLimit
+	}
+	rw := &responseWriter{ResponseWriter: w, x: x, limit: limit}
 	done := false
 	defer func() {
 		if !done {
@@ -218,15 +250,67 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 	next.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), contextKey{}, s)))
 	done = true
 	if rw.status == 0 {
-		// Nothing written: net/http sends 200 when we return, with our headers.
+		// Nothing written: the page is an empty 200.
 		rw.status = http.StatusOK
 		x.beforeHeaders(rw.Header(), rw.status)
 	}
-	x.finish(rw.status)
+	op, err := x.finish(rw.status)
+	if err != nil {
+		x.failed(w, op, err, rw.sent)
+		if !rw.sent {
+			return // answered instead of the page
+		}
+	}
+	_ = rw.commit()
+}
+
+// failed reports a session that could not be given an id, saved or deleted at the
+// end of a request, and answers 503 (the store is unavailable for now) or 500 in
+// place of the page when the page has not gone out yet.
+func (x *exchange) failed(w http.ResponseWriter, op string, err error, sent bool) {
+	m := x.m
+	status := 0
+	if !sent {
+		status = unavailableStatus(err)
+	}
+	msg := "quixote: cannot " + map[string]string{"id": "make a session id", "save": "save the session",
+		"delete": "delete the session"}[op]
+	if sent {
+		msg += "; the page had already been sent (longer than BufferLimit, or flushed)"
+	} else {
+		msg += "; answering " + strconv.Itoa(status) + " instead of the page"
+		h := w.Header()
+		for k := range h {
+			delete(h, k) // the page's headers, its Set-Cookie included
+		}
+		http.Error(w, http.StatusText(status), status)
+	}
+	m.logger().Error(msg, "id", x.session.ID(), "error", err, "remote", x.r.RemoteAddr, "path", x.r.URL.Path)
+	if m.Failed != nil {
+		m.Failed(x.r, op, status, err)
+	}
+}
+
+// unavailableStatus is the status answered for a session store error: 503 when the
+// store is unavailable for now (store.ErrUnavailable: out of file descriptors, disk
+// full, I/O error; store.ErrLockTimeout; a deadline), 500 otherwise.
+func unavailableStatus(err error) int {
+	if errors.Is(err, store.ErrUnavailable) || errors.Is(err, store.ErrLockTimeout) ||
+		errors.Is(err, context.DeadlineExceeded) {
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
 }
 
 // load returns the session named by id, or a new one. It returns false when it
-// already answered the request (503: the session file is locked by a stuck peer).
+// already answered the request: the session could not be read for a reason other
+// than its absence or its contents (503 or 500; a client that left gets nothing).
+//
+// A missing file, or one that is not a valid session of this id (empty, incomplete,
+// too large, not a regular file, not a session) gives a new session, as a missing
+// one does in session3; the file is left as it is, but for a zero-length one, which
+// a Python writer that crashed or met a full disk leaves behind and on which
+// session3 loops forever: it is removed (store.Directory.RemoveEmpty).
 func (x *exchange) load(w http.ResponseWriter, id string) (*Session, bool) {
 	m := x.m
 	fresh := func() *Session { return NewSession(m.newClass(), m.remoteAddr(x.r), m.clock()) }
@@ -238,15 +322,40 @@ func (x *exchange) load(w http.ResponseWriter, id string) (*Session, bool) {
 	case err == nil:
 	case errors.Is(err, store.ErrNotFound):
 		return fresh(), true // expired or deleted meanwhile: session3 starts anew too
-	case errors.Is(err, store.ErrLockTimeout), errors.Is(err, store.ErrUnavailable), errors.Is(err, context.Canceled),
-		errors.Is(err, context.DeadlineExceeded):
-		m.logger().Warn("quixote: session file not available", "id", id, "error", err)
-		http.Error(w, "session temporarily unavailable", http.StatusServiceUnavailable)
-		return nil, false
-	default:
-		m.logger().Warn("quixote: cannot read session file; serving a new session and leaving the file as it is",
+	case errors.Is(err, store.ErrEmpty):
+		removed := false
+		if er, ok := m.Store.(emptyRemover); ok {
+			var rerr error
+			if removed, rerr = er.RemoveEmpty(x.ctx, id); rerr != nil && !errors.Is(rerr, store.ErrNotFound) {
+				m.logger().Error("quixote: cannot remove an empty session file", "id", id, "error", rerr)
+			}
+		}
+		m.logger().Warn("quixote: session file is empty (a writer crashed or the disk was full); serving a new session",
+			"id", id, "removed", removed)
+		return fresh(), true
+	case errors.Is(err, store.ErrTruncated), errors.Is(err, store.ErrTooLarge), errors.Is(err, store.ErrNotRegular),
+		errors.Is(err, store.ErrInvalidID):
+		m.logger().Warn("quixote: session file holds no valid session; serving a new session and leaving the file as it is",
 			"id", id, "error", err)
 		return fresh(), true
+	case x.r.Context().Err() != nil:
+		m.logger().Debug("quixote: the client left while its session was loading", "id", id, "error", err)
+		return nil, false
+	default:
+		// Out of file descriptors, an I/O error, a lock held too long, permissions:
+		// the session exists but cannot be read now. An anonymous page would log
+		// the user out, and its save would start a second session.
+		status := http.StatusServiceUnavailable
+		if errors.Is(err, fs.ErrPermission) {
+			status = http.StatusInternalServerError // the deployment is wrong, not busy
+		}
+		m.logger().Error("quixote: session file not available; answering "+strconv.Itoa(status),
+			"id", id, "error", err, "remote", x.r.RemoteAddr, "path", x.r.URL.Path)
+		http.Error(w, "session temporarily unavailable", status)
+		if m.Failed != nil {
+			m.Failed(x.r, "load", status, err)
+		}
+		return nil, false
 	}
 	s, err := Decode(data, m.classes()...)
 	if err != nil {
@@ -287,8 +396,7 @@ func (x *exchange) beforeHeaders(h http.Header, status int) {
 		}
 		id, err := m.newID(x.ctx)
 		if err != nil {
-			m.logger().Error("quixote: cannot make a session id; the new session is not stored", "error", err)
-			x.noID = true
+			x.noID, x.faultOp, x.fault = true, "id", err
 			return
 		}
 		s.setID(id)
@@ -303,18 +411,22 @@ func (x *exchange) beforeHeaders(h http.Header, status int) {
 	}
 }
 
-// finish stores or deletes the session after a request that did not fail.
-func (x *exchange) finish(status int) {
+// finish stores or deletes the session after a request that did not fail. It
+// returns the operation that failed and its error, if one did.
+func (x *exchange) finish(status int) (op string, err error) {
 	m, s := x.m, x.session
 	if status >= 500 || m.ReadOnly {
-		return
+		return "", nil
+	}
+	if x.fault != nil {
+		return x.faultOp, x.fault
 	}
 	id := s.ID()
 	switch {
 	case x.revoked || s.expired:
 		if id != "" {
 			if err := m.Store.Delete(x.ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
-				m.logger().Error("quixote: cannot delete an expired session", "id", id, "error", err)
+				return "delete", err
 			}
 		}
 	case !s.truthy():
@@ -323,55 +435,93 @@ func (x *exchange) finish(status int) {
 			if !x.noID {
 				m.logger().Warn("quixote: a new session got information after the response headers were written; it has no cookie and is not stored")
 			}
-			return
+			return "", nil
 		}
 		data, err := s.Encode()
 		if err != nil {
-			m.logger().Error("quixote: cannot encode the session; not saved", "id", id, "error", err)
-			return
+			return "save", fmt.Errorf("encoding the session: %w", err)
 		}
 		if bytes.Equal(data, x.loaded) {
-			return // unchanged: the file already holds these bytes
+			return "", nil // unchanged: the file already holds these bytes
 		}
 		if err := m.Store.Save(x.ctx, id, data); err != nil {
-			m.logger().Error("quixote: cannot save the session", "id", id, "error", err)
+			return "save", err
 		}
 	case id != "" && x.loaded != nil:
 		// Its information went away after the headers were written: the cookie
 		// stays with the client, but the file goes, as session3 would delete it.
 		if err := m.Store.Delete(x.ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
-			m.logger().Error("quixote: cannot delete an expired session", "id", id, "error", err)
+			return "delete", err
 		}
 	}
+	return "", nil
 }
 
 // responseWriter decides the session cookie when the handler writes the response
-// headers, the last moment a Set-Cookie can be added.
+// headers, the last moment a Set-Cookie can be added, and holds the response back
+// (up to limit bytes) until the session is saved.
 type responseWriter struct {
 	http.ResponseWriter
 	x      *exchange
-	status int // the final status once written, else 0
+	status int    // the final status once written, else 0
+	limit  int    // bytes of body held back at most; <= 0 holds nothing
+	buf    []byte // the body held back
+	sent   bool   // the status went out (then buf is empty)
 }
 
 func (w *responseWriter) WriteHeader(code int) {
-	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
-		w.status = code
-		w.x.beforeHeaders(w.Header(), code)
+	if w.status != 0 || (code < 200 && code != http.StatusSwitchingProtocols) {
+		if w.sent || w.status == 0 {
+			w.ResponseWriter.WriteHeader(code) // informational, or superfluous (net/http logs it)
+		}
+		return
 	}
-	w.ResponseWriter.WriteHeader(code)
+	w.status = code
+	w.x.beforeHeaders(w.Header(), code)
+	if w.limit <= 0 || code >= 500 || code == http.StatusSwitchingProtocols {
+		_ = w.commit() // nothing to save, or nothing to hold
+	}
+}
+
+// commit sends the status and the body held back, once.
+func (w *responseWriter) commit() error {
+	if w.sent {
+		return nil
+	}
+	w.sent = true
+	w.ResponseWriter.WriteHeader(w.status)
+	if len(w.buf) == 0 {
+		return nil
+	}
+	_, err := w.ResponseWriter.Write(w.buf)
+	w.buf = nil
+	return err
 }
 
 func (w *responseWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
 	}
+	if !w.sent {
+		if len(w.buf)+len(b) <= w.limit {
+			w.buf = append(w.buf, b...)
+			return len(b), nil
+		}
+		if err := w.commit(); err != nil {
+			return 0, err
+		}
+	}
 	return w.ResponseWriter.Write(b)
 }
 
-// ReadFrom keeps the underlying writer's sendfile path for io.Copy.
+// ReadFrom keeps the underlying writer's sendfile path for io.Copy (the response
+// then goes out before the save).
 func (w *responseWriter) ReadFrom(src io.Reader) (int64, error) {
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
+	}
+	if err := w.commit(); err != nil {
+		return 0, err
 	}
 	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
 		return rf.ReadFrom(src)
@@ -386,6 +536,9 @@ type writerOnly struct{ io.Writer }
 func (w *responseWriter) FlushError() error {
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
+	}
+	if err := w.commit(); err != nil {
+		return err
 	}
 	return http.NewResponseController(w.ResponseWriter).Flush()
 }

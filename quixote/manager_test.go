@@ -472,12 +472,14 @@ func TestManagerIDErrors(t *testing.T) {
 	e := newTestEnv(t, nil)
 	e.st.hasErr = errors.New("disk on fire")
 	r := e.get("/login?user=alice", "")
-	assert.Equal(t, 200, r.status)
+	assert.Equal(t, 500, r.status, "a login that cannot be stored is not answered as a success")
+	assert.NotContains(t, r.body, "alice", "the page held back is not sent")
 	assert.Empty(t, r.cookies)
 	assert.Empty(t, e.st.ids())
 	w := e.log.warnings()
 	require.Len(t, w, 1, "one record, not a second one at the end of the request")
 	assert.Contains(t, w[0], "disk on fire")
+	assert.Contains(t, w[0], "level=ERROR")
 }
 
 func TestManagerRemoteAddr(t *testing.T) {

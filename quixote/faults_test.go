@@ -1,0 +1,242 @@
+package quixote
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/qxbridge/qxbridge/internal/testpeer"
+	"github.com/qxbridge/qxbridge/store"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+// failures records the Manager's Failed calls.
+type failures struct {
+	mu   sync.Mutex
+	list []string
+}
+
+func (f *failures) add(_ *http.Request, op string, status int, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.list = append(f.list, fmt.Sprintf("%s %d", op, status))
+}
+
+func (f *failures) all() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.list...)
+}
+
+// serveDirect runs one request through h without a socket (a recorder), so that it
+// needs no file descriptor of its own.
+func serveDirect(h http.Handler, path, cookie string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest("GET", path, nil)
+	if cookie != "" {
+		req.Header.Set("Cookie", cookie)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+// limitFDs lowers the soft RLIMIT_NOFILE to the lowest descriptor free now: the
+// next open(2) fails with EMFILE. It returns the function that restores the limit.
+func limitFDs(t testing.TB) func() {
+	t.Helper()
+	var old unix.Rlimit
+	require.NoError(t, unix.Getrlimit(unix.RLIMIT_NOFILE, &old))
+	free, err := unix.Dup(0) // the descriptor the next open(2) would get
+	require.NoError(t, err)
+	require.NoError(t, unix.Close(free))
+	lim := old
+	lim.Cur = uint64(free)
+	require.NoError(t, unix.Setrlimit(unix.RLIMIT_NOFILE, &lim))
+	return func() { require.NoError(t, unix.Setrlimit(unix.RLIMIT_NOFILE, &old)) }
+}
+
+// TestManagerOutOfFileDescriptors runs TestManagerOutOfFileDescriptorsChild in a
+// process of its own, whose descriptor limit it lowers: out of file descriptors, a
+// load answers 503 instead of an anonymous page, a save that fails answers 503
+// instead of the page it held back, and a page that had gone out is logged and
+// reported; each at error level.
+func TestManagerOutOfFileDescriptors(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestManagerOutOfFileDescriptorsChild$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), "QXBRIDGE_FD_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.Contains(t, string(out), "--- PASS: TestManagerOutOfFileDescriptorsChild", "%s", out)
+}
+
+func TestManagerOutOfFileDescriptorsChild(t *testing.T) {
+	if os.Getenv("QXBRIDGE_FD_CHILD") == "" {
+		t.Skip("run by TestManagerOutOfFileDescriptors in a process of its own")
+	}
+	dir := filepath.Join(t.TempDir(), "sessions")
+	st, err := store.Open(dir, store.WithCreate())
+	require.NoError(t, err)
+	logger, logs := newLogger()
+	var failed failures
+	m := &Manager{Store: st, Logger: logger, Failed: failed.add, BufferLimit: 1024}
+	app := testApp()
+	var restore func()
+	// /limit-then-counter lowers the limit between the load and the save.
+	h := m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/limit") {
+			restore = limitFDs(t)
+			r.URL.Path = strings.TrimPrefix(r.URL.Path, "/limit")
+		}
+		if r.URL.Path == "/big" {
+			n, _ := SessionFrom(r).GetInt("counter")
+			_ = SessionFrom(r).Set("counter", n+1)
+			_, _ = w.Write([]byte(strings.Repeat("x", 4096)))
+			return
+		}
+		app.ServeHTTP(w, r)
+	}))
+
+	rec := serveDirect(h, "/login?user=alice", "")
+	require.Equal(t, 200, rec.Code)
+	cookie := rec.Header().Get("Set-Cookie")
+	id := newCookieID(t, response{cookies: []string{cookie}})
+	cookie = `QX_session="` + id + `"`
+	rec = serveDirect(h, "/counter", cookie)
+	require.Equal(t, "1", rec.Body.String())
+	before, err := os.ReadFile(filepath.Join(dir, id))
+	require.NoError(t, err)
+
+	// Load.
+	undo := limitFDs(t)
+	rec = serveDirect(h, "/counter", cookie)
+	undo()
+	assert.Equal(t, 503, rec.Code, "out of descriptors at load: not an anonymous page")
+	assert.NotContains(t, rec.Body.String(), "2")
+	assert.Empty(t, rec.Header().Values("Set-Cookie"))
+
+	// Save of a page held back.
+	rec = serveDirect(h, "/limit/counter", cookie)
+	restore()
+	assert.Equal(t, 503, rec.Code, "the change was not saved: the page is not sent")
+	assert.Equal(t, "Service Unavailable\n", rec.Body.String())
+	after, err := os.ReadFile(filepath.Join(dir, id))
+	require.NoError(t, err)
+	assert.Equal(t, before, after)
+
+	// Save after a page longer than BufferLimit went out.
+	rec = serveDirect(h, "/limit/big", cookie)
+	restore()
+	assert.Equal(t, 200, rec.Code)
+	assert.Len(t, rec.Body.String(), 4096)
+
+	// A save that works.
+	rec = serveDirect(h, "/counter", cookie)
+	assert.Equal(t, 200, rec.Code)
+	assert.Equal(t, "2", rec.Body.String(), "the counter went 1, (lost twice, both reported), 2")
+
+	assert.Equal(t, []string{"load 503", "save 503", "save 0"}, failed.all())
+	var errs []string
+	for _, l := range logs.warnings() {
+		if strings.Contains(l, "level=ERROR") {
+			errs = append(errs, l)
+		}
+	}
+	require.Len(t, errs, 3, "%s", logs.String())
+	for _, l := range errs {
+		assert.Contains(t, l, "too many open files")
+	}
+	assert.Contains(t, errs[2], "already been sent")
+}
+
+// TestManagerFullDiskRealSession3 mounts a small tmpfs as the session directory and
+// fills it: the real session3's save leaves a zero-length file behind (it truncates,
+// then the write fails); the Go page that meets it removes it at load (session3 itself
+// would loop on it forever) and Python then loads the id as absent; a Go save on the
+// full disk answers 503 instead of the page; once there is room again, it saves.
+func TestManagerFullDiskRealSession3(t *testing.T) {
+	testpeer.Python(t)
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	dir := filepath.Join(t.TempDir(), "sessions")
+	require.NoError(t, os.Mkdir(dir, 0o770))
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=256k"); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
+
+	st, err := store.Open(dir, store.WithPartialWait(200*time.Millisecond))
+	require.NoError(t, err)
+	logger, logs := newLogger()
+	var failed failures
+	m := &Manager{Store: st, Logger: logger, Failed: failed.add}
+	srv := httptest.NewServer(m.Handler(testApp()))
+	defer srv.Close()
+	get := func(path, cookie string) response {
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		if cookie != "" {
+			req.Header.Set("Cookie", cookie)
+		}
+		resp, err := srv.Client().Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return response{resp.StatusCode, string(b), resp.Header.Values("Set-Cookie")}
+	}
+
+	r := get("/login?user=alice", "")
+	require.Equal(t, 200, r.status)
+	alice := `QX_session="` + newCookieID(t, r) + `"`
+
+	// Fill the disk.
+	filler, err := os.Create(filepath.Join(dir, "filler"))
+	require.NoError(t, err)
+	for {
+		if _, err := filler.Write(make([]byte, 4096)); err != nil {
+			require.True(t, errors.Is(err, syscall.ENOSPC), "%v", err)
+			break
+		}
+	}
+	require.NoError(t, filler.Close())
+
+	// Go: the save fails, the page is not sent.
+	r = get("/login?user=bob", alice)
+	assert.Equal(t, 503, r.status, "disk full: the login is not answered as a success")
+	assert.NotEqual(t, "ok", r.body)
+
+	// Python: session3's save truncates the file, then fails, leaving it empty.
+	out, err := testpeer.PythonCmd(t, "store_peer.py", "save", dir, "pyemptysess1",
+		testpeer.Testdata("session3", "session3-login.pkl")).CombinedOutput()
+	require.Error(t, err, "session3 cannot save on a full disk")
+	assert.Contains(t, string(out), "No space left on device")
+	fi, err := os.Stat(filepath.Join(dir, "pyemptysess1"))
+	require.NoError(t, err, "session3 left its truncated file")
+	require.Zero(t, fi.Size())
+
+	// Go meets it at load and removes it; the page is served with a new session.
+	r = get("/status", `QX_session="pyemptysess1"`)
+	assert.Equal(t, 200, r.status)
+	_, err = os.Stat(filepath.Join(dir, "pyemptysess1"))
+	assert.True(t, errors.Is(err, os.ErrNotExist), "the empty file is removed: %v", err)
+	out, err = testpeer.PythonCmd(t, "store_peer.py", "load", dir, "pyemptysess1").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Equal(t, "None", strings.TrimSpace(string(out)), "session3 loads the id as absent instead of looping")
+
+	// Room again: the save works.
+	require.NoError(t, os.Remove(filepath.Join(dir, "filler")))
+	r = get("/login?user=bob", alice)
+	assert.Equal(t, 200, r.status)
+	assert.Equal(t, []string{"save 503"}, failed.all())
+	assert.Contains(t, logs.String(), "no space left on device")
+}
