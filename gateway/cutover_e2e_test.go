@@ -329,7 +329,10 @@ func TestCutoverShadowNginx(t *testing.T) {
 	assert.Contains(t, errb.String(), "no route /nothing/ has a Go candidate")
 	assert.Contains(t, s.g.log.String(), `msg="shadow: Go candidate differs from Python" route=/pyd/ outcome=differs method=GET path=/pyd/hello`)
 
-	// A shadow run that changes the session: the file stays as Python left it.
+	// A shadow run that changes the session: the file stays as Python left it. The
+	// run waits; meanwhile the user's next request (a new login, through Python) is
+	// served, not held behind it, and the run still sees the session as it was for
+	// the request it shadows.
 	id := ""
 	base, err := url.Parse(s.url + "/")
 	require.NoError(t, err)
@@ -344,21 +347,24 @@ func TestCutoverShadowNginx(t *testing.T) {
 	r = get(t, c, s.url+"/py/check?touch=1&gate=1")
 	assert.Equal(t, "user alice\n", r.Body, "Python answered while the shadow run waits")
 	assert.Len(t, r.Cookies, 0)
+	assert.Equal(t, "ok", do(t, c, http.MethodPost, s.url+"/py/login", "user=bob").Body)
 	afterPython, err := os.ReadFile(file)
 	require.NoError(t, err)
 	fiPython, err := os.Stat(file)
 	require.NoError(t, err)
+	assert.Equal(t, "bob", readSession(t, s.sessions, id).User())
 	s.q.gate <- struct{}{}
-	assert.Equal(t, "alice", <-s.q.saw, "the shadow run read the session")
+	assert.Equal(t, "alice", <-s.q.saw, "the shadow run read the session as Python did for its request")
 	v = s.waitShadows("/py/", before+1)
 	assert.Equal(t, before+1, total(v))
+	assert.Equal(t, uint64(0), v.Counts["differs"], "and answered as Python did")
 	afterShadow, err := os.ReadFile(file)
 	require.NoError(t, err)
 	fiShadow, err := os.Stat(file)
 	require.NoError(t, err)
 	assert.Equal(t, afterPython, afterShadow, "the shadow run's changes (a new user, an attribute) were not saved")
 	assert.True(t, os.SameFile(fiPython, fiShadow), "nor was the file replaced")
-	assert.Equal(t, "alice", readSession(t, s.sessions, id).User())
+	assert.Equal(t, "bob", readSession(t, s.sessions, id).User())
 	assert.NotContains(t, s.g.log.String(), "cannot save")
 
 	m := scrape(t, s.g.addr("metrics"))

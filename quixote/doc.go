@@ -150,4 +150,9 @@
 // queued per session (beyond 64 a request gets 503) and keeps no state for
 // sessions without requests in flight. A Session belongs to the goroutine serving
 // its request and is not safe for concurrent use.
+//
+// A Manager with ReadOnly set serves the stored session to its handler but never
+// saves, deletes or sets a cookie for it, whatever the handler changes: for running a
+// handler beside the one that answers the request, as the gateway's shadow
+// comparisons do over a store that returns a snapshot of the session.
 package quixote
