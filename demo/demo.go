@@ -16,9 +16,9 @@
 //	/counter       counter += 1
 //	/create_token  adds a form token and shows its first 16 characters
 //	/check_token   plain text: session_id, user, has_form_tokens, form_token_count,
-//	               Access time
+//	               Access time, and a last line naming the Go side
 //	/check         plain text: session_id, user, counter, has_info,
-//	               form_tokens_count, has_form_tokens, Access time
+//	               form_tokens_count, has_form_tokens, Access time, the same last line
 //	/delete_old    store.delete_old_sessions(minutes), with ?minutes=N (default 0)
 //	/style.css     the stylesheet
 //	/py/...        the Python side's pages, when no route sends them to Python: 502
@@ -89,6 +89,10 @@ func (d *demo) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // htmlEscape is Quixote's htmlescape for values put into htmltext: & < > and ".
 var htmlEscape = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;").Replace
+
+// servedByLine ends the plain-text pages, which say which side served them as the
+// HTML pages do.
+const servedByLine = "served by: Go (the qxbridge gateway)"
 
 func plain(w http.ResponseWriter, lines ...string) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -215,7 +219,8 @@ func (d *demo) checkToken(w http.ResponseWriter, r *http.Request) {
 		"user: "+pytext.Str(s.User()),
 		"has_form_tokens: "+pytext.Str(n > 0),
 		"form_token_count: "+strconv.Itoa(n),
-		"Access time: "+pytext.FloatRepr(accessTime(s)))
+		"Access time: "+pytext.FloatRepr(accessTime(s)),
+		servedByLine)
 }
 
 func (d *demo) check(w http.ResponseWriter, r *http.Request) {
@@ -228,7 +233,8 @@ func (d *demo) check(w http.ResponseWriter, r *http.Request) {
 		"has_info: "+pytext.Str(hasInfoValue(s)),
 		"form_tokens_count: "+strconv.Itoa(n),
 		"has_form_tokens: "+pytext.Str(n > 0),
-		"Access time: "+pytext.FloatRepr(accessTime(s)))
+		"Access time: "+pytext.FloatRepr(accessTime(s)),
+		servedByLine)
 }
 
 // hasInfoValue is what has_info() returns, as the check page prints it: session3's

@@ -312,7 +312,7 @@ func TestDemoTour(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 				defer cancel()
 				cmd := exec.CommandContext(ctx, chromium, "--headless", "--no-sandbox", "--disable-gpu",
-					"--hide-scrollbars", "--no-first-run", "--user-data-dir="+t.TempDir(),
+					"--hide-scrollbars", "--no-first-run", "--disable-dev-shm-usage", "--user-data-dir="+t.TempDir(),
 					"--window-size=1100,800", "--screenshot="+shot, "--dump-dom", front.URL+p.path)
 				var stdout, stderr bytes.Buffer
 				cmd.Stdout, cmd.Stderr = &stdout, &stderr
