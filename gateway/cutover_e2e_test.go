@@ -415,6 +415,8 @@ func TestCutoverRolloutNginx(t *testing.T) {
 			moved++
 		}
 	}
+	assert.Contains(t, s.g.log.String(), `msg="route with a Go candidate" route=/pyr/ candidate=qxgo target=python rollout_percent=50 shadow=false fallback=true previous_rollout_percent=30`)
+	assert.Contains(t, scrape(t, s.g.addr("metrics")), `qxbridge_rollout_percent{route="/pyr/"} 50`+"\n")
 	onGo = countGo(half)
 	assert.GreaterOrEqual(t, onGo, 470)
 	assert.LessOrEqual(t, onGo, 530)

@@ -184,6 +184,7 @@ type cutoverMetrics struct {
 	comparisons *prometheus.CounterVec // route, outcome
 	fallbacks   *prometheus.CounterVec // route, cause
 	panics      *prometheus.CounterVec // route
+	percent     *prometheus.GaugeVec   // route
 }
 
 func newCutoverMetrics(reg prometheus.Registerer) *cutoverMetrics {
@@ -197,6 +198,8 @@ func newCutoverMetrics(reg prometheus.Registerer) *cutoverMetrics {
 			Help: "Safe requests Python answered because the Go candidate failed them, by route and cause (panic, status)."}, []string{"route", "cause"}),
 		panics: f.NewCounterVec(prometheus.CounterOpts{Name: "qxbridge_candidate_panics_total",
 			Help: "Panics of Go candidates, shadow runs included, by route."}, []string{"route"}),
+		percent: f.NewGaugeVec(prometheus.GaugeOpts{Name: "qxbridge_rollout_percent",
+			Help: "The percentage of sessions a route with a Go candidate serves with it, as last configured."}, []string{"route"}),
 	}
 }
 
@@ -208,10 +211,29 @@ type cutoverState struct {
 	mu      sync.Mutex
 	slots   chan struct{}
 	reports map[string]*shadowReport // by route prefix
+	routes  map[string]Route         // the cutover settings last built, by prefix
 }
 
 func newCutoverState(reg prometheus.Registerer) *cutoverState {
-	return &cutoverState{metrics: newCutoverMetrics(reg), reports: map[string]*shadowReport{}}
+	return &cutoverState{metrics: newCutoverMetrics(reg), reports: map[string]*shadowReport{}, routes: map[string]Route{}}
+}
+
+// built records the settings a route was built with, and logs them when they are new
+// or changed (at start, and when a reload changes a percentage).
+func (s *cutoverState) built(spec Route, log *slog.Logger) {
+	s.mu.Lock()
+	prev, seen := s.routes[spec.Prefix]
+	s.routes[spec.Prefix] = spec
+	s.mu.Unlock()
+	if seen && prev == spec {
+		return
+	}
+	attrs := []any{"candidate", spec.Candidate, "target", spec.Target, "rollout_percent", spec.Rollout,
+		"shadow", spec.Shadow, "fallback", spec.Fallback}
+	if seen && prev.Candidate == spec.Candidate {
+		attrs = append(attrs, "previous_rollout_percent", prev.Rollout)
+	}
+	log.Info("route with a Go candidate", attrs...)
 }
 
 // slotsFor returns the shadow slots for a bound, made anew when the bound changed.
@@ -288,6 +310,8 @@ func (g *Gateway) newCutover(cfg Config, spec Route, python, h http.Handler) htt
 	for _, m := range c.SafeMethods {
 		x.safe[strings.ToUpper(m)] = true
 	}
+	g.cutover.built(spec, x.log)
+	x.m.percent.WithLabelValues(spec.Prefix).Set(spec.Rollout)
 	for _, r := range c.Replace {
 		x.replace = append(x.replace, regexp.MustCompile(r.Pattern)) // checked by validate
 	}
