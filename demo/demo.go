@@ -152,6 +152,7 @@ func (d *demo) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := session(r)
+	s.RenewID() // a new id at login: one planted or seen before is worth nothing
 	if err := s.SetUser(name); err != nil {
 		d.fail(w, http.StatusInternalServerError, err.Error())
 		return

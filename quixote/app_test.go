@@ -39,6 +39,16 @@ func testApp() http.Handler {
 		_ = s.SetUser(user)
 		fmt.Fprint(w, "ok")
 	})
+	page("/login-renew", func(w http.ResponseWriter, r *http.Request, s *Session) {
+		s.RenewID()
+		_ = s.SetUser(r.FormValue("user"))
+		fmt.Fprint(w, "ok")
+	})
+	page("/late-renew", func(w http.ResponseWriter, r *http.Request, s *Session) {
+		w.WriteHeader(http.StatusOK)
+		s.RenewID()
+		_ = s.SetUser("admin")
+	})
 	page("/logout", func(w http.ResponseWriter, r *http.Request, s *Session) {
 		_ = s.SetUser(nil)
 		fmt.Fprint(w, "ok")

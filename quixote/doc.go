@@ -102,6 +102,10 @@
 //     response, or one the handler flushes, goes out before the save; its failure is
 //     still logged at error level and reported to Manager.Failed.
 //
+// Session.RenewID, called at login or a privilege change, moves the session to a
+// fresh id (session fixation): new cookie, saved under the new id, old file removed;
+// Python pages then load the new id. session3 has no such call.
+//
 // As in session3, a DictSession with no keys is false in Python, and session3 tests
 // that before has_info: such a session is neither stored nor expired, whatever its
 // user.

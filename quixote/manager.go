@@ -195,6 +195,7 @@ type exchange struct {
 	decided bool   // the cookie was decided (headers written, or the handler returned)
 	revoked bool   // the cookie was revoked: the session is deleted at the end
 	noID    bool   // a new session could not get an id
+	renewed string // the id the session had before RenewID gave it a new one
 	faultOp string // the operation that failed ("id"), with fault
 	fault   error
 }
@@ -391,7 +392,8 @@ func (x *exchange) beforeHeaders(h http.Header, status int) {
 	case !s.truthy():
 		// An empty DictSession: session3 neither maintains nor expires it.
 	case s.HasInfo():
-		if s.ID() != "" {
+		old := s.ID()
+		if old != "" && !s.renew {
 			return
 		}
 		id, err := m.newID(x.ctx)
@@ -400,6 +402,8 @@ func (x *exchange) beforeHeaders(h http.Header, status int) {
 			return
 		}
 		s.setID(id)
+		s.renew = false
+		x.renewed = old // "" for a new session
 		h.Add("Set-Cookie", m.Cookie.header(id, script, false))
 	default:
 		if id := s.ID(); id != "" {
@@ -420,6 +424,10 @@ func (x *exchange) finish(status int) (op string, err error) {
 	}
 	if x.fault != nil {
 		return x.faultOp, x.fault
+	}
+	if s.renew && s.ID() != "" && !s.expired && !x.revoked && s.keep() {
+		m.logger().Error("quixote: RenewID was called after the response headers were written; the session keeps its id",
+			"id", s.ID(), "path", x.r.URL.Path)
 	}
 	id := s.ID()
 	switch {
@@ -446,6 +454,13 @@ func (x *exchange) finish(status int) (op string, err error) {
 		}
 		if err := m.Store.Save(x.ctx, id, data); err != nil {
 			return "save", err
+		}
+		if x.renewed != "" {
+			// Saved under its new id first: a failure in between leaves two
+			// files, never none. The old id must stop working.
+			if err := m.Store.Delete(x.ctx, x.renewed); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return "delete", err
+			}
 		}
 	case id != "" && x.loaded != nil:
 		// Its information went away after the headers were written: the cookie

@@ -64,6 +64,7 @@ type Session struct {
 	attrs   *pickle.Dict // obj's attribute dict
 	class   Class
 	expired bool
+	renew   bool // RenewID was called
 	// protocol is the pickle protocol of the file the session was decoded from (0
 	// when unknown); Encode writes protocol 5 again for a protocol 5 file.
 	protocol int
@@ -310,6 +311,17 @@ func (s *Session) keep() bool { return s.truthy() && s.HasInfo() }
 // happens to the session afterwards. The cookie can be revoked only while the
 // response headers are not yet written.
 func (s *Session) Expire() { s.expired = true }
+
+// RenewID moves the session to a fresh id, as scs's RenewToken and Django's
+// cycle_key do: call it when the user logs in or their privileges change, so that an
+// id someone else planted or saw before (session fixation) is worth nothing
+// afterwards. When the response headers are written, the Manager gives the session a
+// new id and its cookie; at the end of the request it saves the session under the new
+// id, then removes the old file, so Python pages load the new id and the old one
+// names no session. Call it before the handler writes the response headers (a call
+// after that is logged and the session keeps its id). A session that is new in this
+// request gets a fresh id anyway; one without info is not stored either way.
+func (s *Session) RenewID() { s.renew = true }
 
 // Expired reports whether Expire was called.
 func (s *Session) Expired() bool { return s.expired }

@@ -1,0 +1,99 @@
+package quixote
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/qxbridge/qxbridge/store"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestRenewIDRealSession3: a Go page that calls RenewID at a privilege change moves
+// the session to a fresh id: the cookie changes, the new file holds the session
+// (counter kept), the old file is gone, and the real Quixote (session3 and session4)
+// then loads the new id, and nothing for the old one.
+func TestRenewIDRealSession3(t *testing.T) {
+	for _, class := range []Class{Session3Class, Session4Class} {
+		t.Run(class.String(), func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "sessions")
+			st, err := store.Open(dir, store.WithCreate())
+			require.NoError(t, err)
+			pyURL := startQxapp(t, dir, "--class", class.String())
+			logger, logs := newLogger()
+			m := NewManager(st)
+			m.NewClass = class
+			m.Logger = logger
+			goSrv := httptest.NewServer(m.Handler(testApp()))
+			defer goSrv.Close()
+			jar, err := cookiejar.New(nil)
+			require.NoError(t, err)
+			client := &http.Client{Jar: jar, Timeout: 20 * time.Second}
+			py := &peer{t, "python", pyURL, client}
+			gs := &peer{t, "go", goSrv.URL, client}
+			files := func() []string {
+				entries, err := os.ReadDir(dir)
+				require.NoError(t, err)
+				var names []string
+				for _, e := range entries {
+					names = append(names, e.Name())
+				}
+				return names
+			}
+
+			gs.must("/login?user=alice", "ok")
+			require.Len(t, files(), 1)
+			old := files()[0]
+			py.must("/counter", "1")
+
+			gs.must("/login-renew?user=admin", "ok")
+			require.Len(t, files(), 1, "the old file is removed")
+			renewed := files()[0]
+			assert.NotEqual(t, old, renewed)
+			v := sameView(t, "after renew", py, gs)
+			assert.Equal(t, renewed, v["id"], "Python loads the new id")
+			assert.Equal(t, "admin", v["user"])
+			assert.Equal(t, map[string]any{"counter": float64(1)}, v["attrs"], "the session moved whole")
+			py.must("/counter", "2")
+			gs.must("/counter", "3")
+
+			// The old id names no session any more, on either side.
+			for _, p := range []*peer{py, gs} {
+				req, _ := http.NewRequest("GET", p.base+"/status", nil)
+				req.Header.Set("Cookie", `QX_session="`+old+`"`)
+				resp, err := http.DefaultClient.Do(req)
+				require.NoError(t, err)
+				body, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				require.NoError(t, err)
+				var st map[string]any
+				require.NoError(t, json.Unmarshal(body, &st), "%s", body)
+				assert.Nil(t, st["id"], "%s with the old id: %s", p.name, body)
+				assert.Nil(t, st["user"])
+			}
+			assert.Equal(t, []string{renewed}, files())
+			assert.Empty(t, logs.warnings())
+		})
+	}
+}
+
+// TestRenewIDAfterHeaders: RenewID after the headers went out cannot change the
+// cookie: the session keeps its id, and that is logged.
+func TestRenewIDAfterHeaders(t *testing.T) {
+	e := newTestEnv(t, nil)
+	r := e.get("/login?user=alice", "")
+	id := newCookieID(t, r)
+	r = e.get("/late-renew", `QX_session="`+id+`"`)
+	assert.Empty(t, r.cookies)
+	assert.Equal(t, []string{id}, e.st.ids())
+	w := e.log.warnings()
+	require.Len(t, w, 1)
+	assert.Contains(t, w[0], "RenewID was called after the response headers were written")
+}
