@@ -317,11 +317,24 @@ func TestCutoverShadowNginx(t *testing.T) {
 	assert.Equal(t, "/pyd/hello", sm.URI)
 	assert.Equal(t, "--- python\n+++ go\n@@ -1,4 +1,4 @@\n 200 OK\n Content-Type: text/plain; charset=utf-8\n \n-hello from python\n+hello from go\n", sm.Diff)
 
+	// A candidate that panics or fails where Python answers.
+	assert.Equal(t, "hello from python\n", get(t, c, s.url+"/pyd/hello?panic=1").Body)
+	assert.Equal(t, "hello from python\n", get(t, c, s.url+"/pyd/hello?fail=1").Body)
+	v = s.waitShadows("/pyd/", 22)
+	assert.Equal(t, uint64(2), v.Counts["go_failed"])
+	require.Len(t, v.Samples, 12)
+	assert.Contains(t, v.Samples[10].Diff, "-200 OK\n")
+	assert.Contains(t, v.Samples[10].Diff, "+500 Internal Server Error\n")
+	assert.Contains(t, v.Samples[10].Diff, "+panic: the candidate panics on purpose\n")
+	assert.Contains(t, v.Samples[11].Diff, "+503 Service Unavailable\n")
+	assert.Contains(t, s.g.log.String(), `msg="shadow: Go candidate panicked" route=/pyd/ method=GET path=/pyd/hello panic="the candidate panics on purpose"`)
+	assert.Contains(t, s.g.log.String(), `msg="shadow: Go candidate failed where Python did not" route=/pyd/ outcome=go_failed`)
+
 	// The admin command fetches the report from the running gateway.
 	var out, errb bytes.Buffer
 	code := newTestGateway().Run(context.Background(), []string{"shadow", "-metrics", s.g.addr("metrics"), "report", "/pyd/"}, &out, &errb)
 	require.Equal(t, 0, code, errb.String())
-	assert.Contains(t, out.String(), "route /pyd/: same 10, differs 10, go_failed 0, dropped 0, skipped 0\n")
+	assert.Contains(t, out.String(), "route /pyd/: same 10, differs 10, go_failed 2, dropped 0, skipped 0\n")
 	assert.Contains(t, out.String(), "differs GET /pyd/hello (python 200, go 200)\n--- python\n+++ go\n")
 	assert.Contains(t, out.String(), "-hello from python\n+hello from go\n")
 	code = newTestGateway().Run(context.Background(), []string{"shadow", "-metrics", s.g.addr("metrics"), "report", "/nothing/"}, &out, &errb)

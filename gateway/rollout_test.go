@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -147,4 +148,36 @@ func TestHoldWriter(t *testing.T) {
 	assert.True(t, h.sent)
 	assert.Equal(t, http.StatusAccepted, rec.Code)
 	assert.Equal(t, "1234567890", rec.Body.String())
+}
+
+// TestShadowDroppedWhenBusy: with every shadow slot taken, a request is served
+// without a shadow run and counted as dropped; the user's answer never waits for a
+// shadow run.
+func TestShadowDroppedWhenBusy(t *testing.T) {
+	g := New()
+	g.Logger = discardLogger()
+	gate := make(chan struct{})
+	g.HandleFunc("slow", func(w http.ResponseWriter, r *http.Request) {
+		<-gate
+		_, _ = io.WriteString(w, "go")
+	})
+	g.Config.SessionsDir = t.TempDir()
+	g.Config.Cutover.MaxShadows = 1
+	// Nothing listens there: Python's side is the gateway's own 502, quickly.
+	g.Config.Routes = []Route{{Prefix: "/x/", Target: "scgi://" + freeAddr(t), Candidate: "slow", Shadow: true}}
+	require.NoError(t, g.Open())
+	serve := func() int {
+		rec := httptest.NewRecorder()
+		g.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/x/page", nil))
+		return rec.Code
+	}
+	assert.Equal(t, http.StatusBadGateway, serve(), "answered while its shadow run waits")
+	assert.Equal(t, http.StatusBadGateway, serve())
+	rep := g.cutover.report("/x/", DefaultShadowSamples)
+	assert.Equal(t, uint64(1), rep.copy().Counts[outcomeDropped])
+	close(gate)
+	require.Eventually(t, func() bool { return rep.copy().Counts[outcomeDiffers] == 1 }, 10*time.Second, time.Millisecond)
+	assert.Equal(t, http.StatusBadGateway, serve())
+	require.Eventually(t, func() bool { return rep.copy().Counts[outcomeDiffers] == 2 }, 10*time.Second, time.Millisecond,
+		"the slot was given back")
 }

@@ -156,7 +156,11 @@ func (c *cutover) runShadow(sr *http.Request, py *capture) {
 		return
 	}
 	d := unifiedDiff("python", "go", c.rewrite(pyText), c.rewrite(goText))
-	c.log.Warn("shadow: Go candidate differs from Python", "outcome", outcome, "method", sr.Method,
+	msg := "shadow: Go candidate differs from Python"
+	if outcome == outcomeGoFailed {
+		msg = "shadow: Go candidate failed where Python did not"
+	}
+	c.log.Warn(msg, "outcome", outcome, "method", sr.Method,
 		"path", sr.URL.Path, "python_status", py.status, "go_status", goAns.status, "diff", clip(d, 2048))
 	c.report.add(shadowSample{
 		Time: time.Now().UTC(), Outcome: outcome, Method: sr.Method, URI: sr.URL.RequestURI(),
