@@ -92,10 +92,10 @@
 // read, or bytes that do not look complete (LooksComplete, or WithCheck), mean a Python
 // writer is at work, and Load tries again. Retries come every 50 µs to 1 ms for up to
 // the partial wait (WithPartialWait, 2 s), after which the file is reported as
-// ErrEmpty or ErrTruncated. A file that stays incomplete is not read again and again:
-// with the default check only the bytes LooksComplete decides on (the first eleven
-// and the last) are read until they pass, and with WithCheck a large file is read
-// again only once it has changed.
+// ErrEmpty or ErrTruncated. A large file (over 64 KiB) that stays incomplete is not
+// read again and again: with the default check only the bytes LooksComplete decides
+// on (the first eleven and the last) are read until they pass, and with WithCheck it
+// is read again only once it has changed. A smaller one is read whole each time.
 //
 // # Interleavings
 //

@@ -119,7 +119,8 @@ func versionOf(st *unix.Stat_t) fileVersion {
 // last is the version of the file an earlier attempt found incomplete: a file
 // still at that version is not read again (a large file that stays incomplete for
 // the whole partial wait would otherwise be read again and again). With the default
-// check, only the bytes LooksComplete looks at are read until they pass.
+// check, only the bytes LooksComplete looks at are read from a large file until they
+// pass.
 func (d *Directory) loadOnce(ctx context.Context, path string, lockDeadline time.Time, last *fileVersion) ([]byte, error) {
 	fd, st, err := openSession(path)
 	if err != nil {
@@ -150,7 +151,7 @@ func (d *Directory) loadOnce(ctx context.Context, path string, lockDeadline time
 		return nil, ErrEmpty
 	case size > d.maxSize:
 		return nil, ErrTooLarge
-	case size > 64<<10 && versionOf(&now) == *last:
+	case size > smallSession && versionOf(&now) == *last:
 		// Unchanged since found incomplete. (Small files are read again
 		// anyway: a coarse clock can give two writes the same times.)
 		return nil, ErrTruncated
@@ -159,7 +160,7 @@ func (d *Directory) loadOnce(ctx context.Context, path string, lockDeadline time
 		*last = versionOf(&now)
 		return nil, ErrTruncated
 	}
-	if !d.customCheck {
+	if !d.customCheck && size > smallSession {
 		ok, err := endsLookComplete(fd, size)
 		if err != nil {
 			return nil, fileError("read", path, err)
@@ -180,6 +181,11 @@ func (d *Directory) loadOnce(ctx context.Context, path string, lockDeadline time
 	}
 	return buf, nil
 }
+
+// smallSession is the size up to which Load reads an incomplete-looking file whole
+// every time: reading its ends first would cost two system calls more than the read
+// that follows, and a file this small costs nothing to read again.
+const smallSession = 64 << 10
 
 // endsLookComplete reads the bytes of a file of size bytes that LooksComplete
 // decides on — the first eleven and the last — and reports whether they pass. A
