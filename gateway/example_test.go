@@ -88,3 +88,39 @@ func ExampleGateway_Main() {
 	g.Registry.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "myapp_reports_total", Help: "Reports rendered."}))
 	g.Main()
 }
+
+// A Go page reads the request's id: the X-Request-ID the front server or client sent
+// when it is valid, else one the gateway made. The response carries it, the request
+// log names it, and a Python route receives it as HTTP_X_REQUEST_ID.
+func ExampleRequestID() {
+	dir, err := os.MkdirTemp("", "sessions")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+
+	g := gateway.New()
+	g.Logger = slog.New(slog.DiscardHandler)
+	g.HandleFunc("work", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "working on %s\n", gateway.RequestID(r))
+	})
+	g.Config.SessionsDir = dir
+	g.Config.Routes = []gateway.Route{{Prefix: "/work", Target: "work"}}
+	if err := g.Open(); err != nil {
+		log.Fatal(err)
+	}
+	defer g.Close()
+
+	for _, id := range []string{"3f2a9c1e-0b7d-4c55-9e61-5a8d2f0c7b14", "not valid"} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodGet, "/work", nil)
+		req.Header.Set(gateway.RequestIDHeader, id)
+		g.ServeHTTP(rec, req)
+		got := rec.Header().Get(gateway.RequestIDHeader)
+		fmt.Printf("sent %q: kept %v, %d characters, the page saw it: %v\n",
+			id, got == id, len(got), rec.Body.String() == "working on "+got+"\n")
+	}
+	// Output:
+	// sent "3f2a9c1e-0b7d-4c55-9e61-5a8d2f0c7b14": kept true, 36 characters, the page saw it: true
+	// sent "not valid": kept false, 32 characters, the page saw it: true
+}
