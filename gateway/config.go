@@ -46,6 +46,12 @@ type Config struct {
 	StagingDir  string
 	// MaxIdle deletes sessions idle for longer, periodically (0: never).
 	MaxIdle time.Duration
+	// IdleTimeout and MaxLifetime end, when a Go page loads it, a session idle for
+	// longer or created longer ago: it is treated as absent and its file removed
+	// (quixote.Manager.IdleTimeout, MaxLifetime; 0: never, as in session3). Python
+	// pages do not check them: set MaxIdle too.
+	IdleTimeout time.Duration
+	MaxLifetime time.Duration
 
 	// Cookie is the session cookie, as Quixote's SESSION_COOKIE_* settings.
 	Cookie quixote.Cookie
@@ -300,7 +306,7 @@ func (c *Config) validate() error {
 	if strings.HasPrefix(c.Cookie.Name, "$") {
 		return fmt.Errorf("cookie name %q: Quixote's cookie parser ignores names starting with $", c.Cookie.Name)
 	}
-	if c.MaxIdle < 0 || c.ShutdownTimeout < 0 || c.BackendTimeout < 0 || c.BackendMaxConns < 0 {
+	if c.MaxIdle < 0 || c.IdleTimeout < 0 || c.MaxLifetime < 0 || c.ShutdownTimeout < 0 || c.BackendTimeout < 0 || c.BackendMaxConns < 0 {
 		return errors.New("durations and counts must not be negative")
 	}
 	if c.SocketMode > 0o777 {

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/qxbridge/qxbridge/quixote"
@@ -53,6 +54,7 @@ func TestFlagsRoutes(t *testing.T) {
 		"-cookie-path", "/", "-cookie-domain", "example.org", "-cookie-secure", "-cookie-httponly", "-cookie-samesite", "Lax",
 		"-cookie-name", "sid", "-session-class", "myapp.sessions.Shop", "-session-kind", "quixote",
 		"-socket-mode", "0600", "-max-idle", "24h", "-staging-dir", "/var/lib/myapp/staging",
+		"-idle-timeout", "30m", "-max-lifetime", "12h",
 	}, io.Discard, noEnv)
 	require.NoError(t, err)
 	assert.Equal(t, []Route{
@@ -70,6 +72,8 @@ func TestFlagsRoutes(t *testing.T) {
 	assert.Equal(t, quixote.Class{Module: "myapp.sessions", Name: "Shop", Kind: quixote.KindQuixote}, cfg.NewClass)
 	assert.Equal(t, 0o600, int(cfg.SocketMode))
 	assert.Equal(t, "24h0m0s", cfg.MaxIdle.String())
+	assert.Equal(t, 30*time.Minute, cfg.IdleTimeout)
+	assert.Equal(t, 12*time.Hour, cfg.MaxLifetime)
 	assert.Equal(t, "/var/lib/myapp/staging", cfg.StagingDir)
 
 	cfg, err = parseServeFlags([]string{"-session-class", "session3.DictSession.DictSession"}, io.Discard, noEnv)

@@ -61,6 +61,8 @@
 //	dir = "/var/lib/myapp/sessions"     # -sessions: a directory, or postgres://USER@HOST/DB
 //	staging_dir = ""                    # -staging-dir
 //	max_idle = "24h"                    # -max-idle
+//	idle_timeout = "2h"                 # -idle-timeout
+//	max_lifetime = "24h"                # -max-lifetime
 //	new_class = "myapp.session.MySession"   # -session-class
 //
 //	[[sessions.class]]                  # an application session class

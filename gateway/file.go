@@ -21,11 +21,13 @@ type fileConfig struct {
 		SocketMode string `toml:"socket_mode"`
 	} `toml:"listen"`
 	Sessions struct {
-		Dir        string        `toml:"dir"`
-		StagingDir string        `toml:"staging_dir"`
-		MaxIdle    time.Duration `toml:"max_idle"`
-		NewClass   string        `toml:"new_class"`
-		Classes    []struct {
+		Dir         string        `toml:"dir"`
+		StagingDir  string        `toml:"staging_dir"`
+		MaxIdle     time.Duration `toml:"max_idle"`
+		IdleTimeout time.Duration `toml:"idle_timeout"`
+		MaxLifetime time.Duration `toml:"max_lifetime"`
+		NewClass    string        `toml:"new_class"`
+		Classes     []struct {
 			Name          string `toml:"name"`
 			Kind          string `toml:"kind"`
 			MaxFormTokens int    `toml:"max_form_tokens"`
@@ -119,6 +121,12 @@ func loadFile(path string, cfg *Config) (hasRoutes bool, err error) {
 	set(&cfg.StagingDir, f.Sessions.StagingDir, "sessions", "staging_dir")
 	if def("sessions", "max_idle") {
 		cfg.MaxIdle = f.Sessions.MaxIdle
+	}
+	if def("sessions", "idle_timeout") {
+		cfg.IdleTimeout = f.Sessions.IdleTimeout
+	}
+	if def("sessions", "max_lifetime") {
+		cfg.MaxLifetime = f.Sessions.MaxLifetime
 	}
 	for i, fc := range f.Sessions.Classes {
 		c, err := parseClass(fc.Name, fc.Kind)

@@ -35,6 +35,8 @@ socket_mode = "0600"
 dir = "/var/lib/shop/sessions"
 staging_dir = "/var/lib/shop/staging"
 max_idle = "24h"
+idle_timeout = "2h"
+max_lifetime = "72h"
 new_class = "shop.session.ShopSession"
 
 [[sessions.class]]
@@ -97,6 +99,8 @@ func TestConfigFile(t *testing.T) {
 	assert.Equal(t, "/var/lib/shop/sessions", cfg.SessionsDir)
 	assert.Equal(t, "/var/lib/shop/staging", cfg.StagingDir)
 	assert.Equal(t, 24*time.Hour, cfg.MaxIdle)
+	assert.Equal(t, 2*time.Hour, cfg.IdleTimeout)
+	assert.Equal(t, 72*time.Hour, cfg.MaxLifetime)
 	require.Len(t, cfg.Classes, 1)
 	c := cfg.Classes[0]
 	assert.Equal(t, "shop.session.ShopSession", c.String())

@@ -175,14 +175,16 @@ func (g *Gateway) Open() error {
 		}
 	}
 	manager := &quixote.Manager{
-		Store:      meteredStore{st, m},
-		Cookie:     cfg.Cookie,
-		NewClass:   newClass,
-		Classes:    cfg.Classes,
-		ScriptName: scriptNameFrom,
-		OneAtATime: true,
-		Logger:     g.log(),
-		Failed:     m.sessionFailed,
+		Store:       meteredStore{st, m},
+		Cookie:      cfg.Cookie,
+		NewClass:    newClass,
+		Classes:     cfg.Classes,
+		ScriptName:  scriptNameFrom,
+		OneAtATime:  true,
+		Logger:      g.log(),
+		Failed:      m.sessionFailed,
+		IdleTimeout: cfg.IdleTimeout,
+		MaxLifetime: cfg.MaxLifetime,
 	}
 
 	g.mu.Lock()
@@ -381,7 +383,8 @@ func restartOnly(a, b Config) []string {
 		}
 	}
 	add(a.HTTPAddr != b.HTTPAddr || a.SCGIAddr != b.SCGIAddr || a.MetricsAddr != b.MetricsAddr || a.SocketMode != b.SocketMode, "listeners")
-	add(a.SessionsDir != b.SessionsDir || a.StagingDir != b.StagingDir || a.MaxIdle != b.MaxIdle, "sessions")
+	add(a.SessionsDir != b.SessionsDir || a.StagingDir != b.StagingDir || a.MaxIdle != b.MaxIdle ||
+		a.IdleTimeout != b.IdleTimeout || a.MaxLifetime != b.MaxLifetime, "sessions")
 	add(a.Cookie != b.Cookie, "cookie")
 	sameClass := func(x, y quixote.Class) bool {
 		return x.String() == y.String() && x.Kind == y.Kind && x.MaxFormTokens == y.MaxFormTokens

@@ -3,8 +3,11 @@ package quixote
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"sync"
 	"testing"
@@ -157,4 +160,22 @@ var fixtures = []string{
 	"dictsession-cart.pkl",
 	"subclass-rich.pkl",
 	"quixote-session.pkl",
+}
+
+// getStatus requests base+"/status" with the raw Cookie header value cookie and
+// returns the session status the page shows (qxsite's and testApp's /status).
+func getStatus(t testing.TB, c *http.Client, base, cookie string) map[string]any {
+	t.Helper()
+	req, err := http.NewRequest("GET", base+"/status", nil)
+	require.NoError(t, err)
+	req.Header.Set("Cookie", cookie)
+	resp, err := c.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, 200, resp.StatusCode, "%s", body)
+	var st map[string]any
+	require.NoError(t, json.Unmarshal(body, &st), "%s", body)
+	return st
 }

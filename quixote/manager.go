@@ -61,6 +61,16 @@ type Manager struct {
 	// cookie with an invalid id, a session file that cannot be read or is not a
 	// session, a save that failed. nil means slog.Default().
 	Logger *slog.Logger
+	// IdleTimeout, when positive, ends sessions not accessed for longer: a session
+	// whose _access_time (refreshed by every request, Python's or Go's, at most once
+	// a second) is older is treated as absent when a Go page loads it, and its file
+	// is removed. 0 disables it, as in session3. Python pages do not check it: the
+	// gateway's idle sweep (store.Directory.DeleteIdle) covers them.
+	IdleTimeout time.Duration
+	// MaxLifetime, when positive, ends sessions created longer ago (_creation_time)
+	// the same way, however active: the absolute lifetime OWASP recommends. 0
+	// disables it, as in session3.
+	MaxLifetime time.Duration
 	// BufferLimit bounds the response the manager holds back until the session is
 	// saved, so that a save that fails is answered 503 (the store is unavailable:
 	// out of file descriptors, disk full, I/O error, lock timeout) or 500 instead of
@@ -369,8 +379,30 @@ func (x *exchange) load(w http.ResponseWriter, id string) (*Session, bool) {
 			"id", id, "file_id", got)
 		return fresh(), true
 	}
+	if why := m.over(s); why != "" {
+		// Treated as absent, as a swept session would be; the file goes too.
+		if err := m.Store.Delete(x.ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+			m.logger().Error("quixote: cannot delete a session past its "+why, "id", id, "error", err)
+		} else {
+			m.logger().Info("quixote: session past its "+why+"; removed, serving a new session", "id", id)
+		}
+		return fresh(), true
+	}
 	x.loaded = data
 	return s, true
+}
+
+// over returns which limit the session has passed ("idle timeout" or "lifetime"),
+// or "". A session without the time attribute (a class that has none) passes none.
+func (m *Manager) over(s *Session) string {
+	now := m.clock()
+	if t, ok := s.timeOf(attrAccessTime); ok && m.IdleTimeout > 0 && now.Sub(t) > m.IdleTimeout {
+		return "idle timeout"
+	}
+	if t, ok := s.timeOf(attrCreationTime); ok && m.MaxLifetime > 0 && now.Sub(t) > m.MaxLifetime {
+		return "lifetime"
+	}
+	return ""
 }
 
 // beforeHeaders decides the cookie, once, just before the response headers go out:

@@ -1,8 +1,6 @@
 package quixote
 
 import (
-	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -23,21 +21,13 @@ import (
 func TestRenewIDRealSession3(t *testing.T) {
 	for _, class := range []Class{Session3Class, Session4Class} {
 		t.Run(class.String(), func(t *testing.T) {
-			dir := filepath.Join(t.TempDir(), "sessions")
-			st, err := store.Open(dir, store.WithCreate())
-			require.NoError(t, err)
-			pyURL := startQxapp(t, dir, "--class", class.String())
 			logger, logs := newLogger()
-			m := NewManager(st)
-			m.NewClass = class
-			m.Logger = logger
-			goSrv := httptest.NewServer(m.Handler(testApp()))
-			defer goSrv.Close()
+			dir, pyURL, goURL := goAndPython(t, class, func(m *Manager) { m.Logger = logger })
 			jar, err := cookiejar.New(nil)
 			require.NoError(t, err)
 			client := &http.Client{Jar: jar, Timeout: 20 * time.Second}
 			py := &peer{t, "python", pyURL, client}
-			gs := &peer{t, "go", goSrv.URL, client}
+			gs := &peer{t, "go", goURL, client}
 			files := func() []string {
 				entries, err := os.ReadDir(dir)
 				require.NoError(t, err)
@@ -66,16 +56,8 @@ func TestRenewIDRealSession3(t *testing.T) {
 
 			// The old id names no session any more, on either side.
 			for _, p := range []*peer{py, gs} {
-				req, _ := http.NewRequest("GET", p.base+"/status", nil)
-				req.Header.Set("Cookie", `QX_session="`+old+`"`)
-				resp, err := http.DefaultClient.Do(req)
-				require.NoError(t, err)
-				body, err := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				require.NoError(t, err)
-				var st map[string]any
-				require.NoError(t, json.Unmarshal(body, &st), "%s", body)
-				assert.Nil(t, st["id"], "%s with the old id: %s", p.name, body)
+				st := getStatus(t, http.DefaultClient, p.base, `QX_session="`+old+`"`)
+				assert.Nil(t, st["id"], "%s with the old id", p.name)
 				assert.Nil(t, st["user"])
 			}
 			assert.Equal(t, []string{renewed}, files())
@@ -96,4 +78,21 @@ func TestRenewIDAfterHeaders(t *testing.T) {
 	w := e.log.warnings()
 	require.Len(t, w, 1)
 	assert.Contains(t, w[0], "RenewID was called after the response headers were written")
+}
+
+// goAndPython runs the real Quixote (qxsite, sessions of class) and the Manager
+// (over store.Directory, configured by configure) on one new session directory, and
+// returns the directory and both base URLs.
+func goAndPython(t *testing.T, class Class, configure func(*Manager)) (dir, pyURL, goURL string) {
+	t.Helper()
+	dir = filepath.Join(t.TempDir(), "sessions")
+	st, err := store.Open(dir, store.WithCreate())
+	require.NoError(t, err)
+	pyURL = startQxapp(t, dir, "--class", class.String())
+	m := NewManager(st)
+	m.NewClass = class
+	configure(m)
+	goSrv := httptest.NewServer(m.Handler(testApp()))
+	t.Cleanup(goSrv.Close)
+	return dir, pyURL, goSrv.URL
 }

@@ -258,9 +258,18 @@ func (s *Session) CreationTime() time.Time { return s.timeAttr(attrCreationTime)
 func (s *Session) AccessTime() time.Time { return s.timeAttr(attrAccessTime) }
 
 func (s *Session) timeAttr(name string) time.Time {
-	v, _ := s.attrs.Get(name)
-	f, _ := toSeconds(v)
-	return fromEpochSeconds(f)
+	t, _ := s.timeOf(name)
+	return t
+}
+
+// timeOf returns a time attribute and whether the session has it as a number.
+func (s *Session) timeOf(name string) (time.Time, bool) {
+	v, ok := s.attrs.Get(name)
+	if !ok {
+		return time.Time{}, false
+	}
+	f, ok := toSeconds(v)
+	return fromEpochSeconds(f), ok
 }
 
 // Touch records an access at now as session3's _set_access_time(1) does: the
