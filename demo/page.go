@@ -105,6 +105,8 @@ func navigation(base string) string {
 <li><a href="` + base + `counter">Count</a></li>
 <li><a href="` + base + `create_token">Make a form token</a></li>
 <li><a href="` + base + `check">The session as text</a></li>
+<li><a href="` + base + `check_token">Its form tokens as text</a></li>
+<li><a href="` + base + `delete_old?minutes=60">Sweep sessions idle for an hour</a></li>
 <li><a href="` + base + `logout">Log out</a></li>
 </ul></section>
 <section class="python-side"><h2>Python pages</h2><ul>

@@ -269,6 +269,33 @@ func TestDemoTour(t *testing.T) {
 		assert.Contains(t, testhttp.Get(t, c, u+"/").Body, `<link rel="stylesheet" href="style.css">`)
 	})
 
+	t.Run("links", func(t *testing.T) {
+		// Every page of both sides links the same pages, which all answer.
+		links := func(page string) []string {
+			t.Helper()
+			base, err := url.Parse(u + page)
+			require.NoError(t, err)
+			nav := testhttp.Get(t, testhttp.Client(t), base.String()).Body
+			_, nav, _ = strings.Cut(nav, "<nav>")
+			var out []string
+			for _, m := range regexp.MustCompile(`href="([^"]*)"`).FindAllStringSubmatch(nav, -1) {
+				ref, err := url.Parse(m[1])
+				require.NoError(t, err)
+				out = append(out, base.ResolveReference(ref).String())
+			}
+			return out
+		}
+		all := links("/")
+		assert.Len(t, all, 12)
+		for _, page := range []string{"/counter", "/py/", "/py/counter", "/py/login"} {
+			assert.Equal(t, all, links(page), page)
+		}
+		c := testhttp.Client(t)
+		for _, l := range all {
+			assert.Equal(t, http.StatusOK, testhttp.Get(t, c, l).Status, l)
+		}
+	})
+
 	t.Run("chromium", func(t *testing.T) {
 		chromium, err := exec.LookPath("chromium")
 		if err != nil {

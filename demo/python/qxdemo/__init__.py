@@ -27,7 +27,8 @@ from session3.store.DirectorySessionStore import DirectorySessionStore
 # Links to the Go side's pages, from a page under /py/.
 GO_PAGES = [("../", "Home"), ("../login", "Log in"), ("../counter", "Count"),
             ("../create_token", "Make a form token"), ("../check", "The session as text"),
-            ("../logout", "Log out")]
+            ("../check_token", "Its form tokens as text"),
+            ("../delete_old?minutes=60", "Sweep sessions idle for an hour"), ("../logout", "Log out")]
 PY_PAGES = [("./", "Home"), ("login", "Log in"), ("counter", "Count"), ("logout", "Log out")]
 
 
