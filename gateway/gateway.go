@@ -539,7 +539,9 @@ func (g *Gateway) serve(l net.Listener, mk func() server) error {
 // Shutdown stops the gateway gracefully: every listener closes at once (new
 // connections are refused), the idle sweep stops, and Shutdown waits for the requests
 // in flight to finish or ctx to end, whichever comes first; in the latter case it
-// returns ctx's error and the requests still running go on until Close.
+// returns ctx's error and the requests still running go on until Close. A connection
+// accepted as its listener closed is answered too, on SCGI and HTTP listeners alike,
+// so that a restart behind a socket that systemd holds loses no request.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	servers := g.stop()
 	errc := make(chan error, len(servers))

@@ -68,7 +68,9 @@
 // so a handler that reads slowly is never taken for a slow client; a slow body fails
 // the handler's read with ErrBodyTooSlow. A panicking handler is answered with 500 if nothing was sent yet (else
 // the connection is cut), logged, and the server goes on; http.ErrAbortHandler
-// aborts silently. Shutdown stops accepting and waits for the requests in flight.
+// aborts silently. Shutdown stops accepting and waits for the requests in flight,
+// including a connection Accept returned as the listener closed: behind a socket that
+// outlives the process (systemd's), a restart loses no request.
 //
 // Every SCGI request costs the front end and the server a connection, so the
 // transport matters: on one machine a UNIX socket (nginx: scgi_pass
