@@ -43,8 +43,12 @@ func newHTTPServer(srv *http.Server) *httpServer {
 	h := &httpServer{srv: srv, listeners: map[net.Listener]struct{}{}, pending: map[net.Conn]struct{}{}}
 	next := srv.Handler
 	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p, ok := r.Context().Value(pendingConnKey{}).(*pendingConn); ok && !p.served.Load() && p.served.CompareAndSwap(false, true) {
+		p, ok := r.Context().Value(pendingConnKey{}).(*pendingConn)
+		if ok && !p.served.Load() && p.served.CompareAndSwap(false, true) {
 			h.done(p.c)
+		}
+		if ok && ambiguousFraming(p.c) {
+			w.Header().Set("Connection", "close") // RFC 9112 §6.3; see framing.go
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -83,7 +87,7 @@ func (h *httpServer) Serve(l net.Listener) error {
 	h.listeners[l] = struct{}{}
 	h.accepting.Add(1)
 	h.mu.Unlock()
-	err := h.srv.Serve(l)
+	err := h.srv.Serve(framingListener{l})
 	h.mu.Lock()
 	delete(h.listeners, l)
 	if h.closing {
