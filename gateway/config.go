@@ -52,6 +52,9 @@ type Config struct {
 	// pages do not check them: set MaxIdle too.
 	IdleTimeout time.Duration
 	MaxLifetime time.Duration
+	// Ordering serves the requests of one session one at a time, in arrival order,
+	// Go and Python alike (on unless Ordering.Disabled).
+	Ordering Ordering
 
 	// Cookie is the session cookie, as Quixote's SESSION_COOKIE_* settings.
 	Cookie quixote.Cookie
@@ -89,6 +92,7 @@ func defaultConfig() Config {
 	return Config{
 		SocketMode:      DefaultSocketMode,
 		SessionsDir:     DefaultSessionsDir,
+		Ordering:        Ordering{MaxQueue: DefaultOrderQueue, MaxWait: DefaultOrderWait},
 		Cookie:          quixote.Cookie{Name: quixote.DefaultCookieName},
 		NewClass:        quixote.Session3Class,
 		Cutover:         defaultCutover(),
@@ -136,10 +140,16 @@ func (c Config) clone() Config {
 // answers; Rollout is the percentage of sessions (0 to 100, sticky by session id) it
 // serves; Fallback answers a safe request with Python when the candidate panics or
 // answers 5xx.
+//
+// Unordered exempts the route from per-session ordering (Config.Ordering): its
+// requests are served at once even while another request of their session is in
+// flight. Use it only for paths that never change the session (static files, a
+// health page): a request there that saves its session can undo another's change.
 type Route struct {
-	Prefix string
-	Target string
-	Mount  bool
+	Prefix    string
+	Target    string
+	Mount     bool
+	Unordered bool
 
 	Candidate string
 	Rollout   float64
@@ -317,6 +327,9 @@ func (c *Config) validate() error {
 	}
 	if IsDatabaseURL(c.SessionsDir) && c.StagingDir != "" {
 		return errors.New("a staging directory is for a session directory; the sessions are in a database")
+	}
+	if err := c.Ordering.check(c.SessionsDir); err != nil {
+		return err
 	}
 	if err := c.Cutover.check(); err != nil {
 		return err

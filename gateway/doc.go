@@ -70,6 +70,12 @@
 //	kind = "session3"                   # session3, dict or quixote: what it derives from
 //	max_form_tokens = 32                # its MAX_FORM_TOKENS, when it overrides it
 //
+//	[ordering]                          # per-session ordering
+//	off = false                         # -order=false
+//	max_queue = 15                      # -order-queue
+//	max_wait = "30s"                    # -order-wait
+//	lock_dir = "/var/lib/myapp/sessions.locks"   # -order-lock-dir
+//
 //	[cookie]                            # Quixote's SESSION_COOKIE_* settings
 //	name = "QX_session"
 //	path = "/"
@@ -95,6 +101,11 @@
 //	[[route]]
 //	prefix = "/reports/"
 //	target = "reports"                  # a Go handler's name, a pool's name, or scgi://...
+//
+//	[[route]]
+//	prefix = "/static/"
+//	target = "python"
+//	unordered = true                    # -unordered /static/: never waits for its session
 //
 //	[[route]]
 //	prefix = "/"

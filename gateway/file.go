@@ -41,6 +41,12 @@ type fileConfig struct {
 		HttpOnly bool   `toml:"httponly"`
 		SameSite string `toml:"samesite"`
 	} `toml:"cookie"`
+	Ordering struct {
+		Off      bool          `toml:"off"`
+		MaxQueue int           `toml:"max_queue"`
+		MaxWait  time.Duration `toml:"max_wait"`
+		LockDir  string        `toml:"lock_dir"`
+	} `toml:"ordering"`
 	Limits struct {
 		ShutdownTimeout time.Duration `toml:"shutdown_timeout"`
 		BackendMaxConns int           `toml:"backend_max_conns"`
@@ -77,9 +83,10 @@ type filePool struct {
 }
 
 type fileRoute struct {
-	Prefix string `toml:"prefix"`
-	Target string `toml:"target"`
-	Mount  bool   `toml:"mount"`
+	Prefix    string `toml:"prefix"`
+	Target    string `toml:"target"`
+	Mount     bool   `toml:"mount"`
+	Unordered bool   `toml:"unordered"`
 
 	Candidate string  `toml:"candidate"`
 	Rollout   float64 `toml:"rollout"`
@@ -158,6 +165,16 @@ func loadFile(path string, cfg *Config) (hasRoutes bool, err error) {
 			return false, wrap(err)
 		}
 	}
+	if def("ordering", "off") {
+		cfg.Ordering.Disabled = f.Ordering.Off
+	}
+	if def("ordering", "max_queue") {
+		cfg.Ordering.MaxQueue = f.Ordering.MaxQueue
+	}
+	if def("ordering", "max_wait") {
+		cfg.Ordering.MaxWait = f.Ordering.MaxWait
+	}
+	set(&cfg.Ordering.LockDir, f.Ordering.LockDir, "ordering", "lock_dir")
 	if def("limits", "shutdown_timeout") {
 		cfg.ShutdownTimeout = f.Limits.ShutdownTimeout
 	}

@@ -289,10 +289,12 @@ func TestDocConfigExample(t *testing.T) {
 	hasRoutes, err := loadFile(path, &cfg)
 	require.NoError(t, err)
 	assert.True(t, hasRoutes)
-	assert.Len(t, cfg.Routes, 4)
+	assert.Len(t, cfg.Routes, 5)
 	assert.Contains(t, cfg.Routes, Route{Prefix: "/cart/", Target: "python", Candidate: "cart", Shadow: true, Rollout: 10, Fallback: true})
 	assert.Equal(t, defaultCutover().MaxBody, cfg.Cutover.MaxBody)
 	assert.Len(t, cfg.Cutover.Replace, 1)
+	assert.Equal(t, Route{Prefix: "/static/", Target: "python", Unordered: true}, cfg.Routes[1])
+	assert.Equal(t, Ordering{MaxQueue: 15, MaxWait: 30 * time.Second, LockDir: "/var/lib/myapp/sessions.locks"}, cfg.Ordering)
 	assert.Equal(t, "unix:/run/qxbridge/gateway.sock", cfg.SCGIAddr)
 	assert.NoError(t, cfg.validate())
 }

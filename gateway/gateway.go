@@ -60,6 +60,8 @@ type Gateway struct {
 	manager    *quixote.Manager
 	metrics    *gatewayMetrics
 	cutover    *cutoverState
+	orderer    *orderer       // per-session ordering; nil when disabled
+	cookie     quixote.Cookie // the session cookie, as opened
 	table      atomic.Pointer[table]
 	servers    map[server]struct{}
 	shutdown   bool
@@ -175,21 +177,33 @@ func (g *Gateway) Open() error {
 		}
 	}
 	manager := &quixote.Manager{
-		Store:       meteredStore{st, m},
-		Cookie:      cfg.Cookie,
-		NewClass:    newClass,
-		Classes:     cfg.Classes,
-		ScriptName:  scriptNameFrom,
-		OneAtATime:  true,
+		Store:      meteredStore{st, m},
+		Cookie:     cfg.Cookie,
+		NewClass:   newClass,
+		Classes:    cfg.Classes,
+		ScriptName: scriptNameFrom,
+		// With per-session ordering the gateway already serves the requests of a
+		// session one at a time, Go and Python together, before the manager sees
+		// them; the manager's own in-process lock would only be taken uncontended
+		// (and would order the routes exempted with Route.Unordered after all).
+		// Without it, the manager still orders the Go requests of this process.
+		OneAtATime:  cfg.Ordering.Disabled,
 		Logger:      g.log(),
 		Failed:      m.sessionFailed,
 		IdleTimeout: cfg.IdleTimeout,
 		MaxLifetime: cfg.MaxLifetime,
 	}
 
+	o, err := openOrderer(cfg, st, m)
+	if err != nil {
+		closeStore()
+		return err
+	}
+
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.sessions, g.manager, g.metrics = st, manager, m
+	g.orderer, g.cookie = o, cfg.Cookie
 	m.proxies = g.proxies
 	t, err := g.buildTable(cfg, nil)
 	if err != nil {
@@ -385,6 +399,7 @@ func restartOnly(a, b Config) []string {
 	add(a.HTTPAddr != b.HTTPAddr || a.SCGIAddr != b.SCGIAddr || a.MetricsAddr != b.MetricsAddr || a.SocketMode != b.SocketMode, "listeners")
 	add(a.SessionsDir != b.SessionsDir || a.StagingDir != b.StagingDir || a.MaxIdle != b.MaxIdle ||
 		a.IdleTimeout != b.IdleTimeout || a.MaxLifetime != b.MaxLifetime, "sessions")
+	add(!a.Ordering.same(b.Ordering), "ordering")
 	add(a.Cookie != b.Cookie, "cookie")
 	sameClass := func(x, y quixote.Class) bool {
 		return x.String() == y.String() && x.Kind == y.Kind && x.MaxFormTokens == y.MaxFormTokens
@@ -402,8 +417,8 @@ func restartOnly(a, b Config) []string {
 // all of it. Layers that belong to every route (per-session ordering, and per-route
 // options such as rollout or shadowing, read from the route's Route) go here; the
 // session a request belongs to on either side is Config.Cookie.SessionID(r).
-func (g *Gateway) routeHandler(_ *route, inner http.Handler) http.Handler {
-	return inner
+func (g *Gateway) routeHandler(r *route, inner http.Handler) http.Handler {
+	return g.orderHandler(r, inner)
 }
 
 // pool returns the pool a route target names, with the configuration's limits where
@@ -440,6 +455,8 @@ func (g *Gateway) newProxy(spec Route, pool Pool) (*scgi.Proxy, error) {
 	p.ResponseHeaderTimeout = pool.Timeout
 	p.ErrorLog = g.log()
 	p.ErrorHandler = g.proxyErrorHandler(spec.Prefix)
+	cookie := g.cookie
+	p.Affinity = cookie.SessionID // a session's requests to one worker while it is up
 	return p, nil
 }
 

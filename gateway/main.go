@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -208,6 +209,28 @@ func (v funcValue) String() string {
 
 func (v funcValue) Set(s string) error { return v.set(s) }
 
+// notValue is a boolean flag that writes its negation: -order=false sets
+// Ordering.Disabled.
+type notValue struct{ p *bool }
+
+func (v notValue) String() string {
+	if v.p == nil {
+		return "true"
+	}
+	return fmt.Sprint(!*v.p)
+}
+
+func (v notValue) Set(s string) error {
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return err
+	}
+	*v.p = !b
+	return nil
+}
+
+func (v notValue) IsBoolFlag() bool { return true }
+
 // flagState is what the flags hold besides Config fields.
 type flagState struct {
 	routes               []Route
@@ -265,6 +288,17 @@ func (g *Gateway) flagSet(cfg *Config, st *flagState, out io.Writer) *flag.FlagS
 	fs.Var(routeFlag(false), "route", "serve requests under `PREFIX=TARGET` (repeatable; the longest prefix wins); TARGET is the name of a Go handler or of a pool of the configuration file, scgi://HOST:PORT[,HOST:PORT...] or scgi+unix:///PATH, and sees the whole path")
 	fs.Var(routeFlag(true), "mount", "like -route, but the application is mounted at `PREFIX=TARGET`: it gets SCRIPT_NAME=PREFIX and PATH_INFO=the rest")
 	cutoverFlags(fs, cfg, st)
+	fs.Var(funcValue{set: func(v string) error {
+		if !strings.HasPrefix(v, "/") {
+			return fmt.Errorf("%q: want a route's PREFIX", v)
+		}
+		st.routeOpts = append(st.routeOpts, routeOpt{"unordered", v, func(r *Route) { r.Unordered = true }})
+		return nil
+	}}, "unordered", "exempt the route of `PREFIX` from per-session ordering (repeatable): only for paths that never change the session")
+	fs.Var(notValue{&cfg.Ordering.Disabled}, "order", "serve the requests of one session one at a time, in arrival order, Go and Python alike (-order=false: concurrently, the last save wins)")
+	fs.IntVar(&cfg.Ordering.MaxQueue, "order-queue", cfg.Ordering.MaxQueue, "requests of one session that may wait for their turn; one more is answered 503")
+	fs.DurationVar(&cfg.Ordering.MaxWait, "order-wait", cfg.Ordering.MaxWait, "how long a request may wait for its session's turn before it is answered 503")
+	fs.StringVar(&cfg.Ordering.LockDir, "order-lock-dir", cfg.Ordering.LockDir, "`DIR`ectory of the per-session lock files that order the gateways of one host (default: the session directory's name + \".locks\"; outside the session directory)")
 	fs.StringVar(&cfg.Cookie.Name, "cookie-name", cfg.Cookie.Name, "session cookie name (Quixote's SESSION_COOKIE_NAME)")
 	fs.StringVar(&cfg.Cookie.Path, "cookie-path", cfg.Cookie.Path, "session cookie path (default: SCRIPT_NAME + \"/\", as Quixote)")
 	fs.StringVar(&cfg.Cookie.Domain, "cookie-domain", cfg.Cookie.Domain, "session cookie domain")
@@ -473,7 +507,16 @@ func (g *Gateway) logStartup(used defaultsUsed) {
 	cfg := g.Config
 	log.Info("sessions", "store", describeStore(g.Sessions()), "cookie", cfg.Cookie.Name, "new_session_class", g.manager.NewClass.String())
 	for _, r := range cfg.Routes {
-		log.Info("route", "prefix", r.Prefix, "target", r.Target, "mount", r.Mount)
+		log.Info("route", "prefix", r.Prefix, "target", r.Target, "mount", r.Mount, "unordered", r.Unordered)
+	}
+	if o := g.orderer; o != nil {
+		lock := "locker"
+		if d, ok := o.locker.(*LockDir); ok {
+			lock = d.Dir()
+		}
+		log.Info("per-session ordering", "max_queue", o.maxQueue, "max_wait", o.maxWait, "lock", lock)
+	} else {
+		log.Warn("per-session ordering is off: concurrent requests of one session can lose each other's changes")
 	}
 	for _, b := range g.listeners {
 		log.Info("listening", "kind", b.kind, "addr", listenerAddr(b.l))

@@ -38,6 +38,10 @@ type gatewayMetrics struct {
 	storeWaits   *prometheus.CounterVec   // op
 	sessionFails *prometheus.CounterVec   // op, status
 
+	orderQueued   prometheus.Gauge         // requests waiting for their session's turn
+	orderWait     *prometheus.HistogramVec // route
+	orderRejected *prometheus.CounterVec   // route, reason
+
 	sweepDeleted   prometheus.Counter
 	sweepErrors    prometheus.Counter
 	sweepRemaining atomic.Int64
@@ -93,6 +97,12 @@ func newGatewayMetrics(reg *prometheus.Registry) *gatewayMetrics {
 		Help: "Waits for a session's lock, by operation: a session file's flock(2) lock held by a Python worker or another request (load, save), or a session's advisory lock in PostgreSQL held by a request on another gateway (lock)."}, []string{"op"})
 	m.sessionFails = f.NewCounterVec(prometheus.CounterOpts{Name: "qxbridge_session_failures_total",
 		Help: "Go pages whose session could not be loaded, given an id, saved or deleted, by operation (load, id, save, delete) and the status answered instead of the page (503, 500; sent when the page had gone out before the save failed)."}, []string{"op", "status"})
+	m.orderQueued = f.NewGauge(prometheus.GaugeOpts{Name: "qxbridge_session_queue_waiting",
+		Help: "Requests waiting in this gateway for their session's turn (per-session ordering)."})
+	m.orderWait = f.NewHistogramVec(prometheus.HistogramOpts{Name: "qxbridge_session_queue_wait_seconds",
+		Help: "Time requests with a session waited for their session's turn, in this gateway and across gateways, by route.", Buckets: latencyBuckets}, []string{"route"})
+	m.orderRejected = f.NewCounterVec(prometheus.CounterOpts{Name: "qxbridge_session_queue_rejections_total",
+		Help: "Requests answered 503 because their session was busy, by route and reason (queue_full: too many waited; timeout: waited too long; lock_error: the cross-gateway lock failed)."}, []string{"route", "reason"})
 	m.sweepDeleted = f.NewCounter(prometheus.CounterOpts{Name: "qxbridge_sweep_deleted_sessions_total",
 		Help: "Session files deleted by the idle sweep (-max-idle)."})
 	m.sweepErrors = f.NewCounter(prometheus.CounterOpts{Name: "qxbridge_sweep_errors_total", Help: "Idle sweeps that failed."})

@@ -85,6 +85,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if rec.side != "" {
 			attrs = append(attrs, slog.String("side", rec.side), slog.String("reason", rec.reason))
 		}
+		if rec.ordered {
+			attrs = append(attrs, slog.Duration("wait", rec.wait))
+		}
 		if p != nil {
 			attrs = append(attrs, slog.Bool("aborted", true))
 		}
@@ -134,6 +137,10 @@ type recorder struct {
 	bytes  int64
 	// side and reason: which side of a route with a Go candidate served, and why.
 	side, reason string
+	// Per-session ordering: whether the request waited for its session's turn, and
+	// how long (logged as wait).
+	ordered bool
+	wait    time.Duration
 }
 
 func (w *recorder) WriteHeader(code int) {

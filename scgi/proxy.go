@@ -82,6 +82,15 @@ type Proxy struct {
 	// request that a Server received, the Server's BodyLimits apply instead.
 	BodyLimits BodyLimits
 
+	// Affinity, when set, returns a key for a request (a session id, say): the
+	// requests of one key go to the same backend while it takes requests, chosen by
+	// rendezvous hashing on the key and the backends' addresses, so every proxy with
+	// the same backends chooses alike. A backend that rests after failures, or is
+	// at MaxConnsPerBackend, is passed over for the next in the key's ranking; when it
+	// is back, the key's requests return to it. Requests without a key ("") are
+	// balanced by least connections.
+	Affinity func(*http.Request) string
+
 	// ErrorLog logs failed requests, like Server.ErrorLog (default: slog.Default()).
 	ErrorLog *slog.Logger
 
@@ -290,8 +299,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (p *Proxy) connect(ctx context.Context, r *http.Request, maxFails int, failTimeout time.Duration) (*backend, net.Conn, error) {
 	tried := make([]bool, len(p.pool.backends))
 	var lastErr error
+	key := ""
+	if p.Affinity != nil {
+		key = p.Affinity(r)
+	}
 	for {
-		b, err := p.pool.acquire(ctx, tried, p.MaxConnsPerBackend, orDefault(p.QueueTimeout, DefaultQueueTimeout))
+		b, err := p.pool.acquire(ctx, key, tried, p.MaxConnsPerBackend, orDefault(p.QueueTimeout, DefaultQueueTimeout))
 		if err != nil {
 			if lastErr != nil && errors.Is(err, ErrNoBackend) {
 				err = lastErr // a dial failed: report that (502), not the lack of others

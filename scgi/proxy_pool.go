@@ -30,6 +30,7 @@ type backend struct {
 	addr             string // as given
 	idx              int    // position in the pool
 	network, address string // for net.Dial
+	hash             uint64 // of addr, for affinity (rendezvous hashing)
 
 	inFlight    int
 	requests    uint64
@@ -40,7 +41,7 @@ type backend struct {
 
 // parseBackend accepts "host:port" (TCP), "unix:/path" or an absolute path (UNIX socket).
 func parseBackend(s string) (*backend, error) {
-	b := &backend{addr: s}
+	b := &backend{addr: s, hash: fnv64(s)}
 	switch {
 	case strings.HasPrefix(s, "unix:"):
 		b.network, b.address = "unix", strings.TrimPrefix(s, "unix:")
@@ -70,13 +71,24 @@ type pool struct {
 	freed    chan struct{} // closed when a connection slot frees up, if anyone waits
 }
 
-// acquire picks a backend not in tried and reserves a connection slot on it. When every
+// acquire picks a backend not in tried and reserves a connection slot on it: by key
+// when key is not "" (see pickByKeyLocked), else by least connections. When every
 // candidate is at maxConns it waits up to queueTimeout for a slot.
-func (p *pool) acquire(ctx context.Context, tried []bool, maxConns int, queueTimeout time.Duration) (*backend, error) {
+func (p *pool) acquire(ctx context.Context, key string, tried []bool, maxConns int, queueTimeout time.Duration) (*backend, error) {
 	var timer *time.Timer
+	var keyHash uint64
+	if key != "" {
+		keyHash = fnv64(key)
+	}
 	for {
 		p.mu.Lock()
-		b, atCap := p.pickLocked(time.Now(), tried, maxConns)
+		var b *backend
+		var atCap bool
+		if key != "" {
+			b, atCap = p.pickByKeyLocked(time.Now(), keyHash, tried, maxConns)
+		} else {
+			b, atCap = p.pickLocked(time.Now(), tried, maxConns)
+		}
 		if b != nil {
 			b.inFlight++
 			b.requests++
@@ -134,6 +146,53 @@ func (p *pool) pickLocked(now time.Time, tried []bool, maxConns int) (best *back
 		p.next = (bestIdx + 1) % n
 	}
 	return best, atCap
+}
+
+// pickByKeyLocked returns the usable backend that ranks first for the key whose hash
+// is keyHash, by rendezvous (highest random weight) hashing: each backend's score is
+// a hash of the key and its address, so every gateway ranks the backends alike for a
+// key, and a backend that rests or leaves moves only the keys it had. A backend
+// resting after failures, or at maxConns, is passed over for the next in rank (as
+// nginx's "hash ... consistent" passes over one at max_conns), so a request never
+// waits for its favourite while another could take it.
+func (p *pool) pickByKeyLocked(now time.Time, keyHash uint64, tried []bool, maxConns int) (best *backend, atCap bool) {
+	n := len(p.backends)
+	var bestScore uint64
+	for i, b := range p.backends {
+		if tried[i] || (n > 1 && now.Before(b.restedUntil)) {
+			continue
+		}
+		if maxConns > 0 && b.inFlight >= maxConns {
+			atCap = true
+			continue
+		}
+		if score := mix64(keyHash ^ b.hash); best == nil || score > bestScore {
+			best, bestScore = b, score
+		}
+	}
+	return best, atCap
+}
+
+// fnv64 is the 64-bit FNV-1a hash of s: stable across processes and releases, so
+// that gateways agree on where a key goes.
+func fnv64(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
+}
+
+// mix64 is splitmix64's finalizer: it spreads the combined hashes of a key and a
+// backend evenly, so that each backend ranks first for an equal share of keys.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
 }
 
 // release returns b's connection slot and records the outcome of the attempt: a failure
