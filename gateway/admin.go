@@ -26,7 +26,7 @@ import (
 //	PROGRAM sessions [-dir DIR] list [-json]
 //	PROGRAM sessions [-dir DIR] show ID
 //	PROGRAM sessions [-dir DIR] set ID NAME=JSON
-//	PROGRAM sessions [-dir DIR] delete ID
+//	PROGRAM sessions [-dir DIR] delete ID | delete -user NAME
 //	PROGRAM sessions [-dir DIR] sweep -older DURATION
 //	PROGRAM sessions migrate -from DIR|URL -to DIR|URL [-keep-existing]
 //
@@ -35,9 +35,11 @@ import (
 // gateway (in a directory, under the same flock(2) locks as session3), so they are
 // safe to run beside them. set changes one attribute
 // and writes every other byte of the pickle back as it was (the pickle package
-// re-encodes what it decoded identically to CPython); like any session3 writer, it
-// replaces the whole file, so a request that saves the same session at the same
-// moment wins or loses as a whole.
+// re-encodes what it decoded identically to CPython). set and delete take the
+// session's turn as a request does (per-session ordering, through the gateways'
+// lock directory or the database's advisory locks), so a request the gateway has in
+// flight for that session finishes first and cannot save its older copy over the
+// change afterwards.
 //
 // Exit status: 0 on success, 1 when a session is missing or a file cannot be read or
 // written, 2 for a usage error or an invalid session id.
@@ -52,6 +54,7 @@ Commands:
   set ID NAME=JSON        set one attribute to a JSON value (null, true, 12, 1.5, "text", [...],
                           {...}, or a tagged form such as {"__tuple__": [1, 2]}); all else is kept
   delete ID               delete a session (its user is logged out)
+  delete -user NAME       delete every session whose user is NAME (logged out everywhere)
   sweep -older DURATION   delete sessions idle for longer than DURATION (e.g. 24h) and stale
                           empty files, as session3's delete_old_sessions; prints deleted and remaining
   migrate -from DIR -to DIR [-keep-existing]
@@ -81,6 +84,7 @@ func (g *Gateway) runSessions(ctx context.Context, args []string, stdout, stderr
 	fs.SetOutput(stderr)
 	dirFlag := fs.String("dir", "", "the session `DIR`ectory or postgres:// URL (default: the configuration file's, else "+g.Config.SessionsDir+")")
 	configFlag := fs.String("config", "", "take the session directory or database from the configuration `FILE`")
+	lockFlag := fs.String("lock-dir", "", "the gateways' per-session lock `DIR`ectory, which set and delete take a session's turn in (default: the configuration file's, else the session directory's name + \".locks\")")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, sessionsUsage, prog)
 		fs.PrintDefaults()
@@ -92,19 +96,25 @@ func (g *Gateway) runSessions(ctx context.Context, args []string, stdout, stderr
 		fs.Usage()
 		return 2
 	}
-	dir := g.Config.SessionsDir
+	dir, lockDir := g.Config.SessionsDir, g.Config.Ordering.LockDir
 	if *configFlag != "" {
 		cfg := g.Config.clone()
 		if _, err := loadFile(*configFlag, &cfg); err != nil {
 			fmt.Fprintln(stderr, prog+" sessions:", err)
 			return 2
 		}
-		dir = cfg.SessionsDir
+		dir, lockDir = cfg.SessionsDir, cfg.Ordering.LockDir
 	}
 	if *dirFlag != "" {
 		dir = *dirFlag
 	}
-	err := sessionsCommand(ctx, prog, dir, fs.Arg(0), fs.Args()[1:], stdout, stderr)
+	if *lockFlag != "" {
+		lockDir = *lockFlag
+	}
+	if lockDir == "" {
+		lockDir = defaultLockDir(dir)
+	}
+	err := sessionsCommand(ctx, prog, dir, lockDir, fs.Arg(0), fs.Args()[1:], stdout, stderr)
 	if err == nil {
 		return 0
 	}
@@ -119,7 +129,7 @@ func (g *Gateway) runSessions(ctx context.Context, args []string, stdout, stderr
 	return 1
 }
 
-func sessionsCommand(ctx context.Context, prog, dirName, cmd string, args []string, stdout, stderr io.Writer) error {
+func sessionsCommand(ctx context.Context, prog, dirName, lockDir, cmd string, args []string, stdout, stderr io.Writer) error {
 	var closers []func()
 	defer func() {
 		for _, c := range closers {
@@ -192,22 +202,43 @@ func sessionsCommand(ctx context.Context, prog, dirName, cmd string, args []stri
 		if err != nil {
 			return err
 		}
-		return setAttribute(ctx, dir, args[0], name, value, stdout)
-	case "delete":
-		if err := argsN(1, "delete ID"); err != nil {
+		l, err := adminLocker(dir, dirName, lockDir)
+		if err != nil {
 			return err
 		}
-		if err := checkID(args[0]); err != nil {
-			return err
+		return inTurn(ctx, l, args[0], func() error {
+			return setAttribute(ctx, dir, args[0], name, value, stdout)
+		})
+	case "delete":
+		fs := flag.NewFlagSet("delete", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		user := fs.String("user", "", "delete every session of the user `NAME` (log them out everywhere)")
+		if err := fs.Parse(args); err != nil {
+			return exitError{2, err}
+		}
+		if (*user == "") == (fs.NArg() != 1) {
+			return usageErr("usage: %s sessions [-dir DIR] delete ID | delete -user NAME", prog)
 		}
 		dir, err := open()
 		if err != nil {
 			return err
 		}
-		if err := dir.Delete(ctx, args[0]); err != nil {
-			return sessionErr(args[0], err)
+		l, err := adminLocker(dir, dirName, lockDir)
+		if err != nil {
+			return err
 		}
-		fmt.Fprintf(stdout, "deleted %s\n", args[0])
+		if *user != "" {
+			return deleteUser(ctx, dir, l, *user, stdout)
+		}
+		id := fs.Arg(0)
+		if err := checkID(id); err != nil {
+			return err
+		}
+		err = inTurn(ctx, l, id, func() error { return dir.Delete(ctx, id) })
+		if err != nil {
+			return sessionErr(id, err)
+		}
+		fmt.Fprintf(stdout, "deleted %s\n", id)
 		return nil
 	case "sweep":
 		fs := flag.NewFlagSet("sweep", flag.ContinueOnError)

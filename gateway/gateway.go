@@ -194,7 +194,7 @@ func (g *Gateway) Open() error {
 		MaxLifetime: cfg.MaxLifetime,
 	}
 
-	o, err := openOrderer(cfg, st, m)
+	o, err := openOrderer(cfg, m)
 	if err != nil {
 		closeStore()
 		return err

@@ -510,9 +510,11 @@ func (g *Gateway) logStartup(used defaultsUsed) {
 		log.Info("route", "prefix", r.Prefix, "target", r.Target, "mount", r.Mount, "unordered", r.Unordered)
 	}
 	if o := g.orderer; o != nil {
-		lock := "locker"
+		lock := "within this gateway only"
 		if d, ok := o.locker.(*LockDir); ok {
 			lock = d.Dir()
+		} else if o.locker != nil {
+			lock = fmt.Sprintf("%T", o.locker)
 		}
 		log.Info("per-session ordering", "max_queue", o.maxQueue, "max_wait", o.maxWait, "lock", lock)
 	} else {

@@ -49,8 +49,9 @@ type Ordering struct {
 	// which session3's delete_old_sessions expects to hold only session files.
 	LockDir string
 	// Locker, when set, orders gateway processes instead of the lock files of
-	// LockDir: for example store/pgstore's advisory locks, which order gateways on
-	// several hosts sharing one database.
+	// LockDir: for example store/pgstore's *Store, whose advisory locks order the
+	// gateways of several hosts sharing one database. Without it, sessions kept in a
+	// database are ordered within each gateway only.
 	Locker SessionLocker
 }
 
@@ -146,22 +147,16 @@ type turn struct {
 }
 
 // openOrderer returns the orderer of cfg, or nil when ordering is disabled. Its
-// cross-process lock is cfg's Locker; else the session store's own, when the store
-// is a SessionLocker (store/pgstore's advisory locks, which order the gateways of
-// every host sharing the database); else the lock directory, which it creates.
-func openOrderer(cfg Config, st any, m *gatewayMetrics) (*orderer, error) {
+// cross-process lock is cfg's Locker, else the lock directory (which it creates) for
+// a session directory. Sessions in a database without a Locker are ordered within
+// this gateway only.
+func openOrderer(cfg Config, m *gatewayMetrics) (*orderer, error) {
 	o := cfg.Ordering
 	if o.Disabled {
 		return nil, nil
 	}
 	locker := o.Locker
-	if l, ok := st.(SessionLocker); ok && locker == nil {
-		locker = l
-	}
-	if locker == nil {
-		if IsDatabaseURL(cfg.SessionsDir) {
-			return nil, errors.New("ordering: the session store has no lock; set Ordering.Locker")
-		}
+	if locker == nil && !IsDatabaseURL(cfg.SessionsDir) {
 		d, err := OpenLockDir(o.lockDir(cfg.SessionsDir), cfg.SessionsDir)
 		if err != nil {
 			return nil, fmt.Errorf("ordering: %w (set another with -order-lock-dir)", err)
@@ -322,13 +317,15 @@ func (g *Gateway) refuseTurn(w http.ResponseWriter, req *http.Request, r *route,
 	g.metrics.orderRejected.WithLabelValues(r.Prefix, reason).Inc()
 	g.log().Warn("refusing a request: its session is busy", "route", r.Prefix, "method", req.Method,
 		"path", req.URL.Path, "reason", reason, "wait", wait, "remote", req.RemoteAddr, "error", err)
-	retry := 1
-	if reason == rejectTimeout {
+	retry, msg := 1, "too many requests for this session at once, try again"
+	switch reason {
+	case rejectTimeout:
 		retry = max(1, int(g.orderer.maxWait/time.Second/10))
+	case rejectLock:
+		msg = "session temporarily unavailable"
 	}
 	w.Header().Set("Retry-After", strconv.Itoa(retry))
-	http.Error(w, fmt.Sprintf("%s: too many requests for this session at once, try again",
-		http.StatusText(http.StatusServiceUnavailable)), http.StatusServiceUnavailable)
+	http.Error(w, msg, http.StatusServiceUnavailable)
 }
 
 // findRecorder returns the router's recorder under w's wrappers, or nil.
