@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -81,15 +82,21 @@ func TestRequestIDs(t *testing.T) {
 
 	// The request log: one JSON record per request, with the id and the duration
 	// in seconds.
+	// The router logs a request once its handler has returned, which can be just
+	// after the client has read the whole response: wait for the last record.
 	var records []map[string]any
-	sc := bufio.NewScanner(strings.NewReader(g.log.String()))
-	for sc.Scan() {
-		var rec map[string]any
-		require.NoError(t, json.Unmarshal(sc.Bytes(), &rec), sc.Text())
-		if rec["msg"] == "request" {
-			records = append(records, rec)
+	require.Eventually(t, func() bool {
+		records = nil
+		sc := bufio.NewScanner(strings.NewReader(g.log.String()))
+		for sc.Scan() {
+			var rec map[string]any
+			require.NoError(t, json.Unmarshal(sc.Bytes(), &rec), sc.Text())
+			if rec["msg"] == "request" {
+				records = append(records, rec)
+			}
 		}
-	}
+		return len(records) >= 12
+	}, 10*time.Second, 5*time.Millisecond)
 	require.Len(t, records, 12)
 	assert.Equal(t, trace, records[0]["request_id"])
 	assert.Equal(t, "/go/x", records[0]["path"])
