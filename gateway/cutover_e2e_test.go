@@ -323,10 +323,14 @@ func TestCutoverShadowNginx(t *testing.T) {
 	v = s.waitShadows("/pyd/", 22)
 	assert.Equal(t, uint64(2), v.Counts["go_failed"])
 	require.Len(t, v.Samples, 12)
-	assert.Contains(t, v.Samples[10].Diff, "-200 OK\n")
-	assert.Contains(t, v.Samples[10].Diff, "+500 Internal Server Error\n")
-	assert.Contains(t, v.Samples[10].Diff, "+panic: the candidate panics on purpose\n")
-	assert.Contains(t, v.Samples[11].Diff, "+503 Service Unavailable\n")
+	failed := map[string]string{} // diff by URI; the two runs may end in either order
+	for _, sm := range v.Samples[10:] {
+		failed[sm.URI] = sm.Diff
+	}
+	assert.Contains(t, failed["/pyd/hello?panic=1"], "-200 OK\n")
+	assert.Contains(t, failed["/pyd/hello?panic=1"], "+500 Internal Server Error\n")
+	assert.Contains(t, failed["/pyd/hello?panic=1"], "+panic: the candidate panics on purpose\n")
+	assert.Contains(t, failed["/pyd/hello?fail=1"], "+503 Service Unavailable\n")
 	assert.Contains(t, s.g.log.String(), `msg="shadow: Go candidate panicked" route=/pyd/ method=GET path=/pyd/hello panic="the candidate panics on purpose"`)
 	assert.Contains(t, s.g.log.String(), `msg="shadow: Go candidate failed where Python did not" route=/pyd/ outcome=go_failed`)
 

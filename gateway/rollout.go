@@ -597,6 +597,9 @@ type heldBody struct {
 }
 
 func (b *heldBody) replay() io.ReadCloser {
+	if len(b.data) == 0 {
+		return http.NoBody
+	}
 	return io.NopCloser(bytes.NewReader(b.data))
 }
 

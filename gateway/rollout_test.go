@@ -166,18 +166,18 @@ func TestShadowDroppedWhenBusy(t *testing.T) {
 	// Nothing listens there: Python's side is the gateway's own 502, quickly.
 	g.Config.Routes = []Route{{Prefix: "/x/", Target: "scgi://" + freeAddr(t), Candidate: "slow", Shadow: true}}
 	require.NoError(t, g.Open())
-	serve := func() int {
+	serve := func() int { // the pool's 502 or, once it rests its backend, 503
 		rec := httptest.NewRecorder()
 		g.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/x/page", nil))
-		return rec.Code
+		return rec.Code / 100
 	}
-	assert.Equal(t, http.StatusBadGateway, serve(), "answered while its shadow run waits")
-	assert.Equal(t, http.StatusBadGateway, serve())
+	assert.Equal(t, 5, serve(), "answered while its shadow run waits")
+	assert.Equal(t, 5, serve())
 	rep := g.cutover.report("/x/", DefaultShadowSamples)
 	assert.Equal(t, uint64(1), rep.copy().Counts[outcomeDropped])
 	close(gate)
 	require.Eventually(t, func() bool { return rep.copy().Counts[outcomeDiffers] == 1 }, 10*time.Second, time.Millisecond)
-	assert.Equal(t, http.StatusBadGateway, serve())
+	assert.Equal(t, 5, serve())
 	require.Eventually(t, func() bool { return rep.copy().Counts[outcomeDiffers] == 2 }, 10*time.Second, time.Millisecond,
 		"the slot was given back")
 }
