@@ -119,7 +119,10 @@ func TestTextLogDuration(t *testing.T) {
 	g := startGateway(t, "-http", "127.0.0.1:0", "-sessions", t.TempDir())
 	r := get(t, client(t), g.url()+"/", "X-Request-ID", "abc-123")
 	require.Equal(t, http.StatusOK, r.Status)
-	assert.Regexp(t, `msg=request method=GET path=/ route=/ status=200 duration=[0-9.]+(ns|µs|ms|s) .* request_id=abc-123`, g.log.String())
+	// The record is written once the handler has returned, which can be just after
+	// the client has read the response.
+	line := regexp.MustCompile(`msg=request method=GET path=/ route=/ status=200 duration=[0-9.]+(ns|µs|ms|s) .* request_id=abc-123`)
+	assert.Eventually(t, func() bool { return line.MatchString(g.log.String()) }, 10*time.Second, 5*time.Millisecond, g.log.String())
 }
 
 // TestRequestIDFromNginx: with the README's line added to docs/nginx.conf, nginx's
