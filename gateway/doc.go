@@ -178,7 +178,9 @@
 //     and is counted as dropped. The counts and the latest differences with a unified
 //     diff are served at /shadow on the metrics listener, which `scgi-gateway shadow
 //     report ROUTE` prints; they hold real users' pages, so the metrics listener
-//     is for operators only.
+//     is for operators only. Under per-session ordering the copy is read in the
+//     session's turn, so it is the session Python then loads; the shadow run comes
+//     after the turn and never holds the session's next request.
 //   - Rollout (rollout = 30, -rollout /cart/=30): the percentage of sessions the
 //     candidate serves. A session's side is its id's SHA-256 (first 8 bytes, modulo
 //     10000) compared with the percentage in hundredths: the same on every host and at

@@ -412,16 +412,8 @@ func (c *cutover) served(w http.ResponseWriter, side, reason string, final bool)
 	if final {
 		c.m.served.WithLabelValues(c.spec.Prefix, side, reason).Inc()
 	}
-	for w != nil {
-		if rec, ok := w.(*recorder); ok {
-			rec.side, rec.reason = side, reason
-			return
-		}
-		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
-		if !ok {
-			return
-		}
-		w = u.Unwrap()
+	if rec := findRecorder(w); rec != nil {
+		rec.side, rec.reason = side, reason
 	}
 }
 
