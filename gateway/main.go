@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/qxbridge/qxbridge/ratelog"
 )
 
 const usageText = `usage: %[1]s [flags]
@@ -167,13 +169,16 @@ func (g *Gateway) name() string {
 	return g.Name
 }
 
+// newLogger returns the gateway's logger: warnings about hostile input (bad
+// cookies, bad SCGI requests) are rate-limited per kind and every value is
+// truncated (ratelog), so an attack cannot flood the log.
 func newLogger(cfg Config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
 	if cfg.LogFormat == "json" {
 		opts.ReplaceAttr = secondsAttr
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(ratelog.New(slog.NewJSONHandler(w, opts), ratelog.Options{}))
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(ratelog.New(slog.NewTextHandler(w, opts), ratelog.Options{}))
 }
 
 // secondsAttr writes a duration in the JSON log as a number of seconds, named with

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/qxbridge/qxbridge/ratelog"
 	"github.com/qxbridge/qxbridge/store"
 )
 
@@ -221,7 +222,7 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 	id, _ := m.Cookie.sessionID(r)
 	if id != "" {
 		if err := store.ValidID(id); err != nil {
-			m.logger().Warn("quixote: ignoring a session cookie with an invalid id",
+			m.logger().Warn("quixote: ignoring a session cookie with an invalid id", ratelog.Key, "cookie",
 				"cookie", m.Cookie.name(), "error", err, "remote", r.RemoteAddr)
 			id = ""
 		}

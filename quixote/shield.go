@@ -11,6 +11,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/qxbridge/qxbridge/ratelog"
 	"github.com/qxbridge/qxbridge/store"
 )
 
@@ -562,7 +563,7 @@ func (s *Shield) Handler(next http.Handler) http.Handler {
 		if len(c.Removed) == 0 {
 			msg = "defused a Cookie header that Quixote's parser would backtrack on before forwarding the request"
 		}
-		log.Warn(msg, "hostile", "cookie", "cookie", name,
+		log.Warn(msg, ratelog.Key, "cookie", "cookie", name,
 			"values", quoteValues(c.Removed), "defused", quoteValues(c.Defused),
 			"dropped_header", c.Dropped, "remote", r.RemoteAddr, "path", r.URL.Path)
 		if s.Removed != nil {

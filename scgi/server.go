@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/qxbridge/qxbridge/ratelog"
 )
 
 // ErrServerClosed is returned by Server.Serve after a call to Shutdown or Close.
@@ -583,7 +585,7 @@ func (c *conn) rejectHeader(err error) {
 	case err == io.EOF:
 		// Connected and closed without a request (a port probe): nothing to say.
 	default:
-		c.srv.logger().Info("scgi: request header not received", "remote", c.rwc.RemoteAddr().String(), "err", err)
+		c.srv.logger().Info("scgi: request header not received", ratelog.Key, "scgi_header", "remote", c.rwc.RemoteAddr().String(), "err", err)
 	}
 }
 
@@ -591,7 +593,7 @@ func (c *conn) reject(code int, err error, remote string) {
 	if remote == "" {
 		remote = c.rwc.RemoteAddr().String()
 	}
-	c.srv.logger().Warn("scgi: bad request", "remote", remote, "status", code, "err", err)
+	c.srv.logger().Warn("scgi: bad request", ratelog.Key, "scgi", "remote", remote, "status", code, "err", err)
 	if c.write([]byte(errorResponse(code))) == nil {
 		c.linger()
 	}
