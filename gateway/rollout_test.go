@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -180,4 +181,35 @@ func TestShadowDroppedWhenBusy(t *testing.T) {
 	assert.Equal(t, 5, serve())
 	require.Eventually(t, func() bool { return rep.copy().Counts[outcomeDiffers] == 2 }, 10*time.Second, time.Millisecond,
 		"the slot was given back")
+}
+
+// TestFallbackHeld: a safe request's failing answer from the candidate is replaced by
+// Python's (here the pool's own 502 or 503: nothing listens); one too big to hold has
+// already gone out and stays; an unsafe request gets the candidate's answer.
+func TestFallbackHeld(t *testing.T) {
+	g := New()
+	g.Logger = discardLogger()
+	g.HandleFunc("failing", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = io.WriteString(w, strings.Repeat("x", len(r.URL.Query().Get("size"))))
+	})
+	g.Config.SessionsDir = t.TempDir()
+	g.Config.Cutover.MaxBody = 8
+	g.Config.Routes = []Route{{Prefix: "/x/", Target: "scgi://" + freeAddr(t), Candidate: "failing", Rollout: 100, Fallback: true}}
+	require.NoError(t, g.Open())
+	serve := func(method, target string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		g.ServeHTTP(rec, httptest.NewRequest(method, target, nil))
+		return rec
+	}
+	r := serve(http.MethodGet, "/x/?size=small")
+	assert.Contains(t, []int{http.StatusBadGateway, http.StatusServiceUnavailable}, r.Code, "Python's answer")
+	assert.NotContains(t, r.Body.String(), "x")
+	r = serve(http.MethodGet, "/x/?size=much-more-than-eight-bytes")
+	assert.Equal(t, http.StatusInternalServerError, r.Code, "sent before its failure was known")
+	assert.Equal(t, strings.Repeat("x", 26), r.Body.String())
+	r = serve(http.MethodPost, "/x/?size=small")
+	assert.Equal(t, http.StatusInternalServerError, r.Code)
+	assert.Equal(t, "xxxxx", r.Body.String())
+	assert.Equal(t, 1.0, testutil.ToFloat64(g.cutover.metrics.fallbacks.WithLabelValues("/x/", "status")))
 }
