@@ -152,7 +152,9 @@
 // of its own sets Gateway.Store to any quixote.IterableStore before Open (scs-style);
 // Sessions returns the store in use. The Go routes, the idle sweep, the metrics,
 // /healthz and the sessions administration commands (-dir DIR or -dir postgres://…)
-// work alike on either.
+// work alike on either. Per-session ordering takes each session's turn through the
+// store's own lock when the store has one (Ordering.Locker): in PostgreSQL an
+// advisory lock, which orders the gateways of every host sharing the database.
 //
 // When the database cannot answer (down, restarting, full, too slow), a Go page whose
 // session cannot be loaded is answered 503, the failure is logged and counted

@@ -194,6 +194,11 @@ func (g *Gateway) Open() error {
 		MaxLifetime: cfg.MaxLifetime,
 	}
 
+	if l, ok := st.(SessionLocker); ok && cfg.Ordering.Locker == nil {
+		// A store that locks sessions itself orders every gateway that shares it:
+		// store/pgstore's advisory locks span the hosts of one database.
+		cfg.Ordering.Locker = l
+	}
 	o, err := openOrderer(cfg, m)
 	if err != nil {
 		closeStore()

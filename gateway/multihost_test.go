@@ -35,6 +35,15 @@ func startHost(t *testing.T, dsn string, extra ...string) host {
 	return host{gw: startGatewayProcess(t, 2, nil, nil, "", args...), qx: qx}
 }
 
+// twoHosts starts a database, two hosts over it and nginx in front of both, and
+// returns the database, the hosts and the site's URL.
+func twoHosts(t *testing.T) (srv *testpg.Server, a, b host, site string) {
+	t.Helper()
+	srv = testpg.Start(t)
+	a, b = startHost(t, srv.DSN), startHost(t, srv.DSN)
+	return srv, a, b, frontOf(t, a, b).URL
+}
+
 // frontOf starts nginx with the documented configuration, passing round-robin to
 // the hosts' gateways.
 func frontOf(t *testing.T, hosts ...host) *testnginx.Instance {
@@ -69,12 +78,8 @@ func requestsServed(t *testing.T, h host, route, status string) int {
 // the same session again); then one host is killed in the middle of a burst of
 // requests, and no session that a request committed is lost.
 func TestMultiHostPostgres(t *testing.T) {
-	srv := testpg.Start(t)
-	a, b := startHost(t, srv.DSN), startHost(t, srv.DSN)
-	site := frontOf(t, a, b)
+	srv, a, b, u := twoHosts(t)
 	c := client(t)
-	u := site.URL
-
 	r := get(t, c, u+"/py/login?user=alice")
 	require.Equal(t, http.StatusOK, r.Status, r.Body)
 	require.Equal(t, "ok", r.Body)

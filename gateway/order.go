@@ -49,9 +49,9 @@ type Ordering struct {
 	// which session3's delete_old_sessions expects to hold only session files.
 	LockDir string
 	// Locker, when set, orders gateway processes instead of the lock files of
-	// LockDir: for example store/pgstore's *Store, whose advisory locks order the
-	// gateways of several hosts sharing one database. Without it, sessions kept in a
-	// database are ordered within each gateway only.
+	// LockDir. nil means the session store's own lock when it is a SessionLocker:
+	// store/pgstore's *Store, whose advisory locks order the gateways of every host
+	// sharing the database; else the lock files of LockDir.
 	Locker SessionLocker
 }
 
@@ -147,9 +147,9 @@ type turn struct {
 }
 
 // openOrderer returns the orderer of cfg, or nil when ordering is disabled. Its
-// cross-process lock is cfg's Locker, else the lock directory (which it creates) for
-// a session directory. Sessions in a database without a Locker are ordered within
-// this gateway only.
+// cross-process lock is cfg's Locker (Open sets the store's own there when it has
+// one), else the lock directory (which it creates) for a session directory. Sessions
+// in a database without a Locker are ordered within this gateway only.
 func openOrderer(cfg Config, m *gatewayMetrics) (*orderer, error) {
 	o := cfg.Ordering
 	if o.Disabled {
@@ -315,7 +315,11 @@ func (g *Gateway) refuseTurn(w http.ResponseWriter, req *http.Request, r *route,
 		return // the client left the queue; nobody reads an answer
 	}
 	g.metrics.orderRejected.WithLabelValues(r.Prefix, reason).Inc()
-	g.log().Warn("refusing a request: its session is busy", "route", r.Prefix, "method", req.Method,
+	logMsg := "refusing a request: its session is busy"
+	if reason == rejectLock {
+		logMsg = "refusing a request: its session's lock cannot be taken (is the session store down?)"
+	}
+	g.log().Warn(logMsg, "route", r.Prefix, "method", req.Method,
 		"path", req.URL.Path, "reason", reason, "wait", wait, "remote", req.RemoteAddr, "error", err)
 	retry, msg := 1, "too many requests for this session at once, try again"
 	switch reason {

@@ -215,10 +215,12 @@ func TestPostgresOutage(t *testing.T) {
 	h := get(t, c, "http://"+g.addr("metrics")+"/healthz")
 	assert.Equal(t, http.StatusServiceUnavailable, h.Status)
 	assert.Contains(t, h.Body, "unhealthy\nsessions postgres ")
+	// The request fails at its first step, taking its session's turn through the
+	// database's advisory lock.
 	m := scrape(t, g.addr("metrics"))
-	assert.Contains(t, m, `qxbridge_session_operations_total{op="load",result="unavailable"} 1`+"\n")
+	assert.Contains(t, m, `qxbridge_session_queue_rejections_total{reason="lock_error",route="/"} 1`+"\n")
 	assert.Contains(t, m, `qxbridge_requests_total{route="/",status="503"} 1`+"\n")
-	assert.Contains(t, g.log.String(), "session file not available")
+	assert.Contains(t, g.log.String(), "session store unavailable")
 
 	srv.Start(t)
 	assert.Contains(t, get(t, c, u+"/counter").Body, "Counter: 2", "the session survived the restart")
@@ -270,6 +272,8 @@ func TestPostgresOutage(t *testing.T) {
 	require.NoError(t, err)
 	r = get(t, c, u+"/counter")
 	assert.Equal(t, http.StatusServiceUnavailable, r.Status)
+	assert.Contains(t, r.Body, "session temporarily unavailable")
+	assert.Regexp(t, `(?m)^qxbridge_session_operations_total\{op="load",result="unavailable"\} [1-9]`, scrape(t, g.addr("metrics")))
 	require.NoError(t, tx.Rollback(t.Context()))
 	assert.Equal(t, 200, get(t, c, u+"/counter").Status)
 	n3, _ := loadPG(t, db, id).GetInt("counter")

@@ -33,7 +33,9 @@ type storeOptions struct {
 // database's connections).
 func openStore(ctx context.Context, spec string, o storeOptions) (st quixote.IterableStore, closeStore func(), err error) {
 	if IsDatabaseURL(spec) {
-		opts := []pgstore.Option{pgstore.WithMeta(sessionMeta(o.classes))}
+		// Lock waits end with the caller's context: the ordering's MaxWait for a
+		// request, as with the lock directory.
+		opts := []pgstore.Option{pgstore.WithMeta(sessionMeta(o.classes)), pgstore.WithLockTimeout(0)}
 		if o.lockWait != nil {
 			opts = append(opts, pgstore.WithLockWaitHook(o.lockWait))
 		}

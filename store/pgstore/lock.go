@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/qxbridge/qxbridge/store"
@@ -33,15 +34,27 @@ func (s *Store) Lock(ctx context.Context, id string) (unlock func(), err error) 
 	}
 	lctx, cancel := s.timeout(ctx, s.lockTimeout)
 	defer cancel()
-	conn, err := s.lockPool.Acquire(lctx)
-	if err != nil {
-		return nil, s.lockFail(ctx, lctx, id, err)
-	}
 	key := LockKey("session:" + id)
-	// Try first: an uncontended lock costs one statement, and a contended one is
-	// known as such, for the lock-wait hook.
+	var conn *pgxpool.Conn
 	var got bool
-	err = conn.QueryRow(lctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&got)
+	for attempt := 0; ; attempt++ {
+		if conn, err = s.lockPool.Acquire(lctx); err != nil {
+			return nil, s.lockFail(ctx, lctx, id, err)
+		}
+		// Try first: an uncontended lock costs one statement, and a contended one
+		// is known as such, for the lock-wait hook.
+		err = conn.QueryRow(lctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&got)
+		if err == nil || attempt > 0 || lctx.Err() != nil || !(pgconn.SafeToRetry(err) || connLost(err)) {
+			break
+		}
+		// The connection was lost (the database restarted): so most likely were
+		// the pool's other idle ones. As retry does for the other calls, drop them
+		// and try once more on a new connection. A lock a lost connection held is
+		// gone with it.
+		conn.Conn().Close(context.Background())
+		conn.Release()
+		s.lockPool.Reset()
+	}
 	if err == nil && !got {
 		start := time.Now()
 		_, err = conn.Exec(lctx, `SELECT pg_advisory_lock($1)`, key)

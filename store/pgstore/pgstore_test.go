@@ -387,9 +387,9 @@ func TestLockOrdersAcrossStores(t *testing.T) {
 
 // TestRestartBetweenCalls: the database restarts while the pool holds idle
 // connections that it does not check before use (no ping on acquire here, as for
-// connections idle for less than a second by default). The next calls still
-// succeed: the first one finds its connection dead, the stale ones are dropped, and
-// it runs again on a new connection.
+// connections idle for less than a second by default). The next calls, locks as
+// well as loads and saves, still succeed: the first one finds its connection dead,
+// the stale ones are dropped, and it runs again on a new connection.
 func TestRestartBetweenCalls(t *testing.T) {
 	srv := testpg.Start(t)
 	ctx := context.Background()
@@ -413,6 +413,15 @@ func TestRestartBetweenCalls(t *testing.T) {
 	}
 	require.Equal(t, int32(4), pool.Stat().IdleConns())
 
+	srv.Stop(t)
+	srv.Start(t)
+	// Lock first: its own retry drops the dead connections (the store's pool is its
+	// lock pool here).
+	for range 4 {
+		unlock, err := s.Lock(ctx, "kept")
+		require.NoError(t, err)
+		unlock()
+	}
 	srv.Stop(t)
 	srv.Start(t)
 	for range 4 {
