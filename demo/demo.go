@@ -19,7 +19,11 @@
 //	               Access time, and a last line naming the Go side
 //	/check         plain text: session_id, user, counter, has_info,
 //	               form_tokens_count, has_form_tokens, Access time, the same last line
-//	/delete_old    store.delete_old_sessions(minutes), with ?minutes=N (default 0)
+//	/delete_old    store.delete_old_sessions(minutes), with minutes=N (default 0):
+//	               a GET shows a form with a form token, and only its POST, with
+//	               the token, sweeps (session3's test application sweeps on any
+//	               GET, which would let a link or an image on any page delete
+//	               every session)
 //	/style.css     the stylesheet
 //	/py/...        the Python side's pages, when no route sends them to Python: 502
 //	               with a page that says how to start it
@@ -273,6 +277,18 @@ func (d *demo) deleteOld(w http.ResponseWriter, r *http.Request) {
 		}
 		minutes = n
 	}
+	s := session(r)
+	if r.Method != http.MethodPost {
+		tok := s.CreateFormToken() // saved only in a session with a user: log in first
+		render(w, r, http.StatusOK, "Old sessions", fmt.Sprintf(`<h1>Old sessions</h1>
+<form method="POST" action="delete_old"><input type="hidden" name="%s" value="%s" /><input type="hidden" name="minutes" value="%d" /><input type="submit" value="Delete the sessions idle for %d minutes" /></form>`,
+			quixote.FormTokenField, htmlEscape(tok), minutes, minutes))
+		return
+	}
+	if !s.CheckFormToken(r) {
+		d.fail(w, http.StatusForbidden, "delete_old: the form token is missing, used or unknown: log in, then send the form again")
+		return
+	}
 	deleted, remaining, err := d.dir().DeleteIdle(minutesDuration(minutes))
 	if err != nil {
 		d.fail(w, http.StatusInternalServerError, "delete_old_sessions: "+err.Error())
@@ -281,7 +297,7 @@ func (d *demo) deleteOld(w http.ResponseWriter, r *http.Request) {
 	// session3 saves the current session at the end of every successful request, so a
 	// logged-in visitor whose own file was just swept keeps the session. The manager
 	// saves only changed sessions; put the file back here.
-	if s := session(r); s.ID() != "" && s.HasInfo() && !s.Expired() {
+	if s.ID() != "" && s.HasInfo() && !s.Expired() {
 		if has, err := d.dir().Has(r.Context(), s.ID()); err == nil && !has {
 			if data, err := s.Encode(); err == nil {
 				if err := d.dir().Save(r.Context(), s.ID(), data); err != nil {

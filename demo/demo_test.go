@@ -192,7 +192,24 @@ func TestDemoSession3IntegrationCases(t *testing.T) {
 		cookie = setCookie(r)
 		require.Len(t, testhttp.SessionFiles(t, d.dir), 2, "TokenUser's and DeleteTest's")
 		time.Sleep(20 * time.Millisecond) // both files now older than "0 minutes ago"
-		r2 := d.req(t, "GET", "/delete_old?minutes=0", "", cookie)
+		// A GET sweeps nothing: it shows the form, with a form token.
+		form := d.req(t, "GET", "/delete_old?minutes=0", "", cookie)
+		assert.Equal(t, http.StatusOK, form.Status)
+		assert.Len(t, testhttp.SessionFiles(t, d.dir), 2, "a GET deletes nothing")
+		sweep := func(minutes string) testhttp.Response {
+			t.Helper()
+			form := d.req(t, "GET", "/delete_old?minutes="+minutes, "", cookie)
+			tok := regexp.MustCompile(`name="_form_token" value="([^"]+)"`).FindStringSubmatch(form.Body)
+			require.NotNil(t, tok, form.Body)
+			assert.Contains(t, form.Body, `<input type="hidden" name="minutes" value="`+minutes+`" />`)
+			r := d.req(t, "POST", "/delete_old", "_form_token="+tok[1]+"&minutes="+minutes, cookie)
+			// The token is good once.
+			assert.Equal(t, http.StatusForbidden, d.req(t, "POST", "/delete_old", "_form_token="+tok[1]+"&minutes="+minutes, cookie).Status)
+			return r
+		}
+		assert.Equal(t, http.StatusForbidden, d.req(t, "POST", "/delete_old", "minutes=0", cookie).Status, "no token")
+		assert.Len(t, testhttp.SessionFiles(t, d.dir), 2)
+		r2 := sweep("0")
 		assert.Contains(t, r2.Body, "Deleted:")
 		assert.Equal(t, "<h1>Old sessions</h1>\n<p>Deleted: 2, Remaining: 0</p>", mainContent(t, r2.Body))
 		// As in session3, the visitor's own session is saved again at the end of the
@@ -201,7 +218,7 @@ func TestDemoSession3IntegrationCases(t *testing.T) {
 		assert.Equal(t, []string{id}, testhttp.SessionFiles(t, d.dir))
 		assert.Contains(t, d.req(t, "GET", "/check", "", cookie).Body, "user: DeleteTest")
 
-		r3 := d.req(t, "GET", "/delete_old?minutes=60", "", cookie)
+		r3 := sweep("60")
 		assert.Equal(t, "<h1>Old sessions</h1>\n<p>Deleted: 0, Remaining: 1</p>", mainContent(t, r3.Body))
 		assert.Equal(t, http.StatusBadRequest, d.req(t, "GET", "/delete_old?minutes=x", "", cookie).Status)
 	})

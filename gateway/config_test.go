@@ -46,6 +46,50 @@ func TestFlagsDefaults(t *testing.T) {
 	assert.Empty(t, cfg.HTTPAddr)
 }
 
+// TestTryRoutes: TryRoutes serve only a command line that names no deployment.
+func TestTryRoutes(t *testing.T) {
+	g := New()
+	g.Handle("demo", http.NotFoundHandler())
+	g.TryRoutes = []Route{{Prefix: "/", Target: "demo"}}
+	env := func(kv ...string) func(string) string {
+		return func(k string) string {
+			for i := 0; i < len(kv); i += 2 {
+				if kv[i] == k {
+					return kv[i+1]
+				}
+			}
+			return ""
+		}
+	}
+	for _, tc := range []struct {
+		args   []string
+		getenv func(string) string
+		want   []Route // nil: refused, "no routes"
+	}{
+		{nil, noEnv, g.TryRoutes},
+		{[]string{"-http", ":0", "-metrics", ":0", "-max-idle", "1h"}, noEnv, g.TryRoutes},
+		{nil, env("LISTEN_FDS", "2", "LISTEN_FDNAMES", "http:metrics"), g.TryRoutes},
+		{nil, env("LISTEN_FDS", "1"), nil},
+		{nil, env("LISTEN_FDS", "2", "LISTEN_FDNAMES", "http"), nil},
+		{[]string{"-sessions", "/var/lib/myapp/sessions"}, noEnv, nil},
+		{[]string{"-scgi", "unix:/run/gw.sock"}, noEnv, nil},
+		{[]string{"-sessions", "sessions"}, noEnv, nil}, // named, even as the default
+		{[]string{"-route", "/x/=demo"}, noEnv, []Route{{Prefix: "/x/", Target: "demo"}}},
+	} {
+		cfg, _, _, err := g.parseFlags(tc.args, io.Discard, tc.getenv)
+		if tc.want == nil {
+			if assert.Error(t, err, "%v", tc.args) {
+				assert.Equal(t, "no routes: give -route PREFIX=TARGET or -mount PREFIX=TARGET, or [[route]] in the configuration file "+
+					"(demo at / serves only when none of -route, -mount, -config, -sessions, -scgi is given)", err.Error())
+			}
+			continue
+		}
+		if assert.NoError(t, err, "%v", tc.args) {
+			assert.Equal(t, tc.want, cfg.Routes, "%v", tc.args)
+		}
+	}
+}
+
 func TestFlagsRoutes(t *testing.T) {
 	cfg, err := parseServeFlags([]string{
 		"-route", "/counter=demo",

@@ -50,6 +50,13 @@ type Gateway struct {
 	// the store Config.SessionsDir names: a session directory, or a PostgreSQL
 	// database by its postgres:// URL.
 	Store quixote.IterableStore
+	// TryRoutes are the routes Main and Run serve when they are given nothing to
+	// route and no deployment: no route in Config, no -route, -mount or -config flag,
+	// no -sessions or -scgi flag, no SCGI socket passed by systemd and no Store. It
+	// is for a program's try-out mode (the stock scgi-gateway serves its demo this
+	// way): a command line that names sessions or a front server but no route is
+	// refused ("no routes") rather than served by them.
+	TryRoutes []Route
 
 	openMu     sync.Mutex // held through Open: one Open makes the gateway's state
 	mu         sync.Mutex

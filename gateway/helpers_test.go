@@ -57,8 +57,10 @@ func runProfiled(path string) int {
 	return newTestGateway().Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 }
 
-// newTestGateway returns the gateway cmd/scgi-gateway runs: the demo registered as
-// "demo", serving / when no route is given.
+// newTestGateway returns a gateway program with the demo registered as "demo" and
+// routed at / in code (Config.Routes), which routes from flags or a configuration
+// file replace. (cmd/scgi-gateway serves the demo only to try it out, as TryRoutes;
+// its own tests cover that.)
 func newTestGateway() *Gateway {
 	g := New()
 	g.Name = "scgi-gateway"

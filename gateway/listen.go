@@ -124,6 +124,25 @@ func systemdActivated(getenv func(string) string) bool {
 	return pid == "" || pid == strconv.Itoa(os.Getpid())
 }
 
+// systemdSCGI reports whether systemd passes this process a socket that serves SCGI:
+// one not named "http" or "metrics" (see systemdListeners).
+func systemdSCGI(getenv func(string) string) bool {
+	if !systemdActivated(getenv) {
+		return false
+	}
+	n, err := strconv.Atoi(getenv("LISTEN_FDS"))
+	if err != nil {
+		return true // refused by systemdListeners; count it as a deployment
+	}
+	names := strings.Split(getenv("LISTEN_FDNAMES"), ":")
+	for i := range n {
+		if i >= len(names) || (names[i] != "http" && names[i] != "metrics") {
+			return true
+		}
+	}
+	return false
+}
+
 // listenerAddr returns a listener's address the way the flags spell it.
 func listenerAddr(l net.Listener) string {
 	if a, ok := l.Addr().(*net.UnixAddr); ok {

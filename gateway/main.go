@@ -29,7 +29,7 @@ over SCGI, sharing session3's session files.%[2]s
 
 Examples:
   %[1]s -scgi unix:/run/qxbridge/gateway.sock -sessions /var/lib/myapp/sessions \
-      -mount /%[4]s/=%[4]s -route /=scgi://127.0.0.1:4000,127.0.0.1:4001
+      -route /%[4]s/=%[4]s -route /=scgi://127.0.0.1:4000,127.0.0.1:4001
   %[1]s -http :8080 -mount /app/=scgi+unix:///run/myapp/scgi.sock -cookie-path /
 
 Go handlers: %[3]s
@@ -252,19 +252,24 @@ func (g *Gateway) flagSet(cfg *Config, st *flagState, out io.Writer) *flag.FlagS
 	fs.SetOutput(out)
 	fs.Usage = func() {
 		extra := ""
-		if len(cfg.Routes) > 0 {
-			var rs []string
-			for _, r := range cfg.Routes {
-				rs = append(rs, r.Prefix+"="+r.Target)
-			}
-			extra = "\nWithout -route or -mount it serves " + strings.Join(rs, ", ") + "."
+		switch {
+		case len(cfg.Routes) > 0:
+			extra = "\nWithout -route, -mount or routes in the configuration file it serves " + describeRoutes(cfg.Routes) + "."
+		case len(g.TryRoutes) > 0:
+			extra = "\nTo try it out, with none of -" + strings.Join(tryOutFlags, ", -") + " it serves " +
+				describeRoutes(g.TryRoutes) + "; otherwise it serves the routes given."
 		}
 		registered := g.handlerNames()
 		names, example := strings.Join(registered, ", "), "reports"
 		if len(registered) == 0 {
 			names = "none registered"
-		} else {
-			example = registered[0]
+		}
+		// The example deploys one of the program's own handlers, not a try-out one.
+		for _, n := range registered {
+			if !slices.ContainsFunc(g.TryRoutes, func(r Route) bool { return r.Target == n }) {
+				example = n
+				break
+			}
 		}
 		fmt.Fprintf(out, usageText, g.name(), extra, names, example)
 		fs.PrintDefaults()
@@ -362,7 +367,8 @@ func (g *Gateway) parseFlagsOver(base Config, args []string, stderr io.Writer, g
 		}
 		file := st.configFile
 		st = flagState{}
-		if err := g.flagSet(&cfg, &st, io.Discard).Parse(args); err != nil {
+		fs = g.flagSet(&cfg, &st, io.Discard)
+		if err := fs.Parse(args); err != nil {
 			return cfg, used, st, err
 		}
 		st.configFile = file
@@ -394,6 +400,9 @@ func (g *Gateway) parseFlagsOver(base Config, args []string, stderr io.Writer, g
 		cfg.Routes = append(cfg.Routes, st.routes...)
 	case !fileRoutes:
 		used.routes = true
+		if len(cfg.Routes) == 0 && len(g.TryRoutes) > 0 && g.tryOut(fs, getenv) {
+			cfg.Routes = slices.Clone(g.TryRoutes)
+		}
 	}
 	if err := applyRouteOpts(cfg.Routes, st.routeOpts); err != nil {
 		return cfg, used, st, err
@@ -406,12 +415,39 @@ func (g *Gateway) parseFlagsOver(base Config, args []string, stderr io.Writer, g
 		return cfg, used, st, err
 	}
 	if len(cfg.Routes) == 0 {
-		return cfg, used, st, errors.New("no routes: give -route PREFIX=TARGET or -mount PREFIX=TARGET")
+		msg := "no routes: give -route PREFIX=TARGET or -mount PREFIX=TARGET, or [[route]] in the configuration file"
+		if len(g.TryRoutes) > 0 {
+			msg += fmt.Sprintf(" (%s serves only when none of -%s is given)", describeRoutes(g.TryRoutes), strings.Join(tryOutFlags, ", -"))
+		}
+		return cfg, used, st, errors.New(msg)
 	}
 	if err := g.checkTargets(&cfg); err != nil {
 		return cfg, used, st, err
 	}
 	return cfg, used, st, nil
+}
+
+// tryOutFlags are the flags that name a deployment: given any of them, Gateway.TryRoutes
+// do not serve.
+var tryOutFlags = []string{"route", "mount", "config", "sessions", "scgi"}
+
+// tryOut reports whether the command line fs parsed names no deployment (see
+// Gateway.TryRoutes): none of tryOutFlags, no SCGI socket from systemd, no Store.
+func (g *Gateway) tryOut(fs *flag.FlagSet, getenv func(string) string) bool {
+	deploy := g.Store != nil || systemdSCGI(getenv)
+	fs.Visit(func(f *flag.Flag) {
+		deploy = deploy || slices.Contains(tryOutFlags, f.Name)
+	})
+	return !deploy
+}
+
+// describeRoutes spells routes as "TARGET at PREFIX, ...".
+func describeRoutes(routes []Route) string {
+	var rs []string
+	for _, r := range routes {
+		rs = append(rs, r.Target+" at "+r.Prefix)
+	}
+	return strings.Join(rs, ", ")
 }
 
 // listen opens the listeners: the inherited systemd sockets first (named "http" and

@@ -11,7 +11,11 @@
 //
 // With no flags it serves HTTP on 127.0.0.1:8080 with the demo application's Go pages
 // at /, and sessions in ./sessions; with -route /=demo -route /py/=scgi://127.0.0.1:4000
-// the demo's Python side (demo/python) serves /py/ beside them. Every flag,
+// the demo's Python side (demo/python) serves /py/ beside them. The demo lets anyone
+// log in under any name: it serves only where it is asked for by a route, or when
+// none of -route, -mount, -config, -sessions and -scgi is given (no deployment
+// names its session store or front server and then gets the demo at /; it gets "no
+// routes" instead). Every flag,
 // the admin commands, signals, socket activation, metrics and logs are package
 // gateway's (see gateway.Gateway.Run); a site's own gateway is this program with its
 // own handlers registered.
@@ -23,9 +27,14 @@ import (
 )
 
 func main() {
+	newGateway().Main()
+}
+
+// newGateway returns the stock gateway: the demo registered as "demo", serving / to
+// try it out (gateway.Gateway.TryRoutes).
+func newGateway() *gateway.Gateway {
 	g := gateway.New()
 	g.Handle("demo", demo.New(g.Sessions, nil))
-	// Without -route or -mount, the demo serves every path.
-	g.Config.Routes = []gateway.Route{{Prefix: "/", Target: "demo"}}
-	g.Main()
+	g.TryRoutes = []gateway.Route{{Prefix: "/", Target: "demo"}}
+	return g
 }
