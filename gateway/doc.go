@@ -44,6 +44,18 @@
 // file name unchecked) is cut out of the request, logged and counted. Go routes read
 // the session id with the same cookie grammar, so both sides pick the same session.
 //
+// # Per-session ordering
+//
+// The gateway serves the requests of one session (a valid id in the session cookie)
+// one at a time, in the order they arrived, Go and Python alike, so that no request
+// saves its copy of the session over another's change (see Ordering: the queue and
+// wait bounds, past which a request is answered 503 with Retry-After, and the lock
+// directory through which the gateways of one host order each other). A pool sends a
+// session's requests to the same worker while it is up (scgi.Proxy.Affinity). The
+// sessions administration commands set and delete take a session's turn too. Without
+// ordering (-order=false), the session manager still orders the Go requests of the
+// process (quixote.Manager.OneAtATime); with it, the manager does not lock again.
+//
 // # Configuration file
 //
 // The configuration file (-config FILE) is TOML. Every key is optional: a key the
@@ -201,7 +213,8 @@
 //
 // Registry serves the gateway's metrics (requests and their duration by route and
 // status, backend state and errors, rejected session cookies, session store
-// operations and lock waits, idle sweeps, reloads), the Go runtime's and the
+// operations and lock waits, requests waiting for their session's turn, their waits
+// and refusals, idle sweeps, reloads), the Go runtime's and the
 // process's, and qxbridge_build_info; a program registers its own series on it. Each
 // request is logged as one log/slog record, with its id: the X-Request-ID it came
 // with when valid, else one the gateway makes, which Go handlers read with
