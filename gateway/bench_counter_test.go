@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -134,6 +135,51 @@ func (g *benchGateway) rss(b *testing.B) (rss, hwm int64) {
 	return rss, hwm
 }
 
+// userHZ is the unit of the CPU times in /proc/PID/stat on Linux.
+const userHZ = 100
+
+// cpuTime returns the CPU time (user and system) that the processes of process group
+// pgid have used, including that of their children already reaped, or, with pgid 0,
+// that of process pid alone.
+func cpuTime(b *testing.B, pid, pgid int) time.Duration {
+	b.Helper()
+	pids := []int{pid}
+	if pgid != 0 {
+		pids = pids[:0]
+		entries, err := os.ReadDir("/proc")
+		require.NoError(b, err)
+		for _, e := range entries {
+			if n, err := strconv.Atoi(e.Name()); err == nil {
+				pids = append(pids, n)
+			}
+		}
+	}
+	var ticks int64
+	for _, p := range pids {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+		if err != nil {
+			continue // exited meanwhile
+		}
+		// After "pid (comm) ": state ppid pgrp ... utime stime cutime cstime are
+		// fields 14–17 of the line, 12–15 after the comm.
+		i := bytes.LastIndexByte(stat, ')')
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) < 15 {
+			continue
+		}
+		if pgid != 0 {
+			if g, _ := strconv.Atoi(f[2]); g != pgid {
+				continue
+			}
+		}
+		for _, v := range f[11:15] {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			ticks += n
+		}
+	}
+	return time.Duration(ticks) * time.Second / userHZ
+}
+
 // loadavg is the first three fields of /proc/loadavg.
 func loadavg() string {
 	b, err := os.ReadFile("/proc/loadavg")
@@ -157,8 +203,14 @@ type counterSetup struct {
 	pyURL    string // nginx → Quixote's SCGI server (UNIX socket) → qxsite
 	httpURL  string // the gateway's own HTTP listener
 	gw       *benchGateway
+	py       *testquixote.Server
 	cookies  []string // logged-in sessions, made through Python
 }
+
+// goCPU and pyCPU are the CPU time the gateway process and Quixote's SCGI server (its
+// parent and all its children) have used so far.
+func (s *counterSetup) goCPU(b *testing.B) time.Duration { return cpuTime(b, s.gw.cmd.Process.Pid, 0) }
+func (s *counterSetup) pyCPU(b *testing.B) time.Duration { return cpuTime(b, 0, s.py.Pid()) }
 
 func newCounterSetup(b *testing.B, fs, parent string, nSessions int) *counterSetup {
 	b.Helper()
@@ -166,6 +218,7 @@ func newCounterSetup(b *testing.B, fs, parent string, nSessions int) *counterSet
 	require.NoError(b, os.Mkdir(s.sessions, 0o755))
 	py := testquixote.Start(b, testquixote.Options{Unix: true, SessionDir: s.sessions,
 		Env: []string{"QXSITE_COOKIE_PATH=/"}})
+	s.py = py
 	sock := "unix:" + filepath.Join(shortTempDir(b), "gw.sock")
 	s.gw = startBenchGateway(b, "-scgi", sock, "-sessions", s.sessions, "-route", "/=demo", "-cookie-path", "/")
 	s.httpURL = "http://" + s.gw.http
@@ -191,8 +244,15 @@ func newCounterSetup(b *testing.B, fs, parent string, nSessions int) *counterSet
 type counterRow struct {
 	name       string
 	goR, pyR   []testwrk.Result
-	goInc, pyN int64 // counter increments found in the files, for Go and Python
-	goReq, pyQ int   // requests wrk completed
+	goInc, pyN int64         // counter increments found in the files, for Go and Python
+	goReq, pyQ int           // requests wrk completed
+	goCPU      time.Duration // CPU time of the gateway process during Go's runs
+	pyCPU      time.Duration // CPU time of Quixote's processes during Python's runs
+}
+
+// cpuPerRequest is a side's CPU time per completed request, in µs.
+func cpuPerRequest(cpu time.Duration, requests int) float64 {
+	return float64(cpu.Microseconds()) / float64(max(requests, 1))
 }
 
 // BenchmarkGatewayCounter reproduces, in one run, the throughput table of
@@ -244,12 +304,14 @@ func BenchmarkGatewayCounter(b *testing.B) {
 		all := &counterRow{name: fmt.Sprintf("%d sessions, %s", many, fs.name)}
 		var viaHTTP, noSession, ceiling []testwrk.Result
 		measure := func(row *counterRow, cookies []string) {
-			before := counterSum(b, s.sessions)
+			before, cpu0 := counterSum(b, s.sessions), s.goCPU(b)
 			g := runWrk(b, s.goURL+"/counter", cookies, conns, dur)
 			time.Sleep(100 * time.Millisecond) // requests wrk gave up on at the end finish
-			mid := counterSum(b, s.sessions)
+			row.goCPU += s.goCPU(b) - cpu0
+			mid, cpu0 := counterSum(b, s.sessions), s.pyCPU(b)
 			p := runWrk(b, s.pyURL+"/counter", cookies, conns, dur)
 			time.Sleep(100 * time.Millisecond)
+			row.pyCPU += s.pyCPU(b) - cpu0
 			row.goInc += mid - before
 			row.pyN += counterSum(b, s.sessions) - mid
 			row.goR, row.pyR = append(row.goR, g), append(row.pyR, p)
@@ -289,6 +351,13 @@ func BenchmarkGatewayCounter(b *testing.B) {
 		b.ReportMetric(median(ratios), "go/py-x-"+strings.NewReplacer(" ", "", ",", "-").Replace(r.name))
 	}
 	logf("")
+	logf("| CPU time per request, all rounds | gateway process | Quixote's processes | Python / Go |")
+	logf("| --- | ---: | ---: | ---: |")
+	for _, r := range rows {
+		g, p := cpuPerRequest(r.goCPU, r.goReq), cpuPerRequest(r.pyCPU, r.pyQ)
+		logf("| %s | %.0f µs | %.0f µs | %.1f× |", r.name, g, p, p/g)
+	}
+	logf("")
 	for _, r := range rows {
 		logf("%s: counter increments in the files / requests wrk completed: Go %d / %d, Python %d / %d",
 			r.name, r.goInc, r.goReq, r.pyN, r.pyQ)
@@ -297,8 +366,11 @@ func BenchmarkGatewayCounter(b *testing.B) {
 	if ext4 != nil && rssRuns > 0 {
 		var series []string
 		var first, last int64
+		var cpuSeries []string
 		for i := range rssRuns {
-			runWrk(b, ext4.goURL+"/counter", ext4.cookies, conns, dur)
+			cpu0 := ext4.goCPU(b)
+			r := runWrk(b, ext4.goURL+"/counter", ext4.cookies, conns, dur)
+			cpuSeries = append(cpuSeries, fmt.Sprintf("%.0f req/s %.0f µs", r.RPS, cpuPerRequest(ext4.goCPU(b)-cpu0, r.Requests)))
 			rss, hwm := ext4.gw.rss(b)
 			if i == 0 {
 				first = rss
@@ -308,6 +380,7 @@ func BenchmarkGatewayCounter(b *testing.B) {
 		}
 		logf("gateway resident memory after each of %d consecutive %v runs of the %d-session ext4 load, MiB: %s",
 			rssRuns, dur, many, strings.Join(series, ", "))
+		logf("the same runs, throughput and the gateway's CPU time per request: %s", strings.Join(cpuSeries, ", "))
 		b.ReportMetric(mib(first), "rss-first-MiB")
 		b.ReportMetric(mib(last), "rss-last-MiB")
 	}
@@ -334,6 +407,12 @@ func ratioList(xs []float64) string {
 	return strings.Join(s, " / ")
 }
 
+// median is the middle value, or the mean of the two middle values.
 func median(xs []float64) float64 {
-	return testwrk.Median(xs, func(x float64) float64 { return x })
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

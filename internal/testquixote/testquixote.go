@@ -191,6 +191,10 @@ func (s *Server) Stop() {
 	syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 }
 
+// Pid returns the server's parent process id, which is also the process group of the
+// parent and every child it forks.
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
+
 // Network returns "tcp" or "unix" and the address to dial.
 func (s *Server) Network() (network, address string) {
 	if p, ok := strings.CutPrefix(s.Addr, "unix:"); ok {
