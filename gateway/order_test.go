@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -349,4 +350,24 @@ func TestOrderHandlerLocker(t *testing.T) {
 	assert.Contains(t, logs.String(), "database gone")
 	_, err := os.Stat(g.Config.SessionsDir + ".locks")
 	assert.ErrorIs(t, err, os.ErrNotExist, "no lock directory with a Locker")
+}
+
+// TestOrderingFlags: the ordering flags and -unordered set the configuration; an
+// -unordered prefix that no route has is refused.
+func TestOrderingFlags(t *testing.T) {
+	g := newTestGateway()
+	g.Handle("demo2x", http.NotFoundHandler())
+	cfg, _, _, err := g.parseFlags([]string{"-sessions", "/srv/s", "-route", "/=demo", "-route", "/static/=demo2x",
+		"-unordered", "/static/", "-order-queue", "3", "-order-wait", "5s", "-order-lock-dir", "/run/locks"},
+		io.Discard, func(string) string { return "" })
+	require.NoError(t, err)
+	assert.Equal(t, Ordering{MaxQueue: 3, MaxWait: 5 * time.Second, LockDir: "/run/locks"}, cfg.Ordering)
+	for _, r := range cfg.Routes {
+		assert.Equal(t, r.Prefix == "/static/", r.Unordered, r.Prefix)
+	}
+	cfg, _, _, err = g.parseFlags([]string{"-route", "/=demo", "-order=false"}, io.Discard, func(string) string { return "" })
+	require.NoError(t, err)
+	assert.True(t, cfg.Ordering.Disabled)
+	_, _, _, err = g.parseFlags([]string{"-route", "/=demo", "-unordered", "/nope/"}, io.Discard, func(string) string { return "" })
+	assert.ErrorContains(t, err, "-unordered /nope/: no route has that prefix")
 }
