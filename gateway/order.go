@@ -27,6 +27,11 @@ const (
 // chain returns). Requests without a session, and routes with Route.Unordered, are
 // not ordered.
 //
+// A waiting request whose client goes away leaves the queue as soon as the server
+// notices: at once on the HTTP listener (net/http watches an idle connection); behind
+// an SCGI front server, whose closed connection shows only when the gateway writes to
+// it, when the request's turn comes.
+//
 // The turn is taken in two steps: first in this process (a FIFO queue per session,
 // bounded by MaxQueue and MaxWait), then across processes through Locker, so that
 // several gateways serving one session store order with each other too. The second

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -293,7 +294,7 @@ func TestOrderFlood(t *testing.T) {
 			io.WriteString(w, "held")
 		})
 	}
-	s := startOrderSite(t, 1, register, "-route", "/hold=hold", "-order-queue", "3")
+	s := startOrderSite(t, 1, register, "-route", "/hold=hold", "-order-queue", "3", "-http", "127.0.0.1:0")
 	busy, other := s.login(t, "fred"), s.login(t, "gina")
 	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 20}}
 	type result struct {
@@ -311,6 +312,26 @@ func TestOrderFlood(t *testing.T) {
 	go send("/hold")
 	<-entered
 	g := s.gws[0]
+
+	// A client that gives up while it waits leaves the queue. (On the HTTP listener,
+	// which notices a closed connection at once; an SCGI connection closed by the front
+	// server is noticed when the request's turn comes.)
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.url()+"/counter", nil)
+	require.NoError(t, err)
+	req.Header.Set("Cookie", `QX_session="`+busy+`"`)
+	gaveUp := make(chan error, 1)
+	go func() {
+		resp, err := c.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		gaveUp <- err
+	}()
+	eventually(t, func() bool { return g.orderer.waiting() == 1 })
+	cancel()
+	assert.ErrorIs(t, <-gaveUp, context.Canceled)
+	eventually(t, func() bool { return g.orderer.waiting() == 0 })
 	for range 3 {
 		go send("/py/counter")
 	}
