@@ -20,7 +20,7 @@ import (
 )
 
 const usageText = `usage: %[1]s [flags]
-       %[1]s sessions [-dir DIR|URL | -config FILE] list [-json] | show ID | set ID NAME=JSON | delete ID | sweep -older DURATION
+       %[1]s sessions [-dir DIR|URL | -config FILE] list [-json] | show ID | set ID NAME=JSON | delete ID | delete -user NAME | sweep -older DURATION
        %[1]s sessions migrate -from DIR|URL -to DIR|URL [-keep-existing]
        %[1]s shadow [-metrics ADDR | -config FILE] report [-json] [ROUTE]
 
