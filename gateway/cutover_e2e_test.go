@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -71,6 +72,10 @@ func (q *qxsiteGo) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprintf(w, "<html><head><title>%s</title></head><body><table>%s</table></body></html>",
 			html.EscapeString("alice <a@example.org>"), rows.String())
+	case "/counter":
+		n, _ := s.GetInt("counter")
+		_ = s.Set("counter", n+1)
+		text(strconv.FormatInt(n+1, 10))
 	case "/check":
 		if query.Has("gate") {
 			<-q.gate
@@ -298,10 +303,20 @@ func TestCutoverShadowNginx(t *testing.T) {
 	assert.Greater(t, v.Counts["same"], uint64(900), "few dropped with 64 slots and one client")
 	assert.Empty(t, v.Samples)
 
+	// A GET that changes the session in Python (session3 saves it before answering):
+	// each shadow run reads the session as it was before, and counts as Python did.
+	for i := range 100 {
+		require.Equal(t, strconv.Itoa(i+1), get(t, c, s.url+"/py/counter").Body)
+	}
+	v = s.waitShadows("/py/", 1100)
+	assert.Zero(t, v.Counts["differs"], "%+v", v.Samples)
+	assert.Zero(t, v.Counts["skipped"])
+	assert.Equal(t, uint64(1100), v.Counts["same"]+v.Counts["dropped"])
+
 	// POST is not a safe method: never shadowed.
 	r = do(t, c, http.MethodPost, s.url+"/py/hello", "x=1")
 	assert.Equal(t, "hello from python\n", r.Body)
-	assert.Equal(t, uint64(1000), total(s.report("/py/")))
+	assert.Equal(t, uint64(1100), total(s.report("/py/")))
 
 	// The candidate that differs on /hello.
 	for range 10 {

@@ -17,6 +17,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/qxbridge/qxbridge/scgi"
 	"github.com/qxbridge/qxbridge/store"
 )
 
@@ -57,8 +58,9 @@ const (
 
 // serveShadowed serves a safe request with Python, and then runs it again on the
 // candidate in the background, against the session as it was before Python served it
-// (loaded here, inside whatever orders the session's requests), and compares the two
-// answers. The user's response does not wait for the shadow run.
+// (read here, inside whatever orders the session's requests, before the request
+// reaches the worker), and compares the two answers. The user's response does not
+// wait for the shadow run.
 func (c *cutover) serveShadowed(w http.ResponseWriter, r *http.Request) {
 	select {
 	case c.slots <- struct{}{}:
@@ -84,22 +86,32 @@ func (c *cutover) serveShadowed(w http.ResponseWriter, r *http.Request) {
 		c.python.ServeHTTP(w, r)
 		return
 	}
+	// The session is read while the pool connects to a worker, and before the
+	// request is sent to it: the worker cannot have changed it yet.
 	snap := snapshot{id: c.cookie.SessionID(r)}
-	if snap.id != "" {
-		snap.data, err = c.load(r.Context(), snap.id)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			c.log.Warn("shadow: cannot read the session; not shadowed", "id", snap.id, "error", err)
-			c.count(outcomeSkipped)
-			r.Body = body.replay()
-			c.python.ServeHTTP(w, r)
-			return
-		}
+	loaded := make(chan struct{})
+	var loadErr error
+	if snap.id == "" {
+		close(loaded)
+	} else {
+		go func() {
+			defer close(loaded)
+			snap.data, loadErr = c.load(r.Context(), snap.id)
+		}()
 	}
-	sr := r.Clone(context.WithValue(context.WithoutCancel(r.Context()), snapshotKey{}, snap))
+	sr := r.Clone(context.WithoutCancel(r.Context()))
 	sr.Body = body.replay()
-	r.Body = body.replay()
+	pr := r.WithContext(scgi.WithBeforeSend(r.Context(), func() { <-loaded }))
+	pr.Body = body.replay()
 	tee := &teeWriter{ResponseWriter: w, capture: capture{max: c.cfg.MaxBody, header: http.Header{}}}
-	c.python.ServeHTTP(tee, r) // a broken-off answer panics through: nothing to compare
+	c.python.ServeHTTP(tee, pr) // a broken-off answer panics through: nothing to compare
+	<-loaded                    // when no worker was reached, the proxy did not wait
+	if loadErr != nil && !errors.Is(loadErr, store.ErrNotFound) {
+		c.log.Warn("shadow: cannot read the session; not shadowed", "id", snap.id, "error", loadErr)
+		c.count(outcomeSkipped)
+		return
+	}
+	sr = sr.WithContext(context.WithValue(sr.Context(), snapshotKey{}, snap))
 	if tee.capture.status == 0 {
 		tee.capture.status = http.StatusOK
 	}

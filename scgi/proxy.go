@@ -187,6 +187,17 @@ func idempotent(method string) bool {
 	return false
 }
 
+type beforeSendKey struct{}
+
+// WithBeforeSend returns a copy of ctx with which a Proxy calls f once it has a
+// connection to a backend for the request and before it sends the request: work that
+// must be done before the backend sees the request (reading state the backend may
+// change) overlaps with connecting to it. f is not called when no backend could be
+// reached.
+func WithBeforeSend(ctx context.Context, f func()) context.Context {
+	return context.WithValue(ctx, beforeSendKey{}, f)
+}
+
 // ServeHTTP forwards r to a backend and copies the response to w.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	limits := &p.BodyLimits
@@ -232,6 +243,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		p.fail(w, r, err)
 		return
+	}
+	if f, ok := ctx.Value(beforeSendKey{}).(func()); ok {
+		f()
 	}
 	x := newExchange(conn, timeout)
 	stop := context.AfterFunc(ctx, x.abort)
