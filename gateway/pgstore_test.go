@@ -114,6 +114,17 @@ func TestPostgresSessions(t *testing.T) {
 	code, _, errs = admin(t, srv.DSN, "show", id)
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errs, "no session "+id)
+
+	// The configuration file names the database as it names a directory.
+	conf := filepath.Join(t.TempDir(), "gateway.toml")
+	require.NoError(t, os.WriteFile(conf, []byte("[sessions]\ndir = \""+srv.DSN+"\"\n"), 0o644))
+	var o, e strings.Builder
+	require.Equal(t, 0, newTestGateway().Run(t.Context(), []string{"sessions", "-config", conf, "list", "-json"}, &o, &e), e.String())
+	assert.Equal(t, "[]\n", o.String())
+	// A staging directory is for session files.
+	e.Reset()
+	assert.Equal(t, 2, newTestGateway().Run(t.Context(), []string{"-sessions", srv.DSN, "-staging-dir", t.TempDir()}, &o, &e))
+	assert.Contains(t, e.String(), "a staging directory is for a session directory")
 }
 
 // TestSessionsMigrate: `sessions migrate` copies a session directory into
