@@ -187,6 +187,7 @@ func newOrderer(o Ordering, locker SessionLocker, m *gatewayMetrics) *orderer {
 // context.DeadlineExceeded when maxWait passed, ctx's error when the client left, or
 // the cross-process lock's error.
 func (o *orderer) acquire(ctx context.Context, id string) (release func(), err error) {
+	deadline := time.Now().Add(o.maxWait) // for both steps together
 	o.mu.Lock()
 	t, busy := o.sessions[id]
 	if !busy {
@@ -201,30 +202,26 @@ func (o *orderer) acquire(ctx context.Context, id string) (release func(), err e
 		t.waiters = append(t.waiters, ch)
 		o.mu.Unlock()
 		o.metrics.orderQueued.Inc()
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, o.maxWait)
+		wctx, cancel := context.WithDeadline(ctx, deadline)
 		defer cancel()
 		select {
 		case <-ch:
 			o.metrics.orderQueued.Dec()
-		case <-ctx.Done():
+		case <-wctx.Done():
 			o.metrics.orderQueued.Dec()
 			if !o.leave(id, ch) {
 				// The turn was handed over as the wait ended: pass it on.
 				o.next(id)
 			}
-			return nil, ctx.Err()
+			return nil, wctx.Err()
 		}
 	}
 	if o.locker == nil {
 		return func() { o.next(id) }, nil
 	}
-	if _, has := ctx.Deadline(); !has {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, o.maxWait)
-		defer cancel()
-	}
-	unlock, err := o.locker.Lock(ctx, id)
+	lctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	unlock, err := o.locker.Lock(lctx, id)
 	if err != nil {
 		o.next(id)
 		return nil, err

@@ -371,3 +371,22 @@ func TestOrderingFlags(t *testing.T) {
 	_, _, _, err = g.parseFlags([]string{"-route", "/=demo", "-unordered", "/nope/"}, io.Discard, func(string) string { return "" })
 	assert.ErrorContains(t, err, "-unordered /nope/: no route has that prefix")
 }
+
+// blockingLocker holds every lock until ctx ends.
+type blockingLocker struct{}
+
+func (blockingLocker) Lock(ctx context.Context, _ string) (func(), error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// TestOrdererWaitBoundsLock: MaxWait bounds the cross-process step too, whatever
+// deadline the request's own context has.
+func TestOrdererWaitBoundsLock(t *testing.T) {
+	o := testOrderer(t, 2, 30*time.Millisecond, blockingLocker{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	_, err := o.acquire(ctx, "s")
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Empty(t, o.sessions, "the turn was given back")
+}
