@@ -713,7 +713,7 @@ func cutoverFlags(fs *flag.FlagSet, cfg *Config, st *flagState) {
 			return set, nil
 		})
 	}
-	fs.Var(boolOpt("shadow", func(r *Route) { r.Shadow = true }), "shadow", "`PREFIX`: run the route's candidate beside Python on safe requests, on a read-only copy of the session, and compare the answers (see `shadow report`)")
+	fs.Var(boolOpt("shadow", func(r *Route) { r.Shadow = true }), "shadow", "`PREFIX`: run the route's candidate beside Python on safe requests, on a read-only copy of the session, and compare the answers (see the shadow report command)")
 	fs.Var(boolOpt("fallback", func(r *Route) { r.Fallback = true }), "fallback", "`PREFIX`: when the route's candidate panics or answers 5xx to a safe request, answer with Python")
 	c := &cfg.Cutover
 	list := func(dst *[]string) funcValue {
@@ -748,6 +748,6 @@ func cutoverFlags(fs *flag.FlagSet, cfg *Config, st *flagState) {
 	}}, "shadow-replace", "`REGEXP=>REPLACEMENT` applied to both answers before a shadow comparison (repeatable, in order)")
 	fs.BoolVar(&c.IgnoreSpace, "shadow-ignore-space", c.IgnoreSpace, "shadow comparisons ignore all white space, as diff -w")
 	fs.IntVar(&c.MaxShadows, "max-shadows", c.MaxShadows, "shadow runs in progress at most; more are dropped and counted")
-	fs.IntVar(&c.Samples, "shadow-samples", c.Samples, "differences kept per route for `shadow report`")
+	fs.IntVar(&c.Samples, "shadow-samples", c.Samples, "`N` differences kept per route, for the shadow report command")
 	fs.IntVar(&c.MaxBody, "cutover-max-body", c.MaxBody, "`BYTES` of a request or response body held for a shadow comparison or a fallback at most")
 }

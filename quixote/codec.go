@@ -35,7 +35,8 @@ func Decode(data []byte, classes ...Class) (*Session, error) {
 // pickle.HIGHEST_PROTOCOL) and for a new KindSession4 session, else 4, session3's.
 //
 // For a KindSession4 session Encode first sets _last_values as session4's
-// save_session does (see session4.go), so that Python's is_dirty stays right.
+// save_session does (a pickle of the session's other attributes, made as CPython
+// makes it), so that Python's is_dirty sees Go's changes and no others.
 func (s *Session) Encode() ([]byte, error) {
 	if s.class.Kind == KindSession4 {
 		if err := s.preserveLastValues(); err != nil {

@@ -233,7 +233,7 @@ func (s *Session) UserString() (string, bool) {
 func (s *Session) LoggedIn() bool { return Truthy(s.User()) }
 
 // SetUser sets the user, as set_user does; nil logs out (None). A Go string is
-// stored as a str; any other value must be of the pickle model.
+// stored as a str; any other value as Set stores it.
 func (s *Session) SetUser(v any) error {
 	v, err := modelValue(v)
 	if err != nil {
@@ -387,9 +387,12 @@ func (s *Session) GetBool(name string) (bool, bool) {
 	return b, ok && isBool
 }
 
-// Set sets an application attribute; a new one goes after the existing ones, as
-// in a Python __dict__. Go int, int32, float32 and the like are stored as Python
-// int and float; other values must be of the pickle model.
+// Set sets an application attribute to v, replacing its value; a new one goes after
+// the existing ones, as in a Python __dict__. Values of the pickle model are stored as
+// they are, Go int, int32, float32 and the like as Python int and float, and any other
+// Go value as pickle.MarshalValue converts it (time.Time as a datetime, slices as
+// lists, maps as dicts, structs as objects or dicts). EncodeAttr instead writes a Go
+// value into the objects the attribute already holds.
 func (s *Session) Set(name string, v any) error {
 	if s.reserved(name) {
 		return fmt.Errorf("%w: %s", ErrReserved, name)
@@ -568,8 +571,9 @@ func (s *Session) ValidCSRFToken(r *http.Request, field string) bool {
 	return err == nil && subtle.ConstantTimeCompare([]byte(v), []byte(t)) == 1
 }
 
-// modelValue converts Go scalars to the pickle model and rejects what it cannot
-// pickle.
+// modelValue converts a Go value to the pickle model: values of the model as they
+// are, Go numbers to int and float, anything else as pickle.MarshalValue converts it.
+// It rejects what has no Python form.
 func modelValue(v any) (any, error) {
 	switch x := v.(type) {
 	case nil, bool, int64, *big.Int, float64, string, []byte,
@@ -597,7 +601,13 @@ func modelValue(v any) (any, error) {
 	case float32:
 		return float64(x), nil
 	}
-	return nil, fmt.Errorf("%w: %T", ErrValue, v)
+	// Any other Go value as EncodeAttr would write a new one (time.Time, slices,
+	// maps, structs): one rule for what a session can hold.
+	pv, err := pickle.MarshalValue(v)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %T: %w", ErrValue, v, err)
+	}
+	return pv, nil
 }
 
 func uintValue(u uint64) any {

@@ -101,7 +101,7 @@ func TestUserAndHasInfo(t *testing.T) {
 	assert.False(t, ok)
 	require.NoError(t, s.SetUser(nil))
 	assert.False(t, s.HasInfo())
-	assert.ErrorIs(t, s.SetUser(struct{}{}), ErrValue)
+	assert.ErrorIs(t, s.SetUser(make(chan int)), ErrValue)
 
 	// session3's has_info ignores form tokens; Quixote's own counts them and the CSRF token.
 	s.CreateFormToken()
@@ -221,7 +221,24 @@ func TestAttributes(t *testing.T) {
 	require.NoError(t, s.Delete("name"))
 	require.NoError(t, s.Delete("missing"))
 	assert.Equal(t, []string{"counter", "ratio", "flag", "big"}, s.Names())
-	assert.ErrorIs(t, s.Set("x", make(chan int)), ErrValue)
+	err := s.Set("x", make(chan int))
+	assert.ErrorIs(t, err, ErrValue)
+	assert.EqualError(t, err, "quixote: value cannot be pickled: chan int: pickle: Go chan int has no Python form")
+
+	// Whatever EncodeAttr can write, Set stores too: as pickle.MarshalValue makes it.
+	when := time.Date(2026, 12, 2, 23, 5, 0, 0, time.UTC)
+	for name, v := range map[string]any{
+		"when":  when,
+		"tags":  []string{"a", "b"},
+		"prefs": map[string]any{"theme": "dark", "size": 3},
+		"point": struct{ X, Y int }{1, 2},
+	} {
+		require.NoError(t, s.Set(name, v), name)
+		want, err := pickle.MarshalValue(v)
+		require.NoError(t, err)
+		got, _ := s.Get(name)
+		assert.Equal(t, want, got, name)
+	}
 }
 
 func TestDictSessionItems(t *testing.T) {

@@ -381,8 +381,9 @@ func (c *Cleaned) Changed() bool { return c.Dropped || len(c.Removed)+len(c.Defu
 // session id, and defuses the text that would make Quixote's parse_cookies
 // backtrack, judged under both decodings.
 //
-// Defusing is decided by the grammar (see scan): when the steps Python's engine would
-// spend beyond one pass exceed maxBacktrack, the shield cuts out every cookie that
+// Defusing is decided by the grammar, without running an engine: when the steps
+// Python's engine would spend beyond one pass over the header exceed 16384 (about a
+// millisecond of CPython), the shield cuts out every cookie that
 // contains a backslash and lies after the header's last double quote (the text a
 // failing quoted value explores; RFC 6265 allows no backslash in a cookie), and every
 // run of white space where a match attempt fails (Python finds no cookie there, so
@@ -514,8 +515,9 @@ func isASCII(s string) bool {
 //
 // Both are judged the way Quixote's parser reads the header under both Latin-1 and
 // UTF-8 decoding. The other cookies are forwarded byte for byte. Each request it
-// cleans is logged as a warning with the attribute hostile=cookie (ratelog.Handler
-// limits how many such lines are written), values truncated.
+// cleans is logged as a warning with the attribute hostile=cookie, values truncated;
+// a logger whose handler is a [ratelog.Handler] (the gateway's is) limits how many
+// such lines are written.
 type Shield struct {
 	// Cookie is the session cookie's name; "" means DefaultCookieName.
 	Cookie string
