@@ -233,6 +233,19 @@ func parseTarget(t string) ([]string, error) {
 // parseClass parses a session class name and kind (-session-class, -session-kind):
 // a built-in class by its dotted name, or an application class, which behaves like
 // session3's Session unless kind says otherwise.
+// kindNames are the names -session-kind and a class's kind in the configuration file
+// take: each Kind's String() name, and "dict" for a DictSession.
+var kindNames = map[string]quixote.Kind{
+	quixote.KindSession3.String():    quixote.KindSession3,
+	quixote.KindDictSession.String(): quixote.KindDictSession,
+	"dict":                           quixote.KindDictSession,
+	quixote.KindQuixote.String():     quixote.KindQuixote,
+	quixote.KindSession4.String():    quixote.KindSession4,
+}
+
+// kindList names the kinds for usage and error messages.
+const kindList = "session3, dict (or dictsession), quixote or session4"
+
 func parseClass(dotted, kind string) (quixote.Class, error) {
 	builtin := map[string]quixote.Class{
 		quixote.Session3Class.String():    quixote.Session3Class,
@@ -248,16 +261,12 @@ func parseClass(dotted, kind string) (quixote.Class, error) {
 		}
 		c = quixote.Class{Module: dotted[:i], Name: dotted[i+1:], Kind: quixote.KindSession3}
 	}
-	switch kind {
-	case "":
-	case "session3":
-		c.Kind = quixote.KindSession3
-	case "dict":
-		c.Kind = quixote.KindDictSession
-	case "quixote":
-		c.Kind = quixote.KindQuixote
-	default:
-		return c, fmt.Errorf("session kind %q: want session3, dict or quixote", kind)
+	if kind != "" {
+		k, ok := kindNames[kind]
+		if !ok {
+			return c, fmt.Errorf("session kind %q: want %s", kind, kindList)
+		}
+		c.Kind = k
 	}
 	return c, nil
 }

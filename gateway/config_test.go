@@ -123,6 +123,16 @@ func TestFlagsRoutes(t *testing.T) {
 	cfg, err = parseServeFlags([]string{"-session-class", "session3.DictSession.DictSession"}, io.Discard, noEnv)
 	require.NoError(t, err)
 	assert.Equal(t, quixote.DictSessionClass, cfg.NewClass)
+
+	// Every Kind by the name its String gives, and "dict".
+	for _, k := range []quixote.Kind{quixote.KindSession3, quixote.KindDictSession, quixote.KindQuixote, quixote.KindSession4} {
+		cfg, err = parseServeFlags([]string{"-session-class", "myapp.S", "-session-kind", k.String()}, io.Discard, noEnv)
+		require.NoError(t, err, k.String())
+		assert.Equal(t, quixote.Class{Module: "myapp", Name: "S", Kind: k}, cfg.NewClass)
+	}
+	cfg, err = parseServeFlags([]string{"-session-class", "myapp.S", "-session-kind", "dict"}, io.Discard, noEnv)
+	require.NoError(t, err)
+	assert.Equal(t, quixote.KindDictSession, cfg.NewClass.Kind)
 }
 
 func TestFlagsErrors(t *testing.T) {
@@ -147,7 +157,7 @@ func TestFlagsErrors(t *testing.T) {
 		{[]string{"-cookie-name", "a b"}, "not a cookie name"},
 		{[]string{"-cookie-name", "$sid"}, "ignores names starting with $"},
 		{[]string{"-session-class", "Session"}, "dotted Python class"},
-		{[]string{"-session-kind", "other"}, "session3, dict or quixote"},
+		{[]string{"-session-kind", "other"}, "session3, dict (or dictsession), quixote or session4"},
 		{[]string{"-log-level", "loud"}, "-log-level"},
 		{[]string{"-log-format", "xml"}, "log format \"xml\""},
 		{[]string{"extra"}, "unexpected argument"},

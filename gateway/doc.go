@@ -79,7 +79,7 @@
 //
 //	[[sessions.class]]                  # an application session class
 //	name = "myapp.session.MySession"
-//	kind = "session3"                   # session3, dict or quixote: what it derives from
+//	kind = "session3"                   # session3, dict, quixote or session4: what it derives from
 //	max_form_tokens = 32                # its MAX_FORM_TOKENS, when it overrides it
 //
 //	[ordering]                          # per-session ordering

@@ -319,7 +319,7 @@ func (g *Gateway) flagSet(cfg *Config, st *flagState, out io.Writer) *flag.FlagS
 		return err
 	}}, "cookie-samesite", "samesite attribute of the session cookie: `MODE` lax, strict or none")
 	fs.StringVar(&st.className, "session-class", "", "Python class of sessions created in Go (default "+cfg.NewClass.String()+")")
-	fs.StringVar(&st.classKind, "session-kind", "", "which built-in class -session-class derives from: session3, dict or quixote")
+	fs.StringVar(&st.classKind, "session-kind", "", "which built-in class -session-class derives from: "+kindList)
 	fs.DurationVar(&cfg.MaxIdle, "max-idle", cfg.MaxIdle, "delete sessions idle for longer than this, periodically (0: never), and stale empty files")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "a Go page treats a session idle for longer as absent and removes it (0: never)")
 	fs.DurationVar(&cfg.MaxLifetime, "max-lifetime", cfg.MaxLifetime, "a Go page treats a session created longer ago as absent and removes it, however active (0: never)")

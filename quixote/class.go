@@ -28,6 +28,9 @@ const (
 	KindSession4
 )
 
+// String returns the kind's name: session3, dictsession, quixote or session4, the
+// names the gateway's -session-kind flag and configuration file take (which also take
+// dict for dictsession).
 func (k Kind) String() string {
 	switch k {
 	case KindSession3:
