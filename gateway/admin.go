@@ -23,11 +23,11 @@ import (
 
 // The sessions command: the administration tool session3 never had.
 //
-//	PROGRAM sessions [-dir DIR] list [-json]
-//	PROGRAM sessions [-dir DIR] show ID
-//	PROGRAM sessions [-dir DIR] set ID NAME=JSON
-//	PROGRAM sessions [-dir DIR] delete ID | delete -user NAME
-//	PROGRAM sessions [-dir DIR] sweep -older DURATION
+//	PROGRAM sessions [-sessions DIR] list [-json]
+//	PROGRAM sessions [-sessions DIR] show ID
+//	PROGRAM sessions [-sessions DIR] set ID NAME=JSON
+//	PROGRAM sessions [-sessions DIR] delete ID | delete -user NAME
+//	PROGRAM sessions [-sessions DIR] sweep -older DURATION
 //	PROGRAM sessions migrate -from DIR|URL -to DIR|URL [-keep-existing]
 //
 // DIR is a session directory or, in its place, a PostgreSQL database by its
@@ -44,9 +44,10 @@ import (
 // Exit status: 0 on success, 1 when a session is missing or a file cannot be read or
 // written, 2 for a usage error or an invalid session id.
 
-const sessionsUsage = `usage: %s sessions [-dir DIR | -config FILE] COMMAND
+const sessionsUsage = `usage: %s sessions [-sessions DIR | -config FILE] COMMAND
 
-DIR is a session directory, or a PostgreSQL database as postgres://USER@HOST/DB.
+DIR is a session directory, or a PostgreSQL database as postgres://USER@HOST/DB
+(-dir DIR is the same as -sessions DIR).
 
 Commands:
   list [-json]            every session: id, user, class, idle time (since the file last changed)
@@ -82,14 +83,15 @@ func (g *Gateway) runSessions(ctx context.Context, args []string, stdout, stderr
 	prog := g.name()
 	fs := flag.NewFlagSet(prog+" sessions", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dirFlag := fs.String("dir", "", "the session `DIR`ectory or postgres:// URL (default: the configuration file's, else "+g.Config.SessionsDir+")")
+	dirFlag := fs.String("sessions", "", "the session `DIR`ectory or postgres:// URL, as the gateway's -sessions (default: the configuration file's, else "+g.Config.SessionsDir+")")
+	fs.StringVar(dirFlag, "dir", "", "the same as -sessions")
 	configFlag := fs.String("config", "", "take the session directory or database from the configuration `FILE`")
 	lockFlag := fs.String("lock-dir", "", "the gateways' per-session lock `DIR`ectory, which set and delete take a session's turn in (default: the configuration file's, else the session directory's name + \".locks\")")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, sessionsUsage, prog)
+		fmt.Fprintf(fs.Output(), sessionsUsage, prog)
 		fs.PrintDefaults()
 	}
-	if code, ok := parseCommand(fs, args); !ok {
+	if code, ok := parseCommand(fs, args, stderr); !ok {
 		return code
 	}
 	if fs.NArg() == 0 {
@@ -148,7 +150,7 @@ func sessionsCommand(ctx context.Context, prog, dirName, lockDir, cmd string, ar
 	open := func() (quixote.IterableStore, error) { return openAt(dirName, false) }
 	argsN := func(n int, form string) error {
 		if len(args) != n {
-			return usageErr("usage: %s sessions [-dir DIR] %s", prog, form)
+			return usageErr("usage: %s sessions [-sessions DIR] %s", prog, form)
 		}
 		return nil
 	}
@@ -161,14 +163,14 @@ func sessionsCommand(ctx context.Context, prog, dirName, lockDir, cmd string, ar
 
 	switch cmd {
 	case "list":
+		form := prog + " sessions [-sessions DIR] list [-json]"
 		fs := flag.NewFlagSet("list", flag.ContinueOnError)
-		fs.SetOutput(stderr)
 		asJSON := fs.Bool("json", false, "print JSON")
-		if err := fs.Parse(args); err != nil {
-			return exitError{2, err}
+		if err := parseSubcommand(fs, args, form, stdout); err != nil {
+			return err
 		}
 		if fs.NArg() > 0 {
-			return usageErr("usage: %s sessions [-dir DIR] list [-json]", prog)
+			return usageErr("usage: %s", form)
 		}
 		dir, err := open()
 		if err != nil {
@@ -210,14 +212,14 @@ func sessionsCommand(ctx context.Context, prog, dirName, lockDir, cmd string, ar
 			return setAttribute(ctx, dir, args[0], name, value, stdout)
 		})
 	case "delete":
+		form := prog + " sessions [-sessions DIR] delete ID | delete -user NAME"
 		fs := flag.NewFlagSet("delete", flag.ContinueOnError)
-		fs.SetOutput(stderr)
 		user := fs.String("user", "", "delete every session of the user `NAME` (log them out everywhere)")
-		if err := fs.Parse(args); err != nil {
-			return exitError{2, err}
+		if err := parseSubcommand(fs, args, form, stdout); err != nil {
+			return err
 		}
 		if (*user == "") == (fs.NArg() != 1) {
-			return usageErr("usage: %s sessions [-dir DIR] delete ID | delete -user NAME", prog)
+			return usageErr("usage: %s", form)
 		}
 		dir, err := open()
 		if err != nil {
@@ -241,14 +243,14 @@ func sessionsCommand(ctx context.Context, prog, dirName, lockDir, cmd string, ar
 		fmt.Fprintf(stdout, "deleted %s\n", id)
 		return nil
 	case "sweep":
+		form := prog + " sessions [-sessions DIR] sweep -older DURATION (e.g. 24h)"
 		fs := flag.NewFlagSet("sweep", flag.ContinueOnError)
-		fs.SetOutput(stderr)
 		older := fs.Duration("older", -1, "delete sessions idle for longer than this `DURATION`")
-		if err := fs.Parse(args); err != nil {
-			return exitError{2, err}
+		if err := parseSubcommand(fs, args, form, stdout); err != nil {
+			return err
 		}
 		if fs.NArg() > 0 || *older < 0 {
-			return usageErr("usage: %s sessions [-dir DIR] sweep -older DURATION (e.g. 24h)", prog)
+			return usageErr("usage: %s", form)
 		}
 		dir, err := open()
 		if err != nil {
@@ -258,16 +260,16 @@ func sessionsCommand(ctx context.Context, prog, dirName, lockDir, cmd string, ar
 		fmt.Fprintf(stdout, "deleted %d, remaining %d\n", deleted, remaining)
 		return err
 	case "migrate":
+		form := prog + " sessions migrate -from DIR|URL -to DIR|URL [-keep-existing]"
 		fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
-		fs.SetOutput(stderr)
 		from := fs.String("from", "", "copy the sessions of this `DIR`ectory or postgres:// URL")
 		to := fs.String("to", "", "into this `DIR`ectory (created if missing) or postgres:// URL (its table created if missing)")
 		keep := fs.Bool("keep-existing", false, "leave a session the destination holds with other bytes as it is, instead of replacing it")
-		if err := fs.Parse(args); err != nil {
-			return exitError{2, err}
+		if err := parseSubcommand(fs, args, form, stdout); err != nil {
+			return err
 		}
 		if fs.NArg() > 0 || *from == "" || *to == "" {
-			return usageErr("usage: %s sessions migrate -from DIR|URL -to DIR|URL [-keep-existing]", prog)
+			return usageErr("usage: %s", form)
 		}
 		if *from == *to {
 			return usageErr("-from and -to name the same store")
@@ -492,14 +494,44 @@ func setAttribute(ctx context.Context, dir quixote.Store, id, name, value string
 	return nil
 }
 
-// parseCommand parses an administration command's flags. When it cannot go on, it
-// returns the exit status: 0 after -help, 2 for a usage error (already printed).
-func parseCommand(fs *flag.FlagSet, args []string) (code int, ok bool) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0, false
-		}
+// parseCommand parses an administration command's flags. -h prints the command's
+// usage (fs.Usage) on stderr; an invalid flag prints one line, the error and where
+// the usage is, not the whole usage. When it cannot go on, it returns the exit
+// status and false.
+func parseCommand(fs *flag.FlagSet, args []string, stderr io.Writer) (code int, ok bool) {
+	fs.SetOutput(io.Discard) // the flag package would print the error and the usage
+	err := fs.Parse(args)
+	fs.SetOutput(stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fs.Usage()
+		return 0, false
+	case err != nil:
+		fmt.Fprintf(stderr, "%s: %v\nrun %s -h for the usage\n", fs.Name(), err, fs.Name())
 		return 2, false
 	}
 	return 0, true
+}
+
+// parseSubcommand parses the flags of a sessions command (list, delete, ...), whose
+// usage is form: -h prints it with the flags; an invalid flag is a usage error that
+// names it once.
+func parseSubcommand(fs *flag.FlagSet, args []string, form string, stdout io.Writer) error {
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fs.SetOutput(stdout)
+		fmt.Fprintf(stdout, "usage: %s\n\nFlags:\n", form)
+		fs.PrintDefaults()
+		return flag.ErrHelp
+	case err != nil:
+		for _, f := range []string{"-sessions", "-dir", "-config", "-lock-dir"} {
+			if strings.HasSuffix(err.Error(), "not defined: "+f) {
+				return usageErr("%s goes before the command (usage: %s)", f, form)
+			}
+		}
+		return usageErr("%v (usage: %s)", err, form)
+	}
+	return nil
 }

@@ -65,7 +65,10 @@ type Config struct {
 	NewClass quixote.Class
 	Classes  []quixote.Class
 
-	// Routes maps path prefixes to what serves them; the longest prefix wins.
+	// Routes maps path prefixes to what serves them; the longest prefix wins. Under
+	// Main (or Run), routes set here are the program's defaults: the configuration
+	// file's routes replace them all, and so do routes given by flags when no file
+	// has routes (see the package doc, Routes).
 	Routes []Route
 	// Pools are pools of Python workers by name, for routes to name as their target.
 	Pools map[string]Pool
@@ -157,12 +160,15 @@ type Route struct {
 	Fallback  bool
 }
 
+// String names the route in error messages and logs, whichever source gave it (a
+// flag, the configuration file or code): route "/reports/" → reports, or mount
+// "/app/" → scgi+unix:///run/app.sock.
 func (r Route) String() string {
-	flag := "-route"
+	kind := "route"
 	if r.Mount {
-		flag = "-mount"
+		kind = "mount"
 	}
-	return flag + " " + r.Prefix + "=" + r.Target
+	return fmt.Sprintf("%s %q → %s", kind, r.Prefix, r.Target)
 }
 
 // match is the prefix a request path is compared with: the given prefix without its

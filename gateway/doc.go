@@ -39,6 +39,15 @@
 // -mount) gives its application SCRIPT_NAME = the prefix and PATH_INFO = the rest, as a
 // Quixote application configured for a sub-path expects.
 //
+// Main and Run take the routes from three places. The program's own (Config.Routes,
+// set in code) are defaults; routes in the configuration file ([[route]], [[mount]])
+// replace them all; routes given by flags (-route, -mount) are added to the file's,
+// each replacing a file route of the same prefix, and without file routes they
+// replace the program's all. Gateway.TryRoutes serve only when none of these gives a
+// route and the command line names no deployment. Every other setting is layered the
+// same way, field by field: code, then the file, then the flags; SIGHUP reads the
+// file and the same flags again over the program's configuration.
+//
 // Every request forwarded to Python passes quixote.Shield first: a session cookie that
 // Quixote would read as an invalid session id (session3 uses the cookie value as a
 // file name unchecked) is cut out of the request, logged and counted. Go routes read

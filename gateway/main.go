@@ -20,14 +20,14 @@ import (
 )
 
 const usageText = `usage: %[1]s [flags]
-       %[1]s sessions [-dir DIR|URL | -config FILE] list [-json] | show ID | set ID NAME=JSON | delete ID | delete -user NAME | sweep -older DURATION
+       %[1]s sessions [-sessions DIR|URL | -config FILE] list [-json] | show ID | set ID NAME=JSON | delete ID | delete -user NAME | sweep -older DURATION
        %[1]s sessions migrate -from DIR|URL -to DIR|URL [-keep-existing]
        %[1]s shadow [-metrics ADDR | -config FILE] report [-json] [ROUTE]
 
 Serves the Go routes of a Quixote site and forwards the others to its Python workers
 over SCGI, sharing session3's session files.%[2]s
 
-Examples:
+Examples, with a Go handler registered as %[4]s:
   %[1]s -scgi unix:/run/qxbridge/gateway.sock -sessions /var/lib/myapp/sessions \
       -route /%[4]s/=%[4]s -route /=scgi://127.0.0.1:4000,127.0.0.1:4001
   %[1]s -http :8080 -mount /app/=scgi+unix:///run/myapp/scgi.sock -cookie-path /
@@ -62,8 +62,10 @@ func (g *Gateway) Main() {
 // Run runs the command in args (without the program name) and returns the exit
 // status: 0, 1 for a failure, 2 for a usage error.
 //
-//	[flags]                    serve until ctx is done, then shut down gracefully
-//	sessions [-dir DIR] ...    inspect and edit the session directory
+//	[flags]                         serve until ctx is done, then shut down gracefully
+//	sessions [-sessions DIR] ...    inspect and edit the sessions (list, show, set,
+//	                                delete, sweep), or copy them (migrate)
+//	shadow [-metrics ADDR] report   print a running gateway's shadow comparisons
 //
 // Serving reads the flags (see -help) over Config as the program set it, opens the
 // listeners the flags name plus the sockets systemd passed (socket activation,
@@ -83,7 +85,7 @@ func (g *Gateway) Run(ctx context.Context, args []string, stdout, stderr io.Writ
 		return 0
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", g.name(), err)
+		fmt.Fprintf(stderr, "%s: %v\nrun %s -h for the flags\n", g.name(), err, g.name())
 		return 2
 	}
 	if st.version {
@@ -254,10 +256,10 @@ func (g *Gateway) flagSet(cfg *Config, st *flagState, out io.Writer) *flag.FlagS
 		extra := ""
 		switch {
 		case len(cfg.Routes) > 0:
-			extra = "\nWithout -route, -mount or routes in the configuration file it serves " + describeRoutes(cfg.Routes) + "."
+			extra = "\n\nWithout -route, -mount or routes in the configuration file it serves " + describeRoutes(cfg.Routes) + "."
 		case len(g.TryRoutes) > 0:
-			extra = "\nTo try it out, with none of -" + strings.Join(tryOutFlags, ", -") + " it serves " +
-				describeRoutes(g.TryRoutes) + "; otherwise it serves the routes given."
+			extra = "\n\nTo try it out, with none of -" + strings.Join(tryOutFlags, ", -") + " it serves " +
+				describeRoutes(g.TryRoutes) + ";\notherwise it serves the routes given."
 		}
 		registered := g.handlerNames()
 		names, example := strings.Join(registered, ", "), "reports"
@@ -271,7 +273,7 @@ func (g *Gateway) flagSet(cfg *Config, st *flagState, out io.Writer) *flag.FlagS
 				break
 			}
 		}
-		fmt.Fprintf(out, usageText, g.name(), extra, names, example)
+		fmt.Fprintf(fs.Output(), usageText, g.name(), extra, names, example)
 		fs.PrintDefaults()
 	}
 	routeFlag := func(mount bool) funcValue {
@@ -347,8 +349,14 @@ func (g *Gateway) parseFlagsOver(base Config, args []string, stderr io.Writer, g
 	var used defaultsUsed
 	cfg := base.clone()
 	var st flagState
-	fs := g.flagSet(&cfg, &st, stderr)
+	// The flag package would print an invalid flag's error and the whole usage; Run
+	// prints the error once, with where the usage is.
+	fs := g.flagSet(&cfg, &st, io.Discard)
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stderr)
+			fs.Usage()
+		}
 		return cfg, used, st, err
 	}
 	if fs.NArg() > 0 {

@@ -434,15 +434,19 @@ func (g *Gateway) serveShadowReport(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	if want != "" && len(reps) == 0 {
-		http.Error(w, fmt.Sprintf("no route %s has a Go candidate (routes with one: %s)", want, strings.Join(names, ", ")), http.StatusNotFound)
+	if len(reps) == 0 {
+		// Nothing to report is an answer the operator must see, not an empty page.
+		msg := "no route has a Go candidate (-candidate PREFIX=NAME, or candidate in a [[route]])"
+		if want != "" && len(names) > 0 {
+			msg = fmt.Sprintf("no route %s has a Go candidate (routes with one: %s)", want, strings.Join(names, ", "))
+		} else if want != "" {
+			msg = fmt.Sprintf("no route %s has a Go candidate: no route has one", want)
+		}
+		http.Error(w, msg, http.StatusNotFound)
 		return
 	}
 	if r.URL.Query().Get("format") == "json" {
 		w.Header().Set("Content-Type", "application/json")
-		if reps == nil {
-			reps = []shadowView{}
-		}
 		b, _ := json.MarshalIndent(reps, "", "  ")
 		_, _ = w.Write(append(b, '\n'))
 		return
@@ -492,10 +496,10 @@ func (g *Gateway) runShadow(ctx context.Context, args []string, stdout, stderr i
 	fs := flag.NewFlagSet(prog+" shadow", flag.ContinueOnError)
 	define(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, shadowUsage, prog)
+		fmt.Fprintf(fs.Output(), shadowUsage, prog)
 		fs.PrintDefaults()
 	}
-	if code, ok := parseCommand(fs, args); !ok {
+	if code, ok := parseCommand(fs, args, stderr); !ok {
 		return code
 	}
 	if fs.NArg() == 0 || fs.Arg(0) != "report" {
@@ -505,7 +509,11 @@ func (g *Gateway) runShadow(ctx context.Context, args []string, stdout, stderr i
 	rs := flag.NewFlagSet(prog+" shadow report", flag.ContinueOnError)
 	define(rs)
 	rs.BoolVar(&asJSON, "json", false, "print JSON")
-	if code, ok := parseCommand(rs, fs.Args()[1:]); !ok {
+	rs.Usage = func() {
+		fmt.Fprintf(rs.Output(), "usage: %s shadow [-metrics ADDR | -config FILE] report [-json] [ROUTE]\n\nFlags:\n", prog)
+		rs.PrintDefaults()
+	}
+	if code, ok := parseCommand(rs, fs.Args()[1:], stderr); !ok {
 		return code
 	}
 	if rs.NArg() > 1 {
