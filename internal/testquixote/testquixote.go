@@ -82,6 +82,12 @@ const NoRequestTraceback = "short netstring read"
 // that nothing there can shadow the installed Quixote or session3.
 func SitesDir() string { return testpeer.Testdata("py", "sites") }
 
+// PgstoreDir is the source directory of the qxbridge_pgstore package (python/src),
+// also put on PYTHONPATH: with QXSITE_SESSION_DSN, qxsite keeps its sessions in
+// PostgreSQL through this checkout's Python store, whether or not (and whichever
+// version of) the package is installed.
+func PgstoreDir() string { return filepath.Join(testpeer.RepoRoot(), "python", "src") }
+
 // Start starts the server and waits until it answers. It fails t if the server does
 // not come up within 30 s, and skips (or under CI=true fails) it when the Python peers
 // are not installed.
@@ -143,7 +149,7 @@ func Start(t testing.TB, opt Options) *Server {
 		cmd = exec.Command(py, append([]string{"-u"}, args...)...)
 	}
 	cmd.Dir = s.SessionDir // never the source tree: the working directory is on sys.path
-	cmd.Env = append(os.Environ(), "PYTHONPATH="+SitesDir(), "PYTHONDONTWRITEBYTECODE=1",
+	cmd.Env = append(os.Environ(), "PYTHONPATH="+SitesDir()+string(os.PathListSeparator)+PgstoreDir(), "PYTHONDONTWRITEBYTECODE=1",
 		"QXSITE_SESSION_DIR="+s.SessionDir)
 	if listener != nil {
 		cmd.Env = append(cmd.Env, "LISTEN_FDS=1")
