@@ -52,6 +52,12 @@ type Config struct {
 	// pages do not check them: set MaxIdle too.
 	IdleTimeout time.Duration
 	MaxLifetime time.Duration
+	// FileMode, when not 0, is the exact permission of every session file the
+	// gateway writes (store.WithFileMode); 0 means 0660 in a directory shared with
+	// its group (store.SharedWithGroup), else the store's default, 0660 minus the
+	// umask. A new session directory is made 0770 (setgid when its parent's group is
+	// shared) either way.
+	FileMode os.FileMode
 	// Ordering serves the requests of one session one at a time, in arrival order,
 	// Go and Python alike (on unless Ordering.Disabled).
 	Ordering Ordering
@@ -303,10 +309,11 @@ func sameSiteString(s http.SameSite) string {
 	return ""
 }
 
-func parseSocketMode(v string) (os.FileMode, error) {
+// parseMode reads a permission in octal (-socket-mode, -file-mode).
+func parseMode(v string) (os.FileMode, error) {
 	m, err := strconv.ParseUint(v, 8, 32)
 	if err != nil || m > 0o777 {
-		return 0, fmt.Errorf("socket mode %q: want an octal permission such as 0660", v)
+		return 0, fmt.Errorf("mode %q: want an octal permission such as 0660", v)
 	}
 	return os.FileMode(m), nil
 }
@@ -333,6 +340,9 @@ func (c *Config) validate() error {
 	}
 	if c.MaxIdle < 0 || c.IdleTimeout < 0 || c.MaxLifetime < 0 || c.ShutdownTimeout < 0 || c.BackendTimeout < 0 || c.BackendMaxConns < 0 {
 		return errors.New("durations and counts must not be negative")
+	}
+	if c.FileMode > 0o777 {
+		return fmt.Errorf("file mode %#o: not a permission", c.FileMode)
 	}
 	if c.SocketMode > 0o777 {
 		return fmt.Errorf("socket mode %#o: not a permission", c.SocketMode)

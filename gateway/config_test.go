@@ -98,7 +98,7 @@ func TestFlagsRoutes(t *testing.T) {
 		"-cookie-path", "/", "-cookie-domain", "example.org", "-cookie-secure", "-cookie-httponly", "-cookie-samesite", "Lax",
 		"-cookie-name", "sid", "-session-class", "myapp.sessions.Shop", "-session-kind", "quixote",
 		"-socket-mode", "0600", "-max-idle", "24h", "-staging-dir", "/var/lib/myapp/staging",
-		"-idle-timeout", "30m", "-max-lifetime", "12h",
+		"-idle-timeout", "30m", "-max-lifetime", "12h", "-file-mode", "0600",
 	}, io.Discard, noEnv)
 	require.NoError(t, err)
 	assert.Equal(t, []Route{
@@ -118,6 +118,7 @@ func TestFlagsRoutes(t *testing.T) {
 	assert.Equal(t, "24h0m0s", cfg.MaxIdle.String())
 	assert.Equal(t, 30*time.Minute, cfg.IdleTimeout)
 	assert.Equal(t, 12*time.Hour, cfg.MaxLifetime)
+	assert.Equal(t, 0o600, int(cfg.FileMode))
 	assert.Equal(t, "/var/lib/myapp/staging", cfg.StagingDir)
 
 	cfg, err = parseServeFlags([]string{"-session-class", "session3.DictSession.DictSession"}, io.Discard, noEnv)

@@ -83,6 +83,7 @@
 //	staging_dir = ""                    # -staging-dir
 //	max_idle = "24h"                    # -max-idle
 //	idle_timeout = "2h"                 # -idle-timeout
+//	file_mode = "0660"                  # -file-mode
 //	max_lifetime = "24h"                # -max-lifetime
 //	new_class = "myapp.session.MySession"   # -session-class
 //

@@ -25,6 +25,7 @@ type fileConfig struct {
 		StagingDir  string        `toml:"staging_dir"`
 		MaxIdle     time.Duration `toml:"max_idle"`
 		IdleTimeout time.Duration `toml:"idle_timeout"`
+		FileMode    string        `toml:"file_mode"`
 		MaxLifetime time.Duration `toml:"max_lifetime"`
 		NewClass    string        `toml:"new_class"`
 		Classes     []struct {
@@ -120,7 +121,7 @@ func loadFile(path string, cfg *Config) (hasRoutes bool, err error) {
 	set(&cfg.SCGIAddr, f.Listen.SCGI, "listen", "scgi")
 	set(&cfg.MetricsAddr, f.Listen.Metrics, "listen", "metrics")
 	if def("listen", "socket_mode") {
-		if cfg.SocketMode, err = parseSocketMode(f.Listen.SocketMode); err != nil {
+		if cfg.SocketMode, err = parseMode(f.Listen.SocketMode); err != nil {
 			return false, wrap(err)
 		}
 	}
@@ -128,6 +129,11 @@ func loadFile(path string, cfg *Config) (hasRoutes bool, err error) {
 	set(&cfg.StagingDir, f.Sessions.StagingDir, "sessions", "staging_dir")
 	if def("sessions", "max_idle") {
 		cfg.MaxIdle = f.Sessions.MaxIdle
+	}
+	if def("sessions", "file_mode") {
+		if cfg.FileMode, err = parseMode(f.Sessions.FileMode); err != nil {
+			return false, wrap(err)
+		}
 	}
 	if def("sessions", "idle_timeout") {
 		cfg.IdleTimeout = f.Sessions.IdleTimeout

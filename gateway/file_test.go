@@ -36,6 +36,7 @@ dir = "/var/lib/shop/sessions"
 staging_dir = "/var/lib/shop/staging"
 max_idle = "24h"
 idle_timeout = "2h"
+file_mode = "0640"
 max_lifetime = "72h"
 new_class = "shop.session.ShopSession"
 
@@ -100,6 +101,7 @@ func TestConfigFile(t *testing.T) {
 	assert.Equal(t, "/var/lib/shop/staging", cfg.StagingDir)
 	assert.Equal(t, 24*time.Hour, cfg.MaxIdle)
 	assert.Equal(t, 2*time.Hour, cfg.IdleTimeout)
+	assert.Equal(t, 0o640, int(cfg.FileMode))
 	assert.Equal(t, 72*time.Hour, cfg.MaxLifetime)
 	require.Len(t, cfg.Classes, 1)
 	c := cfg.Classes[0]

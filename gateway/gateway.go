@@ -178,8 +178,13 @@ func (g *Gateway) Open() error {
 	closeStore := func() {}
 	if st == nil {
 		st, closeStore, err = openStore(context.Background(), cfg.SessionsDir, storeOptions{
-			staging: cfg.StagingDir, lockWait: m.lockWaited, classes: append([]quixote.Class{newClass}, cfg.Classes...), create: true})
+			staging: cfg.StagingDir, lockWait: m.lockWaited, classes: append([]quixote.Class{newClass}, cfg.Classes...), create: true,
+			fileMode: cfg.FileMode})
 		if err != nil {
+			return err
+		}
+		if err := checkStore(st, g.log()); err != nil {
+			closeStore()
 			return err
 		}
 	}
@@ -410,7 +415,7 @@ func restartOnly(a, b Config) []string {
 	}
 	add(a.HTTPAddr != b.HTTPAddr || a.SCGIAddr != b.SCGIAddr || a.MetricsAddr != b.MetricsAddr || a.SocketMode != b.SocketMode, "listeners")
 	add(a.SessionsDir != b.SessionsDir || a.StagingDir != b.StagingDir || a.MaxIdle != b.MaxIdle ||
-		a.IdleTimeout != b.IdleTimeout || a.MaxLifetime != b.MaxLifetime, "sessions")
+		a.IdleTimeout != b.IdleTimeout || a.MaxLifetime != b.MaxLifetime || a.FileMode != b.FileMode, "sessions")
 	add(!a.Ordering.same(b.Ordering), "ordering")
 	add(a.Cookie != b.Cookie, "cookie")
 	sameClass := func(x, y quixote.Class) bool {

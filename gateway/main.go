@@ -292,9 +292,13 @@ func (g *Gateway) flagSet(cfg *Config, st *flagState, out io.Writer) *flag.FlagS
 	fs.StringVar(&cfg.SCGIAddr, "scgi", cfg.SCGIAddr, "serve SCGI for a front server on `ADDR` (host:port or unix:/path)")
 	fs.StringVar(&cfg.MetricsAddr, "metrics", cfg.MetricsAddr, "serve Prometheus /metrics and /healthz on `ADDR`")
 	fs.Var(funcValue{func() string { return fmt.Sprintf("%#o", cfg.SocketMode) }, func(v string) (err error) {
-		cfg.SocketMode, err = parseSocketMode(v)
+		cfg.SocketMode, err = parseMode(v)
 		return err
 	}}, "socket-mode", "`MODE` (octal) of the UNIX sockets the gateway creates")
+	fs.Var(funcValue{func() string { return fmt.Sprintf("%#o", cfg.FileMode) }, func(v string) (err error) {
+		cfg.FileMode, err = parseMode(v)
+		return err
+	}}, "file-mode", "exact `MODE` (octal) of the session files the gateway writes (default 0660 minus the umask)")
 	fs.StringVar(&cfg.SessionsDir, "sessions", cfg.SessionsDir, "the sessions shared with the Python side: a `DIR`ectory (created if missing), or a PostgreSQL database as postgres://USER@HOST/DB (its table created if missing; see qxbridge-pgstore for the Python side)")
 	fs.StringVar(&cfg.StagingDir, "staging-dir", cfg.StagingDir, "write session files in `DIR` and rename them into the session directory, so that a Python cron job running session3's delete_old_sessions never meets a temporary file; DIR must be outside the session directory, on the same filesystem")
 	fs.Var(routeFlag(false), "route", "serve requests under `PREFIX=TARGET` (repeatable; the longest prefix wins); TARGET is the name of a Go handler or of a pool of the configuration file, scgi://HOST:PORT[,HOST:PORT...] or scgi+unix:///PATH, and sees the whole path")

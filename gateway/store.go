@@ -3,7 +3,9 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -26,6 +28,7 @@ type storeOptions struct {
 	classes  []quixote.Class                       // to read a session's user for the database's user_name
 	create   bool                                  // create a missing session directory
 	admin    bool                                  // short waits: an administrator wants an answer
+	fileMode os.FileMode                           // the session files' exact mode (0: the store's default)
 }
 
 // openStore opens the store a sessions setting names: a PostgreSQL database (its
@@ -51,18 +54,25 @@ func openStore(ctx context.Context, spec string, o storeOptions) (st quixote.Ite
 	if spec == "" {
 		return nil, nil, fmt.Errorf("the session directory must be named")
 	}
+	var opts []store.Option
 	if o.create {
-		if err := os.MkdirAll(spec, 0o777); err != nil {
+		// The parents as MkdirAll makes them; the session directory itself 0770,
+		// with the parent's group and setgid when that group is shared: others
+		// must not list the session ids, which are bearer tokens.
+		if err := os.MkdirAll(filepath.Dir(spec), 0o777); err != nil {
 			return nil, nil, fmt.Errorf("session directory: %w", err)
 		}
+		opts = append(opts, store.WithCreate(), store.WithDirMode(0o770))
 	} else if fi, err := os.Stat(spec); err != nil {
 		return nil, nil, fmt.Errorf("session directory: %w", err)
 	} else if !fi.IsDir() {
 		return nil, nil, fmt.Errorf("session directory %s: not a directory", spec)
 	}
-	var opts []store.Option
 	if o.lockWait != nil {
 		opts = append(opts, store.WithLockWaitHook(o.lockWait))
+	}
+	if o.fileMode != 0 {
+		opts = append(opts, store.WithFileMode(o.fileMode))
 	}
 	if o.staging != "" {
 		opts = append(opts, store.WithStagingDir(o.staging))
@@ -73,6 +83,13 @@ func openStore(ctx context.Context, spec string, o storeOptions) (st quixote.Ite
 	dir, err := store.Open(spec, opts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("session directory: %w", err)
+	}
+	if shared, err := store.SharedWithGroup(spec); err == nil && shared && o.fileMode == 0 {
+		// Python's files there must stay readable and writable by the group,
+		// whatever the umask (0022 would make them 0640).
+		if dir, err = store.Open(spec, append(opts, store.WithFileMode(0o660))...); err != nil {
+			return nil, nil, fmt.Errorf("session directory: %w", err)
+		}
 	}
 	return dir, func() {}, nil
 }
@@ -105,8 +122,37 @@ func describeStore(st quixote.Store) string {
 // pingStore reports whether a store can serve now, for /healthz: a store with a
 // Ping method (both of qxbridge's have one) is asked; another is taken as healthy.
 func pingStore(ctx context.Context, st quixote.Store) error {
+	if c, ok := st.(interface{ Check(context.Context) error }); ok {
+		return c.Check(ctx) // a directory: create, replace, read and delete a file
+	}
 	if p, ok := st.(interface{ Ping(context.Context) error }); ok {
 		return p.Ping(ctx)
+	}
+	return nil
+}
+
+// checkStore checks at start-up that the gateway can use the session store
+// (store.Directory.Check: create, replace, read and delete a file, with the
+// directory's and the process's owner, group, mode and umask in the error), and
+// warns when others can list or read the session directory: session ids are bearer
+// tokens.
+func checkStore(st quixote.Store, log *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := pingStore(ctx, st); err != nil {
+		return fmt.Errorf("session store: %w", err)
+	}
+	d, ok := st.(interface{ Dir() string })
+	if !ok {
+		return nil
+	}
+	fi, err := os.Stat(d.Dir())
+	if err != nil {
+		return fmt.Errorf("session directory: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o005 != 0 {
+		log.Warn("others can list or read the session directory, and session ids are bearer tokens: chmod o-rwx it",
+			"dir", d.Dir(), "mode", fmt.Sprintf("%04o", perm))
 	}
 	return nil
 }

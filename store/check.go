@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -58,9 +57,7 @@ func (d *Directory) Check(ctx context.Context) error {
 	if err := unix.Lstat(path, &st); err != nil {
 		return d.checkError(&dst, "%w", &os.PathError{Op: "lstat", Path: path, Err: err})
 	}
-	groups, _ := os.Getgroups()
-	shared := dst.Mode&unix.S_ISGID != 0 ||
-		int(dst.Gid) != os.Getegid() && slices.Contains(groups, int(dst.Gid))
+	shared := sharedGroup(&dst)
 	if shared && st.Mode&0o060 != 0o060 {
 		return d.checkError(&dst, "the directory is shared with group %d, but the files this process writes (mode %04o, group %d) cannot be read and written by that group: set the file mode to 0660 (WithFileMode)",
 			dst.Gid, st.Mode&0o7777, st.Gid)

@@ -336,9 +336,7 @@ func makeDir(dir string, perm os.FileMode) error {
 		return &os.PathError{Op: "stat", Path: dir, Err: err}
 	}
 	mode := perm
-	groups, _ := os.Getgroups()
-	shared := parent.Mode&unix.S_ISGID != 0 ||
-		int(parent.Gid) != os.Getegid() && slices.Contains(groups, int(parent.Gid))
+	shared := sharedGroup(&parent)
 	if shared && st.Gid != parent.Gid {
 		if err := os.Lchown(dir, -1, int(parent.Gid)); err != nil {
 			return fmt.Errorf("cannot give the session directory the group %d of its parent: %w", parent.Gid, err)
@@ -720,4 +718,25 @@ func removeStaleTemp(path string, staleCutoff time.Time, byPID bool) error {
 		return fmt.Errorf("store: remove stale temporary file: %w", &os.PathError{Op: "unlink", Path: path, Err: err})
 	}
 	return nil
+}
+
+// sharedGroup reports whether a directory is shared with its group: it is setgid,
+// or its group is not this process's own but one it belongs to. The files made in
+// it must then be readable and writable by that group.
+func sharedGroup(st *unix.Stat_t) bool {
+	groups, _ := os.Getgroups()
+	return st.Mode&unix.S_ISGID != 0 ||
+		int(st.Gid) != os.Getegid() && slices.Contains(groups, int(st.Gid))
+}
+
+// SharedWithGroup reports whether the directory dir is shared with its group
+// (setgid, or of a group this process belongs to that is not its own), in which
+// case the files written in it must give that group read and write access
+// (WithFileMode(0o660)) whatever the umask.
+func SharedWithGroup(dir string) (bool, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return false, &os.PathError{Op: "stat", Path: dir, Err: err}
+	}
+	return sharedGroup(&st), nil
 }
