@@ -329,3 +329,25 @@ func TestOwnStore(t *testing.T) {
 	_, err = os.Stat(g.Config.SessionsDir)
 	assert.ErrorIs(t, err, os.ErrNotExist, "Config.SessionsDir is not opened")
 }
+
+// TestPostgresIdleSweep: -max-idle sweeps the database by its modified column, as it
+// sweeps a directory by the files' modification times.
+func TestPostgresIdleSweep(t *testing.T) {
+	srv := testpg.Start(t)
+	db := openPG(t, srv.DSN)
+	for id, name := range fixtureIDs {
+		data, err := os.ReadFile(testpeer.Testdata("session3", name))
+		require.NoError(t, err)
+		require.NoError(t, db.Save(t.Context(), id, data))
+	}
+	srv.SQL(t, `UPDATE sessions SET modified = now() - interval '2 hours' WHERE id IN ('Q4PJ1fkwwK8', 'bb2_-Qy4sEs')`)
+	g := startGateway(t, "-http", "127.0.0.1:0", "-metrics", "127.0.0.1:0", "-sessions", srv.DSN, "-max-idle", "1h")
+	require.Eventually(t, func() bool {
+		return strings.Contains(scrape(t, g.addr("metrics")), "qxbridge_sweep_deleted_sessions_total 2\n")
+	}, 10*time.Second, 20*time.Millisecond, "no sweep:\n%s", g.log)
+	ids, err := db.IDs(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, []string{"4qihCikDywk", "_dz4opoXoCaSYW452SPgjQ", "counterTokens"}, ids)
+	assert.Contains(t, scrape(t, g.addr("metrics")), "qxbridge_sweep_remaining_sessions 3\n")
+	assert.Contains(t, g.log.String(), "msg=\"idle sweep\" deleted=2 remaining=3 max_idle=1h0m0s")
+}
