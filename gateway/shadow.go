@@ -123,9 +123,13 @@ func (c *cutover) serveShadowed(w http.ResponseWriter, r *http.Request) {
 	}()
 }
 
-func (c *cutover) count(outcome string) {
+func (c *cutover) count(outcome string) { c.record(outcome, nil) }
+
+// record counts an outcome and keeps its sample, if any, in the report at once: a
+// reader of the report never sees the count without its sample.
+func (c *cutover) record(outcome string, sample *shadowSample) {
 	c.m.comparisons.WithLabelValues(c.spec.Prefix, outcome).Inc()
-	c.report.count(outcome)
+	c.report.record(outcome, sample)
 }
 
 // runShadow runs the candidate on sr and compares its answer with Python's.
@@ -163,8 +167,8 @@ func (c *cutover) runShadow(sr *http.Request, py *capture) {
 			outcome = outcomeDiffers
 		}
 	}
-	c.count(outcome)
 	if outcome == outcomeSame {
+		c.count(outcome)
 		return
 	}
 	d := unifiedDiff("python", "go", c.rewrite(pyText), c.rewrite(goText))
@@ -174,7 +178,7 @@ func (c *cutover) runShadow(sr *http.Request, py *capture) {
 	}
 	c.log.Warn(msg, "outcome", outcome, "method", sr.Method,
 		"path", sr.URL.Path, "python_status", py.status, "go_status", goAns.status, "diff", clip(d, 2048))
-	c.report.add(shadowSample{
+	c.record(outcome, &shadowSample{
 		Time: time.Now().UTC(), Outcome: outcome, Method: sr.Method, URI: sr.URL.RequestURI(),
 		Python: sampleSide{Status: py.status, Text: clip(pyText, 8192)},
 		Go:     sampleSide{Status: goAns.status, Text: clip(goText, 8192)},
@@ -386,19 +390,17 @@ func (r *shadowReport) setLimit(n int) {
 	}
 }
 
-func (r *shadowReport) count(outcome string) {
+func (r *shadowReport) record(outcome string, s *shadowSample) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.view.Counts[outcome]++
-}
-
-func (r *shadowReport) add(s shadowSample) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	if s == nil {
+		return
+	}
 	if len(r.view.Samples) >= r.limit {
 		r.view.Samples = slices.Delete(r.view.Samples, 0, len(r.view.Samples)-r.limit+1)
 	}
-	r.view.Samples = append(r.view.Samples, s)
+	r.view.Samples = append(r.view.Samples, *s)
 }
 
 // copy returns the report as it is now.
