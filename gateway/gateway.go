@@ -523,7 +523,7 @@ type server interface {
 func (g *Gateway) Serve(l net.Listener) error {
 	return g.serve(l, func() server {
 		return newHTTPServer(&http.Server{Handler: g, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-			ErrorLog: slog.NewLogLogger(g.log().Handler(), slog.LevelDebug)})
+			ErrorLog: httpErrorLog(g.log())})
 	})
 }
 
@@ -542,7 +542,7 @@ func (g *Gateway) ServeMetrics(l net.Listener) error {
 		mux.Handle("/", g.metrics.handler(g.health))
 		mux.HandleFunc("GET /shadow", g.serveShadowReport)
 		return newHTTPServer(&http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
-			ErrorLog: slog.NewLogLogger(g.log().Handler(), slog.LevelDebug)})
+			ErrorLog: httpErrorLog(g.log())})
 	})
 }
 

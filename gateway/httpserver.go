@@ -2,8 +2,11 @@ package gateway
 
 import (
 	"context"
+	stdlog "log"
+	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -134,4 +137,24 @@ func (h *httpServer) Close() error {
 	h.closing = true
 	h.mu.Unlock()
 	return h.srv.Close()
+}
+
+// httpErrorLog is the ErrorLog of the gateway's HTTP servers. net/http writes there
+// what clients do wrong (TLS and header errors: debug level, a client can write
+// them at will) and the accept errors it retries, such as running out of file
+// descriptors (EMFILE, ENFILE), which an operator must see: error level.
+func httpErrorLog(log *slog.Logger) *stdlog.Logger {
+	return stdlog.New(httpErrorWriter{log}, "", 0)
+}
+
+type httpErrorWriter struct{ log *slog.Logger }
+
+func (w httpErrorWriter) Write(p []byte) (int, error) {
+	msg := strings.TrimSuffix(string(p), "\n")
+	level := slog.LevelDebug
+	if strings.HasPrefix(msg, "http: Accept error") {
+		level = slog.LevelError
+	}
+	w.log.Log(context.Background(), level, msg)
+	return len(p), nil
 }
