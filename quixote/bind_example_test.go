@@ -52,3 +52,36 @@ func ExampleSession_DecodeAttr() {
 	// 1 tea-1 4.50 shop.models.CartItem
 	// pickle: session.cart[0].price: Python decimal.Decimal into Go float64
 }
+
+// Preferences is the part of the application's myapp.models.Profile that a Go page
+// changes; the profile's other attributes are Python's business.
+type Preferences struct {
+	Theme string `pickle:"theme"`
+}
+
+// EncodeAttr writes a Go value into the objects the attribute already holds: only
+// what the Go value names changes, and Python finds every other attribute as it left
+// it. (Set would replace the whole attribute with a new value.)
+func ExampleSession_EncodeAttr() {
+	s := quixote.NewSession(quixote.Session3Class, "198.51.100.23", time.Now())
+	// The profile as Python code put it in the session.
+	profile := pickle.NewObject(pickle.Global{Module: "myapp.models", Name: "Profile"})
+	_ = profile.SetAttr("name", "Ann")
+	_ = profile.SetAttr("theme", "light")
+	_ = profile.SetAttr("_cache", pickle.NewDict())
+	if err := s.Set("profile", profile); err != nil {
+		log.Fatal(err)
+	}
+
+	if err := s.EncodeAttr("profile", Preferences{Theme: "dark"}); err != nil {
+		log.Fatal(err)
+	}
+
+	v, _ := s.Get("profile")
+	obj := v.(*pickle.Object)
+	name, _ := obj.Attr("name")
+	theme, _ := obj.Attr("theme")
+	fmt.Println(obj == profile, obj.Attrs().Keys(), name, theme)
+	// Output:
+	// true [name theme _cache] Ann dark
+}

@@ -365,7 +365,7 @@ type Cleaned struct {
 	// Removed holds the session cookie values taken out (invalid ids).
 	Removed []string
 	// Defused holds the pieces of text taken out because Quixote's parser would
-	// backtrack over them for more than maxBacktrack steps: cookies with a backslash
+	// backtrack over them too long (see ShieldCookieHeader): cookies with a backslash
 	// after a quoted value that cannot end, and white space where a match fails.
 	Defused []string
 	// Dropped is true when cutting could not clean the header: it must not be
