@@ -173,7 +173,7 @@
 // hosts. Open creates the directory or the table if missing. A program with a store
 // of its own sets Gateway.Store to any quixote.IterableStore before Open (scs-style);
 // Sessions returns the store in use. The Go routes, the idle sweep, the metrics,
-// /healthz and the sessions administration commands (-dir DIR or -dir postgres://…)
+// /healthz and the sessions administration commands (-sessions DIR or -sessions postgres://…)
 // work alike on either. Per-session ordering takes each session's turn through the
 // store's own lock when the store has one (Ordering.Locker): in PostgreSQL an
 // advisory lock, which orders the gateways of every host sharing the database.

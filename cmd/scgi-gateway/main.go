@@ -6,8 +6,9 @@
 //
 // Usage:
 //
-//	scgi-gateway [flags]                     serve (see -help)
-//	scgi-gateway sessions [-dir DIR] COMMAND inspect and edit the session directory
+//	scgi-gateway [flags]                           serve (see -help)
+//	scgi-gateway sessions [-sessions DIR] COMMAND  inspect and edit the sessions
+//	scgi-gateway shadow -metrics ADDR report       a running gateway's shadow comparisons
 //
 // With no flags it serves HTTP on 127.0.0.1:8080 with the demo application's Go pages
 // at /, and sessions in ./sessions; with -route /=demo -route /py/=scgi://127.0.0.1:4000
