@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -21,13 +22,22 @@ import (
 // must therefore never be held across a request.
 //
 // A lock file is named by a hash of the session id (a listing of the directory shows
-// no id, which is a bearer token), is empty, and is removed by the holder when it
-// unlocks, so the directory holds about one file per session in flight. Removing a
-// file others may be waiting on is safe because a locker, once it holds the flock,
-// checks that the file it locked is still the one at the path (same device and
-// inode) and otherwise starts again on the new one.
+// no id, which is a bearer token) and is empty. It stays after its lock is released,
+// so that the next request of the session only opens it (creating and removing a file
+// per request would cost a journalled directory change each time); a sweep, at most
+// once per LockSweepInterval, removes the files nobody holds. Removing a file others
+// may be waiting on is safe because the sweep removes only a file it holds itself,
+// and a locker, once it holds the flock, checks that the file it locked is still the
+// one at the path (same device and inode) and otherwise starts again on the new one.
+//
+// The directory must be on a local filesystem: over NFS, flock(2) is emulated with
+// POSIX locks, which do not exclude each other within one process.
 type LockDir struct {
 	dir string
+	// lastSweep is when the last sweep started (unix nanoseconds); sweeping is set
+	// while one runs.
+	lastSweep atomic.Int64
+	sweeping  atomic.Bool
 	// chown is set when the process runs as root: its lock files are given to the
 	// directory's owner and group, so that a gateway waiting on one can open it.
 	chown    bool
@@ -142,12 +152,59 @@ func (d *LockDir) Lock(ctx context.Context, id string) (unlock func(), err error
 			continue
 		}
 		return func() {
-			// Removed while still locked, so that nobody can lock this file and
-			// believe it current: a waiter that gets it finds it gone and starts over.
-			_ = unix.Unlink(path)
-			unix.Close(fd)
+			unix.Close(fd) // releases the lock
+			d.maybeSweep()
 		}, nil
 	}
+}
+
+// LockSweepInterval is how often, at most, a LockDir removes the lock files of the
+// sessions that have no request in flight.
+const LockSweepInterval = time.Minute
+
+// maybeSweep starts a sweep in the background when none ran for LockSweepInterval.
+func (d *LockDir) maybeSweep() {
+	now := time.Now().UnixNano()
+	last := d.lastSweep.Load()
+	if now-last < int64(LockSweepInterval) || !d.lastSweep.CompareAndSwap(last, now) {
+		return
+	}
+	if last == 0 {
+		return // the first unlock only starts the clock
+	}
+	if d.sweeping.CompareAndSwap(false, true) {
+		go func() {
+			defer d.sweeping.Store(false)
+			_, _ = d.Sweep()
+		}()
+	}
+}
+
+// Sweep removes the lock files that no process holds, and returns how many it
+// removed. Each is removed while Sweep holds its lock, so that a locker waiting on it
+// finds it gone once it gets it, and starts again on a new file.
+func (d *LockDir) Sweep() (removed int, err error) {
+	entries, err := os.ReadDir(d.dir)
+	if err != nil {
+		return 0, fmt.Errorf("lock directory: %w", err)
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		path := filepath.Join(d.dir, e.Name())
+		fd, err := unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+		if err != nil {
+			continue // removed meanwhile, or not ours to touch
+		}
+		if flockNB(fd) == nil {
+			if same, err := stillAt(fd, path); err == nil && same && unix.Unlink(path) == nil {
+				removed++
+			}
+		}
+		unix.Close(fd)
+	}
+	return removed, nil
 }
 
 func openLockFile(path string) (int, error) {

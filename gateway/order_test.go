@@ -191,8 +191,78 @@ func TestLockDir(t *testing.T) {
 	}
 	wg.Wait()
 	assert.Equal(t, 800, count)
+
+	// Lock files stay for the next request; a sweep removes those nobody holds.
+	unlock, err = a.Lock(context.Background(), "held")
+	require.NoError(t, err)
 	names, _ = os.ReadDir(dir)
-	assert.Empty(t, names, "lock files are removed by their holders")
+	assert.Len(t, names, 3, "abc, xyz and held")
+	n, err := b.Sweep()
+	require.NoError(t, err)
+	assert.Equal(t, 2, n)
+	names, _ = os.ReadDir(dir)
+	assert.Len(t, names, 1, "the held one stays")
+	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Millisecond)
+	_, err = b.Lock(ctx, "held")
+	cancel()
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "and still excludes")
+	unlock()
+	n, err = a.Sweep()
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	names, _ = os.ReadDir(dir)
+	assert.Empty(t, names)
+}
+
+// TestLockDirSweepRace sweeps over and over while two LockDirs lock and unlock one
+// session from 8 goroutines: a file removed under a waiter is followed to the new
+// one, and there is never more than one holder.
+func TestLockDirSweepRace(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "locks")
+	a, err := OpenLockDir(dir, "")
+	require.NoError(t, err)
+	b, err := OpenLockDir(dir, "")
+	require.NoError(t, err)
+	stop := make(chan struct{})
+	swept := make(chan int)
+	go func() {
+		total := 0
+		for {
+			select {
+			case <-stop:
+				swept <- total
+				return
+			default:
+			}
+			n, err := a.Sweep()
+			assert.NoError(t, err)
+			total += n
+		}
+	}()
+	var inside atomic.Int32
+	count := 0
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := []*LockDir{a, b}[i%2]
+			for range 200 {
+				unlock, err := d.Lock(context.Background(), "s")
+				if !assert.NoError(t, err) {
+					return
+				}
+				assert.Equal(t, int32(1), inside.Add(1), "one holder at a time")
+				count++
+				inside.Add(-1)
+				unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	t.Logf("files swept: %d", <-swept)
+	assert.Equal(t, 1600, count)
 }
 
 func TestOrderingConfig(t *testing.T) {
@@ -389,4 +459,26 @@ func TestOrdererWaitBoundsLock(t *testing.T) {
 	_, err := o.acquire(ctx, "s")
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.Empty(t, o.sessions, "the turn was given back")
+}
+
+// TestLockDirSweepsItself: an unlock a LockSweepInterval after the last sweep starts
+// one in the background.
+func TestLockDirSweepsItself(t *testing.T) {
+	d, err := OpenLockDir(filepath.Join(t.TempDir(), "locks"), "")
+	require.NoError(t, err)
+	for _, id := range []string{"a", "b", "c"} {
+		unlock, err := d.Lock(context.Background(), id)
+		require.NoError(t, err)
+		unlock()
+	}
+	names, _ := os.ReadDir(d.Dir())
+	assert.Len(t, names, 3, "kept: the clock only started")
+	d.lastSweep.Store(time.Now().Add(-LockSweepInterval).UnixNano())
+	unlock, err := d.Lock(context.Background(), "a")
+	require.NoError(t, err)
+	unlock()
+	eventually(t, func() bool {
+		names, _ := os.ReadDir(d.Dir())
+		return len(names) == 0 && !d.sweeping.Load()
+	})
 }
