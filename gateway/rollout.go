@@ -289,8 +289,11 @@ func (g *Gateway) newCutover(cfg Config, spec Route, python, h http.Handler) htt
 	c.Samples = orDefaultInt(c.Samples, DefaultShadowSamples)
 	c.MaxBody = orDefaultInt(c.MaxBody, DefaultCutoverMaxBody)
 	m := g.manager
+	// The manager's settings, so that the shadow run sees the session as the
+	// candidate would (its class, its lifetimes), over the snapshot, read-only.
 	ro := &quixote.Manager{Store: snapshotStore{}, Cookie: m.Cookie, NewClass: m.NewClass, Classes: m.Classes,
-		ScriptName: m.ScriptName, RemoteAddr: m.RemoteAddr, ReadOnly: true, Logger: m.Logger}
+		ScriptName: m.ScriptName, RemoteAddr: m.RemoteAddr, ReadOnly: true, Logger: m.Logger,
+		IdleTimeout: m.IdleTimeout, MaxLifetime: m.MaxLifetime, BufferLimit: m.BufferLimit}
 	x := &cutover{
 		spec:     spec,
 		python:   python,
