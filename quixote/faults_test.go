@@ -1,6 +1,7 @@
 package quixote
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -239,4 +240,44 @@ func TestManagerFullDiskRealSession3(t *testing.T) {
 	assert.Equal(t, 200, r.status)
 	assert.Equal(t, []string{"save 503"}, failed.all())
 	assert.Contains(t, logs.String(), "no space left on device")
+}
+
+// TestManagerHijack: a handler can take the connection over (http.Hijacker on the
+// writer itself); the manager then writes nothing more and still saves the session.
+func TestManagerHijack(t *testing.T) {
+	st := newMemStore()
+	logger, logs := newLogger()
+	m := &Manager{Store: st, Logger: logger}
+	srv := httptest.NewServer(m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := SessionFrom(r)
+		_ = s.SetUser("alice")
+		_ = s.Set("counter", int64(1))
+		c, brw, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		defer c.Close()
+		_, _ = brw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\n\r\nhijacked")
+		_ = brw.Flush()
+	})))
+	defer srv.Close()
+	req, _ := http.NewRequest("GET", srv.URL, nil)
+	req.Header.Set("Cookie", `QX_session="`+"hijacksess1"+`"`)
+	s0 := NewSession(Session3Class, "127.0.0.1", time.Now())
+	s0.setID("hijacksess1")
+	require.NoError(t, s0.SetUser("alice"))
+	data, err := s0.Encode()
+	require.NoError(t, err)
+	require.NoError(t, st.Save(context.Background(), "hijacksess1", data))
+	resp, err := srv.Client().Do(req)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, "hijacked", string(body))
+	s, err := Decode(st.files["hijacksess1"])
+	require.NoError(t, err)
+	n, _ := s.GetInt("counter")
+	assert.Equal(t, int64(1), n, "the session is saved")
+	assert.NotContains(t, logs.String(), "hijacked connection")
 }

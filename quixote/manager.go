@@ -1,6 +1,7 @@
 package quixote
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -589,6 +590,16 @@ func (w *responseWriter) FlushError() error {
 		return err
 	}
 	return http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Hijack hands the connection over, for http.Hijacker and http.ResponseController:
+// nothing is held back or written for the response after that.
+func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil {
+		w.sent, w.buf = true, nil
+	}
+	return c, brw, err
 }
 
 // Flush implements http.Flusher.
