@@ -248,7 +248,8 @@ func TestManagerHijack(t *testing.T) {
 	st := newMemStore()
 	logger, logs := newLogger()
 	m := &Manager{Store: st, Logger: logger}
-	srv := httptest.NewServer(m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	done := make(chan struct{})
+	h := m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := SessionFrom(r)
 		_ = s.SetUser("alice")
 		_ = s.Set("counter", int64(1))
@@ -260,7 +261,11 @@ func TestManagerHijack(t *testing.T) {
 		defer c.Close()
 		_, _ = brw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\n\r\nhijacked")
 		_ = brw.Flush()
-	})))
+	}))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r)
+		close(done) // the manager has saved
+	}))
 	defer srv.Close()
 	req, _ := http.NewRequest("GET", srv.URL, nil)
 	req.Header.Set("Cookie", `QX_session="`+"hijacksess1"+`"`)
@@ -275,7 +280,10 @@ func TestManagerHijack(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	assert.Equal(t, "hijacked", string(body))
-	s, err := Decode(st.files["hijacksess1"])
+	<-done
+	saved, err := st.Load(context.Background(), "hijacksess1")
+	require.NoError(t, err)
+	s, err := Decode(saved)
 	require.NoError(t, err)
 	n, _ := s.GetInt("counter")
 	assert.Equal(t, int64(1), n, "the session is saved")
