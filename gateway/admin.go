@@ -86,7 +86,8 @@ func (g *Gateway) runSessions(ctx context.Context, args []string, stdout, stderr
 	dirFlag := fs.String("sessions", "", "the session `DIR`ectory or postgres:// URL, as the gateway's -sessions (default: the configuration file's, else "+g.Config.SessionsDir+")")
 	fs.StringVar(dirFlag, "dir", "", "the same as -sessions")
 	configFlag := fs.String("config", "", "take the session directory or database from the configuration `FILE`")
-	lockFlag := fs.String("lock-dir", "", "the gateways' per-session lock `DIR`ectory, which set and delete take a session's turn in (default: the configuration file's, else the session directory's name + \".locks\")")
+	lockFlag := fs.String("order-lock-dir", "", "the gateways' per-session lock `DIR`ectory, as the gateway's -order-lock-dir: set and delete take a session's turn in it (default: the configuration file's, else the session directory's name + \".locks\")")
+	fs.StringVar(lockFlag, "lock-dir", "", "the same as -order-lock-dir")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), sessionsUsage, prog)
 		fs.PrintDefaults()
@@ -526,7 +527,7 @@ func parseSubcommand(fs *flag.FlagSet, args []string, form string, stdout io.Wri
 		fs.PrintDefaults()
 		return flag.ErrHelp
 	case err != nil:
-		for _, f := range []string{"-sessions", "-dir", "-config", "-lock-dir"} {
+		for _, f := range []string{"-sessions", "-dir", "-config", "-order-lock-dir", "-lock-dir"} {
 			if strings.HasSuffix(err.Error(), "not defined: "+f) {
 				return usageErr("%s goes before the command (usage: %s)", f, form)
 			}
