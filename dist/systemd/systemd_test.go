@@ -24,16 +24,18 @@ const (
 )
 
 // testConfig writes dist/gateway.toml into dir for a test: the session directory
-// sessions, metrics on a free port, the Python pool at address pool.
+// sessions, the lock directory dir/run/locks (dir/run stands for RuntimeDirectory=),
+// metrics on a free port, the Python pool at address pool.
 func testConfig(t *testing.T, dir, sessions, pool string) string {
 	t.Helper()
 	b, err := os.ReadFile("../gateway.toml")
 	require.NoError(t, err)
 	conf := string(b)
 	for old, new := range map[string]string{
-		`dir = "/var/lib/myapp/sessions"`: fmt.Sprintf("dir = %q", sessions),
-		`metrics = "127.0.0.1:9100"`:      `metrics = "127.0.0.1:0"`,
-		`addresses = ["127.0.0.1:4000"]`:  fmt.Sprintf("addresses = [%q]", pool),
+		`dir = "/var/lib/myapp/sessions"`:  fmt.Sprintf("dir = %q", sessions),
+		`lock_dir = "/run/qxbridge/locks"`: fmt.Sprintf("lock_dir = %q", filepath.Join(dir, "run", "locks")),
+		`metrics = "127.0.0.1:9100"`:       `metrics = "127.0.0.1:0"`,
+		`addresses = ["127.0.0.1:4000"]`:   fmt.Sprintf("addresses = [%q]", pool),
 	} {
 		require.Equal(t, 1, strings.Count(conf, old), "dist/gateway.toml has %s", old)
 		conf = strings.Replace(conf, old, new, 1)
@@ -135,5 +137,7 @@ func TestUnitsAgree(t *testing.T) {
 	b, err := os.ReadFile("../gateway.toml")
 	require.NoError(t, err)
 	assert.NotContains(t, string(b), "scgi =", "the SCGI socket comes from the socket unit")
+	assert.Contains(t, string(b), fmt.Sprintf("lock_dir = %q", filepath.Join("/run", svc.one(t, "Service", "RuntimeDirectory"), "locks")),
+		"the ordering's lock files live in the runtime directory, which ProtectSystem=strict leaves writable")
 	assert.Equal(t, "/bin/kill -HUP $MAINPID", svc.one(t, "Service", "ExecReload"), "SIGHUP reloads the configuration file")
 }

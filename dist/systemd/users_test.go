@@ -83,6 +83,10 @@ func TestTwoUsersOneDirectory(t *testing.T) {
 	bin := buildGateway(t)
 	require.NoError(t, os.Chmod(filepath.Dir(bin), 0o755))
 	conf := testConfig(t, base, sessions, pyAddr)
+	// The runtime directory systemd makes for the service (RuntimeDirectory=), owned
+	// by its user: the ordering's lock directory is created inside it.
+	require.NoError(t, os.Mkdir(filepath.Join(base, "run"), 0o755))
+	require.NoError(t, os.Chown(filepath.Join(base, "run"), gatewayUID, gatewayUID))
 	httpAddr, err := testpeer.FreeLoopbackAddr()
 	require.NoError(t, err)
 	gw := asUser(t, gatewayUID, gatewayUID, bin, "-config", conf, "-http", httpAddr, "-route", "/counter=demo")
