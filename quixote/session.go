@@ -30,7 +30,8 @@ var (
 	// ErrNoCSRFToken is returned by CSRFToken for a session whose class is not
 	// Quixote's own Session or session4's, which alone have CSRF tokens.
 	ErrNoCSRFToken = errors.New("quixote: session class has no CSRF token")
-	// ErrValue is returned (wrapped) when a Go value is not one of the pickle model.
+	// ErrValue is returned (wrapped) for a Go value that has no Python form (see
+	// Session.Set), such as a channel or a function.
 	ErrValue = errors.New("quixote: value cannot be pickled")
 )
 
