@@ -659,6 +659,10 @@ func (g *Gateway) health() (bool, string) {
 	} else {
 		fmt.Fprintf(&b, "sessions %s: ok\n", name)
 	}
+	if err := g.orderHealth(); err != nil {
+		ok = false
+		fmt.Fprintf(&b, "%v\n", err)
+	}
 	for _, np := range g.proxies() {
 		for _, s := range np.proxy.Stats() {
 			state := "up"

@@ -334,6 +334,23 @@ func (g *Gateway) refuseTurn(w http.ResponseWriter, req *http.Request, r *route,
 	http.Error(w, msg, http.StatusServiceUnavailable)
 }
 
+// orderHealth reports a lock directory the gateway can no longer use (for /healthz):
+// every request with a session would be refused.
+func (g *Gateway) orderHealth() error {
+	g.mu.Lock()
+	o := g.orderer
+	g.mu.Unlock()
+	if o == nil {
+		return nil
+	}
+	if d, ok := o.locker.(*LockDir); ok {
+		if err := d.Check(); err != nil {
+			return fmt.Errorf("ordering: %w", err)
+		}
+	}
+	return nil
+}
+
 // findRecorder returns the router's recorder under w's wrappers, or nil.
 func findRecorder(w http.ResponseWriter) *recorder {
 	for w != nil {

@@ -99,6 +99,22 @@ func OpenLockDir(path, parent string) (*LockDir, error) {
 	return d, nil
 }
 
+// Check reports whether the directory is still usable: there, a directory, and open
+// to this process for creating lock files.
+func (d *LockDir) Check() error {
+	fi, err := os.Stat(d.dir)
+	if err == nil && !fi.IsDir() {
+		err = errors.New("not a directory")
+	}
+	if err == nil {
+		err = unix.Access(d.dir, unix.W_OK|unix.X_OK)
+	}
+	if err != nil {
+		return fmt.Errorf("lock directory %s: %w", d.dir, err)
+	}
+	return nil
+}
+
 // Dir returns the directory's path.
 func (d *LockDir) Dir() string { return d.dir }
 

@@ -482,3 +482,15 @@ func TestLockDirSweepsItself(t *testing.T) {
 		return len(names) == 0 && !d.sweeping.Load()
 	})
 }
+
+// TestOrderHealth: /healthz is unhealthy when the lock directory is gone.
+func TestOrderHealth(t *testing.T) {
+	g, _, _ := orderedGateway(t, Ordering{})
+	ok, text := g.health()
+	assert.True(t, ok, text)
+	locks := g.Config.SessionsDir + ".locks"
+	require.NoError(t, os.Remove(locks))
+	ok, text = g.health()
+	assert.False(t, ok)
+	assert.Contains(t, text, "ordering: lock directory "+locks+": ")
+}
