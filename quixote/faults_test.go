@@ -289,3 +289,49 @@ func TestManagerHijack(t *testing.T) {
 	assert.Equal(t, int64(1), n, "the session is saved")
 	assert.NotContains(t, logs.String(), "hijacked connection")
 }
+
+// TestManagerLockTimeout: a session file locked by a stuck peer (a real flock(2)
+// held by this test) past the store's lock timeout gives 503 at load, and 503 at
+// save in place of the page, instead of an anonymous page or a lost change.
+func TestManagerLockTimeout(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "sessions")
+	st, err := store.Open(dir, store.WithCreate(), store.WithLockTimeout(200*time.Millisecond))
+	require.NoError(t, err)
+	var failed failures
+	logger, _ := newLogger()
+	m := &Manager{Store: st, Logger: logger, Failed: failed.add}
+	app := testApp()
+	var hold func()
+	h := m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hold != nil {
+			hold() // the peer takes the lock between our load and our save
+		}
+		app.ServeHTTP(w, r)
+	}))
+	rec := serveDirect(h, "/login?user=alice", "")
+	require.Equal(t, 200, rec.Code)
+	id := newCookieID(t, response{cookies: []string{rec.Header().Get("Set-Cookie")}})
+	cookie := `QX_session="` + id + `"`
+	lock := func() *os.File {
+		f, err := os.Open(filepath.Join(dir, id))
+		require.NoError(t, err)
+		require.NoError(t, unix.Flock(int(f.Fd()), unix.LOCK_EX))
+		return f
+	}
+
+	f := lock()
+	rec = serveDirect(h, "/counter", cookie)
+	assert.Equal(t, 503, rec.Code, "locked at load")
+	f.Close()
+
+	hold = func() { f = lock() }
+	rec = serveDirect(h, "/counter", cookie)
+	f.Close()
+	assert.Equal(t, 503, rec.Code, "locked at save")
+	assert.NotEqual(t, "1", rec.Body.String())
+
+	hold = nil
+	rec = serveDirect(h, "/counter", cookie)
+	assert.Equal(t, "1", rec.Body.String(), "neither failed request counted")
+	assert.Equal(t, []string{"load 503", "save 503"}, failed.all())
+}
