@@ -33,7 +33,8 @@ import (
 // The directory must be on a local filesystem: over NFS, flock(2) is emulated with
 // POSIX locks, which do not exclude each other within one process.
 type LockDir struct {
-	dir string
+	dir      string
+	sessions string // the session directory, or ""
 	// lastSweep is when the last sweep started (unix nanoseconds); sweeping is set
 	// while one runs.
 	lastSweep atomic.Int64
@@ -53,11 +54,13 @@ const (
 )
 
 // OpenLockDir returns the lock directory at path, creating it (mode 0770, and the
-// parent directories it needs) if missing. When the process runs as root the
-// directory it creates is given to the owner and group of parent, if parent names an
-// existing directory (the session directory, for the administration commands), so
-// that a gateway running as that user can use it afterwards.
-func OpenLockDir(path, parent string) (*LockDir, error) {
+// parent directories it needs) if missing, for the session directory sessions ("" if
+// none). When the process runs as root the directory it creates is given to the owner
+// and group of the session directory, so that a gateway running as that user can use
+// it afterwards. A lock file is kept after its lock is released only while the
+// session directory holds a session of that id: a cookie naming no session (made up,
+// or of a session since deleted) leaves no file behind.
+func OpenLockDir(path, sessions string) (*LockDir, error) {
 	if path == "" {
 		return nil, errors.New("lock directory: no path")
 	}
@@ -82,13 +85,13 @@ func OpenLockDir(path, parent string) (*LockDir, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("lock directory %s: not a directory", path)
 	}
-	if created && os.Geteuid() == 0 && parent != "" {
+	if created && os.Geteuid() == 0 && sessions != "" {
 		var st unix.Stat_t
-		if unix.Stat(parent, &st) == nil {
+		if unix.Stat(sessions, &st) == nil {
 			_ = os.Lchown(path, int(st.Uid), int(st.Gid))
 		}
 	}
-	d := &LockDir{dir: path}
+	d := &LockDir{dir: path, sessions: sessions}
 	if os.Geteuid() == 0 {
 		var st unix.Stat_t
 		if err := unix.Stat(path, &st); err != nil {
@@ -168,10 +171,25 @@ func (d *LockDir) Lock(ctx context.Context, id string) (unlock func(), err error
 			continue
 		}
 		return func() {
+			if !d.hasSession(id) {
+				// Removed while still locked (see Sweep): nothing keeps files of ids
+				// that name no session, however many a client makes up.
+				_ = unix.Unlink(path)
+			}
 			unix.Close(fd) // releases the lock
 			d.maybeSweep()
 		}, nil
 	}
+}
+
+// hasSession reports whether the session directory holds a session of id (always
+// true without a session directory: the sweep alone removes files then).
+func (d *LockDir) hasSession(id string) bool {
+	if d.sessions == "" {
+		return true
+	}
+	var st unix.Stat_t
+	return unix.Stat(filepath.Join(d.sessions, id), &st) == nil
 }
 
 // LockSweepInterval is how often, at most, a LockDir removes the lock files of the

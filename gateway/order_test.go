@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -493,4 +494,26 @@ func TestOrderHealth(t *testing.T) {
 	ok, text = g.health()
 	assert.False(t, ok)
 	assert.Contains(t, text, "ordering: lock directory "+locks+": ")
+}
+
+// TestLockDirKeepsOnlySessions: a lock file stays after its unlock only while the
+// session directory holds that session, so made-up ids leave nothing behind.
+func TestLockDirKeepsOnlySessions(t *testing.T) {
+	tmp := t.TempDir()
+	sessions := filepath.Join(tmp, "sessions")
+	require.NoError(t, os.Mkdir(sessions, 0o770))
+	require.NoError(t, os.WriteFile(filepath.Join(sessions, "RealSession"), []byte("x"), 0o600))
+	d, err := OpenLockDir(sessions+".locks", sessions)
+	require.NoError(t, err)
+	for i := range 50 {
+		unlock, err := d.Lock(context.Background(), fmt.Sprintf("MadeUp%05d", i))
+		require.NoError(t, err)
+		unlock()
+	}
+	unlock, err := d.Lock(context.Background(), "RealSession")
+	require.NoError(t, err)
+	unlock()
+	names, _ := os.ReadDir(d.Dir())
+	require.Len(t, names, 1, "only the real session's file stays")
+	assert.Equal(t, filepath.Base(d.path("RealSession")), names[0].Name())
 }
