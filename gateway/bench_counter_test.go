@@ -264,8 +264,10 @@ func cpuPerRequest(cpu time.Duration, requests int) float64 {
 // request loads and saves a logged-in session). Go and Python alternate within each
 // round; ratios are taken round by round and the medians reported. For scale it also
 // measures, on tmpfs, the gateway's own HTTP listener (no nginx) with /counter and 200
-// sessions, and GET / (no session work). Then it runs the 200-session ext4 load on the
-// gateway 10 times in a row and records its resident memory after each.
+// sessions, and GET / (no session work). Each side's CPU time per request is taken
+// from /proc (the gateway process; Quixote's parent and children). Then it runs the
+// 200-session ext4 load on the gateway 10 times in a row and records its resident
+// memory after each.
 //
 // It ignores b.N: run it with -benchtime=1x (scripts/bench-gateway.sh). Environment:
 // WRK_DURATION (default 4s), WRK_ROUNDS (default 2), WRK_CONNS (default 16),
