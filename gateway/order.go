@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -96,7 +97,17 @@ func trimSlash(p string) string {
 // same reports whether o and p configure the same ordering.
 func (o Ordering) same(p Ordering) bool {
 	return o.Disabled == p.Disabled && o.MaxQueue == p.MaxQueue && o.MaxWait == p.MaxWait &&
-		o.LockDir == p.LockDir && o.Locker == p.Locker
+		o.LockDir == p.LockDir && sameLocker(o.Locker, p.Locker)
+}
+
+// sameLocker compares two lockers without panicking on a type == cannot compare
+// (such lockers count as different unless both are nil).
+func sameLocker(a, b SessionLocker) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	ta, tb := reflect.TypeOf(a), reflect.TypeOf(b)
+	return ta == tb && ta.Comparable() && a == b
 }
 
 // check validates o for the session directory sessionsDir: the lock directory must

@@ -517,3 +517,19 @@ func TestLockDirKeepsOnlySessions(t *testing.T) {
 	require.Len(t, names, 1, "only the real session's file stays")
 	assert.Equal(t, filepath.Base(d.path("RealSession")), names[0].Name())
 }
+
+// funcLocker is a SessionLocker of a type == cannot compare.
+type funcLocker func(context.Context, string) (func(), error)
+
+func (f funcLocker) Lock(ctx context.Context, id string) (func(), error) { return f(ctx, id) }
+
+func TestOrderingSame(t *testing.T) {
+	l := &stubLocker{}
+	f := funcLocker(func(context.Context, string) (func(), error) { return func() {}, nil })
+	assert.True(t, Ordering{Locker: l}.same(Ordering{Locker: l}))
+	assert.False(t, Ordering{Locker: l}.same(Ordering{Locker: &stubLocker{}}))
+	assert.False(t, Ordering{Locker: f}.same(Ordering{Locker: f}), "not comparable: different, no panic")
+	assert.False(t, Ordering{}.same(Ordering{Locker: l}))
+	assert.True(t, Ordering{MaxQueue: 3}.same(Ordering{MaxQueue: 3}))
+	assert.Equal(t, []string{"ordering"}, restartOnly(Config{Ordering: Ordering{Locker: f}}, Config{}))
+}
