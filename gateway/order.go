@@ -36,7 +36,9 @@ const (
 // The turn is taken in two steps: first in this process (a FIFO queue per session,
 // bounded by MaxQueue and MaxWait), then across processes through Locker, so that
 // several gateways serving one session store order with each other too. The second
-// step is uncontended unless another gateway serves the same session at that moment.
+// step is uncontended unless another gateway serves the same session at that moment;
+// between gateways, requests are served one at a time but not strictly in arrival
+// order (a waiting gateway polls the lock).
 type Ordering struct {
 	// Disabled serves the requests of one session concurrently, as session3 does:
 	// the last save wins.
