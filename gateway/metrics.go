@@ -86,7 +86,7 @@ func newGatewayMetrics(reg *prometheus.Registry) *gatewayMetrics {
 	m.backendErrors = f.NewCounterVec(prometheus.CounterOpts{Name: "qxbridge_backend_errors_total",
 		Help: "Proxied requests the gateway answered itself because the backend pool failed them, by route and the status answered (502 refused or broken, 503 no backend available, 504 timeout)."}, []string{"route", "status"})
 	m.rejected = f.NewCounterVec(prometheus.CounterOpts{Name: "qxbridge_rejected_session_cookies_total",
-		Help: "Session cookies with an invalid id removed from requests before they were forwarded to Python, by route."}, []string{"route"})
+		Help: "Session cookies with an invalid id removed from requests before they were forwarded to Python (and Cookie headers defused because Quixote's parser would backtrack on them, one each), by route."}, []string{"route"})
 	m.reloads = f.NewCounterVec(prometheus.CounterOpts{Name: "qxbridge_config_reloads_total",
 		Help: "Configuration reloads (SIGHUP), by result: ok, or refused (the running configuration stayed)."}, []string{"result"})
 	m.storeOps = f.NewCounterVec(prometheus.CounterOpts{Name: "qxbridge_session_operations_total",
