@@ -248,14 +248,15 @@
 // directory a Go save's temporary name is listed only from linkat to the unlink
 // after the swap (named temporary files, the fallback, are listed for the whole
 // save); a sweep that lists the directory in that window and stats the name after it
-// still raises. Measured, when saves renamed over the session file, with two CPython processes sweeping a directory of 10 to 30 sessions back to back
-// (delete_old_sessions deleting nothing, and a bare listdir+stat loop) while Go saved
-// in a loop, 2 s each, three runs, on a 2-vCPU machine at a load average of about 11
+// still raises. Measured, when saves renamed over the session file, with two CPython
+// processes sweeping a directory of 10 to 30 sessions back to back (delete_old_sessions
+// deleting nothing, and a bare listdir+stat loop) while Go saved in a loop, 2 s each,
+// three runs, on 2 vCPUs under heavy load (load average about 11)
 // (TestPythonSweepWithoutStagingDir): on ext4, 0.95–1.3% of sweeps raised with named
 // temporary files and 0.06–0.22% with files without a name; on tmpfs, where Go saved
 // about 70 times as often, 65–76% and 8–17% (the window is a few microseconds, but
 // lasts milliseconds when the saving thread is descheduled between the two system
-// calls, as it often was on this busy machine). With a staging directory no
+// calls, as it often is under such load). With a staging directory no
 // sweep raised (TestPythonSweepWithStagingDir).
 //
 // So: sweep a shared directory with DeleteIdle (which the gateway's -max-idle runs),
