@@ -46,10 +46,11 @@ type Config struct {
 	StagingDir  string
 	// MaxIdle deletes sessions idle for longer, periodically (0: never).
 	MaxIdle time.Duration
-	// IdleTimeout and MaxLifetime end, when a Go page loads it, a session idle for
-	// longer or created longer ago: it is treated as absent and its file removed
-	// (quixote.Manager.IdleTimeout, MaxLifetime; 0: never, as in session3). Python
-	// pages do not check them: set MaxIdle too.
+	// IdleTimeout and MaxLifetime end a session idle for longer or created longer
+	// ago: when a Go page loads it, it is treated as absent and its file removed
+	// (quixote.Manager.IdleTimeout, MaxLifetime; 0: never, as in session3); before a
+	// request is forwarded to a Python page, the gateway removes it the same way
+	// (quixote.Manager.Expire), so that Python serves the user as logged out.
 	IdleTimeout time.Duration
 	MaxLifetime time.Duration
 	// FileMode, when not 0, is the exact permission of every session file the

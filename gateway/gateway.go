@@ -312,7 +312,7 @@ func (g *Gateway) buildTable(cfg Config, old *table) (*table, error) {
 			r.proxy = p
 			shield := &quixote.Shield{Cookie: cfg.Cookie.Name, Logger: g.log().With("route", spec.Prefix),
 				Removed: func(_ *http.Request, n int) { g.metrics.rejected.WithLabelValues(spec.Prefix).Add(float64(n)) }}
-			inner = shield.Handler(p)
+			inner = shield.Handler(g.expireHandler(cfg, p))
 		}
 		if spec.Candidate != "" {
 			if inner, err = g.withCandidate(cfg, spec, isPool, inner); err != nil {

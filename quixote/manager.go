@@ -66,8 +66,8 @@ type Manager struct {
 	// IdleTimeout, when positive, ends sessions not accessed for longer: a session
 	// whose _access_time (refreshed by every request, Python's or Go's, at most once
 	// a second) is older is treated as absent when a Go page loads it, and its file
-	// is removed. 0 disables it, as in session3. Python pages do not check it: the
-	// gateway's idle sweep (store.Directory.DeleteIdle) covers them.
+	// is removed. 0 disables it, as in session3. Pages the Manager does not serve
+	// (Python's, behind a gateway) are covered by calling Expire before them.
 	IdleTimeout time.Duration
 	// MaxLifetime, when positive, ends sessions created longer ago (_creation_time)
 	// the same way, however active: the absolute lifetime OWASP recommends. 0
@@ -382,29 +382,13 @@ func (x *exchange) load(w http.ResponseWriter, id string) (*Session, bool) {
 		return fresh(), true
 	}
 	if why := m.over(s); why != "" {
-		// Treated as absent, as a swept session would be; the file goes too.
-		if err := m.Store.Delete(x.ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
-			m.logger().Error("quixote: cannot delete a session past its "+why, "id", id, "error", err)
-		} else {
-			m.logger().Info("quixote: session past its "+why+"; removed, serving a new session", "id", id)
-		}
+		// Treated as absent, as a swept session would be; the file goes too. A
+		// delete that fails is logged: the page is served a new session anyway.
+		_ = m.remove(x.ctx, id, why)
 		return fresh(), true
 	}
 	x.loaded = data
 	return s, true
-}
-
-// over returns which limit the session has passed ("idle timeout" or "lifetime"),
-// or "". A session without the time attribute (a class that has none) passes none.
-func (m *Manager) over(s *Session) string {
-	now := m.clock()
-	if t, ok := s.timeOf(attrAccessTime); ok && m.IdleTimeout > 0 && now.Sub(t) > m.IdleTimeout {
-		return "idle timeout"
-	}
-	if t, ok := s.timeOf(attrCreationTime); ok && m.MaxLifetime > 0 && now.Sub(t) > m.MaxLifetime {
-		return "lifetime"
-	}
-	return ""
 }
 
 // beforeHeaders decides the cookie, once, just before the response headers go out:
