@@ -216,6 +216,10 @@ func (g *Gateway) Open() error {
 		closeStore()
 		return err
 	}
+	if d, ok := o.ownLockDir(cfg.Ordering); ok {
+		closeSessions := closeStore
+		closeStore = func() { closeSessions(); d.Close() } // the lock files it keeps open
+	}
 
 	g.mu.Lock()
 	defer g.mu.Unlock()

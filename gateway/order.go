@@ -184,6 +184,15 @@ func openOrderer(cfg Config, m *gatewayMetrics) (*orderer, error) {
 	return newOrderer(o, locker, m), nil
 }
 
+// ownLockDir returns the LockDir openOrderer opened for o (not one the caller gave).
+func (o *orderer) ownLockDir(cfg Ordering) (*LockDir, bool) {
+	if o == nil || cfg.Locker != nil {
+		return nil, false
+	}
+	d, ok := o.locker.(*LockDir)
+	return d, ok
+}
+
 func newOrderer(o Ordering, locker SessionLocker, m *gatewayMetrics) *orderer {
 	q, w := o.MaxQueue, o.MaxWait
 	if q == 0 {

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"container/list"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,12 +25,15 @@ import (
 //
 // A lock file is named by a hash of the session id (a listing of the directory shows
 // no id, which is a bearer token) and is empty. It stays after its lock is released,
-// so that the next request of the session only opens it (creating and removing a file
-// per request would cost a journalled directory change each time); a sweep, at most
-// once per LockSweepInterval, removes the files nobody holds. Removing a file others
-// may be waiting on is safe because the sweep removes only a file it holds itself,
-// and a locker, once it holds the flock, checks that the file it locked is still the
-// one at the path (same device and inode) and otherwise starts again on the new one.
+// and so does its descriptor, in a cache of up to MaxOpenLockFiles: the next request
+// of the session only takes and releases the flock and checks the path (three system
+// calls instead of an open, an fstat, two stats and a close, and a journalled directory
+// change each time had the file been created and removed per request). A sweep, at
+// most once per LockSweepInterval, closes the cached descriptors and removes the files
+// nobody holds. Removing a file others may be waiting on, or keep open, is safe
+// because the sweep removes only a file it holds itself, and a locker, once it holds
+// the flock, checks that the file it locked is still the one at the path (same device
+// and inode) and otherwise starts again on the new one.
 //
 // The directory must be on a local filesystem: over NFS, flock(2) is emulated with
 // POSIX locks, which do not exclude each other within one process.
@@ -43,7 +48,32 @@ type LockDir struct {
 	// directory's owner and group, so that a gateway waiting on one can open it.
 	chown    bool
 	uid, gid int
+
+	// The descriptors of lock files nobody in this process holds, kept open for the
+	// next request of their session (see MaxOpenLockFiles); a held one is out of the
+	// cache until its unlock.
+	mu     sync.Mutex
+	cache  map[string]*lockFile // by path
+	order  list.List            // the cached files, least recently put first
+	closed bool
 }
+
+// lockFile is an open lock file: its descriptor, and the device and inode it had when
+// opened, against which the path is checked after each flock.
+type lockFile struct {
+	path     string
+	fd       int
+	dev, ino uint64
+	// kept: the session directory held the session when the file was last unlocked,
+	// so that it is kept; checked on the first unlock only (afterwards the sweep
+	// removes the files of sessions since deleted).
+	kept bool
+	elem *list.Element // in order, while cached
+}
+
+// MaxOpenLockFiles is how many lock files a LockDir keeps open while nobody holds
+// them, for the sessions most recently served; more are closed, oldest first.
+const MaxOpenLockFiles = 1024
 
 // Waits for a lock held by another process poll with LOCK_NB, from lockPollFirst
 // doubling to lockPollMax, rather than block a thread in flock(2), which could not be
@@ -57,9 +87,10 @@ const (
 // parent directories it needs) if missing, for the session directory sessions ("" if
 // none). When the process runs as root the directory it creates is given to the owner
 // and group of the session directory, so that a gateway running as that user can use
-// it afterwards. A lock file is kept after its lock is released only while the
+// it afterwards. A lock file is kept after the first release of its lock only if the
 // session directory holds a session of that id: a cookie naming no session (made up,
-// or of a session since deleted) leaves no file behind.
+// or of a session already deleted) leaves no file behind; the file of a session
+// deleted later goes with the next sweep.
 func OpenLockDir(path, sessions string) (*LockDir, error) {
 	if path == "" {
 		return nil, errors.New("lock directory: no path")
@@ -91,7 +122,7 @@ func OpenLockDir(path, sessions string) (*LockDir, error) {
 			_ = os.Lchown(path, int(st.Uid), int(st.Gid))
 		}
 	}
-	d := &LockDir{dir: path, sessions: sessions}
+	d := &LockDir{dir: path, sessions: sessions, cache: map[string]*lockFile{}}
 	if os.Geteuid() == 0 {
 		var st unix.Stat_t
 		if err := unix.Stat(path, &st); err != nil {
@@ -128,20 +159,20 @@ func (d *LockDir) path(id string) string {
 }
 
 // Lock takes session id's lock, waiting for another process that holds it until ctx
-// ends. unlock removes the lock file and releases the lock.
+// ends. unlock releases the lock, keeping the lock file (and its descriptor) only if
+// the session exists.
 func (d *LockDir) Lock(ctx context.Context, id string) (unlock func(), err error) {
 	path := d.path(id)
 	pause := lockPollFirst
 	var timer *time.Timer
 	for {
-		fd, err := openLockFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("session lock: %w", err)
+		f := d.take(path)
+		if f == nil {
+			if f, err = d.open(path); err != nil {
+				return nil, err
+			}
 		}
-		if d.chown {
-			_ = unix.Fchown(fd, d.uid, d.gid)
-		}
-		err = flockNB(fd)
+		err = flockNB(f.fd)
 		for err == unix.EWOULDBLOCK {
 			if timer == nil {
 				timer = time.NewTimer(pause)
@@ -151,35 +182,121 @@ func (d *LockDir) Lock(ctx context.Context, id string) (unlock func(), err error
 			}
 			select {
 			case <-ctx.Done():
-				unix.Close(fd)
+				d.put(f)
 				return nil, ctx.Err()
 			case <-timer.C:
 			}
 			pause = min(2*pause, lockPollMax)
-			err = flockNB(fd)
+			err = flockNB(f.fd)
 		}
 		if err != nil {
-			unix.Close(fd)
+			unix.Close(f.fd)
 			return nil, fmt.Errorf("session lock %s: %w", path, err)
 		}
-		if same, err := stillAt(fd, path); err != nil {
-			unix.Close(fd)
+		var st unix.Stat_t
+		if err := unix.Stat(path, &st); err != nil && !errors.Is(err, unix.ENOENT) {
+			unix.Close(f.fd)
 			return nil, fmt.Errorf("session lock %s: %w", path, err)
-		} else if !same {
-			// The holder removed the file as we waited on it: lock the new one.
-			unix.Close(fd)
+		} else if err != nil || uint64(st.Dev) != f.dev || st.Ino != f.ino {
+			// Removed (by a sweep, ours or another process's) while we did not
+			// hold it, or as we waited on it: lock the file at the path now.
+			unix.Close(f.fd)
 			continue
 		}
-		return func() {
-			if !d.hasSession(id) {
-				// Removed while still locked (see Sweep): nothing keeps files of ids
-				// that name no session, however many a client makes up.
-				_ = unix.Unlink(path)
-			}
-			unix.Close(fd) // releases the lock
-			d.maybeSweep()
-		}, nil
+		return func() { d.unlock(id, f) }, nil
 	}
+}
+
+// open opens (creating it if need be) the lock file at path.
+func (d *LockDir) open(path string) (*lockFile, error) {
+	fd, err := openLockFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("session lock: %w", err)
+	}
+	if d.chown {
+		_ = unix.Fchown(fd, d.uid, d.gid)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("session lock %s: %w", path, err)
+	}
+	return &lockFile{path: path, fd: fd, dev: uint64(st.Dev), ino: st.Ino}, nil
+}
+
+// unlock releases f, the lock file of session id, held.
+func (d *LockDir) unlock(id string, f *lockFile) {
+	if !f.kept {
+		if !d.hasSession(id) {
+			// Removed while still locked (see Sweep): nothing keeps files of ids
+			// that name no session, however many a client makes up.
+			_ = unix.Unlink(f.path)
+			unix.Close(f.fd) // releases the lock
+			d.maybeSweep()
+			return
+		}
+		f.kept = true
+	}
+	if unix.Flock(f.fd, unix.LOCK_UN) != nil {
+		unix.Close(f.fd) // releases the lock all the same
+	} else {
+		d.put(f)
+	}
+	d.maybeSweep()
+}
+
+// take returns the cached descriptor of the lock file at path, out of the cache, or
+// nil.
+func (d *LockDir) take(path string) *lockFile {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	f := d.cache[path]
+	if f != nil {
+		delete(d.cache, path)
+		d.order.Remove(f.elem)
+		f.elem = nil
+	}
+	return f
+}
+
+// put caches f, which nobody holds, closing the oldest cached file if the cache is
+// full; it closes f instead once the LockDir is closed.
+func (d *LockDir) put(f *lockFile) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed || d.cache[f.path] != nil {
+		unix.Close(f.fd)
+		return
+	}
+	if len(d.cache) >= MaxOpenLockFiles {
+		old := d.order.Remove(d.order.Front()).(*lockFile)
+		delete(d.cache, old.path)
+		unix.Close(old.fd)
+	}
+	d.cache[f.path] = f
+	f.elem = d.order.PushBack(f)
+}
+
+// dropCache closes the cached descriptors.
+func (d *LockDir) dropCache() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, f := range d.cache {
+		unix.Close(f.fd)
+	}
+	clear(d.cache)
+	d.order.Init()
+}
+
+// Close closes the lock files this LockDir keeps open; the locks still held are
+// released by their unlocks, which then close their files too. The LockDir still
+// locks, without keeping files open.
+func (d *LockDir) Close() error {
+	d.mu.Lock()
+	d.closed = true
+	d.mu.Unlock()
+	d.dropCache()
+	return nil
 }
 
 // hasSession reports whether the session directory holds a session of id (always
@@ -218,6 +335,9 @@ func (d *LockDir) maybeSweep() {
 // removed. Each is removed while Sweep holds its lock, so that a locker waiting on it
 // finds it gone once it gets it, and starts again on a new file.
 func (d *LockDir) Sweep() (removed int, err error) {
+	// The cached descriptors go first: a file this process keeps open but does not
+	// hold is removed like any other (its next Lock opens a new one).
+	d.dropCache()
 	entries, err := os.ReadDir(d.dir)
 	if err != nil {
 		return 0, fmt.Errorf("lock directory: %w", err)

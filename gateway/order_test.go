@@ -533,3 +533,40 @@ func TestOrderingSame(t *testing.T) {
 	assert.True(t, Ordering{MaxQueue: 3}.same(Ordering{MaxQueue: 3}))
 	assert.Equal(t, []string{"ordering"}, restartOnly(Config{Ordering: Ordering{Locker: f}}, Config{}))
 }
+
+// TestLockDirCachedFileRemoved: a lock file this process keeps open after its unlock
+// may be removed by another process's sweep and made anew by another locker; the
+// next Lock must notice and wait on the file at the path, not lock its stale one.
+func TestLockDirCachedFileRemoved(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "locks")
+	a, err := OpenLockDir(dir, "")
+	require.NoError(t, err)
+	defer a.Close()
+	b, err := OpenLockDir(dir, "")
+	require.NoError(t, err)
+	defer b.Close()
+
+	unlock, err := a.Lock(context.Background(), "s")
+	require.NoError(t, err)
+	unlock()
+	n, err := b.Sweep()
+	require.NoError(t, err)
+	assert.Equal(t, 1, n, "a keeps the file open but does not hold it")
+	unlockB, err := b.Lock(context.Background(), "s")
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	_, err = a.Lock(ctx, "s")
+	cancel()
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "b holds the file now at the path")
+	unlockB()
+	unlock, err = a.Lock(context.Background(), "s")
+	require.NoError(t, err)
+	unlock()
+
+	// Closed, a LockDir still locks, keeping nothing open.
+	require.NoError(t, a.Close())
+	unlock, err = a.Lock(context.Background(), "s")
+	require.NoError(t, err)
+	unlock()
+	assert.Empty(t, a.cache)
+}

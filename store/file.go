@@ -553,9 +553,13 @@ func (d *Directory) tempDir() string {
 	return d.dir
 }
 
+// pidText is this process's id in temporary names (os.Getpid is a system call each
+// time, and a Go process keeps its id).
+var pidText = strconv.Itoa(os.Getpid())
+
 // tempName returns a fresh temporary name for a save of id.
 func (d *Directory) tempName(id string) string {
-	name := tempPrefix + strconv.Itoa(os.Getpid()) + "-" + id + "-" + strconv.FormatUint(rand.Uint64(), 36)
+	name := tempPrefix + pidText + "-" + id + "-" + strconv.FormatUint(rand.Uint64(), 36)
 	if dir := d.tempDir(); dir != "/" {
 		return dir + "/" + name
 	}
