@@ -78,32 +78,31 @@ func (c *Cookie) header(value, scriptName string, revoke bool) string {
 	return b.String()
 }
 
-// SessionID returns the session id the request's session cookie names, read with
-// Quixote's cookie grammar as the Manager reads it, or "" when the request names no
-// session or a value that is not a valid id (store.ValidID): the session a Go route
-// serves the request with, and, behind Shield, the one a Python worker loads. Code
-// that works per session around both kinds of routes keys on it.
+// SessionID returns the id of the session the request belongs to, on either kind of
+// route: the session a Go route (the Manager) serves it with and the one a Python
+// worker behind Shield loads. It is the value of the session cookie Quixote's
+// parse_cookies reads from the Cookie header as the shield forwards it
+// (ShieldCookieHeader): occurrences the shield cuts out (values that are not a valid
+// id, store.ValidID) do not count, so with "QX_session=VALID; QX_session=../x" it is
+// VALID, as Python reads it; of the rest the last one counts. It is "" when the
+// request names no session (no cookie, session3's "" or "*del*", or a header the
+// shield drops whole). Code that works per session around both kinds of routes
+// (ordering, affinity) keys on it.
 func (c *Cookie) SessionID(r *http.Request) string {
 	id, _ := c.sessionID(r)
-	if id == "" || store.ValidID(id) != nil {
-		return ""
-	}
 	return id
 }
 
-// sessionID returns the session id the request's cookie names, and whether the
-// request had the cookie at all. "" and "*del*" mean no session, as in session3.
-// The header is read with Quixote's own cookie grammar (ParseCookies), so that Go and
-// Python pick the same session for the same header: when the cookie is sent twice the
-// last one counts, commas separate cookies, and the double quotes and backslash
-// escapes of a quoted value are removed.
-func (c *Cookie) sessionID(r *http.Request) (id string, present bool) {
-	v, ok := cookieValue(r, c.name())
-	if !ok {
-		return "", false
+// sessionID returns SessionID's id and the session cookie values the shield removes
+// from the request's header (for a warning).
+func (c *Cookie) sessionID(r *http.Request) (id string, removed []string) {
+	lines := r.Header["Cookie"]
+	if len(lines) == 0 {
+		return "", nil
 	}
-	if v == "*del*" {
+	v, removed := shieldedSessionValue(strings.Join(lines, "; "), c.name())
+	if v == "*del*" || store.ValidID(v) != nil {
 		v = ""
 	}
-	return v, true
+	return v, removed
 }

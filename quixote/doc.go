@@ -68,12 +68,12 @@
 //
 //  1. The session cookie (Cookie.Name, default QX_session) names the session. ""
 //     and "*del*" mean none. A value that is not a valid id (store.ValidID: 1 to 64
-//     characters of [A-Za-z0-9_-]) is logged and treated as no cookie, so no
-//     hostile name ever reaches the filesystem. The Cookie header is read with
-//     Quixote's own cookie grammar (ParseCookies: commas separate cookies too, quoted
-//     values lose their quotes and escapes, the last cookie of a name counts), so a
-//     Go page and a Python page pick the same session for the same header
-//     (Cookie.SessionID). Shield keeps the values Quixote would misuse away from
+//     characters of [A-Za-z0-9_-]) is logged and does not count, so no hostile name
+//     ever reaches the filesystem. The Cookie header is read with Quixote's own
+//     cookie grammar (ParseCookies: commas separate cookies too, quoted values lose
+//     their quotes and escapes, the last cookie of a name counts) as Shield forwards
+//     it (without the invalid values), so a Go page, the gateway's ordering and a
+//     Python page pick the same session for the same header (Cookie.SessionID). Shield keeps the values Quixote would misuse away from
 //     Python, and defuses the headers its cookie parser would backtrack on for
 //     seconds.
 //  2. The session file is loaded and decoded. Without a cookie or a file, the

@@ -220,13 +220,10 @@ type emptyRemover interface {
 
 func (m *Manager) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
 	x := &exchange{m: m, r: r, ctx: context.WithoutCancel(r.Context())}
-	id, _ := m.Cookie.sessionID(r)
-	if id != "" {
-		if err := store.ValidID(id); err != nil {
-			m.logger().Warn("quixote: ignoring a session cookie with an invalid id", ratelog.Key, "cookie",
-				"cookie", m.Cookie.name(), "error", err, "remote", r.RemoteAddr)
-			id = ""
-		}
+	id, removed := m.Cookie.sessionID(r)
+	if len(removed) > 0 {
+		m.logger().Warn("quixote: ignoring session cookies with an invalid id", ratelog.Key, "cookie",
+			"cookie", m.Cookie.name(), "values", quoteValues(removed), "remote", r.RemoteAddr)
 	}
 	if id != "" && m.OneAtATime {
 		unlock, err := m.locks.lock(r.Context(), id)

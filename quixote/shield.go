@@ -44,8 +44,9 @@ import (
 // before giving up. scan counts those steps from the grammar, and the shield cuts out
 // the junk responsible when they pass maxBacktrack (see ShieldCookieHeader).
 //
-// The Manager reads the session id with the same grammar (over the Latin-1 form), so
-// that a Go page and a Python page pick the same session for the same header.
+// The Manager and Cookie.SessionID read the session id from the header as the shield
+// forwards it, with the same grammar (over the Latin-1 form), so that a Go page, a
+// Python page and the gateway's ordering pick the same session for the same header.
 
 // ParseCookies reads a Cookie header as Quixote's parse_cookies does (Quixote 3's
 // _COOKIE_RE, the header decoded as Latin-1, as python-scgi decodes it): it splits on
@@ -63,18 +64,20 @@ func ParseCookies(header string) map[string]string {
 	return out
 }
 
-// cookieValue returns the value of the last cookie called name in the request's
-// Cookie lines, read as ParseCookies reads them, and whether there is one.
-func cookieValue(r *http.Request, name string) (string, bool) {
-	lines := r.Header["Cookie"]
-	if len(lines) == 0 {
-		return "", false
+// shieldedSessionValue returns the value of the cookie called name that Quixote's
+// parse_cookies reads from header once ShieldCookieHeader has cleaned it ("" when
+// there is none or the header is dropped whole), and the values the shield removed.
+// It is the one rule by which Go and Python pick a request's session.
+func shieldedSessionValue(header, name string) (string, []string) {
+	c := ShieldCookieHeader(header, name)
+	if c.Dropped {
+		return "", c.Removed
 	}
-	toks := scanCookies(strings.Join(lines, "; "), true, name, false)
+	toks := scanCookies(c.Header, true, name, false)
 	if len(toks) == 0 {
-		return "", false
+		return "", c.Removed
 	}
-	return toks[len(toks)-1].value, true
+	return toks[len(toks)-1].value, c.Removed
 }
 
 // cookieToken is one match of Quixote's cookie expression.

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"io"
 	"math/rand/v2"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/qxbridge/qxbridge/internal/testpeer"
+	"github.com/qxbridge/qxbridge/store"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -264,4 +266,86 @@ func BenchmarkShieldCookieHeader(b *testing.B) {
 			}
 		})
 	}
+}
+
+// sessionIDOf is Cookie.SessionID for a request carrying header.
+func sessionIDOf(header string) string {
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Cookie", header)
+	return (&Cookie{}).SessionID(r)
+}
+
+// pythonSession is the session id Python loads for a Cookie header it receives:
+// parse_cookies' value, when session3 would take it as an id at all.
+func pythonSession(v string) string {
+	if v == "*del*" || store.ValidID(v) != nil {
+		return ""
+	}
+	return v
+}
+
+// TestSessionIDIsTheShieldedSession: the id Go orders a request by is the session
+// Python loads behind the shield, even when an invalid duplicate of the session
+// cookie follows a valid one (the shield cuts the invalid one; Python then reads
+// the valid one).
+func TestSessionIDIsTheShieldedSession(t *testing.T) {
+	const valid = "AbCdEfGhIjK"
+	for h, want := range map[string]string{
+		"QX_session=" + valid + "; QX_session=../etc":      valid,
+		"QX_session=" + valid + ", QX_session=/etc/passwd": valid,
+		`QX_session="` + valid + `"; QX_session="a b"`:     valid,
+		"QX_session=../etc; QX_session=" + valid:           valid,
+		"QX_session=" + valid + "; QX_session=*del*":       "",
+		"QX_session=" + valid + "; QX_session=ZZZZZZZZZZZ": "ZZZZZZZZZZZ",
+		"QX_session=../x": "",
+		`a="` + strings.Repeat(`\`, 40) + "; QX_session=" + valid: valid,
+	} {
+		assert.Equal(t, want, sessionIDOf(h), h)
+		c := ShieldCookieHeader(h, DefaultCookieName)
+		assert.Equal(t, want, pythonSession(ParseCookies(c.Header)[DefaultCookieName]), "Python behind the shield, %q", h)
+	}
+}
+
+// TestSessionIDMatchesCPythonBehindShield has CPython run Quixote's parse_cookies on
+// the shielded form of each tricky and random header: the session Python loads is
+// SessionID's.
+func TestSessionIDMatchesCPythonBehindShield(t *testing.T) {
+	py := startPyCookieReader(t)
+	headers := append([]string(nil), trickyHeaders...)
+	rng := rand.New(rand.NewPCG(13, 17))
+	for range 2000 {
+		headers = append(headers, randomHeader(rng))
+	}
+	for _, h := range headers {
+		c := ShieldCookieHeader(h, DefaultCookieName)
+		want := ""
+		if !c.Dropped {
+			for _, m := range py.read(t, c.Header).Latin1 {
+				if m[2] == DefaultCookieName {
+					want = m[3].(string) // the last one wins
+				}
+			}
+		}
+		require.Equal(t, pythonSession(want), sessionIDOf(h), "header %q, forwarded as %q", h, c.Header)
+	}
+}
+
+// FuzzSessionIDMatchesShield: for any header, SessionID is the session Quixote's
+// grammar reads from the header the shield forwards.
+func FuzzSessionIDMatchesShield(f *testing.F) {
+	for _, h := range trickyHeaders {
+		f.Add(h)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		if len(h) > 8192 || strings.ContainsAny(h, "\r\n\x00") {
+			return // not a header net/http would hold
+		}
+		want := ""
+		if c := ShieldCookieHeader(h, DefaultCookieName); !c.Dropped {
+			want = pythonSession(ParseCookies(c.Header)[DefaultCookieName])
+		}
+		if got := sessionIDOf(h); got != want {
+			t.Fatalf("header %q: SessionID %q, Python behind the shield %q", h, got, want)
+		}
+	})
 }
