@@ -257,3 +257,27 @@ def test_failed_save_is_not_success(publisher, dsn, table):
     finally:
         sql(dsn, "DROP TRIGGER refuse ON %s" % table)
     assert request(publisher, "/counter", id)[:2] == (200, "2")
+
+
+def test_sweep_keeps_session_saved_during_it(store3, dsn, table):
+    """A save of an idle session that commits while delete_old_sessions waits for
+    the row's lock survives: PostgreSQL re-checks only the DELETE's own condition
+    against the newly saved row."""
+    import threading
+    import time
+
+    s = Session("idle1")
+    store3.save_session(s)
+    sql(dsn, "UPDATE %s SET modified = now() - interval '2 hours'" % table)
+    with psycopg.connect(dsn) as saver:  # a save held in a transaction
+        saver.execute("UPDATE %s SET pickle = 'new', modified = now() WHERE id = 'idle1'" % table)
+        result = []
+        sweep = threading.Thread(target=lambda: result.append(store3.delete_old_sessions(60)))
+        sweep.start()
+        while not sql(dsn, "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                           " AND query LIKE 'DELETE%'"):
+            time.sleep(0.01)
+        saver.commit()
+        sweep.join()
+    assert result == [(0, 1)]
+    assert raw(dsn, table, "idle1") == b"new"

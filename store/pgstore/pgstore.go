@@ -179,7 +179,10 @@ ON CONFLICT (id) DO UPDATE SET pickle = excluded.pickle, accessed = excluded.acc
 	s.sqlHas = `SELECT EXISTS (SELECT 1 FROM ` + t + ` WHERE id = $1)`
 	s.sqlIDs = `SELECT id FROM ` + t + ` ORDER BY id`
 	s.sqlUser = `SELECT id FROM ` + t + ` WHERE user_name = $1 ORDER BY id`
-	s.sqlSweep = `DELETE FROM ` + t + ` WHERE id IN (SELECT id FROM ` + t + ` WHERE modified < $1 LIMIT ` + strconv.Itoa(sweepBatch) + `)`
+	// The cutoff is repeated in the outer condition: when a save commits while the
+	// DELETE waits for the row's lock, PostgreSQL re-checks only that condition
+	// against the new row, not the subquery that picked it.
+	s.sqlSweep = `DELETE FROM ` + t + ` WHERE modified < $1 AND id IN (SELECT id FROM ` + t + ` WHERE modified < $1 LIMIT ` + strconv.Itoa(sweepBatch) + `)`
 	s.sqlCount = `SELECT count(*) FROM ` + t
 	s.sqlModified = `SELECT modified FROM ` + t + ` WHERE id = $1`
 	return s
@@ -425,7 +428,9 @@ func (s *Store) ids(ctx context.Context, op, sql string, args ...any) ([]string,
 // store's DeleteIdle and session3's delete_old_sessions(minutes), and returns how
 // many it deleted and how many sessions remain. Times are the database's, so hosts
 // with skewed clocks agree. It deletes in batches, each one statement within the
-// query timeout; a session saved meanwhile is kept.
+// query timeout. A session saved meanwhile is kept, even one whose save commits
+// while the sweep waits to delete it: the row is deleted only if it is still idle
+// once the save has committed.
 func (s *Store) DeleteIdle(olderThan time.Duration) (deleted, remaining int, err error) {
 	return s.DeleteIdleContext(context.Background(), olderThan)
 }

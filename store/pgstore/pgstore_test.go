@@ -431,3 +431,46 @@ func TestRestartBetweenCalls(t *testing.T) {
 		require.NoError(t, s.Save(ctx, "kept", []byte("whole")))
 	}
 }
+
+// TestSweepKeepsSessionSavedDuringIt: a save of an idle session that commits while
+// the sweep's DELETE waits for its row lock must survive. PostgreSQL re-checks only
+// the outer DELETE's condition against the newly saved row, so the cutoff has to be
+// there, not only in the subquery that picked the row.
+func TestSweepKeepsSessionSavedDuringIt(t *testing.T) {
+	srv := testpg.Start(t)
+	ctx := context.Background()
+	s := open(t, srv)
+	require.NoError(t, s.Save(ctx, "idle", []byte("old")))
+	srv.SQL(t, fmt.Sprintf("UPDATE %s SET modified = now() - interval '2 hours'", s.Table()))
+
+	// A save held in a transaction: the row is locked and newly modified, not yet
+	// committed.
+	tx, err := s.Pool().Begin(ctx)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, fmt.Sprintf("UPDATE %s SET pickle = 'new', modified = now() WHERE id = 'idle'", s.Table()))
+	require.NoError(t, err)
+
+	type result struct{ deleted, remaining int }
+	done := make(chan result, 1)
+	go func() {
+		deleted, remaining, err := s.DeleteIdle(time.Hour)
+		assert.NoError(t, err)
+		done <- result{deleted, remaining}
+	}()
+	// Commit once the sweep's DELETE waits for the row.
+	for {
+		var waiting bool
+		require.NoError(t, s.Pool().QueryRow(ctx,
+			`SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'DELETE%')`).Scan(&waiting))
+		if waiting {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	require.NoError(t, tx.Commit(ctx))
+	r := <-done
+	assert.Equal(t, result{0, 1}, r, "the sweep deleted a session saved while it ran")
+	data, err := s.Load(ctx, "idle")
+	require.NoError(t, err)
+	assert.Equal(t, "new", string(data))
+}

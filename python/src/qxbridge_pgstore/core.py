@@ -126,7 +126,10 @@ class PgSessions:
         self._sql_ids = sql.SQL("SELECT id FROM {} ORDER BY id").format(t)
         self._sql_user = sql.SQL("SELECT id FROM {} WHERE user_name = %s ORDER BY id").format(t)
         self._sql_sweep = sql.SQL(
-            "DELETE FROM {0} WHERE id IN (SELECT id FROM {0} WHERE modified < %s LIMIT %s)"
+            # The cutoff is in the outer condition too: PostgreSQL re-checks only that
+            # one against a row whose save commits while the DELETE waits for it.
+            "DELETE FROM {0} WHERE modified < %(cutoff)s AND id IN"
+            " (SELECT id FROM {0} WHERE modified < %(cutoff)s LIMIT %(limit)s)"
         ).format(t)
         self._sql_count = sql.SQL("SELECT count(*) FROM {}").format(t)
         self._schema = sql.SQL(
@@ -229,13 +232,13 @@ class PgSessions:
 
     def delete_old(self, minutes) -> tuple:
         """Delete the sessions not saved for minutes, by the database's clock, in
-        batches; return (deleted, remaining)."""
+        batches; return (deleted, remaining). A session saved meanwhile is kept."""
         cutoff = self._run(
             lambda c: c.execute("SELECT now() - make_interval(secs => %s)", (float(minutes) * 60,)).fetchone()[0]
         )
         deleted = 0
         while True:
-            n = self._run(lambda c: c.execute(self._sql_sweep, (cutoff, SWEEP_BATCH)).rowcount)
+            n = self._run(lambda c: c.execute(self._sql_sweep, {"cutoff": cutoff, "limit": SWEEP_BATCH}).rowcount)
             deleted += n
             if n < SWEEP_BATCH:
                 break
