@@ -335,3 +335,58 @@ func TestManagerLockTimeout(t *testing.T) {
 	assert.Equal(t, "1", rec.Body.String(), "neither failed request counted")
 	assert.Equal(t, []string{"load 503", "save 503"}, failed.all())
 }
+
+// failSaveStore is a store whose saves fail as on a full disk.
+type failSaveStore struct{ *memStore }
+
+func (failSaveStore) Save(context.Context, string, []byte) error {
+	return fmt.Errorf("disk full: %w", store.ErrUnavailable)
+}
+
+// writePage writes body the way named: Write, io.Copy (ReadFrom) or
+// http.ServeContent.
+func writePage(w http.ResponseWriter, r *http.Request, how, body string) {
+	switch how {
+	case "Write":
+		_, _ = io.WriteString(w, body)
+	case "io.Copy":
+		_, _ = io.Copy(w, strings.NewReader(body))
+	case "ServeContent":
+		http.ServeContent(w, r, "x.txt", time.Time{}, strings.NewReader(body))
+	}
+}
+
+// TestManagerCopiedPageFailedSave: a page within BufferLimit written through
+// ReadFrom (io.Copy, http.ServeContent) is held back like one written with Write, so
+// a failed save is answered 503, not 200; when the save succeeds the page is intact,
+// and a page past the limit still goes out whole.
+func TestManagerCopiedPageFailedSave(t *testing.T) {
+	for _, how := range []string{"Write", "io.Copy", "ServeContent"} {
+		for _, size := range []int{6, 100, 101, 5000} {
+			body := strings.Repeat("x", size)
+			page := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				require.NoError(t, SessionFrom(r).Set("counter", int64(1)))
+				SessionFrom(r).SetUser("ann")
+				writePage(w, r, how, body)
+			})
+			for _, failing := range []bool{true, false} {
+				var st Store = newMemStore()
+				if failing {
+					st = failSaveStore{newMemStore()}
+				}
+				m := NewManager(st)
+				m.BufferLimit = 100
+				rec := httptest.NewRecorder()
+				m.Handler(page).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+				name := fmt.Sprintf("%s %d bytes, save fails %v", how, size, failing)
+				if failing && size <= m.BufferLimit {
+					assert.Equal(t, http.StatusServiceUnavailable, rec.Code, name)
+					assert.NotContains(t, rec.Body.String(), body, name)
+					continue
+				}
+				assert.Equal(t, http.StatusOK, rec.Code, name)
+				assert.Equal(t, body, rec.Body.String(), name)
+			}
+		}
+	}
+}

@@ -76,8 +76,11 @@ type Manager struct {
 	// BufferLimit bounds the response the manager holds back until the session is
 	// saved, so that a save that fails is answered 503 (the store is unavailable:
 	// out of file descriptors, disk full, I/O error, lock timeout) or 500 instead of
-	// the page: a lost write is never answered as success. A response longer than
-	// that, or one the handler flushes, goes out as it is written, before the save;
+	// the page: a lost write is never answered as success. This holds however the
+	// page is written: Write, or io.Copy, http.ServeContent and http.ServeFile
+	// (ReadFrom, which gives up the sendfile path for a body within the limit). A
+	// response longer than that, or one the handler flushes, goes out as it is
+	// written, before the save;
 	// a save that then fails can only be logged and reported to Failed. 0 means
 	// DefaultBufferLimit; a negative limit holds nothing back.
 	BufferLimit int
@@ -544,19 +547,45 @@ func (w *responseWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
-// ReadFrom keeps the underlying writer's sendfile path for io.Copy (the response
-// then goes out before the save).
-func (w *responseWriter) ReadFrom(src io.Reader) (int64, error) {
+// ReadFrom is io.Copy's path (http.ServeContent, http.ServeFile use it too). While
+// nothing has been sent it holds the body back as Write does: it reads up to the
+// limit into the buffer, and only when more remains sends what it holds and hands
+// the rest to the underlying writer's ReadFrom (its sendfile path), before the save.
+func (w *responseWriter) ReadFrom(src io.Reader) (n int64, err error) {
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
 	}
-	if err := w.commit(); err != nil {
-		return 0, err
+	if !w.sent {
+		// One byte past the limit tells a body that fits from one that does not.
+		lr := io.LimitReader(src, int64(w.limit-len(w.buf))+1)
+		for {
+			if len(w.buf) == cap(w.buf) {
+				w.buf = append(w.buf, 0)[:len(w.buf)]
+			}
+			k, rerr := lr.Read(w.buf[len(w.buf):cap(w.buf)])
+			w.buf = w.buf[:len(w.buf)+k]
+			n += int64(k)
+			if rerr == io.EOF {
+				break
+			}
+			if rerr != nil {
+				return n, rerr
+			}
+		}
+		if len(w.buf) <= w.limit {
+			return n, nil // all of it is held back
+		}
+		if err := w.commit(); err != nil {
+			return n, err
+		}
 	}
+	var m int64
 	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
-		return rf.ReadFrom(src)
+		m, err = rf.ReadFrom(src)
+	} else {
+		m, err = io.Copy(writerOnly{w.ResponseWriter}, src)
 	}
-	return io.Copy(writerOnly{w.ResponseWriter}, src)
+	return n + m, err
 }
 
 // writerOnly hides ReadFrom so io.Copy does not recurse.
