@@ -35,6 +35,12 @@ type Config struct {
 	SCGIAddr    string      // SCGI, for a front server (nginx scgi_pass, ...)
 	MetricsAddr string      // Prometheus /metrics and /healthz
 	SocketMode  os.FileMode // permissions of the UNIX sockets the gateway creates
+	// SCGIHalfClose says the front server may shut down its sending side of an SCGI
+	// connection while it waits for the response (lighttpd's "tcp-fin-propagate"):
+	// the gateway then does not take the end of a request's input for the client
+	// leaving (scgi.Server.FrontEndHalfCloses), and notices a departed client only
+	// when it writes to it. nginx, Apache and lighttpd by default do not half-close.
+	SCGIHalfClose bool
 
 	// SessionsDir is the session directory shared with the Python side (created if
 	// missing), or a PostgreSQL database by its URL, postgres://USER@HOST/DB (its

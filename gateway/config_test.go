@@ -98,7 +98,7 @@ func TestFlagsRoutes(t *testing.T) {
 		"-cookie-path", "/", "-cookie-domain", "example.org", "-cookie-secure", "-cookie-httponly", "-cookie-samesite", "Lax",
 		"-cookie-name", "sid", "-session-class", "myapp.sessions.Shop", "-session-kind", "quixote",
 		"-socket-mode", "0600", "-max-idle", "24h", "-staging-dir", "/var/lib/myapp/staging",
-		"-idle-timeout", "30m", "-max-lifetime", "12h", "-file-mode", "0600",
+		"-idle-timeout", "30m", "-max-lifetime", "12h", "-file-mode", "0600", "-scgi-half-close",
 	}, io.Discard, noEnv)
 	require.NoError(t, err)
 	assert.Equal(t, []Route{
@@ -120,6 +120,7 @@ func TestFlagsRoutes(t *testing.T) {
 	assert.Equal(t, 12*time.Hour, cfg.MaxLifetime)
 	assert.Equal(t, 0o600, int(cfg.FileMode))
 	assert.Equal(t, "/var/lib/myapp/staging", cfg.StagingDir)
+	assert.True(t, cfg.SCGIHalfClose)
 
 	cfg, err = parseServeFlags([]string{"-session-class", "session3.DictSession.DictSession"}, io.Discard, noEnv)
 	require.NoError(t, err)

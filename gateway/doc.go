@@ -77,6 +77,7 @@
 //	scgi = "unix:/run/qxbridge/gateway.sock"   # -scgi
 //	metrics = "127.0.0.1:9100"          # -metrics
 //	socket_mode = "0660"                # -socket-mode
+//	scgi_half_close = false             # -scgi-half-close
 //
 //	[sessions]
 //	dir = "/var/lib/myapp/sessions"     # -sessions: a directory, or postgres://USER@HOST/DB

@@ -15,10 +15,11 @@ import (
 // fileConfig is the TOML form of Config.
 type fileConfig struct {
 	Listen struct {
-		HTTP       string `toml:"http"`
-		SCGI       string `toml:"scgi"`
-		Metrics    string `toml:"metrics"`
-		SocketMode string `toml:"socket_mode"`
+		HTTP          string `toml:"http"`
+		SCGI          string `toml:"scgi"`
+		Metrics       string `toml:"metrics"`
+		SocketMode    string `toml:"socket_mode"`
+		SCGIHalfClose bool   `toml:"scgi_half_close"`
 	} `toml:"listen"`
 	Sessions struct {
 		Dir         string        `toml:"dir"`
@@ -120,6 +121,9 @@ func loadFile(path string, cfg *Config) (hasRoutes bool, err error) {
 	set(&cfg.HTTPAddr, f.Listen.HTTP, "listen", "http")
 	set(&cfg.SCGIAddr, f.Listen.SCGI, "listen", "scgi")
 	set(&cfg.MetricsAddr, f.Listen.Metrics, "listen", "metrics")
+	if def("listen", "scgi_half_close") {
+		cfg.SCGIHalfClose = f.Listen.SCGIHalfClose
+	}
 	if def("listen", "socket_mode") {
 		if cfg.SocketMode, err = parseMode(f.Listen.SocketMode); err != nil {
 			return false, wrap(err)

@@ -30,6 +30,7 @@ const fullConfig = `
 scgi = "unix:/run/qxbridge/gateway.sock"
 metrics = "127.0.0.1:9100"
 socket_mode = "0600"
+scgi_half_close = true
 
 [sessions]
 dir = "/var/lib/shop/sessions"
@@ -97,6 +98,7 @@ func TestConfigFile(t *testing.T) {
 	assert.Equal(t, "unix:/run/qxbridge/gateway.sock", cfg.SCGIAddr)
 	assert.Equal(t, "127.0.0.1:9100", cfg.MetricsAddr)
 	assert.Equal(t, 0o600, int(cfg.SocketMode))
+	assert.True(t, cfg.SCGIHalfClose)
 	assert.Equal(t, "/var/lib/shop/sessions", cfg.SessionsDir)
 	assert.Equal(t, "/var/lib/shop/staging", cfg.StagingDir)
 	assert.Equal(t, 24*time.Hour, cfg.MaxIdle)

@@ -417,7 +417,8 @@ func restartOnly(a, b Config) []string {
 			out = append(out, name)
 		}
 	}
-	add(a.HTTPAddr != b.HTTPAddr || a.SCGIAddr != b.SCGIAddr || a.MetricsAddr != b.MetricsAddr || a.SocketMode != b.SocketMode, "listeners")
+	add(a.HTTPAddr != b.HTTPAddr || a.SCGIAddr != b.SCGIAddr || a.MetricsAddr != b.MetricsAddr || a.SocketMode != b.SocketMode ||
+		a.SCGIHalfClose != b.SCGIHalfClose, "listeners")
 	add(a.SessionsDir != b.SessionsDir || a.StagingDir != b.StagingDir || a.MaxIdle != b.MaxIdle ||
 		a.IdleTimeout != b.IdleTimeout || a.MaxLifetime != b.MaxLifetime || a.FileMode != b.FileMode, "sessions")
 	add(!a.Ordering.same(b.Ordering), "ordering")
@@ -533,9 +534,17 @@ func (g *Gateway) Serve(l net.Listener) error {
 
 // ServeSCGI serves SCGI requests from a front server (nginx's scgi_pass, Apache's
 // mod_proxy_scgi, lighttpd's mod_scgi) on l until Shutdown or Close, and returns
-// http.ErrServerClosed then.
+// http.ErrServerClosed then. A request whose front server closes the connection
+// while it is served (its client went away) has its context canceled: it leaves
+// the session's queue, or its backend request is abandoned (see
+// Config.SCGIHalfClose).
 func (g *Gateway) ServeSCGI(l net.Listener) error {
-	return g.serve(l, func() server { return &scgi.Server{Handler: g, ErrorLog: g.log()} })
+	g.mu.Lock()
+	halfClose := g.Config.SCGIHalfClose
+	g.mu.Unlock()
+	return g.serve(l, func() server {
+		return &scgi.Server{Handler: g, ErrorLog: g.log(), FrontEndHalfCloses: halfClose}
+	})
 }
 
 // ServeMetrics serves the Prometheus metrics at /metrics and a health check at

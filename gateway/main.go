@@ -290,6 +290,7 @@ func (g *Gateway) flagSet(cfg *Config, st *flagState, out io.Writer) *flag.FlagS
 	fs.BoolVar(&st.version, "version", false, "print the version and build information, and exit")
 	fs.StringVar(&cfg.HTTPAddr, "http", cfg.HTTPAddr, "serve plain HTTP on `ADDR` (host:port or unix:/path; default "+DefaultHTTPAddr+" when no other listener is given)")
 	fs.StringVar(&cfg.SCGIAddr, "scgi", cfg.SCGIAddr, "serve SCGI for a front server on `ADDR` (host:port or unix:/path)")
+	fs.BoolVar(&cfg.SCGIHalfClose, "scgi-half-close", cfg.SCGIHalfClose, "the front server may half-close SCGI connections (lighttpd's tcp-fin-propagate): do not take the end of a request's input for the client leaving")
 	fs.StringVar(&cfg.MetricsAddr, "metrics", cfg.MetricsAddr, "serve Prometheus /metrics and /healthz on `ADDR`")
 	fs.Var(funcValue{func() string { return fmt.Sprintf("%#o", cfg.SocketMode) }, func(v string) (err error) {
 		cfg.SocketMode, err = parseMode(v)

@@ -29,9 +29,12 @@ const (
 // not ordered.
 //
 // A waiting request whose client goes away leaves the queue as soon as the server
-// notices: at once on the HTTP listener (net/http watches an idle connection); behind
-// an SCGI front server, whose closed connection shows only when the gateway writes to
-// it, when the request's turn comes.
+// notices: at once on the HTTP listener (net/http watches the connection once the
+// request has been read), and behind an SCGI front server that closes its connection
+// to the gateway when its client leaves (nginx does; scgi.Server watches the
+// connection likewise), unless Config.SCGIHalfClose is set; otherwise when the
+// request's turn comes. A request with a body is watched only once its body has
+// been read, which a proxied request does after its turn.
 //
 // The turn is taken in two steps: first in this process (a FIFO queue per session,
 // bounded by MaxQueue and MaxWait), then across processes through Locker, so that

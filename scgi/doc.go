@@ -50,6 +50,15 @@
 // leaves unread are drained (for a bounded time) after the response, so that the
 // front end reads the whole response before the connection closes.
 //
+// A client that goes away is noticed while the handler runs, as net/http notices
+// it: once the request has been read whole (at once without a body, when the
+// handler has read the body to its end otherwise), the server reads on in the
+// background, since an SCGI front end sends nothing more; the end of the input means
+// the front end closed the connection because its client left (nginx does so unless
+// scgi_ignore_client_abort is on), and the request's context is canceled. A front
+// end that half-closes the connection after the request and still reads the
+// response (lighttpd's "tcp-fin-propagate") needs Server.FrontEndHalfCloses.
+//
 // Responses are buffered like net/http's: a small response that the handler
 // finishes is sent in one write with a Content-Length, a larger one is streamed, and
 // Flush (http.Flusher, http.ResponseController) pushes what was written to the

@@ -369,6 +369,7 @@ type body struct {
 	remaining int64
 	err       error // sticky read error
 	closed    bool
+	onEnd     func() // called once the body has been read to its end; nil: none
 }
 
 func (b *body) Read(p []byte) (int, error) {
@@ -404,6 +405,10 @@ func (b *body) readLocked(p []byte) (int, error) {
 	}
 	b.remaining -= int64(n)
 	if b.remaining == 0 {
+		if b.onEnd != nil {
+			b.onEnd()
+			b.onEnd = nil
+		}
 		return n, io.EOF
 	}
 	if err == io.EOF {

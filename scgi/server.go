@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"sync"
 	"syscall"
@@ -87,6 +88,18 @@ type Server struct {
 	// ErrBodyTooSlow, and the connection is closed after the response. They apply on
 	// top of ReadTimeout and StallTimeout.
 	BodyLimits BodyLimits
+
+	// FrontEndHalfCloses says that the front end may shut down its sending side of
+	// the connection while it still waits for the response (lighttpd does with its
+	// "tcp-fin-propagate" option when the browser half-closes; older lighttpd
+	// releases did after every request to a local backend). nginx, Apache's
+	// mod_proxy_scgi and current lighttpd by default do not, so by default the
+	// server watches each connection, once the request has been read whole, for the
+	// front end closing it: the client went away (nginx closes the connection to the
+	// backend when the browser leaves), and the request's context is canceled, as
+	// net/http does. With FrontEndHalfCloses the end of the input means nothing and
+	// a departed client is noticed only when the response is written.
+	FrontEndHalfCloses bool
 
 	// MaxHeaderBytes limits the length of the header netstring. Default
 	// DefaultMaxHeaderBytes (1 MiB). Memory for the header grows with the bytes that
@@ -324,6 +337,8 @@ type conn struct {
 	armedWrite  time.Time
 	cancelCtx   context.CancelFunc
 	ctxCanceled bool
+	watch       chan struct{} // while the departure watch runs; closed when it ends
+	watchOver   bool          // the handler returned: no watch starts any more
 }
 
 const stallSlack = 16
@@ -369,6 +384,11 @@ func (c *conn) setBodyLimit(t time.Time) {
 func (c *conn) armRead() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.watch != nil && !c.watchOver {
+		// The request was read whole, and the departure watch reads with no
+		// deadline: nothing else reads until the handler returns.
+		return nil
+	}
 	limit := c.readLimit
 	if !c.bodyLimit.IsZero() && (limit.IsZero() || c.bodyLimit.Before(limit)) {
 		limit = c.bodyLimit
@@ -400,6 +420,64 @@ func (c *conn) cancel() {
 	c.mu.Unlock()
 	if cancel != nil {
 		cancel()
+	}
+}
+
+// aLongTimeAgo is a deadline in the past, which makes a blocked read return at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// watchDeparture starts the background read that notices the front end closing the
+// connection while the handler runs. It is called once the request has been read
+// whole (at once for a request without a body; when the handler has read the body
+// to its end otherwise). From then on an SCGI front end sends nothing more (one
+// request per connection, no pipelining), so an end of input or an error means it
+// closed the connection, because its client went away: the request's context is
+// canceled, for the handler and what it waits for (per-session ordering, a backend)
+// to give up. Input that does arrive is not the protocol's, and only ends the watch.
+func (c *conn) watchDeparture(br *bufio.Reader) {
+	if c.srv.FrontEndHalfCloses || br.Buffered() > 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.watch != nil || c.watchOver {
+		return
+	}
+	if err := c.rwc.SetReadDeadline(time.Time{}); err != nil {
+		return
+	}
+	c.armedRead = time.Time{}
+	done := make(chan struct{})
+	c.watch = done
+	go func() {
+		defer close(done)
+		var b [1]byte
+		n, err := c.rwc.Read(b[:])
+		c.mu.Lock()
+		over := c.watchOver
+		c.mu.Unlock()
+		if n > 0 || over || errors.Is(err, os.ErrDeadlineExceeded) {
+			return
+		}
+		c.srv.logger().Debug("scgi: the front end closed the connection while the handler ran; canceling the request",
+			"remote", c.rwc.RemoteAddr().String(), "err", err)
+		c.cancel()
+	}()
+}
+
+// stopWatch ends the departure watch, if one runs, before the server reads from the
+// connection again (to linger or drain), and keeps one from starting.
+func (c *conn) stopWatch() {
+	c.mu.Lock()
+	c.watchOver = true
+	done := c.watch
+	if done != nil {
+		_ = c.rwc.SetReadDeadline(aLongTimeAgo)
+		c.armedRead = aLongTimeAgo // the next read arms its own deadline
+	}
+	c.mu.Unlock()
+	if done != nil {
+		<-done
 	}
 }
 
@@ -499,7 +577,8 @@ func (c *conn) serve() {
 	c.setWriteLimit(deadlineAfter(time.Now(), limit(s.WriteTimeout, 0)))
 	var b *body
 	if length > 0 {
-		b = &body{r: br, remaining: length, c: c, rate: s.BodyLimits.start(time.Now())}
+		b = &body{r: br, remaining: length, c: c, rate: s.BodyLimits.start(time.Now()),
+			onEnd: func() { c.watchDeparture(br) }}
 		req.Body = b
 		// Runs before br goes back to the pool: a goroutine the handler left
 		// reading the body gets an error, not another connection's bytes.
@@ -508,6 +587,9 @@ func (c *conn) serve() {
 
 	w := newResponse(c, req)
 	defer w.release()
+	if b == nil {
+		c.watchDeparture(br)
+	}
 	if !c.runHandler(w, req) {
 		return // the connection is cut off: the response is incomplete or aborted
 	}
@@ -569,6 +651,7 @@ func (c *conn) runHandler(w *response, req *http.Request) (ok bool) {
 			}
 		}
 	}()
+	defer c.stopWatch() // before the deferred recovery reads to linger
 	c.srv.handler().ServeHTTP(w, req)
 	return true
 }

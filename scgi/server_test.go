@@ -800,12 +800,18 @@ func TestServerConcurrentRequests(t *testing.T) {
 
 // BenchmarkServe measures the server alone: sequential requests from goroutines
 // (one connection per request, as SCGI has it) against a small handler, over
-// loopback TCP and a UNIX socket. allocs/op counts the client side too.
+// loopback TCP and a UNIX socket. allocs/op counts the client side too. The "nowatch"
+// runs set FrontEndHalfCloses, which leaves out the departure watch (a goroutine and
+// two deadline changes per request), to show its cost.
 func BenchmarkServe(b *testing.B) {
 	body := []byte("Hello from qxbridge!\n")
-	for _, network := range []string{"tcp", "unix"} {
-		b.Run(network, func(b *testing.B) {
-			srv := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	for _, run := range []struct {
+		name, network string
+		halfCloses    bool
+	}{{"tcp", "tcp", false}, {"unix", "unix", false}, {"tcp-nowatch", "tcp", true}, {"unix-nowatch", "unix", true}} {
+		network := run.network
+		b.Run(run.name, func(b *testing.B) {
+			srv := &Server{FrontEndHalfCloses: run.halfCloses, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Type", "text/plain")
 				w.Write(body)
 			})}
