@@ -94,7 +94,11 @@ func (g *Gateway) Run(ctx context.Context, args []string, stdout, stderr io.Writ
 	}
 	g.Config = cfg
 	if g.Logger == nil {
-		g.Logger = newLogger(cfg, stderr)
+		// The request records are written in batches (see logBuffer); what is
+		// left is written when Run returns.
+		logs := newLogBuffer(stderr)
+		defer logs.Close()
+		g.Logger = slog.New(flushingHandler{newLogger(cfg, logs).Handler(), logs})
 		if g.process {
 			// The program's own handlers that log through slog's default logger
 			// write in the same format, to the same place.
