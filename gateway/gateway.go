@@ -234,6 +234,7 @@ func (g *Gateway) Open() error {
 	}
 	g.closeStore = closeStore
 	g.table.Store(t)
+	g.cutover.inUse(t)
 	g.opened = true
 	sweepCtx, stop := context.WithCancel(context.Background())
 	g.stopSweep, g.sweepDone = stop, make(chan struct{})
@@ -402,6 +403,7 @@ func (g *Gateway) Reload(cfg Config) error {
 		g.log().Warn("reload: these settings take effect at the next restart", "changed", strings.Join(changed, ", "))
 	}
 	g.table.Store(t)
+	g.cutover.inUse(t)
 	g.Config.Routes, g.Config.Pools = cfg.Routes, cfg.Pools
 	g.Config.BackendMaxConns, g.Config.BackendTimeout = cfg.BackendMaxConns, cfg.BackendTimeout
 	g.Config.Cutover = cfg.Cutover

@@ -236,6 +236,32 @@ func (s *cutoverState) built(spec Route, log *slog.Logger) {
 	log.Info("route with a Go candidate", attrs...)
 }
 
+// inUse brings qxbridge_rollout_percent in line with the routing table now in use
+// (at Open, and after each Reload that applied a new table): each route with a
+// candidate shows its percentage, and a route the reload removed, or whose candidate
+// it removed, loses its label, which would otherwise keep claiming that Go serves a
+// share of it. Settings built for a table that was then refused are forgotten too.
+func (s *cutoverState) inUse(t *table) {
+	live := map[string]Route{}
+	for _, r := range t.routes {
+		if r.Candidate != "" {
+			live[r.Prefix] = r.Route
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for prefix := range s.routes {
+		if _, ok := live[prefix]; !ok {
+			s.metrics.percent.DeleteLabelValues(prefix)
+			delete(s.routes, prefix)
+		}
+	}
+	for prefix, spec := range live {
+		s.routes[prefix] = spec
+		s.metrics.percent.WithLabelValues(prefix).Set(spec.Rollout)
+	}
+}
+
 // slotsFor returns the shadow slots for a bound, made anew when the bound changed.
 func (s *cutoverState) slotsFor(n int) chan struct{} {
 	s.mu.Lock()
@@ -314,7 +340,6 @@ func (g *Gateway) newCutover(cfg Config, spec Route, python, h http.Handler) htt
 		x.safe[strings.ToUpper(m)] = true
 	}
 	g.cutover.built(spec, x.log)
-	x.m.percent.WithLabelValues(spec.Prefix).Set(spec.Rollout)
 	for _, r := range c.Replace {
 		x.replace = append(x.replace, regexp.MustCompile(r.Pattern)) // checked by validate
 	}

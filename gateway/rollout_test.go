@@ -213,3 +213,48 @@ func TestFallbackHeld(t *testing.T) {
 	assert.Equal(t, "xxxxx", r.Body.String())
 	assert.Equal(t, 1.0, testutil.ToFloat64(g.cutover.metrics.fallbacks.WithLabelValues("/x/", "status")))
 }
+
+// TestRolloutPercentFollowsReload: qxbridge_rollout_percent has one series per route
+// with a candidate in the routing table in use: a reload that changes a percentage
+// changes its value, one that removes a route, or the candidate of a route, removes
+// its series, and a reload that is refused changes nothing.
+func TestRolloutPercentFollowsReload(t *testing.T) {
+	g := New()
+	g.Logger = discardLogger()
+	g.HandleFunc("cand", func(w http.ResponseWriter, r *http.Request) {})
+	g.Config.SessionsDir = t.TempDir()
+	py := "scgi://" + freeAddr(t)
+	g.Config.Routes = []Route{
+		{Prefix: "/a/", Target: py, Candidate: "cand", Rollout: 10},
+		{Prefix: "/b/", Target: py, Candidate: "cand", Rollout: 20},
+		{Prefix: "/c/", Target: py, Candidate: "cand", Rollout: 30},
+	}
+	require.NoError(t, g.Open())
+	// exactly checks that the gauge has these series and no other.
+	exactly := func(series string, msg ...any) {
+		t.Helper()
+		want := "# HELP qxbridge_rollout_percent The percentage of sessions a route with a Go candidate serves with it, as last configured.\n" +
+			"# TYPE qxbridge_rollout_percent gauge\n" + series + "\n"
+		assert.NoError(t, testutil.CollectAndCompare(g.cutover.metrics.percent, strings.NewReader(want)), msg...)
+	}
+	exactly(`qxbridge_rollout_percent{route="/a/"} 10
+qxbridge_rollout_percent{route="/b/"} 20
+qxbridge_rollout_percent{route="/c/"} 30`)
+
+	cfg := g.Config.clone()
+	cfg.Routes = []Route{
+		{Prefix: "/a/", Target: py, Candidate: "cand", Rollout: 50}, // raised
+		{Prefix: "/b/", Target: py},                                 // candidate removed
+		// /c/ removed
+		{Prefix: "/d/", Target: py, Candidate: "cand", Rollout: 5}, // added
+	}
+	require.NoError(t, g.Reload(cfg))
+	want := `qxbridge_rollout_percent{route="/a/"} 50
+qxbridge_rollout_percent{route="/d/"} 5`
+	exactly(want)
+
+	bad := cfg.clone()
+	bad.Routes = append(bad.Routes, Route{Prefix: "/e/", Target: "nosuchhandler"})
+	require.Error(t, g.Reload(bad))
+	exactly(want, "a refused reload changes nothing")
+}
