@@ -99,15 +99,20 @@ func (g *Gateway) runSessions(ctx context.Context, args []string, stdout, stderr
 		fs.Usage()
 		return 2
 	}
-	dir, lockDir := g.Config.SessionsDir, g.Config.Ordering.LockDir
+	cfg := g.Config.clone()
 	if *configFlag != "" {
-		cfg := g.Config.clone()
 		if _, err := loadFile(*configFlag, &cfg); err != nil {
 			fmt.Fprintln(stderr, prog+" sessions:", err)
 			return 2
 		}
-		dir, lockDir = cfg.SessionsDir, cfg.Ordering.LockDir
 	}
+	dir, lockDir := cfg.SessionsDir, cfg.Ordering.LockDir
+	newClass, err := resolveClass(cfg.NewClass, cfg.Classes)
+	if err != nil {
+		fmt.Fprintln(stderr, prog+" sessions:", err)
+		return 2
+	}
+	env := sessionsEnv{classes: append([]quixote.Class{newClass}, cfg.Classes...), userName: userNamer(cfg.UserName)}
 	if *dirFlag != "" {
 		dir = *dirFlag
 	}
@@ -117,7 +122,7 @@ func (g *Gateway) runSessions(ctx context.Context, args []string, stdout, stderr
 	if lockDir == "" {
 		lockDir = defaultLockDir(dir)
 	}
-	err := sessionsCommand(ctx, prog, dir, lockDir, fs.Arg(0), fs.Args()[1:], stdout, stderr)
+	err = sessionsCommand(ctx, env, prog, dir, lockDir, fs.Arg(0), fs.Args()[1:], stdout, stderr)
 	if err == nil {
 		return 0
 	}
@@ -132,7 +137,15 @@ func (g *Gateway) runSessions(ctx context.Context, args []string, stdout, stderr
 	return 1
 }
 
-func sessionsCommand(ctx context.Context, prog, dirName, lockDir, cmd string, args []string, stdout, stderr io.Writer) error {
+// sessionsEnv is what the admin commands know of the application: its session
+// classes (to read and write its sessions as the gateway does) and how it names a
+// session's user (Config.UserName).
+type sessionsEnv struct {
+	classes  []quixote.Class
+	userName func(*quixote.Session) string
+}
+
+func sessionsCommand(ctx context.Context, env sessionsEnv, prog, dirName, lockDir, cmd string, args []string, stdout, stderr io.Writer) error {
 	var closers []func()
 	defer func() {
 		for _, c := range closers {
@@ -141,7 +154,7 @@ func sessionsCommand(ctx context.Context, prog, dirName, lockDir, cmd string, ar
 	}()
 	openAt := func(spec string, create bool) (quixote.IterableStore, error) {
 		// Short waits: an administrator wants an answer, and an empty file is reported.
-		st, closeStore, err := openStore(ctx, spec, storeOptions{admin: true, create: create})
+		st, closeStore, err := openStore(ctx, spec, storeOptions{admin: true, create: create, classes: env.classes, userName: env.userName})
 		if err != nil {
 			return nil, err
 		}
@@ -177,7 +190,7 @@ func sessionsCommand(ctx context.Context, prog, dirName, lockDir, cmd string, ar
 		if err != nil {
 			return err
 		}
-		return listSessions(ctx, dir, *asJSON, stdout)
+		return listSessions(ctx, env, dir, *asJSON, stdout)
 	case "show":
 		if err := argsN(1, "show ID"); err != nil {
 			return err
@@ -189,7 +202,7 @@ func sessionsCommand(ctx context.Context, prog, dirName, lockDir, cmd string, ar
 		if err != nil {
 			return err
 		}
-		return showSession(ctx, dir, args[0], stdout)
+		return showSession(ctx, env, dir, args[0], stdout)
 	case "set":
 		if err := argsN(2, "set ID NAME=JSON"); err != nil {
 			return err
@@ -210,7 +223,7 @@ func sessionsCommand(ctx context.Context, prog, dirName, lockDir, cmd string, ar
 			return err
 		}
 		return inTurn(ctx, l, args[0], func() error {
-			return setAttribute(ctx, dir, args[0], name, value, stdout)
+			return setAttribute(ctx, env, dir, args[0], name, value, stdout)
 		})
 	case "delete":
 		form := prog + " sessions [-sessions DIR] delete ID | delete -user NAME"
@@ -231,7 +244,7 @@ func sessionsCommand(ctx context.Context, prog, dirName, lockDir, cmd string, ar
 			return err
 		}
 		if *user != "" {
-			return deleteUser(ctx, dir, l, *user, stdout)
+			return deleteUser(ctx, env, dir, l, *user, stdout)
 		}
 		id := fs.Arg(0)
 		if err := checkID(id); err != nil {
@@ -312,12 +325,12 @@ func sessionErr(id string, err error) error {
 }
 
 // loadSession reads and decodes one session.
-func loadSession(ctx context.Context, dir quixote.Store, id string) (*quixote.Session, []byte, error) {
+func loadSession(ctx context.Context, env sessionsEnv, dir quixote.Store, id string) (*quixote.Session, []byte, error) {
 	data, err := dir.Load(ctx, id)
 	if err != nil {
 		return nil, nil, sessionErr(id, err)
 	}
-	s, err := quixote.Decode(data)
+	s, err := quixote.Decode(data, env.classes...)
 	if err != nil {
 		return nil, data, fmt.Errorf("session %s: %w", id, err)
 	}
@@ -327,6 +340,7 @@ func loadSession(ctx context.Context, dir quixote.Store, id string) (*quixote.Se
 type listEntry struct {
 	ID          string          `json:"id"`
 	User        json.RawMessage `json:"user,omitempty"`
+	UserName    string          `json:"user_name,omitempty"` // Config.UserName's`
 	Class       string          `json:"class,omitempty"`
 	IdleSeconds float64         `json:"idle_seconds"`
 	Modified    time.Time       `json:"modified"`
@@ -335,7 +349,7 @@ type listEntry struct {
 	userText string
 }
 
-func listSessions(ctx context.Context, dir quixote.IterableStore, asJSON bool, stdout io.Writer) error {
+func listSessions(ctx context.Context, env sessionsEnv, dir quixote.IterableStore, asJSON bool, stdout io.Writer) error {
 	ids, err := dir.IDs(ctx)
 	if err != nil {
 		return err
@@ -353,7 +367,7 @@ func listSessions(ctx context.Context, dir quixote.IterableStore, asJSON bool, s
 			e.Modified = mod.UTC()
 			e.IdleSeconds = now.Sub(mod).Round(time.Second).Seconds()
 		}
-		s, _, err := loadSession(ctx, dir, id)
+		s, _, err := loadSession(ctx, env, dir, id)
 		if err != nil {
 			if errors.Is(err, store.ErrNotFound) {
 				continue
@@ -362,7 +376,12 @@ func listSessions(ctx context.Context, dir quixote.IterableStore, asJSON bool, s
 			failed++
 		} else {
 			e.Class = s.Class().String()
-			e.userText = pytext.Str(s.User())
+			// The name delete -user matches, else what Python's str() shows.
+			e.UserName = env.userName(s)
+			e.userText = e.UserName
+			if e.userText == "" {
+				e.userText = pytext.Str(s.User())
+			}
 			if e.User, err = pickle.ToJSON(s.User()); err != nil {
 				e.User = nil
 			}
@@ -396,8 +415,8 @@ func listSessions(ctx context.Context, dir quixote.IterableStore, asJSON bool, s
 
 // showSession prints a session as JSON: its file's facts, then every attribute of the
 // pickled object, in order, with its Python type and its value in pickle.ToJSON's form.
-func showSession(ctx context.Context, dir quixote.IterableStore, id string, stdout io.Writer) error {
-	s, data, err := loadSession(ctx, dir, id)
+func showSession(ctx context.Context, env sessionsEnv, dir quixote.IterableStore, id string, stdout io.Writer) error {
+	s, data, err := loadSession(ctx, env, dir, id)
 	if err != nil {
 		return err
 	}
@@ -457,7 +476,7 @@ var attrName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 // setAttribute sets one attribute of a stored session and saves it; every other
 // attribute is written back as it was loaded. The result must still be a session the
 // gateway (and so session3) can use, or nothing is written.
-func setAttribute(ctx context.Context, dir quixote.Store, id, name, value string, stdout io.Writer) error {
+func setAttribute(ctx context.Context, env sessionsEnv, dir quixote.Store, id, name, value string, stdout io.Writer) error {
 	if !attrName.MatchString(name) {
 		return usageErr("%q is not an attribute name", name)
 	}
@@ -468,7 +487,7 @@ func setAttribute(ctx context.Context, dir quixote.Store, id, name, value string
 	if err != nil {
 		return usageErr("%s=%s: not a JSON value: %v (a string needs its quotes: %s='\"text\"')", name, value, err, name)
 	}
-	s, _, err := loadSession(ctx, dir, id)
+	s, _, err := loadSession(ctx, env, dir, id)
 	if err != nil {
 		return err
 	}

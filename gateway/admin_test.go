@@ -54,7 +54,7 @@ func TestAdminList(t *testing.T) {
 	require.Len(t, lines, 6)
 	assert.Regexp(t, `^ID\s+USER\s+CLASS\s+IDLE$`, lines[0])
 	assert.Regexp(t, `^4qihCikDywk\s+alice\s+session3\.Session\.Session\s+\d+s$`, lines[1])
-	assert.Regexp(t, `^Q4PJ1fkwwK8\s+<myapp\.models\.Account object>\s+myapp\.models\.ShopSession\s+\d+s$`, lines[2])
+	assert.Regexp(t, `^Q4PJ1fkwwK8\s+carol\s+myapp\.models\.ShopSession\s+\d+s$`, lines[2])
 	assert.Regexp(t, `^_dz4opoXoCaSYW452SPgjQ\s+alice\s+quixote\.session\.Session\s+\d+s$`, lines[3])
 	assert.Regexp(t, `^bb2_-Qy4sEs\s+dora\s+session3\.DictSession\.DictSession\s+(2h59m5\ds|3h0m0s)$`, lines[4])
 	assert.Regexp(t, `^counterTokens\s+alice\s+session3\.Session\.Session\s+\d+s$`, lines[5])

@@ -77,6 +77,13 @@ type Config struct {
 	// MAX_FORM_TOKENS overrides), so that Go treats their sessions as Python does.
 	NewClass quixote.Class
 	Classes  []quixote.Class
+	// UserName names a session's user for the admin commands (sessions list,
+	// delete -user NAME, which logs a user out everywhere) and for a database
+	// store's user_name column; nil means quixote.Session.UserName (the user when it
+	// is a str, else the first of an object's login, username, user_name, user_id,
+	// id, name). The Python store (qxbridge_pgstore) fills user_name by the same
+	// default rule: a team that changes it here passes the same rule there.
+	UserName func(*quixote.Session) string
 
 	// Routes maps path prefixes to what serves them; the longest prefix wins. Under
 	// Main (or Run), routes set here are the program's defaults: the configuration

@@ -179,7 +179,7 @@ func (g *Gateway) Open() error {
 	if st == nil {
 		st, closeStore, err = openStore(context.Background(), cfg.SessionsDir, storeOptions{
 			staging: cfg.StagingDir, lockWait: m.lockWaited, classes: append([]quixote.Class{newClass}, cfg.Classes...), create: true,
-			fileMode: cfg.FileMode})
+			fileMode: cfg.FileMode, userName: cfg.UserName})
 		if err != nil {
 			return err
 		}

@@ -34,14 +34,17 @@ func inTurn(ctx context.Context, l SessionLocker, id string, f func() error) err
 	return f()
 }
 
-// deleteUser deletes every session whose user is name (as Python's str() shows it),
-// each in its turn: the user is logged out on every device, Go and Python alike.
-func deleteUser(ctx context.Context, st quixote.IterableStore, l SessionLocker, name string, stdout io.Writer) error {
+// deleteUser deletes every session whose user is name (env.userName's name for it,
+// Config.UserName), each in its turn: the user is logged out on every device, Go and
+// Python alike. A session it cannot compare (its file does not decode, or its user is
+// set but has no name by the rule) is reported and makes it fail: it may be one of
+// the user's.
+func deleteUser(ctx context.Context, env sessionsEnv, st quixote.IterableStore, l SessionLocker, name string, stdout io.Writer) error {
 	ids, err := st.IDs(ctx)
 	if err != nil {
 		return err
 	}
-	deleted, failed := 0, 0
+	deleted, failed, unknown := 0, 0, 0
 	var firstErr error
 	for _, id := range ids {
 		err := inTurn(ctx, l, id, func() error {
@@ -49,9 +52,15 @@ func deleteUser(ctx context.Context, st quixote.IterableStore, l SessionLocker, 
 			if err != nil {
 				return err
 			}
-			s, err := quixote.Decode(data)
-			if err != nil || s.User() == nil || pytext.Str(s.User()) != name {
-				return errSkip // not a session of name's (or not a session at all)
+			s, err := quixote.Decode(data, env.classes...)
+			if err != nil {
+				return fmt.Errorf("%w: %w", errUncompared, err)
+			}
+			switch user := env.userName(s); {
+			case user == "" && quixote.Truthy(s.User()):
+				return fmt.Errorf("%w: its user %s has no name (see Config.UserName)", errUncompared, pytext.Repr(s.User()))
+			case user != name:
+				return errSkip
 			}
 			if err := st.Delete(ctx, id); err != nil {
 				return err
@@ -62,6 +71,9 @@ func deleteUser(ctx context.Context, st quixote.IterableStore, l SessionLocker, 
 		})
 		switch {
 		case err == nil, errors.Is(err, errSkip), errors.Is(err, store.ErrNotFound):
+		case errors.Is(err, errUncompared):
+			unknown++
+			fmt.Fprintf(stdout, "could not compare %s: %v\n", id, err)
 		default:
 			failed++
 			if firstErr == nil {
@@ -70,10 +82,19 @@ func deleteUser(ctx context.Context, st quixote.IterableStore, l SessionLocker, 
 		}
 	}
 	fmt.Fprintf(stdout, "deleted %d sessions of user %s\n", deleted, name)
-	if failed > 0 {
-		return fmt.Errorf("%d sessions could not be checked or deleted; the first: %w", failed, firstErr)
+	if unknown > 0 {
+		fmt.Fprintf(stdout, "%d sessions could not be compared\n", unknown)
+	}
+	switch {
+	case failed > 0:
+		return fmt.Errorf("%d sessions could not be checked or deleted (and %d could not be compared); the first: %w", failed, unknown, firstErr)
+	case unknown > 0:
+		return fmt.Errorf("%d sessions could not be compared with user %s: the user may still be logged in there", unknown, name)
 	}
 	return nil
 }
 
-var errSkip = errors.New("skipped")
+var (
+	errSkip       = errors.New("skipped")
+	errUncompared = errors.New("cannot tell whose session it is")
+)

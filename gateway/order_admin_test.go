@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/qxbridge/qxbridge/pickle"
 	"github.com/qxbridge/qxbridge/quixote"
 )
 
@@ -111,4 +112,60 @@ func TestAdminWaitsForRequestInFlight(t *testing.T) {
 			assert.Equal(t, int64(1), n, "and the request's change is kept")
 		})
 	}
+}
+
+// writeUserSession writes a session3 session whose user is user into dir.
+func writeUserSession(t *testing.T, dir, id string, user any) {
+	t.Helper()
+	s := quixote.NewSession(quixote.Session3Class, "", time.Now())
+	require.NoError(t, s.SetUser(user))
+	require.NoError(t, s.Object().SetAttr("id", id))
+	data, err := s.Encode()
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, id), data, 0o600))
+}
+
+// TestAdminDeleteUserObjects: a user that is an object (as the shop example's
+// shop.auth.User, and the fixture's myapp.models.Account) is matched by the name
+// Config.UserName gives it, and sessions that cannot be compared (a file that does
+// not decode, a user object without a name) are reported and make the command fail,
+// since the user may still be logged in there.
+func TestAdminDeleteUserObjects(t *testing.T) {
+	dir := fixtureDir(t)
+	user := pickle.NewObject(pickle.Global{Module: "shop.auth", Name: "User"})
+	require.NoError(t, user.SetAttr("login", "ann"))
+	require.NoError(t, user.SetAttr("name", "Ann Smith"))
+	writeUserSession(t, dir, "ShopAnn0001", user)
+	code, out, errs := admin(t, dir, "delete", "-user", "ann")
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, out, "deleted ShopAnn0001\n")
+	code, out, errs = admin(t, dir, "delete", "-user", "carol")
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, out, "deleted Q4PJ1fkwwK8\n")
+
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "Garbage0001"), []byte("not a pickle"), 0o600))
+	writeUserSession(t, dir, "Nameless001", pickle.NewObject(pickle.Global{Module: "app", Name: "Who"}))
+	code, out, errs = admin(t, dir, "delete", "-user", "alice")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, out, "deleted 3 sessions of user alice\n")
+	assert.Contains(t, out, "could not compare Garbage0001: ")
+	assert.Contains(t, out, "could not compare Nameless001: ")
+	assert.Contains(t, errs, "2 sessions could not be compared with user alice")
+	assert.FileExists(t, filepath.Join(dir, "Garbage0001"))
+}
+
+// TestAdminDeleteUserHook: Config.UserName replaces the rule.
+func TestAdminDeleteUserHook(t *testing.T) {
+	dir := fixtureDir(t)
+	g := newTestGateway()
+	g.Config.UserName = func(s *quixote.Session) string {
+		if u, ok := s.UserString(); ok {
+			return strings.ToUpper(u)
+		}
+		return "?"
+	}
+	var o, e strings.Builder
+	code := g.Run(t.Context(), []string{"sessions", "-dir", dir, "delete", "-user", "ALICE"}, &o, &e)
+	require.Equal(t, 0, code, e.String())
+	assert.Contains(t, o.String(), "deleted 3 sessions of user ALICE\n")
 }

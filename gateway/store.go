@@ -26,6 +26,7 @@ type storeOptions struct {
 	staging  string                                // the directory store's staging directory
 	lockWait func(op string, waited time.Duration) // the lock-wait hook, for the metrics
 	classes  []quixote.Class                       // to read a session's user for the database's user_name
+	userName func(*quixote.Session) string         // names it (Config.UserName; nil: Session.UserName)
 	create   bool                                  // create a missing session directory
 	admin    bool                                  // short waits: an administrator wants an answer
 	fileMode os.FileMode                           // the session files' exact mode (0: the store's default)
@@ -38,7 +39,7 @@ func openStore(ctx context.Context, spec string, o storeOptions) (st quixote.Ite
 	if IsDatabaseURL(spec) {
 		// Lock waits end with the caller's context: the ordering's MaxWait for a
 		// request, as with the lock directory.
-		opts := []pgstore.Option{pgstore.WithMeta(sessionMeta(o.classes)), pgstore.WithLockTimeout(0)}
+		opts := []pgstore.Option{pgstore.WithMeta(sessionMeta(o.classes, o.userName)), pgstore.WithLockTimeout(0)}
 		if o.lockWait != nil {
 			opts = append(opts, pgstore.WithLockWaitHook(o.lockWait))
 		}
@@ -94,17 +95,27 @@ func openStore(ctx context.Context, spec string, o storeOptions) (st quixote.Ite
 	return dir, func() {}, nil
 }
 
-// sessionMeta is what a database store keeps beside each session: its user when it
-// is a string, its creation and access times, read as the Python store reads them.
-func sessionMeta(classes []quixote.Class) func(id string, data []byte) pgstore.Meta {
+// sessionMeta is what a database store keeps beside each session: its user's name
+// (Config.UserName), its creation and access times, read as the Python store reads
+// them.
+func sessionMeta(classes []quixote.Class, userName func(*quixote.Session) string) func(id string, data []byte) pgstore.Meta {
+	userName = userNamer(userName)
 	return func(_ string, data []byte) pgstore.Meta {
 		s, err := quixote.Decode(data, classes...)
 		if err != nil {
 			return pgstore.Meta{}
 		}
-		user, _ := s.UserString()
-		return pgstore.Meta{User: user, Created: s.CreationTime(), Accessed: s.AccessTime()}
+		return pgstore.Meta{User: userName(s), Created: s.CreationTime(), Accessed: s.AccessTime()}
 	}
+}
+
+// userNamer returns the rule that names a session's user: f, or by default
+// quixote.Session.UserName.
+func userNamer(f func(*quixote.Session) string) func(*quixote.Session) string {
+	if f != nil {
+		return f
+	}
+	return (*quixote.Session).UserName
 }
 
 // describeStore names a store for logs and /healthz: the directory's path, the

@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/qxbridge/qxbridge/pickle"
@@ -227,6 +228,38 @@ func (s *Session) User() any {
 func (s *Session) UserString() (string, bool) {
 	v, ok := s.User().(string)
 	return v, ok
+}
+
+// UserNameAttrs are the attributes UserName reads from a user that is an object
+// (shop.auth.User, a Django-style user), in order.
+var UserNameAttrs = []string{"login", "username", "user_name", "user_id", "id", "name"}
+
+// UserName returns the name the session's user is known by outside the application:
+// the one the gateway's admin commands match (sessions list, delete -user NAME) and
+// the database stores keep in their user_name column, on the Go and Python sides
+// alike. It is the user itself when that is a non-empty str; for an object, the first
+// of its attributes UserNameAttrs that is a non-empty str or an int (in decimal);
+// otherwise "" (no user, or one the rule cannot name: see gateway.Config.UserName to
+// choose another rule).
+func (s *Session) UserName() string {
+	switch u := s.User().(type) {
+	case string:
+		return u
+	case *pickle.Object:
+		for _, name := range UserNameAttrs {
+			switch v, _ := u.Attr(name); v := v.(type) {
+			case string:
+				if v != "" {
+					return v
+				}
+			case int64:
+				return strconv.FormatInt(v, 10)
+			case *big.Int:
+				return v.String()
+			}
+		}
+	}
+	return ""
 }
 
 // LoggedIn reports whether the user is true in Python's sense, which is session3's

@@ -346,3 +346,29 @@ func TestExpireMark(t *testing.T) {
 	s.Expire()
 	assert.True(t, s.Expired())
 }
+
+// TestUserName: a str user is its own name; an object user is named by the first of
+// UserNameAttrs it has as a non-empty str or an int.
+func TestUserName(t *testing.T) {
+	obj := func(kv ...any) *pickle.Object {
+		o := pickle.NewObject(pickle.Global{Module: "shop.auth", Name: "User"})
+		for i := 0; i < len(kv); i += 2 {
+			require.NoError(t, o.SetAttr(kv[i].(string), kv[i+1]))
+		}
+		return o
+	}
+	for _, c := range []struct {
+		user any
+		want string
+	}{
+		{nil, ""}, {"alice", "alice"}, {"", ""}, {int64(3), ""},
+		{obj("name", "Ann Smith", "login", "ann"), "ann"},
+		{obj("id", int64(42), "name", "Bob"), "42"},
+		{obj("username", "", "name", "Carol"), "Carol"},
+		{obj("email", "x@example.org"), ""},
+	} {
+		s := NewSession(Session3Class, "", time.Now())
+		require.NoError(t, s.SetUser(c.user))
+		assert.Equal(t, c.want, s.UserName(), "%#v", c.user)
+	}
+}

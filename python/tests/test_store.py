@@ -281,3 +281,25 @@ def test_sweep_keeps_session_saved_during_it(store3, dsn, table):
         sweep.join()
     assert result == [(0, 1)]
     assert raw(dsn, table, "idle1") == b"new"
+
+
+class _Account:
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+def test_user_name_of_object_users(store3, dsn, table):
+    """user_name holds an object user's name by the gateway's rule (Go's
+    quixote.Session.UserName): login, username, user_name, user_id, id, name."""
+    from qxbridge_pgstore import user_name
+
+    assert user_name("alice") == "alice"
+    assert user_name("") is None and user_name(None) is None and user_name(7) is None
+    assert user_name(_Account(login="ann", name="Ann Smith")) == "ann"
+    assert user_name(_Account(id=42, name="Bob")) == "42"
+    assert user_name(_Account(login="", name="Carol")) == "Carol"
+    assert user_name(_Account(email="x@example.org")) is None
+    s = Session("objuser1")
+    s.set_user(_Account(login="ann", name="Ann Smith"))
+    store3.save_session(s)
+    assert store3.user_session_ids("ann") == ["objuser1"]

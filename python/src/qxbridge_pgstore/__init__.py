@@ -12,6 +12,7 @@ from .core import (  # noqa: F401
     SessionStoreUnavailable,
     lock_key,
     session_meta,
+    user_name,
     valid_id,
 )
 

@@ -87,12 +87,34 @@ def _timestamp(t) -> Optional[datetime.datetime]:
     return None
 
 
+# The attributes user_name() reads from a user that is an object, in order: the
+# same rule as the gateway's default (quixote.Session.UserName in Go).
+USER_NAME_ATTRS = ("login", "username", "user_name", "user_id", "id", "name")
+
+
+def user_name(user) -> Optional[str]:
+    """The name a session's user is known by outside the application (the
+    user_name column, the gateway's `sessions delete -user NAME`): the user when it
+    is a non-empty str; for an object, the first of its attributes USER_NAME_ATTRS
+    that is a non-empty str or an int (in decimal); else None."""
+    if isinstance(user, str):
+        return user or None
+    if user is None or isinstance(user, (bool, int, float, bytes, tuple, list, dict, set, frozenset)):
+        return None
+    for attr in USER_NAME_ATTRS:
+        v = getattr(user, "__dict__", {}).get(attr)
+        if isinstance(v, str) and v:
+            return v
+        if isinstance(v, int) and not isinstance(v, bool):
+            return str(v)
+    return None
+
+
 def session_meta(session) -> tuple:
     """(user_name, created, accessed) of a session object for the columns beside
-    its pickle: its user when that is a string, its creation and access times."""
-    user = getattr(session, "user", None)
+    its pickle: its user's name (user_name()), its creation and access times."""
     return (
-        user if isinstance(user, str) and user else None,
+        user_name(getattr(session, "user", None)),
         _timestamp(getattr(session, "_creation_time", None)),
         _timestamp(getattr(session, "_access_time", None)),
     )
