@@ -86,7 +86,7 @@ func (g *Gateway) runSessions(ctx context.Context, args []string, stdout, stderr
 	dirFlag := fs.String("sessions", "", "the session `DIR`ectory or postgres:// URL, as the gateway's -sessions (default: the configuration file's, else "+g.Config.SessionsDir+")")
 	fs.StringVar(dirFlag, "dir", "", "the same as -sessions")
 	configFlag := fs.String("config", "", "take the session directory or database from the configuration `FILE`")
-	lockFlag := fs.String("order-lock-dir", "", "the gateways' per-session lock `DIR`ectory, as the gateway's -order-lock-dir: set and delete take a session's turn in it (default: the configuration file's, else the session directory's name + \".locks\")")
+	lockFlag := fs.String("order-lock-dir", "", "the gateways' per-session lock `DIR`ectory, as the gateway's -order-lock-dir: set and delete take a session's turn in it, and refuse when it does not exist (it is never created here) (default: the configuration file's, else the session directory's name + \".locks\")")
 	fs.StringVar(lockFlag, "lock-dir", "", "the same as -order-lock-dir")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), sessionsUsage, prog)
@@ -120,7 +120,7 @@ func (g *Gateway) runSessions(ctx context.Context, args []string, stdout, stderr
 		lockDir = *lockFlag
 	}
 	if lockDir == "" {
-		lockDir = defaultLockDir(dir)
+		lockDir, env.lockDirDefault = defaultLockDir(dir), true
 	}
 	err = sessionsCommand(ctx, env, prog, dir, lockDir, fs.Arg(0), fs.Args()[1:], stdout, stderr)
 	if err == nil {
@@ -143,6 +143,8 @@ func (g *Gateway) runSessions(ctx context.Context, args []string, stdout, stderr
 type sessionsEnv struct {
 	classes  []quixote.Class
 	userName func(*quixote.Session) string
+	// lockDirDefault: no lock directory was configured; the default was taken.
+	lockDirDefault bool
 }
 
 func sessionsCommand(ctx context.Context, env sessionsEnv, prog, dirName, lockDir, cmd string, args []string, stdout, stderr io.Writer) error {
@@ -218,7 +220,7 @@ func sessionsCommand(ctx context.Context, env sessionsEnv, prog, dirName, lockDi
 		if err != nil {
 			return err
 		}
-		l, err := adminLocker(dir, dirName, lockDir)
+		l, err := adminLocker(dir, dirName, lockDir, env.lockDirDefault)
 		if err != nil {
 			return err
 		}
@@ -239,7 +241,7 @@ func sessionsCommand(ctx context.Context, env sessionsEnv, prog, dirName, lockDi
 		if err != nil {
 			return err
 		}
-		l, err := adminLocker(dir, dirName, lockDir)
+		l, err := adminLocker(dir, dirName, lockDir, env.lockDirDefault)
 		if err != nil {
 			return err
 		}

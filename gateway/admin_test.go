@@ -39,6 +39,9 @@ func fixtureDir(t *testing.T) string {
 // admin runs `scgi-gateway sessions -dir dir args...` through run.
 func admin(t *testing.T, dir string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	// The lock directory a gateway serving dir would have made: the admin commands
+	// never make it.
+	require.NoError(t, os.MkdirAll(defaultLockDir(dir), 0o770))
 	var o, e strings.Builder
 	code = newTestGateway().Run(t.Context(), append([]string{"sessions", "-dir", dir}, args...), &o, &e)
 	return code, o.String(), e.String()

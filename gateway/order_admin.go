@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 
 	"github.com/qxbridge/qxbridge/internal/pytext"
 	"github.com/qxbridge/qxbridge/quixote"
@@ -13,12 +14,23 @@ import (
 
 // adminLocker returns the lock the administration commands take a session's turn
 // with: the store's own when it has one (a database's advisory locks), else the lock
-// directory the gateways of this host use.
-func adminLocker(st quixote.Store, sessionsDir, lockDir string) (SessionLocker, error) {
+// directory the gateways of this host use. That directory is never created here: a
+// directory the running gateways do not use would order nothing, so a missing one is
+// refused with what to pass instead (defaulted: no lock directory was configured).
+func adminLocker(st quixote.Store, sessionsDir, lockDir string, defaulted bool) (SessionLocker, error) {
 	if l, ok := st.(SessionLocker); ok {
 		return l, nil
 	}
-	return OpenLockDir(lockDir, sessionsDir)
+	d, err := openLockDir(lockDir, sessionsDir, false)
+	switch {
+	case err == nil:
+		return d, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, err
+	case defaulted:
+		return nil, fmt.Errorf("no lock directory given, and the default %s does not exist: pass the running gateways' lock directory with -order-lock-dir DIR (dist/gateway.toml uses /run/qxbridge/locks), or their configuration with -config FILE", lockDir)
+	}
+	return nil, fmt.Errorf("lock directory %s does not exist: set and delete take a session's turn in the running gateways' lock directory and never create one; pass the one the gateways use (-order-lock-dir DIR, or -config FILE), or start a gateway first", lockDir)
 }
 
 // inTurn runs f holding session id's turn among the gateways, waiting for a request

@@ -164,8 +164,38 @@ func TestAdminDeleteUserHook(t *testing.T) {
 		}
 		return "?"
 	}
+	require.NoError(t, os.Mkdir(dir+".locks", 0o770))
 	var o, e strings.Builder
 	code := g.Run(t.Context(), []string{"sessions", "-dir", dir, "delete", "-user", "ALICE"}, &o, &e)
 	require.Equal(t, 0, code, e.String())
 	assert.Contains(t, o.String(), "deleted 3 sessions of user ALICE\n")
+}
+
+// TestAdminNeverCreatesLockDir: set and delete take a session's turn in the running
+// gateways' lock directory; when it does not exist (no gateway uses it, so it
+// would order nothing) they refuse and say what to pass, and create nothing.
+func TestAdminNeverCreatesLockDir(t *testing.T) {
+	dir := fixtureDir(t)
+	run := func(args ...string) (int, string) {
+		var o, e strings.Builder
+		code := newTestGateway().Run(t.Context(), append([]string{"sessions", "-dir", dir}, args...), &o, &e)
+		return code, e.String()
+	}
+	code, errs := run("delete", "4qihCikDywk")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errs, "no lock directory given, and the default "+dir+".locks does not exist: pass the running gateways' lock directory with -order-lock-dir DIR")
+	assert.NoDirExists(t, dir+".locks")
+	assert.FileExists(t, filepath.Join(dir, "4qihCikDywk"), "nothing deleted")
+
+	other := filepath.Join(t.TempDir(), "run", "locks")
+	code, errs = run("-order-lock-dir", other, "set", "4qihCikDywk", "counter=3")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errs, "lock directory "+other+" does not exist")
+	assert.NoDirExists(t, other)
+
+	require.NoError(t, os.MkdirAll(other, 0o770))
+	code, errs = run("-order-lock-dir", other, "delete", "4qihCikDywk")
+	assert.Equal(t, 0, code, errs)
+	assert.NoFileExists(t, filepath.Join(dir, "4qihCikDywk"))
+	assert.NoDirExists(t, dir+".locks")
 }

@@ -92,12 +92,18 @@ const (
 // or of a session already deleted) leaves no file behind; the file of a session
 // deleted later goes with the next sweep.
 func OpenLockDir(path, sessions string) (*LockDir, error) {
+	return openLockDir(path, sessions, true)
+}
+
+// openLockDir is OpenLockDir; without create, a missing directory is an error
+// wrapping fs.ErrNotExist.
+func openLockDir(path, sessions string, create bool) (*LockDir, error) {
 	if path == "" {
 		return nil, errors.New("lock directory: no path")
 	}
 	_, err := os.Stat(path)
 	created := false
-	if errors.Is(err, os.ErrNotExist) {
+	if errors.Is(err, os.ErrNotExist) && create {
 		if err := os.MkdirAll(path, 0o770); err != nil {
 			return nil, fmt.Errorf("lock directory: %w", err)
 		}
