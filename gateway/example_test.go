@@ -124,3 +124,43 @@ func ExampleRequestID() {
 	// sent "3f2a9c1e-0b7d-4c55-9e61-5a8d2f0c7b14": kept true, 36 characters, the page saw it: true
 	// sent "not valid": kept false, 32 characters, the page saw it: true
 }
+
+// A Go handler on a mounted route (-mount /shop/=shop) sees the path below the
+// mount point and builds its links with ScriptName, so the application works
+// wherever it is mounted.
+func ExampleScriptName() {
+	dir, err := os.MkdirTemp("", "sessions")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+
+	g := gateway.New()
+	g.Logger = slog.New(slog.DiscardHandler)
+	g.HandleFunc("shop", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/old-cart" {
+			http.Redirect(w, r, gateway.ScriptName(r)+"/cart", http.StatusSeeOther)
+			return
+		}
+		fmt.Fprintf(w, "path %s, link %s/cart\n", r.URL.Path, gateway.ScriptName(r))
+	})
+	g.Config.SessionsDir = dir
+	g.Config.Routes = []gateway.Route{{Prefix: "/shop/", Target: "shop", Mount: true}}
+	if err := g.Open(); err != nil {
+		log.Fatal(err)
+	}
+	defer g.Close()
+
+	for _, path := range []string{"/shop/items", "/shop/old-cart"} {
+		rec := httptest.NewRecorder()
+		g.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		if loc := rec.Header().Get("Location"); loc != "" {
+			fmt.Println(rec.Code, "to", loc)
+		} else {
+			fmt.Print(rec.Code, " ", rec.Body.String())
+		}
+	}
+	// Output:
+	// 200 path /items, link /shop/cart
+	// 303 to /shop/cart
+}

@@ -193,7 +193,7 @@ func (g *Gateway) Open() error {
 		Cookie:     cfg.Cookie,
 		NewClass:   newClass,
 		Classes:    cfg.Classes,
-		ScriptName: scriptNameFrom,
+		ScriptName: ScriptName,
 		// With per-session ordering the gateway already serves the requests of a
 		// session one at a time, Go and Python together, before the manager sees
 		// them; the manager's own in-process lock would only be taken uncontended

@@ -30,7 +30,14 @@ func under(p, prefix string) bool {
 // scriptNameKey carries the SCRIPT_NAME a Go route's application sees.
 type scriptNameKey struct{}
 
-func scriptNameFrom(r *http.Request) string {
+// ScriptName returns the SCRIPT_NAME of the application a Go route's handler is part
+// of, for building links and redirects: on a route with Mount (-mount PREFIX=TARGET)
+// the prefix, without its trailing slash, while the handler's r.URL.Path is the rest
+// of the path (PATH_INFO); otherwise the mount point the front server declared
+// (scgi.FrontScriptName), or "". Quixote's request.get_path() is ScriptName(r) +
+// r.URL.Path. The session cookie's default path is ScriptName(r) + "/", as Quixote
+// writes it. For a request no gateway routed it returns "".
+func ScriptName(r *http.Request) string {
 	s, _ := r.Context().Value(scriptNameKey{}).(string)
 	return s
 }
