@@ -19,8 +19,15 @@ import (
 // its session's turn whose client goes away leaves the queue at once (the SCGI server
 // notices the closed connection and cancels its context), not when its turn comes:
 // its handler never runs, and the session's next request is served right after the
-// one in flight.
+// one in flight. The departed request is a GET, or a form POST whose body came with
+// the header (as nginx, buffering bodies, sends it) and is not read before the turn.
 func TestSCGIDepartedClientLeavesQueue(t *testing.T) {
+	for _, body := range []string{"", "a=1&b=2"} {
+		t.Run(fmt.Sprintf("body=%d", len(body)), func(t *testing.T) { departedLeavesQueue(t, body) })
+	}
+}
+
+func departedLeavesQueue(t *testing.T, body string) {
 	var runs atomic.Int32
 	started, release := make(chan struct{}, 4), make(chan struct{})
 	g := startGatewayWith(t, func(g *Gateway) {
@@ -35,10 +42,10 @@ func TestSCGIDepartedClientLeavesQueue(t *testing.T) {
 	}, "-scgi", "127.0.0.1:0", "-sessions", filepath.Join(t.TempDir(), "s"), "-route", "/b/=block")
 	addr := g.addr("scgi")
 	const cookie = "QX_session=0123456789abcdef"
-	send := func() net.Conn {
+	send := func(body string) net.Conn {
 		c, err := net.Dial("tcp", addr)
 		require.NoError(t, err)
-		_, err = io.WriteString(c, scgiGET("/b/x", cookie))
+		_, err = io.WriteString(c, scgiRequest("/b/x", cookie, body))
 		require.NoError(t, err)
 		return c
 	}
@@ -55,16 +62,16 @@ func TestSCGIDepartedClientLeavesQueue(t *testing.T) {
 			"%d request(s) waiting for the session", n)
 	}
 
-	first := send()
+	first := send("")
 	<-started
-	departed := send()
+	departed := send(body)
 	waiting(1)
 	require.NoError(t, departed.Close())
 	waiting(0) // it left the queue while the first request still holds the turn
 
 	close(release)
 	assert.True(t, strings.HasSuffix(response(first), "done"))
-	assert.True(t, strings.HasSuffix(response(send()), "done"))
+	assert.True(t, strings.HasSuffix(response(send("")), "done"))
 	assert.EqualValues(t, 2, runs.Load(), "the departed request's handler never ran")
 }
 
@@ -90,7 +97,7 @@ func TestSCGIHalfClose(t *testing.T) {
 			c, err := net.Dial("tcp", g.addr("scgi"))
 			require.NoError(t, err)
 			defer c.Close()
-			_, err = io.WriteString(c, scgiGET("/w/x", ""))
+			_, err = io.WriteString(c, scgiRequest("/w/x", "", ""))
 			require.NoError(t, err)
 			require.NoError(t, c.(*net.TCPConn).CloseWrite())
 			require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
@@ -100,12 +107,19 @@ func TestSCGIHalfClose(t *testing.T) {
 	}
 }
 
-// scgiGET is a GET of uri as a front server sends it over SCGI, with a Cookie header
-// unless cookie is "".
-func scgiGET(uri, cookie string) string {
-	h := "CONTENT_LENGTH\x000\x00SCGI\x001\x00REQUEST_METHOD\x00GET\x00REQUEST_URI\x00" + uri + "\x00"
+// scgiRequest is a request for uri as a front server sends it over SCGI: a GET, or
+// a form POST of body; with a Cookie header unless cookie is "".
+func scgiRequest(uri, cookie, body string) string {
+	method := "GET"
+	if body != "" {
+		method = "POST"
+	}
+	h := fmt.Sprintf("CONTENT_LENGTH\x00%d\x00SCGI\x001\x00REQUEST_METHOD\x00%s\x00REQUEST_URI\x00%s\x00", len(body), method, uri)
+	if body != "" {
+		h += "CONTENT_TYPE\x00application/x-www-form-urlencoded\x00"
+	}
 	if cookie != "" {
 		h += "HTTP_COOKIE\x00" + cookie + "\x00"
 	}
-	return fmt.Sprintf("%d:%s,", len(h), h)
+	return fmt.Sprintf("%d:%s,", len(h), h) + body
 }

@@ -33,8 +33,9 @@ const (
 // request has been read), and behind an SCGI front server that closes its connection
 // to the gateway when its client leaves (nginx does; scgi.Server watches the
 // connection likewise), unless Config.SCGIHalfClose is set; otherwise when the
-// request's turn comes. A request with a body is watched only once its body has
-// been read, which a proxied request does after its turn.
+// request's turn comes. A request whose body did not arrive with its header (a large
+// upload) is watched only once its body has been read, which a proxied request does
+// after its turn.
 //
 // The turn is taken in two steps: first in this process (a FIFO queue per session,
 // bounded by MaxQueue and MaxWait), then across processes through Locker, so that

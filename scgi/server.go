@@ -427,16 +427,18 @@ func (c *conn) cancel() {
 var aLongTimeAgo = time.Unix(1, 0)
 
 // watchDeparture starts the background read that notices the front end closing the
-// connection while the handler runs. It is called once the request has been read
-// whole (at once for a request without a body; when the handler has read the body
-// to its end otherwise). From then on an SCGI front end sends nothing more (one
-// request per connection, no pipelining), so an end of input or an error means it
-// closed the connection, because its client went away: the request's context is
-// canceled, for the handler and what it waits for (per-session ordering, a backend)
-// to give up. Input that does arrive is not the protocol's, and only ends the watch.
-func (c *conn) watchDeparture(br *bufio.Reader) {
-	if c.srv.FrontEndHalfCloses || br.Buffered() > 0 {
-		return
+// connection while the handler runs. It is called once the request has arrived
+// whole: before the handler for a request without a body or whose body is all in
+// br already (pending bytes of it: a form a front end that buffers bodies, as nginx
+// does by default, sent with the header), else when the handler has read the body to
+// its end. From then on an SCGI front end sends nothing more (one request per
+// connection, no pipelining), so an end of input or an error means it closed the
+// connection, because its client went away: the request's context is canceled, for
+// the handler and what it waits for (per-session ordering, a backend) to give up.
+// Input that does arrive is not the protocol's, and only ends the watch.
+func (c *conn) watchDeparture(br *bufio.Reader, pending int64) {
+	if c.srv.FrontEndHalfCloses || int64(br.Buffered()) != pending {
+		return // more than the request arrived: not watched
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -578,7 +580,7 @@ func (c *conn) serve() {
 	var b *body
 	if length > 0 {
 		b = &body{r: br, remaining: length, c: c, rate: s.BodyLimits.start(time.Now()),
-			onEnd: func() { c.watchDeparture(br) }}
+			onEnd: func() { c.watchDeparture(br, 0) }}
 		req.Body = b
 		// Runs before br goes back to the pool: a goroutine the handler left
 		// reading the body gets an error, not another connection's bytes.
@@ -587,8 +589,9 @@ func (c *conn) serve() {
 
 	w := newResponse(c, req)
 	defer w.release()
-	if b == nil {
-		c.watchDeparture(br)
+	if int64(br.Buffered()) == length {
+		// The body, if any, needs no more reads from the connection.
+		c.watchDeparture(br, length)
 	}
 	if !c.runHandler(w, req) {
 		return // the connection is cut off: the response is incomplete or aborted

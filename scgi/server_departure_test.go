@@ -41,11 +41,12 @@ func rawRequest(uri, body string) string {
 	return netstring(h) + "," + body
 }
 
-// departures is a handler that reads the whole body, reports that it started, and
-// waits for its request's context to end, which it reports.
+// departures is a handler that reads the whole body (unless skipBody), reports that
+// it started, and waits for its request's context to end, which it reports.
 type departures struct {
 	started  chan struct{}
 	canceled chan error
+	skipBody bool
 }
 
 func newDepartures() *departures {
@@ -53,7 +54,9 @@ func newDepartures() *departures {
 }
 
 func (d *departures) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	_, _ = io.Copy(io.Discard, r.Body)
+	if !d.skipBody {
+		_, _ = io.Copy(io.Discard, r.Body)
+	}
 	d.started <- struct{}{}
 	select {
 	case <-r.Context().Done():
@@ -64,13 +67,20 @@ func (d *departures) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // TestServerNoticesDepartedClient: a front end that closes the connection while the
-// handler runs, once the request (body included) was read, cancels the request's
-// context at once, as net/http does, not when the response is written.
+// handler runs, once the request (body included) has arrived, cancels the request's
+// context at once, as net/http does, not when the response is written: a large body
+// once the handler has read it, a small one that came with the header even if the
+// handler has not read it (a handler waiting for its session's turn).
 func TestServerNoticesDepartedClient(t *testing.T) {
 	for _, network := range []string{"tcp", "unix"} {
-		for _, body := range []string{"", strings.Repeat("b", 100<<10)} {
-			t.Run(fmt.Sprintf("%s/body=%d", network, len(body)), func(t *testing.T) {
+		for _, tc := range []struct {
+			body     string
+			skipBody bool
+		}{{"", false}, {strings.Repeat("b", 100<<10), false}, {"a=1&b=2", true}} {
+			body := tc.body
+			t.Run(fmt.Sprintf("%s/body=%d/unread=%v", network, len(body), tc.skipBody), func(t *testing.T) {
 				d := newDepartures()
+				d.skipBody = tc.skipBody
 				addr := startSCGIServer(t, &Server{Handler: d, ErrorLog: discardLog()}, network)
 				c, err := net.Dial(network, addr)
 				require.NoError(t, err)
