@@ -104,7 +104,9 @@
 //
 // Session.RenewID, called at login or a privilege change, moves the session to a
 // fresh id (session fixation): new cookie, saved under the new id, old file removed;
-// Python pages then load the new id. session3 has no such call.
+// Python pages then load the new id. session3 has no such call. On a page that goes
+// out before the save (longer than BufferLimit, or flushed) the renewal is dropped
+// and logged: the session keeps its id.
 //
 // As in session3, a DictSession with no keys is false in Python, and session3 tests
 // that before has_info: such a session is neither stored nor expired, whatever its

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -211,6 +212,8 @@ type exchange struct {
 	revoked bool   // the cookie was revoked: the session is deleted at the end
 	noID    bool   // a new session could not get an id
 	renewed string // the id the session had before RenewID gave it a new one
+	renewal string // the Set-Cookie value that renewal added
+	ended   bool   // the handler returned
 	faultOp string // the operation that failed ("id"), with fault
 	fault   error
 }
@@ -261,7 +264,7 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		}
 	}()
 	next.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), contextKey{}, s)))
-	done = true
+	done, x.ended = true, true
 	if rw.status == 0 {
 		// Nothing written: the page is an empty 200.
 		rw.status = http.StatusOK
@@ -422,7 +425,8 @@ func (x *exchange) beforeHeaders(h http.Header, status int) {
 		s.setID(id)
 		s.renew = false
 		x.renewed = old // "" for a new session
-		h.Add("Set-Cookie", m.Cookie.header(id, script, false))
+		x.renewal = m.Cookie.header(id, script, false)
+		h.Add("Set-Cookie", x.renewal)
 	default:
 		if id := s.ID(); id != "" {
 			if has, err := m.Store.Has(x.ctx, id); err == nil && has {
@@ -431,6 +435,26 @@ func (x *exchange) beforeHeaders(h http.Header, status int) {
 			}
 		}
 	}
+}
+
+// dropRenewal undoes RenewID's move to a new id when the page starts going out
+// before the handler returns (longer than BufferLimit, or flushed): the new cookie
+// would reach the browser before the session is saved under the new id, and the
+// browser's next request, under an id no request in flight holds the turn of, could
+// find no session or be overwritten by this request's save. The session keeps its
+// id, and that is logged.
+func (x *exchange) dropRenewal(h http.Header) {
+	if x.renewed == "" {
+		return
+	}
+	h["Set-Cookie"] = slices.DeleteFunc(h["Set-Cookie"], func(v string) bool { return v == x.renewal })
+	if len(h["Set-Cookie"]) == 0 {
+		delete(h, "Set-Cookie")
+	}
+	x.session.setID(x.renewed)
+	x.renewed, x.renewal = "", ""
+	x.m.logger().Error("quixote: RenewID was called on a page sent before the session was saved (longer than BufferLimit, or flushed); the session keeps its id",
+		"id", x.session.ID(), "path", x.r.URL.Path)
 }
 
 // finish stores or deletes the session after a request that did not fail. It
@@ -522,6 +546,9 @@ func (w *responseWriter) commit() error {
 		return nil
 	}
 	w.sent = true
+	if !w.x.ended {
+		w.x.dropRenewal(w.Header())
+	}
 	w.ResponseWriter.WriteHeader(w.status)
 	if len(w.buf) == 0 {
 		return nil

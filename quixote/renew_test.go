@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,4 +96,63 @@ func goAndPython(t *testing.T, class Class, configure func(*Manager)) (dir, pyUR
 	goSrv := httptest.NewServer(m.Handler(testApp()))
 	t.Cleanup(goSrv.Close)
 	return dir, pyURL, goSrv.URL
+}
+
+// TestRenewIDPageSentBeforeSave: a page that goes out before the handler returns
+// (longer than BufferLimit, or flushed) would carry the new cookie before the
+// session is saved under it; the renewal is dropped instead: no new cookie, the
+// session (with the handler's changes) stays under its id, and an error is logged.
+// A page within the limit is renewed.
+func TestRenewIDPageSentBeforeSave(t *testing.T) {
+	for _, how := range []string{"long", "flushed", "short"} {
+		t.Run(how, func(t *testing.T) {
+			st := newMemStore()
+			logger, logs := newLogger()
+			m := NewManager(st)
+			m.Logger = logger
+			m.BufferLimit = 100
+			h := m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				s := SessionFrom(r)
+				require.NoError(t, s.SetUser("alice"))
+				if r.URL.Path != "/renew" {
+					return
+				}
+				s.RenewID()
+				switch how {
+				case "long":
+					_, _ = w.Write([]byte(strings.Repeat("x", 101)))
+				case "flushed":
+					_, _ = w.Write([]byte("x"))
+					http.NewResponseController(w).Flush()
+				case "short":
+					_, _ = w.Write([]byte("x"))
+				}
+				require.NoError(t, s.Set("counter", int64(7)))
+			}))
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest("GET", "/login", nil))
+			id := newCookieID(t, response{cookies: rec.Header().Values("Set-Cookie")})
+
+			rec = httptest.NewRecorder()
+			req := httptest.NewRequest("GET", "/renew", nil)
+			req.Header.Set("Cookie", `QX_session="`+id+`"`)
+			h.ServeHTTP(rec, req)
+			require.Equal(t, http.StatusOK, rec.Code)
+			ids := st.ids()
+			require.Len(t, ids, 1)
+			data, _ := st.get(ids[0])
+			s, err := Decode(data)
+			require.NoError(t, err)
+			n, _ := s.GetInt("counter")
+			assert.Equal(t, int64(7), n, "the handler's changes are saved")
+			if how == "short" {
+				assert.NotEqual(t, id, ids[0], "renewed")
+				assert.Len(t, rec.Header().Values("Set-Cookie"), 1)
+				return
+			}
+			assert.Equal(t, []string{id}, ids, "the session keeps its id")
+			assert.Empty(t, rec.Header().Values("Set-Cookie"), "no new cookie went out")
+			assert.Contains(t, logs.String(), "RenewID was called on a page sent before the session was saved")
+		})
+	}
 }

@@ -362,8 +362,14 @@ func (s *Session) Expire() { s.expired = true }
 // new id and its cookie; at the end of the request it saves the session under the new
 // id, then removes the old file, so Python pages load the new id and the old one
 // names no session. Call it before the handler writes the response headers (a call
-// after that is logged and the session keeps its id). A session that is new in this
-// request gets a fresh id anyway; one without info is not stored either way.
+// after that is logged and the session keeps its id), on a page that is held back
+// until the save: one within Manager.BufferLimit and not flushed. When the page
+// starts going out before the handler returns (longer than BufferLimit, or flushed),
+// the renewal is dropped and logged at error level and the session keeps its id: the
+// new cookie would otherwise reach the browser before the session is saved under
+// it. A login answered with a redirect or a short page is renewed. A session that is
+// new in this request gets a fresh id anyway; one without info is not stored
+// either way.
 func (s *Session) RenewID() { s.renew = true }
 
 // Expired reports whether Expire was called.
