@@ -285,7 +285,7 @@ func newExchange(conn net.Conn, timeout time.Duration) *exchange {
 // send writes the header netstring, starts the body writer, and reads the response head.
 func (x *exchange) send(header []byte, body io.Reader, n int64) (*backendResponse, error) {
 	x.conn.SetWriteDeadline(time.Now().Add(x.timeout))
-	_, err := x.conn.Write(header)
+	written, err := x.conn.Write(header)
 	x.mu.Lock()
 	x.headerSent = true
 	if x.aborted {
@@ -293,6 +293,9 @@ func (x *exchange) send(header []byte, body io.Reader, n int64) (*backendRespons
 	}
 	x.mu.Unlock()
 	if err != nil {
+		if isReset(err) && written == 0 {
+			return nil, fmt.Errorf("%w (%w): %v", errBackendHungUp, errNothingSent, err)
+		}
 		if isReset(err) {
 			return nil, fmt.Errorf("%w: %v", errBackendHungUp, err)
 		}

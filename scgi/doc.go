@@ -191,6 +191,14 @@
 // 502 even though its dial failed. Stats reports each backend's requests in flight,
 // totals and health for metrics.
 //
+// WarmConns (off by default) keeps connections to each backend dialled ahead while
+// requests keep coming, so that python-scgi's parent accepts them and hands them to
+// a child before the request that uses them arrives. Each holds a waiting child;
+// one not used within WarmMaxAge (default 5 s), and those waiting at Close or when
+// their backend rests, are closed empty, which costs the worker that child (it
+// exits and another is forked when needed). A dead one is discarded before use;
+// a request is sent again on a fresh connection only when none of it went out.
+//
 // Failures are answered by ErrorHandler, by default with StatusForError: 408 for a
 // body that arrived too slowly (ErrBodyTooSlow); 502 for a
 // refused connection (on every backend tried), a worker that hung up or answered

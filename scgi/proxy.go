@@ -48,6 +48,34 @@ type Proxy struct {
 	// bounded, rather than in the worker's listen queue.
 	MaxConnsPerBackend int
 
+	// WarmConns is how many connections to each backend are dialled ahead of need
+	// while requests keep coming (0, the default: none). A request takes one if one
+	// waits, else dials as usual, and a replacement is dialled in the background. In
+	// front of python-scgi this takes the worker's accept and its hand-over of the
+	// connection to a child off the request's path (see BENCHMARKS.md), at a price:
+	//
+	//   - a connection waiting here holds a python-scgi child waiting on it, so keep
+	//     WarmConns, times the number of proxies using the worker, below its number
+	//     of children; with MaxConnsPerBackend set, connections dialled ahead count
+	//     toward it and are at most MaxConnsPerBackend-1;
+	//   - one is dialled ahead only once two requests came less than WarmMaxAge
+	//     apart, and one not used within WarmMaxAge is closed, as are those waiting at
+	//     Close and those of a backend that rests after failures. python-scgi's child
+	//     takes a connection closed before its request for a broken one: it exits
+	//     (logging "short netstring read") and the worker forks another when needed.
+	//
+	// A connection whose peer has closed while it waited is seen before use and
+	// discarded; a request whose header could not be written at all on one is sent
+	// on a fresh connection, and no request is ever sent twice once any of it was
+	// written.
+	WarmConns int
+
+	// WarmMaxAge bounds how long a connection dialled ahead waits for a request
+	// (default DefaultWarmMaxAge). After python-scgi reloads on SIGHUP, the child
+	// holding such a connection still runs the old code for the one request it gets
+	// on it: WarmMaxAge bounds how long after a reload that can happen.
+	WarmMaxAge time.Duration
+
 	// QueueTimeout bounds the wait for a connection slot when every backend is at
 	// MaxConnsPerBackend (default DefaultQueueTimeout); expiry answers 503.
 	QueueTimeout time.Duration
@@ -239,7 +267,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	failTimeout := orDefault(p.FailTimeout, DefaultFailTimeout)
 	timeout := orDefault(p.ResponseHeaderTimeout, DefaultResponseHeaderTimeout)
 
-	b, conn, err := p.connect(ctx, r, maxFails, failTimeout)
+	b, conn, warm, err := p.connect(ctx, r, maxFails, failTimeout)
 	if err != nil {
 		p.fail(w, r, err)
 		return
@@ -249,6 +277,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	x := newExchange(conn, timeout)
 	stop := context.AfterFunc(ctx, x.abort)
+	defer p.refill(b)
 	// finish ends the exchange and returns the backend's slot, recording whether the
 	// backend failed. It runs before any error answer is written, so that the next
 	// request (and Stats) already see the outcome.
@@ -270,6 +299,21 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	resp, err := x.send(header, body, n)
+	if warm && errors.Is(err, errNothingSent) {
+		// A connection dialled ahead that the backend dropped as the header went out:
+		// none of the request reached it, so it goes on a fresh connection.
+		stop()
+		conn.Close()
+		if conn, err = dialBackend(ctx, b.network, b.address, orDefault(p.DialTimeout, DefaultDialTimeout)); err != nil {
+			finished = true
+			p.pool.release(b, true, maxFails, failTimeout)
+			p.fail(w, r, fmt.Errorf("backend %s: %w", b.addr, err))
+			return
+		}
+		x = newExchange(conn, timeout)
+		stop = context.AfterFunc(ctx, x.abort)
+		resp, err = x.send(header, body, n)
+	}
 	if err != nil {
 		// net/http cancels the request's context when reading the client fails, so a
 		// client-side body error is reported as such, not as a cancellation.
@@ -308,9 +352,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// connect reserves a backend and dials it. Only a failed dial is retried (nothing was
-// sent), on another backend, and only for an idempotent method.
-func (p *Proxy) connect(ctx context.Context, r *http.Request, maxFails int, failTimeout time.Duration) (*backend, net.Conn, error) {
+// connect reserves a backend and takes a connection dialled ahead to it (warm) or
+// dials it. Only a failed dial is retried (nothing was sent), on another backend, and
+// only for an idempotent method.
+func (p *Proxy) connect(ctx context.Context, r *http.Request, maxFails int, failTimeout time.Duration) (b *backend, conn net.Conn, warm bool, err error) {
 	tried := make([]bool, len(p.pool.backends))
 	var lastErr error
 	key := ""
@@ -323,25 +368,35 @@ func (p *Proxy) connect(ctx context.Context, r *http.Request, maxFails int, fail
 			if lastErr != nil && errors.Is(err, ErrNoBackend) {
 				err = lastErr // a dial failed: report that (502), not the lack of others
 			}
-			return nil, nil, err
+			return nil, nil, false, err
 		}
 		if err := ctx.Err(); err != nil { // the client is gone: make no connection at all
 			p.pool.release(b, false, maxFails, failTimeout)
-			return nil, nil, err
+			return nil, nil, false, err
+		}
+		if p.WarmConns > 0 {
+			p.started(b, time.Now())
+			if conn := p.takeWarm(ctx, b); conn != nil {
+				return b, conn, true, nil
+			}
+			if err := ctx.Err(); err != nil {
+				p.pool.release(b, false, maxFails, failTimeout)
+				return nil, nil, false, err
+			}
 		}
 		conn, err := dialBackend(ctx, b.network, b.address, orDefault(p.DialTimeout, DefaultDialTimeout))
 		if err == nil {
-			return b, conn, nil
+			return b, conn, false, nil
 		}
 		if ctx.Err() != nil {
 			p.pool.release(b, false, maxFails, failTimeout)
-			return nil, nil, ctx.Err()
+			return nil, nil, false, ctx.Err()
 		}
 		p.pool.release(b, true, maxFails, failTimeout)
 		lastErr = fmt.Errorf("backend %s: %w", b.addr, err)
 		tried[b.idx] = true
 		if !idempotent(r.Method) {
-			return nil, nil, lastErr
+			return nil, nil, false, lastErr
 		}
 		p.logWarn(r, "scgi proxy: dial failed; trying another backend", "err", lastErr)
 	}

@@ -19,6 +19,7 @@ import (
 //
 //	direct: to the real Quixote SCGI server (GET /hello);
 //	proxied: to scgi.Serve(Proxy) in this process, which forwards to the same server;
+//	warm: the same with Proxy.WarmConns = 1 (a connection dialled ahead);
 //	go-only: to scgi.Serve with a Go handler answering the same 18 bytes (the hop alone);
 //
 // interleaved request by request so that the machine's load hits all three alike. The
@@ -32,20 +33,15 @@ func BenchmarkProxyHop(b *testing.B) {
 	w := startQuixote(b, testquixote.Options{Unix: unix, Children: 2})
 	p, err := NewProxy(w.Addr)
 	require.NoError(b, err)
-	listen := func(h http.Handler) string {
-		network, addr := "tcp", "127.0.0.1:0"
-		if unix {
-			network, addr = "unix", unixSocketPath(b, "hop.sock")
-		}
-		l, err := net.Listen(network, addr)
-		require.NoError(b, err)
-		serveSCGIOn(b, l, h)
-		if unix {
-			return "unix:" + l.Addr().String()
-		}
-		return l.Addr().String()
-	}
+	listen := func(h http.Handler) string { return listenSCGI(b, unix, h) }
 	proxied := listen(p)
+	pw, err := NewProxy(w.Addr)
+	require.NoError(b, err)
+	pw.WarmConns = 1
+	// Not closed, and kept however long a round of the other setups takes: a warm
+	// connection closed unused costs the worker a child (see Proxy.WarmConns).
+	pw.WarmMaxAge = time.Hour
+	warm := listen(pw)
 	goOnly := listen(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "hello from python\n")
@@ -71,13 +67,15 @@ func BenchmarkProxyHop(b *testing.B) {
 	for range 50 { // warm up: children forked, code paths hot
 		roundTrip(w.Addr)
 		roundTrip(proxied)
+		roundTrip(warm)
 		roundTrip(goOnly)
 	}
-	var d, px, g []time.Duration
+	var d, px, pw2, g []time.Duration
 	b.ResetTimer()
 	for range n {
 		d = append(d, roundTrip(w.Addr))
 		px = append(px, roundTrip(proxied))
+		pw2 = append(pw2, roundTrip(warm))
 		g = append(g, roundTrip(goOnly))
 	}
 	b.StopTimer()
@@ -89,7 +87,10 @@ func BenchmarkProxyHop(b *testing.B) {
 	b.ReportMetric(us(q(d, 0.5)), "direct-p50-µs")
 	b.ReportMetric(us(q(px, 0.5)), "proxied-p50-µs")
 	b.ReportMetric(us(q(g, 0.5)), "go-only-p50-µs")
+	b.ReportMetric(us(q(pw2, 0.5)), "warm-p50-µs")
 	b.ReportMetric(us(q(px, 0.5)-q(d, 0.5)), "added-p50-µs")
-	fmt.Printf("direct p50 %v p90 %v | proxied p50 %v p90 %v | go-only p50 %v p90 %v\n",
-		q(d, .5), q(d, .9), q(px, .5), q(px, .9), q(g, .5), q(g, .9))
+	b.ReportMetric(us(q(pw2, 0.5)-q(d, 0.5)), "warm-added-p50-µs")
+	fmt.Printf("warm: %d of %d requests on a connection dialled ahead\n", pw.Stats()[0].WarmUsed, pw.Stats()[0].Requests)
+	fmt.Printf("direct p50 %v p90 %v | proxied p50 %v p90 %v | warm p50 %v p90 %v | go-only p50 %v p90 %v\n",
+		q(d, .5), q(d, .9), q(px, .5), q(px, .9), q(pw2, .5), q(pw2, .9), q(g, .5), q(g, .9))
 }

@@ -23,6 +23,8 @@ type BackendStats struct {
 	Failures    uint64    // attempts that failed (dial error, or no response at all)
 	Healthy     bool      // false while it rests after failures
 	RestedUntil time.Time // when a resting backend gets requests again (zero if healthy)
+	Warm        int       // connections dialled ahead, waiting for a request (Proxy.WarmConns)
+	WarmUsed    uint64    // requests sent on a connection dialled ahead
 }
 
 // backend is one SCGI server in the pool. Its counters are guarded by pool.mu.
@@ -37,6 +39,14 @@ type backend struct {
 	failures    uint64
 	consecutive int // failures since the last success
 	restedUntil time.Time
+
+	// Connections dialled ahead (Proxy.WarmConns): waiting ones, oldest first, and
+	// dials in progress; both count toward MaxConnsPerBackend.
+	warm      []*warmConn
+	dialling  int
+	warmUsed  uint64
+	lastStart time.Time // of the latest request
+	busy      bool      // the latest two requests came less than WarmMaxAge apart
 }
 
 // parseBackend accepts "host:port" (TCP), "unix:/path" or an absolute path (UNIX socket).
@@ -69,6 +79,14 @@ type pool struct {
 	backends []*backend
 	next     int           // round-robin cursor for ties
 	freed    chan struct{} // closed when a connection slot frees up, if anyone waits
+	closed   bool          // Proxy.Close was called: no more connections dialled ahead
+}
+
+// full reports whether b is at maxConns: its requests in flight and the connections
+// being dialled ahead to it fill the cap. A connection already dialled ahead is
+// within the cap, and a request may take it.
+func (b *backend) full(maxConns int) bool {
+	return maxConns > 0 && b.inFlight+b.dialling >= maxConns
 }
 
 // acquire picks a backend not in tried and reserves a connection slot on it: by key
@@ -134,7 +152,7 @@ func (p *pool) pickLocked(now time.Time, tried []bool, maxConns int) (best *back
 		if tried[i] || (n > 1 && now.Before(b.restedUntil)) {
 			continue
 		}
-		if maxConns > 0 && b.inFlight >= maxConns {
+		if b.full(maxConns) {
 			atCap = true
 			continue
 		}
@@ -162,7 +180,7 @@ func (p *pool) pickByKeyLocked(now time.Time, keyHash uint64, tried []bool, maxC
 		if tried[i] || (n > 1 && now.Before(b.restedUntil)) {
 			continue
 		}
-		if maxConns > 0 && b.inFlight >= maxConns {
+		if b.full(maxConns) {
 			atCap = true
 			continue
 		}
@@ -199,6 +217,8 @@ func mix64(x uint64) uint64 {
 // counts toward resting the backend for failTimeout once maxFails failures come in a row
 // (maxFails < 0: never rest); ok resets that count.
 func (p *pool) release(b *backend, failed bool, maxFails int, failTimeout time.Duration) {
+	var drop []*warmConn
+	defer func() { closeWarm(drop) }() // after the unlock below
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	b.inFlight--
@@ -208,11 +228,17 @@ func (p *pool) release(b *backend, failed bool, maxFails int, failTimeout time.D
 		if maxFails >= 0 && b.consecutive >= maxFails {
 			b.restedUntil = time.Now().Add(failTimeout)
 			b.consecutive = 0
+			drop = dropWarmLocked(b) // what it accepted while failing is of no use
 		}
 	} else {
 		b.consecutive = 0
 		b.restedUntil = time.Time{} // it answered: healthy again
 	}
+	p.signalLocked()
+}
+
+// signalLocked wakes the requests waiting for a connection slot.
+func (p *pool) signalLocked() {
 	if p.freed != nil {
 		close(p.freed)
 		p.freed = nil
@@ -226,7 +252,7 @@ func (p *pool) stats() []BackendStats {
 	out := make([]BackendStats, len(p.backends))
 	for i, b := range p.backends {
 		s := BackendStats{Addr: b.addr, InFlight: b.inFlight, Requests: b.requests,
-			Failures: b.failures, Healthy: !now.Before(b.restedUntil)}
+			Failures: b.failures, Healthy: !now.Before(b.restedUntil), Warm: len(b.warm), WarmUsed: b.warmUsed}
 		if !s.Healthy {
 			s.RestedUntil = b.restedUntil
 		}

@@ -333,6 +333,19 @@ func TestProxyHTTP10Client(t *testing.T) {
 // response forms a CGI program may use but Quixote never does.
 func rawBackend(t *testing.T, reply string) string {
 	t.Helper()
+	return acceptLoop(t, func(conn net.Conn) {
+		defer conn.Close()
+		br := bufio.NewReader(conn)
+		if _, err := ReadEnv(br, 0); err != nil {
+			return
+		}
+		io.WriteString(conn, reply)
+	}).Addr().String()
+}
+
+// acceptLoop listens on loopback TCP and serves each connection with serve in a
+// goroutine of its own until the test ends.
+func acceptLoop(t *testing.T, serve func(net.Conn)) net.Listener {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	t.Cleanup(func() { l.Close() })
@@ -342,17 +355,10 @@ func rawBackend(t *testing.T, reply string) string {
 			if err != nil {
 				return
 			}
-			go func() {
-				defer conn.Close()
-				br := bufio.NewReader(conn)
-				if _, err := ReadEnv(br, 0); err != nil {
-					return
-				}
-				io.WriteString(conn, reply)
-			}()
+			go serve(conn)
 		}
 	}()
-	return l.Addr().String()
+	return l
 }
 
 func TestProxyCGIResponseForms(t *testing.T) {

@@ -3,6 +3,7 @@ package scgi
 import (
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -17,8 +18,9 @@ import (
 
 // BenchmarkProxyEndToEnd compares, in one run, nginx → the real Quixote 3.8 SCGI server
 // (python-scgi, 2 children, publishing qxsite) with
-// nginx → scgi.Serve(Proxy) → the same server, using wrk on loopback. Runs of
-// the two setups alternate so that drift in the machine's load hits both alike; each
+// nginx → scgi.Serve(Proxy) → the same server, and with the same through a Proxy with
+// WarmConns = 1 (one connection dialled ahead), using wrk on loopback. Runs of
+// the three setups alternate so that drift in the machine's load hits both alike; each
 // figure is the median over the rounds. It ignores b.N: run it with -benchtime=1x.
 // Environment: WRK_CONNS (default 1), WRK_DURATION (default 5s), WRK_ROUNDS (default 3),
 // BENCH_PATHS (worker routes, default "/hello,/page"), BENCH_UNIX=1 to put every SCGI
@@ -38,20 +40,17 @@ func BenchmarkProxyEndToEnd(b *testing.B) {
 	}
 
 	unix := os.Getenv("BENCH_UNIX") == "1"
-	network, gwAddr := "tcp", "127.0.0.1:0"
-	if unix {
-		network, gwAddr = "unix", unixSocketPath(b, "gw.sock")
-	}
 	w := startQuixote(b, testquixote.Options{Unix: unix, Children: 2})
 	p, err := NewProxy(w.Addr)
 	require.NoError(b, err)
-	l, err := net.Listen(network, gwAddr)
+	gw := listenSCGI(b, unix, p)
+	pw, err := NewProxy(w.Addr)
 	require.NoError(b, err)
-	serveSCGIOn(b, l, p)
-	gw := l.Addr().String()
-	if unix {
-		gw = "unix:" + gw
-	}
+	pw.WarmConns = 1
+	// Not closed, and kept however long a round of the other setups takes: a warm
+	// connection closed unused costs the worker a child (see Proxy.WarmConns).
+	pw.WarmMaxAge = time.Hour
+	gwWarm := listenSCGI(b, unix, pw)
 
 	site := func(pass string) string {
 		return testnginx.Start(b, testnginx.Config{Locations: fmt.Sprintf(`
@@ -62,7 +61,7 @@ func BenchmarkProxyEndToEnd(b *testing.B) {
             scgi_pass %s;
         }`, pass)}).URL
 	}
-	direct, viaGo := site(w.Addr), site(gw)
+	direct, viaGo, viaWarm := site(w.Addr), site(gw), site(gwWarm)
 
 	b.ResetTimer()
 	var lines []string
@@ -70,29 +69,53 @@ func BenchmarkProxyEndToEnd(b *testing.B) {
 		warm := testwrk.Options{Conns: conns, Duration: time.Second}
 		testwrk.Run(b, direct+path, warm) // warm up both paths
 		testwrk.Run(b, viaGo+path, warm)
-		var d, g []testwrk.Result
+		testwrk.Run(b, viaWarm+path, warm)
+		var d, g, h []testwrk.Result
 		for range rounds {
 			d = append(d, testwrk.Run(b, direct+path, testwrk.Options{Conns: conns, Duration: dur}))
 			g = append(g, testwrk.Run(b, viaGo+path, testwrk.Options{Conns: conns, Duration: dur}))
+			h = append(h, testwrk.Run(b, viaWarm+path, testwrk.Options{Conns: conns, Duration: dur}))
 		}
 		name := strings.Trim(path, "/")
+		if name == "" {
+			name = "root"
+		}
 		p50 := func(r testwrk.Result) float64 { return float64(r.P50) }
 		rps := func(r testwrk.Result) float64 { return r.RPS }
-		dp50, gp50 := float64(testwrk.Median(d, p50).P50), float64(testwrk.Median(g, p50).P50)
+		dp50, gp50, hp50 := float64(testwrk.Median(d, p50).P50), float64(testwrk.Median(g, p50).P50), float64(testwrk.Median(h, p50).P50)
 		b.ReportMetric(dp50/1e3, name+"-direct-p50-µs")
 		b.ReportMetric(gp50/1e3, name+"-proxy-p50-µs")
 		b.ReportMetric((gp50-dp50)/1e3, name+"-added-p50-µs")
 		b.ReportMetric(100*(gp50/dp50-1), name+"-p50-overhead-%")
+		b.ReportMetric(hp50/1e3, name+"-warm-p50-µs")
+		b.ReportMetric((hp50-dp50)/1e3, name+"-warm-added-p50-µs")
+		b.ReportMetric(hp50/dp50, name+"-warm-ratio")
 		b.ReportMetric(testwrk.Median(d, rps).RPS, name+"-direct-req/s")
 		b.ReportMetric(testwrk.Median(g, rps).RPS, name+"-proxy-req/s")
 		for i := range d {
-			lines = append(lines, fmt.Sprintf("%s round %d: direct p50 %v p90 %v p99 %v %.0f req/s | proxy p50 %v p90 %v p99 %v %.0f req/s",
-				path, i+1, d[i].P50, d[i].P90, d[i].P99, d[i].RPS, g[i].P50, g[i].P90, g[i].P99, g[i].RPS))
+			lines = append(lines, fmt.Sprintf("%s round %d: direct p50 %v p90 %v %.0f req/s | proxy p50 %v p90 %v %.0f req/s | warm p50 %v p90 %v %.0f req/s",
+				path, i+1, d[i].P50, d[i].P90, d[i].RPS, g[i].P50, g[i].P90, g[i].RPS, h[i].P50, h[i].P90, h[i].RPS))
 		}
 	}
 	b.StopTimer()
 	// Every round, on stdout: b.Log output of a benchmark is cut short.
 	fmt.Println(strings.Join(lines, "\n"))
+}
+
+// listenSCGI serves h over SCGI on loopback TCP or a UNIX socket and returns its
+// address as NewProxy takes it.
+func listenSCGI(t testing.TB, unix bool, h http.Handler) string {
+	network, addr := "tcp", "127.0.0.1:0"
+	if unix {
+		network, addr = "unix", unixSocketPath(t, "scgi.sock")
+	}
+	l, err := net.Listen(network, addr)
+	require.NoError(t, err)
+	serveSCGIOn(t, l, h)
+	if unix {
+		return "unix:" + l.Addr().String()
+	}
+	return l.Addr().String()
 }
 
 func envInt(name string, def int) int {
