@@ -103,14 +103,27 @@ func TestProxyWarmChildDied(t *testing.T) {
 	used := warmStats(p).WarmUsed
 	// Until the parent has handed the connection to a child, killing the children
 	// leaves it to a new one: kill whatever children there are until it ends.
+	var killed []int
 	require.Eventually(t, func() bool {
 		for _, pid := range childPids(t, w.Pid()) {
 			syscall.Kill(pid, syscall.SIGKILL) // one may have exited already
+			killed = append(killed, pid)
 		}
 		p.pool.mu.Lock()
 		defer p.pool.mu.Unlock()
 		return len(p.pool.backends[0].warm) == 1 && !idle(p.pool.backends[0].warm[0].conn)
 	}, 10*time.Second, 20*time.Millisecond, "the warm connection ends with its child")
+	// A child killed but still exiting may yet be handed the next connection, which
+	// then dies with it (python-scgi's race, warm or not): wait until they are gone.
+	require.Eventually(t, func() bool {
+		for _, pid := range killed {
+			stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+			if err == nil && !strings.Contains(string(stat), ") Z ") {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, time.Millisecond)
 
 	rec := do(t, p, "GET", "/hello", "")
 	require.Equal(t, http.StatusOK, rec.Code)
