@@ -215,17 +215,24 @@ func (d *LockDir) Lock(ctx context.Context, id string) (unlock func(), err error
 
 // open opens (creating it if need be) the lock file at path.
 func (d *LockDir) open(path string) (*lockFile, error) {
-	fd, err := openLockFile(path)
+	fd, created, err := openLockFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("session lock: %w", err)
-	}
-	if d.chown {
-		_ = unix.Fchown(fd, d.uid, d.gid)
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("session lock %s: %w", path, err)
+	}
+	// Lock files are never linked twice: a hard link put there (to /etc/shadow, or
+	// a session file) is refused, and only a file this process just created is
+	// given away, so a root gateway never changes the owner of another file.
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink > 1 {
+		unix.Close(fd)
+		return nil, fmt.Errorf("session lock %s: not a lock file (mode %#o, %d links)", path, st.Mode, st.Nlink)
+	}
+	if d.chown && created {
+		_ = unix.Fchown(fd, d.uid, d.gid)
 	}
 	return &lockFile{path: path, fd: fd, dev: uint64(st.Dev), ino: st.Ino}, nil
 }
@@ -367,12 +374,23 @@ func (d *LockDir) Sweep() (removed int, err error) {
 	return removed, nil
 }
 
-func openLockFile(path string) (int, error) {
+// openLockFile opens the lock file at path, creating it if missing, and reports
+// whether this call created it.
+func openLockFile(path string) (fd int, created bool, err error) {
 	for {
-		fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o660)
-		if err != unix.EINTR {
-			return fd, err
+		fd, err = unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+		if err != unix.ENOENT {
+			if err == unix.EINTR {
+				continue
+			}
+			return fd, false, err
 		}
+		fd, err = unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o660)
+		switch err {
+		case unix.EINTR, unix.EEXIST: // made meanwhile by another locker: open that one
+			continue
+		}
+		return fd, err == nil, err
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 func testOrderer(t *testing.T, queue int, wait time.Duration, locker SessionLocker) *orderer {
@@ -569,4 +570,36 @@ func TestLockDirCachedFileRemoved(t *testing.T) {
 	require.NoError(t, err)
 	unlock()
 	assert.Empty(t, a.cache)
+}
+
+// TestLockDirRootChownsOnlyItsOwnFiles: a gateway running as root gives the lock
+// files it creates to the lock directory's owner, but never changes the owner of a
+// file someone hard-linked into the directory under a lock file's name (a
+// session file, /etc/shadow): such a file is refused.
+func TestLockDirRootChownsOnlyItsOwnFiles(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the chown is what is tested")
+	}
+	dir := filepath.Join(t.TempDir(), "locks")
+	require.NoError(t, os.Mkdir(dir, 0o770))
+	const uid, gid = 65534, 65534
+	require.NoError(t, os.Chown(dir, uid, gid))
+	d, err := OpenLockDir(dir, "")
+	require.NoError(t, err)
+
+	unlock, err := d.Lock(t.Context(), "fresh")
+	require.NoError(t, err)
+	var st unix.Stat_t
+	require.NoError(t, unix.Stat(d.path("fresh"), &st))
+	assert.Equal(t, uint32(uid), st.Uid, "a lock file it creates goes to the directory's owner")
+	unlock()
+
+	victim := filepath.Join(t.TempDir(), "shadow")
+	require.NoError(t, os.WriteFile(victim, []byte("secret"), 0o600))
+	require.NoError(t, os.Link(victim, d.path("planted")))
+	_, err = d.Lock(t.Context(), "planted")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "not a lock file")
+	require.NoError(t, unix.Stat(victim, &st))
+	assert.Equal(t, uint32(0), st.Uid, "the linked file keeps its owner")
 }
