@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -152,16 +153,31 @@ func TestExpiryOffByDefault(t *testing.T) {
 		"no session read by the gateway")
 }
 
-// TestIdleCheckReadsNoSession: with only an idle timeout, a session saved well
-// within it is judged by its modification time: the check costs one stat per
-// request and reads (decodes) no session.
-func TestIdleCheckReadsNoSession(t *testing.T) {
-	s := startExpireSite(t, "directory", "-idle-timeout", "1h", "-metrics", "127.0.0.1:0")
-	_, cookie := s.login()
-	for range 3 {
-		require.Equal(t, "user alice\n", s.check(t, cookie))
+// TestExpiryCheckReadsLittle: a session saved well within the idle timeout is judged
+// by its modification time, and its lifetime by its creation time, read once: with
+// only an idle timeout the check costs one stat per request and reads (decodes) no
+// session; with a lifetime too, the session is read at its first request only.
+func TestExpiryCheckReadsLittle(t *testing.T) {
+	for _, tc := range []struct {
+		flags       []string
+		stats, load string
+	}{
+		{[]string{"-idle-timeout", "1h"}, "3", ""},
+		{[]string{"-idle-timeout", "1h", "-max-lifetime", "1h"}, "2", "1"},
+	} {
+		t.Run(strings.Join(tc.flags, " "), func(t *testing.T) {
+			s := startExpireSite(t, "directory", append(tc.flags, "-metrics", "127.0.0.1:0")...)
+			_, cookie := s.login()
+			for range 3 {
+				require.Equal(t, "user alice\n", s.check(t, cookie))
+			}
+			m := scrape(t, s.g.addr("metrics"))
+			assert.Contains(t, m, `qxbridge_session_operations_total{op="stat",result="ok"} `+tc.stats+"\n")
+			if tc.load == "" {
+				assert.NotContains(t, m, `qxbridge_session_operations_total{op="load"`)
+			} else {
+				assert.Contains(t, m, `qxbridge_session_operations_total{op="load",result="ok"} `+tc.load+"\n")
+			}
+		})
 	}
-	m := scrape(t, s.g.addr("metrics"))
-	assert.Contains(t, m, `qxbridge_session_operations_total{op="stat",result="ok"} 3`)
-	assert.NotContains(t, m, `qxbridge_session_operations_total{op="load"`)
 }

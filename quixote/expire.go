@@ -3,6 +3,7 @@ package quixote
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/qxbridge/qxbridge/store"
@@ -32,27 +33,20 @@ type modTimer interface {
 // request of the session is in flight), which then finds no session, as a Go page
 // would, and serves the user as logged out.
 //
-// With MaxLifetime 0, a store that tells when the session was last saved without
-// reading it (ModTime, as store.Directory and pgstore.Store do) spares reading and
-// decoding a session saved well within IdleTimeout: only one idle for nearly as
-// long, or more, is read and judged by its _access_time. An error is returned when
-// the session exists but cannot be read or deleted now (the store is unavailable,
-// permissions); ctx bounds the read.
+// Most sessions are judged without being read. A session's creation time never
+// changes, so Expire remembers it for the ids it has read (a bounded number), and a
+// store that tells when the session was last saved without reading it (ModTime, as
+// store.Directory and pgstore.Store do) shows it was accessed well within
+// IdleTimeout: only a session idle for nearly as long or more, past its lifetime,
+// or not seen before, is read, decoded and judged by its _access_time and
+// _creation_time. An error is returned when the session exists but cannot be read
+// or deleted now (the store is unavailable, permissions); ctx bounds the read.
 func (m *Manager) Expire(ctx context.Context, id string) (string, error) {
 	if m.IdleTimeout <= 0 && m.MaxLifetime <= 0 {
 		return "", nil
 	}
-	if m.MaxLifetime <= 0 {
-		if mt, ok := m.Store.(modTimer); ok {
-			saved, err := mt.ModTime(ctx, id)
-			switch {
-			case errors.Is(err, store.ErrNotFound):
-				return "", nil
-			case err == nil && m.clock().Sub(saved) <= m.IdleTimeout-saveLag:
-				return "", nil
-			}
-			// Idle for nearly the timeout or more, or not known: read it.
-		}
+	if within, err := m.plainlyWithin(ctx, id); err == nil && within {
+		return "", nil
 	}
 	data, err := m.Store.Load(ctx, id)
 	switch {
@@ -69,9 +63,83 @@ func (m *Manager) Expire(ctx context.Context, id string) (string, error) {
 	}
 	why := m.over(s)
 	if why == "" {
+		if m.MaxLifetime > 0 {
+			created, ok := s.timeOf(attrCreationTime)
+			m.created.put(id, created, ok)
+		}
 		return "", nil
 	}
+	m.created.forget(id)
 	return why, m.remove(context.WithoutCancel(ctx), id, why)
+}
+
+// plainlyWithin reports whether session id is within both limits (or absent), as far
+// as can be told without reading it: its remembered creation time is within
+// MaxLifetime, and it was saved well within IdleTimeout. false means it must be
+// read to be judged.
+func (m *Manager) plainlyWithin(ctx context.Context, id string) (bool, error) {
+	now := m.clock()
+	if m.MaxLifetime > 0 {
+		created, has, known := m.created.get(id)
+		if !known || (has && now.Sub(created) > m.MaxLifetime) {
+			return false, nil
+		}
+	}
+	if m.IdleTimeout <= 0 {
+		return true, nil
+	}
+	mt, ok := m.Store.(modTimer)
+	if !ok {
+		return false, nil
+	}
+	saved, err := mt.ModTime(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		m.created.forget(id)
+		return true, nil
+	case err != nil:
+		return false, err
+	}
+	return now.Sub(saved) <= m.IdleTimeout-saveLag, nil
+}
+
+// maxCreationTimes bounds the creation times a Manager remembers for Expire: about
+// 100 bytes each.
+const maxCreationTimes = 1 << 16
+
+// creationTimes remembers the creation time of the sessions Expire has read, by id:
+// it never changes for an id, so a session's lifetime can be judged without
+// reading it again. When full it starts afresh.
+type creationTimes struct {
+	mu sync.Mutex
+	m  map[string]creationTime
+}
+
+type creationTime struct {
+	t   time.Time
+	has bool // false: the session has no _creation_time, and no lifetime
+}
+
+func (c *creationTimes) get(id string) (t time.Time, has, known bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, known := c.m[id]
+	return e.t, e.has, known
+}
+
+func (c *creationTimes) put(id string, t time.Time, has bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxCreationTimes {
+		c.m = map[string]creationTime{}
+	}
+	c.m[id] = creationTime{t, has}
+}
+
+func (c *creationTimes) forget(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, id)
 }
 
 // over returns which limit the session has passed ("idle timeout" or "lifetime"),

@@ -94,7 +94,9 @@ func TestExpireIdleTimeout(t *testing.T) {
 }
 
 // TestExpireMaxLifetime: a session created longer ago than MaxLifetime is removed
-// however recently it was accessed; a younger one is left byte-identical.
+// however recently it was accessed; a younger one is left byte-identical, and read
+// only the first time: its creation time is remembered, and its modification time
+// shows it active.
 func TestExpireMaxLifetime(t *testing.T) {
 	m, st, clock := expireEnv(t, func(m *Manager) {
 		m.IdleTimeout = 2 * time.Hour
@@ -116,6 +118,20 @@ func TestExpireMaxLifetime(t *testing.T) {
 	got, err := os.ReadFile(filepath.Join(st.Dir(), young))
 	require.NoError(t, err)
 	assert.Equal(t, data, got)
+	assert.EqualValues(t, 2, st.loads.Load())
+
+	clock.advance(30 * time.Minute)
+	why, err = m.Expire(ctx, young)
+	require.NoError(t, err)
+	assert.Empty(t, why)
+	assert.EqualValues(t, 2, st.loads.Load(), "judged without reading it again")
+
+	clock.advance(31 * time.Minute) // created 8h01 ago; saved (for the store) 1h01 ago
+	why, err = m.Expire(ctx, young)
+	require.NoError(t, err)
+	assert.Equal(t, "lifetime", why)
+	assert.EqualValues(t, 3, st.loads.Load(), "read to be judged")
+	assert.NoFileExists(t, filepath.Join(st.Dir(), young))
 }
 
 // TestExpireAgreesWithHandler: for the same stored session and time, Expire and a

@@ -92,8 +92,9 @@ type Manager struct {
 	// Every such failure is also logged at error level.
 	Failed func(r *http.Request, op string, status int, err error)
 
-	now   func() time.Time // for tests; nil means time.Now
-	locks keyedMutex
+	now     func() time.Time // for tests; nil means time.Now
+	locks   keyedMutex
+	created creationTimes // for Expire
 }
 
 // DefaultBufferLimit is the default Manager.BufferLimit: most pages fit.
