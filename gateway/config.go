@@ -104,6 +104,11 @@ type Config struct {
 	// may take to start its response.
 	BackendMaxConns int
 	BackendTimeout  time.Duration
+	// BackendWarmConns is how many connections to each Python worker are dialled
+	// ahead of need while requests keep coming (scgi.Proxy.WarmConns; 0: none). Each
+	// holds a waiting python-scgi child: keep it, times the number of gateways, below
+	// the worker's children.
+	BackendWarmConns int
 
 	// LogFormat ("text" or "json") and LogLevel configure the logger Main makes.
 	LogFormat string
@@ -352,7 +357,7 @@ func (c *Config) validate() error {
 	if strings.HasPrefix(c.Cookie.Name, "$") {
 		return fmt.Errorf("cookie name %q: Quixote's cookie parser ignores names starting with $", c.Cookie.Name)
 	}
-	if c.MaxIdle < 0 || c.IdleTimeout < 0 || c.MaxLifetime < 0 || c.ShutdownTimeout < 0 || c.BackendTimeout < 0 || c.BackendMaxConns < 0 {
+	if c.MaxIdle < 0 || c.IdleTimeout < 0 || c.MaxLifetime < 0 || c.ShutdownTimeout < 0 || c.BackendTimeout < 0 || c.BackendMaxConns < 0 || c.BackendWarmConns < 0 {
 		return errors.New("durations and counts must not be negative")
 	}
 	if c.FileMode > 0o777 {

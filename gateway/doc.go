@@ -111,6 +111,7 @@
 //	shutdown_timeout = "10s"
 //	backend_max_conns = 5               # per worker, for pools without their own
 //	backend_timeout = "60s"
+//	backend_warm_conns = 0              # connections dialled ahead per worker (see -backend-warm-conns)
 //
 //	[log]
 //	format = "json"
@@ -120,6 +121,7 @@
 //	addresses = ["127.0.0.1:4000", "127.0.0.1:4001"]   # or "unix:/run/myapp/scgi.sock"
 //	max_conns = 5                       # overrides backend_max_conns
 //	timeout = "30s"                     # overrides backend_timeout
+//	warm_conns = 1                      # overrides backend_warm_conns (default 0)
 //
 //	[[route]]
 //	prefix = "/reports/"

@@ -53,6 +53,7 @@ type fileConfig struct {
 		ShutdownTimeout time.Duration `toml:"shutdown_timeout"`
 		BackendMaxConns int           `toml:"backend_max_conns"`
 		BackendTimeout  time.Duration `toml:"backend_timeout"`
+		BackendWarm     int           `toml:"backend_warm_conns"`
 	} `toml:"limits"`
 	Log struct {
 		Format string `toml:"format"`
@@ -82,6 +83,7 @@ type filePool struct {
 	Addresses []string      `toml:"addresses"`
 	MaxConns  int           `toml:"max_conns"`
 	Timeout   time.Duration `toml:"timeout"`
+	WarmConns int           `toml:"warm_conns"`
 }
 
 type fileRoute struct {
@@ -194,6 +196,9 @@ func loadFile(path string, cfg *Config) (hasRoutes bool, err error) {
 	if def("limits", "backend_timeout") {
 		cfg.BackendTimeout = f.Limits.BackendTimeout
 	}
+	if def("limits", "backend_warm_conns") {
+		cfg.BackendWarmConns = f.Limits.BackendWarm
+	}
 	set(&cfg.LogFormat, f.Log.Format, "log", "format")
 	if def("log", "level") {
 		if cfg.LogLevel, err = parseLogLevel(f.Log.Level); err != nil {
@@ -276,10 +281,11 @@ func mergeClass(classes []quixote.Class, c quixote.Class) []quixote.Class {
 type Pool struct {
 	// Addresses are the workers: host:port or unix:/path.
 	Addresses []string
-	// MaxConns and Timeout override Config.BackendMaxConns and
-	// Config.BackendTimeout for this pool when positive.
-	MaxConns int
-	Timeout  time.Duration
+	// MaxConns, Timeout and WarmConns override Config.BackendMaxConns,
+	// Config.BackendTimeout and Config.BackendWarmConns for this pool when positive.
+	MaxConns  int
+	Timeout   time.Duration
+	WarmConns int
 }
 
 // check validates a pool's addresses and limits.
@@ -304,7 +310,7 @@ func (p Pool) check(name string) error {
 			return fmt.Errorf("pool %s: %q: %w", name, a, err)
 		}
 	}
-	if p.MaxConns < 0 || p.Timeout < 0 {
+	if p.MaxConns < 0 || p.Timeout < 0 || p.WarmConns < 0 {
 		return fmt.Errorf("pool %s: limits must not be negative", name)
 	}
 	return nil

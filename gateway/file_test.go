@@ -58,6 +58,7 @@ samesite = "lax"
 shutdown_timeout = "3s"
 backend_max_conns = 5
 backend_timeout = "20s"
+backend_warm_conns = 1
 
 [log]
 format = "json"
@@ -67,6 +68,7 @@ level = "warn"
 addresses = ["127.0.0.1:4000", "unix:/run/shop/scgi.sock"]
 max_conns = 3
 timeout = "5s"
+warm_conns = 2
 
 [[route]]
 prefix = "/cart/"
@@ -118,14 +120,15 @@ func TestConfigFile(t *testing.T) {
 	assert.Equal(t, 3*time.Second, cfg.ShutdownTimeout)
 	assert.Equal(t, 5, cfg.BackendMaxConns)
 	assert.Equal(t, 20*time.Second, cfg.BackendTimeout)
+	assert.Equal(t, 1, cfg.BackendWarmConns)
 	assert.Equal(t, "json", cfg.LogFormat)
 	assert.Equal(t, "WARN", cfg.LogLevel.String())
-	assert.Equal(t, map[string]Pool{"python": {Addresses: []string{"127.0.0.1:4000", "unix:/run/shop/scgi.sock"}, MaxConns: 3, Timeout: 5 * time.Second}}, cfg.Pools)
+	assert.Equal(t, map[string]Pool{"python": {Addresses: []string{"127.0.0.1:4000", "unix:/run/shop/scgi.sock"}, MaxConns: 3, Timeout: 5 * time.Second, WarmConns: 2}}, cfg.Pools)
 	assert.Equal(t, []Route{{Prefix: "/cart/", Target: "demo"}, {Prefix: "/", Target: "python"}, {Prefix: "/archive/", Target: "scgi://127.0.0.1:4100", Mount: true}}, cfg.Routes)
 	p, isPool, err := cfg.pool("scgi://127.0.0.1:4100")
 	require.NoError(t, err)
 	assert.True(t, isPool)
-	assert.Equal(t, Pool{Addresses: []string{"127.0.0.1:4100"}, MaxConns: 5, Timeout: 20 * time.Second}, p, "an address pool takes the global limits")
+	assert.Equal(t, Pool{Addresses: []string{"127.0.0.1:4100"}, MaxConns: 5, Timeout: 20 * time.Second, WarmConns: 1}, p, "an address pool takes the global limits")
 
 	cfg, _, _, err = g.parseFlags([]string{"-config", path, "-cookie-name", "sid", "-log-level", "debug",
 		"-route", "/cart=python", "-route", "/counter=demo"}, io.Discard, noEnv)
@@ -334,6 +337,12 @@ func TestReload(t *testing.T) {
 	cfg.BackendMaxConns = 3
 	require.NoError(t, g.Reload(cfg))
 	assert.NotSame(t, pyProxy, g.table.Load().lookup("/py/x").proxy, "a pool whose limits changed is new")
+	pyProxy = g.table.Load().lookup("/py/x").proxy
+	assert.Zero(t, pyProxy.WarmConns)
+	cfg.BackendWarmConns = 1
+	require.NoError(t, g.Reload(cfg))
+	assert.NotSame(t, pyProxy, g.table.Load().lookup("/py/x").proxy, "so is one whose warm connections changed")
+	assert.Equal(t, 1, g.table.Load().lookup("/py/x").proxy.WarmConns)
 
 	for _, bad := range [][]Route{
 		{{Prefix: "/", Target: "nothing"}},

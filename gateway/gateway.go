@@ -307,7 +307,7 @@ func (g *Gateway) buildTable(cfg Config, old *table) (*table, error) {
 			inner = mountGo(spec, g.manager.Handler(h))
 		} else {
 			r.key = strings.Join([]string{spec.Prefix, spec.Target, strconv.FormatBool(spec.Mount),
-				strings.Join(pool.Addresses, ","), strconv.Itoa(pool.MaxConns), pool.Timeout.String()}, "\x00")
+				strings.Join(pool.Addresses, ","), strconv.Itoa(pool.MaxConns), pool.Timeout.String(), strconv.Itoa(pool.WarmConns)}, "\x00")
 			p := reuse[r.key]
 			if p == nil {
 				if p, err = g.newProxy(spec, pool); err != nil {
@@ -328,6 +328,19 @@ func (g *Gateway) buildTable(cfg Config, old *table) (*table, error) {
 		routes = append(routes, r)
 	}
 	return newTable(routes), nil
+}
+
+// closeProxies closes the pools of old that kept is not using (kept may be nil):
+// their connections dialled ahead. Requests in flight on them finish.
+func closeProxies(old, kept *table) {
+	if old == nil {
+		return
+	}
+	for _, r := range old.routes {
+		if r.proxy != nil && (kept == nil || !slices.ContainsFunc(kept.routes, func(k *route) bool { return k.proxy == r.proxy })) {
+			r.proxy.Close()
+		}
+	}
 }
 
 // newTable returns the routing table of routes: longest prefix first, which is the
@@ -402,10 +415,11 @@ func (g *Gateway) Reload(cfg Config) error {
 	if changed := restartOnly(g.Config, cfg); len(changed) > 0 {
 		g.log().Warn("reload: these settings take effect at the next restart", "changed", strings.Join(changed, ", "))
 	}
-	g.table.Store(t)
+	closeProxies(g.table.Swap(t), t) // the connections dialled ahead of pools not kept
 	g.cutover.inUse(t)
 	g.Config.Routes, g.Config.Pools = cfg.Routes, cfg.Pools
 	g.Config.BackendMaxConns, g.Config.BackendTimeout = cfg.BackendMaxConns, cfg.BackendTimeout
+	g.Config.BackendWarmConns = cfg.BackendWarmConns
 	g.Config.Cutover = cfg.Cutover
 	return nil
 }
@@ -463,6 +477,9 @@ func (c *Config) pool(target string) (Pool, bool, error) {
 	if p.Timeout <= 0 {
 		p.Timeout = c.BackendTimeout
 	}
+	if p.WarmConns <= 0 {
+		p.WarmConns = c.BackendWarmConns
+	}
 	return p, true, nil
 }
 
@@ -477,6 +494,7 @@ func (g *Gateway) newProxy(spec Route, pool Pool) (*scgi.Proxy, error) {
 	}
 	p.MaxConnsPerBackend = pool.MaxConns
 	p.ResponseHeaderTimeout = pool.Timeout
+	p.WarmConns = pool.WarmConns
 	p.ErrorLog = g.log()
 	p.ErrorHandler = g.proxyErrorHandler(spec.Prefix)
 	cookie := g.cookie
@@ -654,6 +672,7 @@ func (g *Gateway) stop() []server {
 		stop()
 		<-done
 	}
+	closeProxies(g.table.Load(), nil) // no connection is dialled ahead any more
 	return servers
 }
 
