@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -145,6 +146,9 @@ dir = %q
 path = "/"
 [cutover]
 max_shadows = 64
+override_header = "X-QX-Route"
+override_cookie = "QX_route"
+override_token = "s3cret"
 [pool.python]
 addresses = [%q]
 [[mount]]
@@ -473,11 +477,14 @@ func TestCutoverRolloutNginx(t *testing.T) {
 		}
 		return "python"
 	}
-	assert.Equal(t, "go", served(pyID, "X-QX-Route", "go"))
-	assert.Equal(t, "python", served(goID, "X-QX-Route", "python"))
-	assert.Equal(t, "go", served(pyID, "Cookie", "QX_route=go"))
-	assert.Equal(t, "python", served(goID, "Cookie", "QX_route=python"))
-	assert.Equal(t, "python", served(pyID, "X-QX-Route", "nonsense"), "an unknown side is ignored")
+	assert.Equal(t, "go", served(pyID, "X-QX-Route", "go:s3cret"))
+	assert.Equal(t, "python", served(goID, "X-QX-Route", "python:s3cret"))
+	assert.Equal(t, "go", served(pyID, "Cookie", "QX_route=go:s3cret"))
+	assert.Equal(t, "python", served(goID, "Cookie", "QX_route=python:s3cret"))
+	assert.Equal(t, "python", served(pyID, "X-QX-Route", "nonsense:s3cret"), "an unknown side is ignored")
+	assert.Equal(t, "python", served(pyID, "X-QX-Route", "go"), "no token: ignored")
+	assert.Equal(t, "python", served(pyID, "X-QX-Route", "go:guess"), "a wrong token: ignored")
+	assert.Equal(t, "python", served(pyID, "Cookie", "QX_route=go"), "no token: ignored")
 
 	// A visitor without a session gets a rollout cookie and keeps its side.
 	anon := client(t)
@@ -492,7 +499,7 @@ func TestCutoverRolloutNginx(t *testing.T) {
 	}
 
 	// Fallback: a failing candidate on GET gives Python's answer; on POST, its own.
-	goSide := []string{"X-QX-Route", "go"}
+	goSide := []string{"X-QX-Route", "go:s3cret"}
 	r = get(t, c, s.url+"/pyr/hello?panic=1", goSide...)
 	assert.Equal(t, http.StatusOK, r.Status)
 	assert.Equal(t, "hello from python\n", r.Body)
@@ -518,5 +525,8 @@ func TestCutoverRolloutNginx(t *testing.T) {
 	assert.Contains(t, logs, "side=python reason=fallback")
 	assert.Contains(t, logs, `msg="Go candidate panicked; Python answers" route=/pyr/ method=GET`)
 	assert.Contains(t, logs, `msg="Go candidate panicked; answered 500" route=/pyr/ method=POST`)
-	assert.Regexp(t, `method=POST path=/pyr/hello route=/pyr/ status=500 .* side=go reason=override`, logs)
+	// Request records are written in batches, a little after the response.
+	post := regexp.MustCompile(`method=POST path=/pyr/hello route=/pyr/ status=500 .* side=go reason=override`)
+	assert.Eventually(t, func() bool { return post.MatchString(s.g.log.String()) }, 10*time.Second, time.Millisecond,
+		"the POST's record names the override")
 }

@@ -214,7 +214,8 @@
 //     every start, and raising the percentage moves sessions to Go only. A visitor
 //     without a session gets Cutover.RolloutCookie, whose random value places them the
 //     same way and keeps them there after logging in. Cutover.OverrideHeader
-//     (X-QX-Route: go or python) and Cutover.OverrideCookie (QX_route) pick a side.
+//     (X-QX-Route: go or python) and Cutover.OverrideCookie (QX_route) pick a side
+//     when configured (off by default), with Cutover.OverrideToken as go:TOKEN.
 //   - Fallback (fallback = true, -fallback /cart/): on a safe request the candidate's
 //     answer is held (up to Cutover.MaxBody) until it is known; a panic or a 5xx is
 //     replaced by Python's answer. On another method a panic is answered 500.

@@ -64,6 +64,7 @@ type fileConfig struct {
 		RolloutCookie  string   `toml:"rollout_cookie"`
 		OverrideHeader string   `toml:"override_header"`
 		OverrideCookie string   `toml:"override_cookie"`
+		OverrideToken  string   `toml:"override_token"`
 		CompareHeaders []string `toml:"compare_headers"`
 		Replace        []struct {
 			Pattern string `toml:"pattern"`
@@ -213,6 +214,7 @@ func loadFile(path string, cfg *Config) (hasRoutes bool, err error) {
 	set(&cut.RolloutCookie, fc.RolloutCookie, "cutover", "rollout_cookie")
 	set(&cut.OverrideHeader, fc.OverrideHeader, "cutover", "override_header")
 	set(&cut.OverrideCookie, fc.OverrideCookie, "cutover", "override_cookie")
+	set(&cut.OverrideToken, fc.OverrideToken, "cutover", "override_token")
 	if def("cutover", "compare_headers") {
 		cut.CompareHeaders = fc.CompareHeaders
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -20,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -27,7 +29,9 @@ import (
 	"github.com/qxbridge/qxbridge/quixote"
 )
 
-// Defaults of Cutover that New puts into a Config.
+// Defaults of Cutover that New puts into a Config, and the conventional names of
+// the staff override (Cutover.OverrideHeader, OverrideCookie), which is off unless
+// configured.
 const (
 	DefaultRolloutCookie  = "QX_rollout"
 	DefaultOverrideHeader = "X-QX-Route"
@@ -52,9 +56,16 @@ type Cutover struct {
 	RolloutCookie string
 	// OverrideHeader and OverrideCookie let a request choose its side ("go" or
 	// "python") on any route with a candidate, the header first: for staff to see
-	// the Go page before, or after, the users. "" disables either.
+	// the Go page before, or after, the users (a candidate that is only shadowed,
+	// or at 0%). Both are off ("") unless configured; DefaultOverrideHeader and
+	// DefaultOverrideCookie are the conventional names.
 	OverrideHeader string
 	OverrideCookie string
+	// OverrideToken, when set, is a secret the override must carry: the header or
+	// cookie value is then SIDE:TOKEN (X-QX-Route: go:TOKEN); a value without the
+	// right token is ignored. Without it any client that sends the header or cookie
+	// picks its side.
+	OverrideToken string
 	// CompareHeaders are the response headers a shadow comparison compares,
 	// besides the status and the body. nil means Content-Type and Location.
 	CompareHeaders []string
@@ -86,8 +97,6 @@ func defaultCutover() Cutover {
 	return Cutover{
 		SafeMethods:    []string{http.MethodGet, http.MethodHead},
 		RolloutCookie:  DefaultRolloutCookie,
-		OverrideHeader: DefaultOverrideHeader,
-		OverrideCookie: DefaultOverrideCookie,
 		CompareHeaders: []string{"Content-Type", "Location"},
 		MaxShadows:     DefaultMaxShadows,
 		Samples:        DefaultShadowSamples,
@@ -122,6 +131,9 @@ func (c *Cutover) check() error {
 	}
 	if c.OverrideHeader != "" && !methodToken.MatchString(c.OverrideHeader) {
 		return fmt.Errorf("override header %q: not a header name", c.OverrideHeader)
+	}
+	if strings.ContainsAny(c.OverrideToken, "=;, \t\"\\\x00") || !utf8.ValidString(c.OverrideToken) {
+		return errors.New("override token: white space, quotes, backslashes, \"=\", \";\" and \",\" cannot be sent in a cookie")
 	}
 	for _, r := range c.Replace {
 		if _, err := regexp.Compile(r.Pattern); err != nil {
@@ -367,7 +379,15 @@ func orDefaultInt(v, def int) int {
 // if any.
 func (c *cutover) side(r *http.Request) (side, reason, setCookie string) {
 	pick := func(v string) string {
-		switch strings.ToLower(strings.TrimSpace(v)) {
+		v = strings.TrimSpace(v)
+		if tok := c.cfg.OverrideToken; tok != "" {
+			var got string
+			var ok bool
+			if v, got, ok = strings.Cut(v, ":"); !ok || subtle.ConstantTimeCompare([]byte(got), []byte(tok)) != 1 {
+				return ""
+			}
+		}
+		switch strings.ToLower(v) {
 		case sideGo:
 			return sideGo
 		case sidePython:
@@ -760,8 +780,9 @@ func cutoverFlags(fs *flag.FlagSet, cfg *Config, st *flagState) {
 	}
 	fs.Var(list(&c.SafeMethods), "safe-methods", "comma-separated `METHODS` that may run twice: shadowed, or answered by Python after the candidate failed")
 	fs.StringVar(&c.RolloutCookie, "rollout-cookie", c.RolloutCookie, "the cookie `NAME` that keeps a visitor without a session on one side of a rollout (\"\": none; they go to Python)")
-	fs.StringVar(&c.OverrideHeader, "override-header", c.OverrideHeader, "request header `NAME` that picks a side (go or python) on routes with a candidate (\"\": none)")
-	fs.StringVar(&c.OverrideCookie, "override-cookie", c.OverrideCookie, "cookie `NAME` that picks a side (go or python) on routes with a candidate (\"\": none)")
+	fs.StringVar(&c.OverrideHeader, "override-header", c.OverrideHeader, "request header `NAME` that picks a side (go or python) on routes with a candidate, e.g. "+DefaultOverrideHeader+" (default none)")
+	fs.StringVar(&c.OverrideCookie, "override-cookie", c.OverrideCookie, "cookie `NAME` that picks a side (go or python) on routes with a candidate, e.g. "+DefaultOverrideCookie+" (default none)")
+	fs.StringVar(&c.OverrideToken, "override-token", c.OverrideToken, "secret `TOKEN` the override header or cookie must carry, as go:TOKEN (visible to ps: prefer override_token in the configuration file)")
 	fs.Var(list(&c.CompareHeaders), "compare-headers", "comma-separated response `HEADERS` a shadow comparison compares besides status and body")
 	fs.Var(funcValue{set: func(v string) error {
 		pat, with, ok := strings.Cut(v, "=>")

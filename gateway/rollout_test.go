@@ -67,15 +67,16 @@ func TestCutoverNormalise(t *testing.T) {
 func TestCutoverConfig(t *testing.T) {
 	cfg, err := parseServeFlags([]string{"-route", "/cart/=scgi://127.0.0.1:4000", "-candidate", "/cart/=demo",
 		"-rollout", "/cart=12.5", "-shadow", "/cart/", "-fallback", "/cart/", "-safe-methods", "GET,HEAD,OPTIONS",
-		"-shadow-replace", `\d+=>N`, "-shadow-ignore-space", "-override-header", ""}, io.Discard, noEnv)
+		"-shadow-replace", `\d+=>N`, "-shadow-ignore-space", "-override-cookie", "QX_route", "-override-token", "tok"}, io.Discard, noEnv)
 	require.NoError(t, err)
 	require.Len(t, cfg.Routes, 1)
 	assert.Equal(t, Route{Prefix: "/cart/", Target: "scgi://127.0.0.1:4000", Candidate: "demo", Rollout: 12.5, Shadow: true, Fallback: true}, cfg.Routes[0])
 	assert.Equal(t, []string{"GET", "HEAD", "OPTIONS"}, cfg.Cutover.SafeMethods)
 	assert.Equal(t, []Replace{{`\d+`, "N"}}, cfg.Cutover.Replace)
 	assert.True(t, cfg.Cutover.IgnoreSpace)
-	assert.Empty(t, cfg.Cutover.OverrideHeader)
+	assert.Empty(t, cfg.Cutover.OverrideHeader, "off unless configured")
 	assert.Equal(t, DefaultOverrideCookie, cfg.Cutover.OverrideCookie)
+	assert.Equal(t, "tok", cfg.Cutover.OverrideToken)
 	assert.Equal(t, DefaultRolloutCookie, cfg.Cutover.RolloutCookie)
 
 	path := filepath.Join(t.TempDir(), "gw.toml")
@@ -84,6 +85,8 @@ func TestCutoverConfig(t *testing.T) {
 safe_methods = ["GET"]
 compare_headers = ["Content-Type"]
 rollout_cookie = ""
+override_header = "X-Staff-Side"
+override_token = "from-file"
 max_shadows = 2
 samples = 5
 max_body = 4096
@@ -102,8 +105,8 @@ fallback = true
 	cfg, err = parseServeFlags([]string{"-config", path, "-rollout", "/cart/=40"}, io.Discard, noEnv)
 	require.NoError(t, err)
 	assert.Equal(t, Route{Prefix: "/cart/", Target: "scgi://127.0.0.1:4000", Candidate: "demo", Rollout: 40, Shadow: true, Fallback: true}, cfg.Routes[0])
-	assert.Equal(t, Cutover{SafeMethods: []string{"GET"}, CompareHeaders: []string{"Content-Type"}, OverrideHeader: DefaultOverrideHeader,
-		OverrideCookie: DefaultOverrideCookie, Replace: []Replace{{`value="[^"]*"`, `value=""`}}, IgnoreSpace: true,
+	assert.Equal(t, Cutover{SafeMethods: []string{"GET"}, CompareHeaders: []string{"Content-Type"}, OverrideHeader: "X-Staff-Side",
+		OverrideToken: "from-file", Replace: []Replace{{`value="[^"]*"`, `value=""`}}, IgnoreSpace: true,
 		MaxShadows: 2, Samples: 5, MaxBody: 4096}, cfg.Cutover)
 
 	for args, want := range map[string]string{
@@ -257,4 +260,43 @@ qxbridge_rollout_percent{route="/d/"} 5`
 	bad.Routes = append(bad.Routes, Route{Prefix: "/e/", Target: "nosuchhandler"})
 	require.Error(t, g.Reload(bad))
 	exactly(want, "a refused reload changes nothing")
+}
+
+// TestOverrideOptIn: the staff override is off by default, so no client can reach
+// a candidate that is only shadowed or at 0%; configured, it picks a side, and with
+// a token only a value carrying it does.
+func TestOverrideOptIn(t *testing.T) {
+	req := func(header, cookie string) *http.Request {
+		r := httptest.NewRequest(http.MethodGet, "/cart/", nil)
+		if header != "" {
+			r.Header.Set(DefaultOverrideHeader, header)
+		}
+		if cookie != "" {
+			r.AddCookie(&http.Cookie{Name: DefaultOverrideCookie, Value: cookie})
+		}
+		return r
+	}
+	side := func(cfg Cutover, r *http.Request) string {
+		s, _, _ := (&cutover{cfg: cfg}).side(r)
+		return s
+	}
+	def := defaultCutover()
+	require.NoError(t, def.check())
+	assert.Equal(t, sidePython, side(def, req("go", "")), "off by default: the header is ignored")
+	assert.Equal(t, sidePython, side(def, req("", "go")), "off by default: the cookie is ignored")
+
+	on := def
+	on.OverrideHeader, on.OverrideCookie = DefaultOverrideHeader, DefaultOverrideCookie
+	assert.Equal(t, sideGo, side(on, req("go", "")))
+	assert.Equal(t, sideGo, side(on, req("", "go")))
+
+	on.OverrideToken = "s3cret"
+	require.NoError(t, on.check())
+	assert.Equal(t, sidePython, side(on, req("go", "")), "no token")
+	assert.Equal(t, sidePython, side(on, req("go:guess", "go:s3cretx")), "wrong tokens")
+	assert.Equal(t, sideGo, side(on, req("go:s3cret", "")))
+	assert.Equal(t, sideGo, side(on, req("", "go:s3cret")))
+
+	on.OverrideToken = "a b"
+	assert.ErrorContains(t, on.check(), "override token")
 }
