@@ -25,8 +25,16 @@ const (
 // in the order they arrived, whichever side serves them, Go or Python. A request
 // holds its session's turn until its response has been written (for a Go route,
 // until the session manager has saved the session, which it does before the handler
-// chain returns). Requests without a session, and routes with Route.Unordered, are
-// not ordered.
+// chain returns; for a Python route, until the worker has ended its response, which
+// Quixote sends after saving the session). A Python request that the gateway stops
+// serving early — its client went away, or the worker did not start answering within
+// the pool's timeout and the client got 504 — keeps the turn while the worker goes on
+// with it, until the worker ends its response or the proxy's drain limits pass
+// (scgi.Proxy.DrainTimeout, DrainBytes; by default 60 s after the gateway stopped
+// serving the client). Past those limits the turn is given up while the worker may
+// still save its copy of the session; that is logged as an error and counted
+// (qxbridge_backend_abandoned_total). Requests without a session, and routes with
+// Route.Unordered, are not ordered.
 //
 // A waiting request whose client goes away leaves the queue as soon as the server
 // notices: at once on the HTTP listener (net/http watches the connection once the

@@ -240,22 +240,31 @@ func dialBackend(ctx context.Context, network, address string, timeout time.Dura
 // http.Transport's does); each write of the request must make progress within the same
 // timeout, so a worker that stops reading cannot hold the proxy.
 //
+// Once the proxy stops serving the client (abort: the client went away, or the response
+// did not start in time), the backend may still be running the request, and it has
+// drain more to finish it: every read and write on the connection then ends by that
+// time (at once when drain is negative), and deadlines set later cannot extend it.
+//
 // wait must be called once the response is done and the connection closed: it waits for
 // the body writer, which reads the request body (a handler must not after returning).
 type exchange struct {
 	conn    net.Conn
 	timeout time.Duration
+	drain   time.Duration
 
-	mu         sync.Mutex
-	headerSent bool // the header netstring went out (or failed to)
-	headerRead bool
-	aborted    bool // abort was called: no deadline may be moved again
-	bodyErr    error
-	done       chan struct{}
+	mu          sync.Mutex
+	headerSent  bool // the header netstring went out (or failed to)
+	headerWhole bool // ... and all of it: the backend may run the request
+	headerRead  bool
+	aborted     bool      // abort was called: no deadline may be moved again
+	drainBy     time.Time // when aborted: the end of every read and write
+	bodyErr     error
+	done        chan struct{}
 }
 
-// abort makes every pending and future read and write on the connection fail at once
-// (the client went away). Deadlines set later cannot undo it.
+// abort stops the wait for the backend at the end of the drain time: every pending and
+// future read and write on the connection ends by then. The first call sets that time;
+// later calls change nothing.
 //
 // Until the header netstring is written, abort only takes note: a python-scgi child
 // dies of a connection that ends before its header does, so a connection, once made,
@@ -263,11 +272,49 @@ type exchange struct {
 func (x *exchange) abort() {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	if x.aborted {
+		return
+	}
 	x.aborted = true
+	x.drainBy = time.Unix(1, 0)
+	if x.drain >= 0 {
+		x.drainBy = time.Now().Add(x.drain)
+	}
 	if x.headerSent {
-		x.conn.SetDeadline(time.Unix(1, 0))
+		x.conn.SetDeadline(x.drainBy)
 	}
 }
+
+// mayRun reports whether the backend may be running the request: it got the whole
+// header, and the connection was not cut because the client's body failed.
+func (x *exchange) mayRun() bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	var ce errClientBody
+	return x.headerWhole && !errors.As(x.bodyErr, &ce)
+}
+
+// drainRest reads what the backend still sends on r (the connection, or a reader
+// buffering it) and discards it, until the backend closes the connection: then the
+// worker is done with the request. It aborts the exchange first, so the wait ends at
+// the drain time (counted from the first abort), and it reads at most maxBytes. It
+// returns nil when the backend ended the connection, or why the wait was cut short.
+func (x *exchange) drainRest(r io.Reader, maxBytes int64) error {
+	x.abort()
+	n, err := io.Copy(io.Discard, io.LimitReader(r, maxBytes+1))
+	var ne net.Error
+	switch {
+	case n > maxBytes:
+		return fmt.Errorf("%w: still sending after %d bytes", errDrainCut, maxBytes)
+	case errors.As(err, &ne) && ne.Timeout():
+		return fmt.Errorf("%w: not done %v after the proxy stopped serving the client", errDrainCut, x.drain)
+	}
+	return nil // the end of the connection, or a reset: either way the worker let go
+}
+
+// errDrainCut reports a backend that was not done with a request within the drain
+// limits: the proxy gave up waiting while the worker may still be running it.
+var errDrainCut = errors.New("scgi: gave up waiting for the backend to finish the request")
 
 // setWriteDeadline moves the write deadline unless the exchange is aborted.
 func (x *exchange) setWriteDeadline(t time.Time) {
@@ -278,8 +325,8 @@ func (x *exchange) setWriteDeadline(t time.Time) {
 	}
 }
 
-func newExchange(conn net.Conn, timeout time.Duration) *exchange {
-	return &exchange{conn: conn, timeout: timeout}
+func newExchange(conn net.Conn, timeout, drain time.Duration) *exchange {
+	return &exchange{conn: conn, timeout: timeout, drain: drain}
 }
 
 // send writes the header netstring, starts the body writer, and reads the response head.
@@ -287,9 +334,9 @@ func (x *exchange) send(header []byte, body io.Reader, n int64) (*backendRespons
 	x.conn.SetWriteDeadline(time.Now().Add(x.timeout))
 	written, err := x.conn.Write(header)
 	x.mu.Lock()
-	x.headerSent = true
+	x.headerSent, x.headerWhole = true, err == nil
 	if x.aborted {
-		x.conn.SetDeadline(time.Unix(1, 0))
+		x.conn.SetDeadline(x.drainBy)
 	}
 	x.mu.Unlock()
 	if err != nil {

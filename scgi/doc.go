@@ -180,7 +180,7 @@
 // only: a backend is never probed, because a python-scgi child dies of a connection
 // that sends no request. For the same reason a connection, once made, always carries a
 // whole header: a client that goes away before the dial costs no connection, one that
-// goes away during it still has its request sent (and the answer dropped). MaxFails failures in a row (default 1, as nginx) rest a
+// goes away during it still has its request sent (and the answer discarded, see below). MaxFails failures in a row (default 1, as nginx) rest a
 // backend for FailTimeout (default 10 s); a failure is a dial error, or a connection
 // closed or reset before any byte of response. Slowness is not a failure, and an
 // answer ends the rest. As in nginx, a sole backend is never rested (Stats still
@@ -206,4 +206,23 @@
 // its cap; 504 (ErrResponseHeaderTimeout) when the response does not start within
 // ResponseHeaderTimeout (default 60 s) after the request was sent. DialTimeout
 // (default 5 s) bounds connecting. No timeout bounds a response body once it streams.
+//
+// A python-scgi worker does not notice that the client went away: it runs the page to
+// its end, and Quixote saves the session just before it sends the response. So a
+// request the proxy stops serving early — its client went away (its context was
+// canceled), or its response did not start within ResponseHeaderTimeout — is not
+// over for the proxy: it writes nothing more to the client (a timeout is answered 504
+// at once, with a Content-Length, so that the client has the whole answer), but goes
+// on reading the backend's response, discarding it, until the backend closes the
+// connection, and only then returns from ServeHTTP and frees the backend's slot.
+// Whatever the caller holds across the handler (the gateway's per-session ordering
+// holds a session's turn) thus also covers the worker's own save, which would
+// otherwise overwrite the next request's. The wait is bounded by DrainTimeout
+// (default 60 s from the moment the proxy stopped serving the client) and DrainBytes
+// (default 256 MiB); past either the connection is closed, and the request is logged
+// at error level and counted in BackendStats.Abandoned: the worker may then still
+// finish it after ServeHTTP returned. A negative DrainTimeout closes the connection at
+// once. A streamed request body the client broke off is never waited for: the
+// connection is cut, so that the worker cannot take a short body for a whole one. A
+// Server's Shutdown waits for these requests like for any other in flight.
 package scgi

@@ -311,7 +311,7 @@ func TestHeaderNetstringIsOneWrite(t *testing.T) {
 	require.Greater(t, len(ns), 8192)
 
 	conn := &recordingConn{reply: bytes.NewReader([]byte("Status: 204\r\n\r\n"))}
-	x := newExchange(conn, DefaultResponseHeaderTimeout)
+	x := newExchange(conn, DefaultResponseHeaderTimeout, DefaultDrainTimeout)
 	resp, err := x.send(ns, strings.NewReader("body"), 4)
 	require.NoError(t, err)
 	x.wait()

@@ -1,6 +1,9 @@
 package scgi
 
 import (
+	"bufio"
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -18,6 +22,8 @@ const (
 	DefaultResponseHeaderTimeout = 60 * time.Second
 	DefaultQueueTimeout          = 5 * time.Second
 	DefaultFailTimeout           = 10 * time.Second
+	DefaultDrainTimeout          = 60 * time.Second
+	DefaultDrainBytes            = 256 << 20
 )
 
 // Proxy is an http.Handler that forwards requests to a pool of SCGI backends (python-scgi
@@ -40,8 +46,28 @@ type Proxy struct {
 	// ResponseHeaderTimeout bounds the wait for the start of a backend's response after
 	// the request has been sent, and each write of the request to a backend that stops
 	// reading (default DefaultResponseHeaderTimeout). It does not bound a response body,
-	// which may stream for as long as the backend keeps it going. Expiry answers 504.
+	// which may stream for as long as the backend keeps it going. Expiry answers 504
+	// at once, and the worker, which may still be running the request, is then
+	// waited for as when the client goes away (see DrainTimeout).
 	ResponseHeaderTimeout time.Duration
+
+	// DrainTimeout and DrainBytes bound the wait for a worker that may still be
+	// running a request the proxy no longer serves: the client went away, or the
+	// response did not start within ResponseHeaderTimeout (answered 504). The proxy
+	// then writes nothing more to the client but goes on reading the backend's
+	// response, discarding it, until the backend closes the connection, and only then
+	// returns from ServeHTTP and frees the connection slot, so that whatever follows
+	// the handler (a session's turn, see the gateway's per-session ordering) follows
+	// the worker's own writes too. DrainTimeout counts from the moment the proxy
+	// stopped serving the client (default DefaultDrainTimeout); DrainBytes caps what
+	// is read (default DefaultDrainBytes). Past either bound the proxy gives up:
+	// the connection is closed, the request is logged at error level and counted in
+	// BackendStats.Abandoned, and the worker may then still finish the request after
+	// ServeHTTP returned. A negative DrainTimeout closes the connection at once, for
+	// backends whose late writes need no ordering. Server.Shutdown waits for such a
+	// drain like for any request in flight.
+	DrainTimeout time.Duration
+	DrainBytes   int64
 
 	// MaxConnsPerBackend caps the connections open to each backend (0: no cap). Set it
 	// to the worker's number of children so that requests wait here, where the wait is
@@ -177,13 +203,16 @@ func StatusForError(err error) int {
 	return http.StatusBadGateway
 }
 
+func (p *Proxy) logger() *slog.Logger {
+	if p.ErrorLog == nil {
+		return slog.Default()
+	}
+	return p.ErrorLog
+}
+
 // logWarn logs a failed request with its method and path.
 func (p *Proxy) logWarn(r *http.Request, msg string, args ...any) {
-	l := p.ErrorLog
-	if l == nil {
-		l = slog.Default()
-	}
-	l.Warn(msg, append([]any{"method", r.Method, "path", r.URL.Path}, args...)...)
+	p.logger().Warn(msg, append([]any{"method", r.Method, "path", r.URL.Path}, args...)...)
 }
 
 func (p *Proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
@@ -275,22 +304,48 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if f, ok := ctx.Value(beforeSendKey{}).(func()); ok {
 		f()
 	}
-	x := newExchange(conn, timeout)
+	drain := orDefault(p.DrainTimeout, DefaultDrainTimeout)
+	x := newExchange(conn, timeout, drain)
+	// A client that goes away stops the proxy serving it, not the worker running its
+	// request: abort only starts the drain time.
 	stop := context.AfterFunc(ctx, x.abort)
 	defer p.refill(b)
 	// finish ends the exchange and returns the backend's slot, recording whether the
-	// backend failed. It runs before any error answer is written, so that the next
-	// request (and Stats) already see the outcome.
-	finished := false
+	// backend failed. Unless the response was copied whole, it first waits, within the
+	// drain limits, for the backend to finish a request it may still be running. It
+	// runs before any error answer is written (but the 504 of a timeout, which must
+	// not wait for the worker), so that the next request (and Stats) already see the
+	// outcome.
+	finished, whole := false, false
+	var br *bufio.Reader // the response reader, once the response head was read
 	finish := func(failed bool) {
 		if finished {
 			return
 		}
 		finished = true
 		stop()
+		abandoned := false
+		if !whole && drain >= 0 && x.mayRun() {
+			var rest io.Reader = conn
+			if br != nil {
+				rest = br
+			}
+			if err := x.drainRest(rest, orDefault(p.DrainBytes, DefaultDrainBytes)); err != nil {
+				abandoned = true
+				p.logger().Error("scgi proxy: the backend may still be running a request it was left to finish",
+					"method", r.Method, "path", r.URL.Path, "backend", b.addr, "err", err)
+			}
+		}
 		conn.Close()
 		x.wait()
+		if br != nil {
+			br.Reset(nil)
+			backendReaderPool.Put(br)
+		}
 		p.pool.release(b, failed, maxFails, failTimeout)
+		if abandoned {
+			p.pool.abandoned(b)
+		}
 	}
 	defer finish(false)
 	if n > 0 && r.ContentLength > 0 {
@@ -310,7 +365,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			p.fail(w, r, fmt.Errorf("backend %s: %w", b.addr, err))
 			return
 		}
-		x = newExchange(conn, timeout)
+		x = newExchange(conn, timeout, drain)
 		stop = context.AfterFunc(ctx, x.abort)
 		resp, err = x.send(header, body, n)
 	}
@@ -320,12 +375,24 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if ce := (errClientBody{}); ctx.Err() != nil && !errors.As(err, &ce) {
 			err = ctx.Err()
 		}
+		err = fmt.Errorf("backend %s: %w", b.addr, err)
+		if errors.Is(err, ErrResponseHeaderTimeout) {
+			// The worker may be running the request still: the client gets its 504
+			// now, and the slot (and whatever the handler's caller holds) waits for
+			// the worker in finish.
+			x.abort()
+			p.answerNow(w, r, err)
+			finish(false)
+			return
+		}
 		finish(errors.Is(err, errBackendHungUp))
-		p.fail(w, r, fmt.Errorf("backend %s: %w", b.addr, err))
+		p.fail(w, r, err)
 		return
 	}
-	defer backendReaderPool.Put(resp.br)
-	defer resp.br.Reset(nil)
+	br = resp.br
+	if ctx.Err() != nil {
+		return // the client went away while the worker ran: finish waits for the worker
+	}
 
 	h := w.Header()
 	for k, vv := range resp.header {
@@ -338,18 +405,53 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(resp.status)
 	if r.Method == http.MethodHead || resp.status == http.StatusNoContent || resp.status == http.StatusNotModified {
+		whole = true
 		return
 	}
-	if err := copyResponse(w, resp); err != nil {
+	if err := copyResponse(ctx, w, resp); err != nil {
 		var we writeError
 		if errors.As(err, &we) || ctx.Err() != nil {
-			return // the client went away; nothing more to do
+			return // the client went away: finish waits for the worker
 		}
 		// The worker broke off after the status line went out: the client must not
 		// take the truncated body for a whole one. Abort its connection.
 		p.logWarn(r, "scgi proxy: response cut off", "backend", b.addr, "err", err)
 		panic(http.ErrAbortHandler)
 	}
+	whole = true
+}
+
+// answerNow answers a request that failed while the backend may still be running it,
+// with the ErrorHandler's answer sent at once and complete (with its
+// Content-Length), so that the client has it while the proxy waits for the worker.
+func (p *Proxy) answerNow(w http.ResponseWriter, r *http.Request, err error) {
+	a := &bufferedAnswer{header: w.Header()}
+	p.fail(a, r, err)
+	if a.code == 0 && a.body.Len() == 0 {
+		return // the ErrorHandler chose not to answer
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(a.body.Len()))
+	w.WriteHeader(cmp.Or(a.code, http.StatusOK))
+	w.Write(a.body.Bytes())
+	http.NewResponseController(w).Flush()
+}
+
+// bufferedAnswer keeps what an ErrorHandler writes, to send it with its length.
+type bufferedAnswer struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+}
+
+func (a *bufferedAnswer) Header() http.Header { return a.header }
+func (a *bufferedAnswer) WriteHeader(code int) {
+	if a.code == 0 && code >= 200 {
+		a.code = code
+	}
+}
+func (a *bufferedAnswer) Write(p []byte) (int, error) {
+	a.WriteHeader(http.StatusOK)
+	return a.body.Write(p)
 }
 
 // connect reserves a backend and takes a connection dialled ahead to it (warm) or
@@ -420,13 +522,16 @@ func (e writeError) Error() string { return e.err.Error() }
 // copyResponse streams the body to w, flushing whenever no more backend data is already
 // buffered: a worker that streams gets its chunks to the client as they come, while a
 // response that arrives in one piece costs one flush.
-func copyResponse(w http.ResponseWriter, resp *backendResponse) error {
+func copyResponse(ctx context.Context, w http.ResponseWriter, resp *backendResponse) error {
 	rc := http.NewResponseController(w)
 	buf := copyBufPool.Get().(*[]byte)
 	defer copyBufPool.Put(buf)
 	for {
 		n, err := resp.body.Read(*buf)
 		if n > 0 {
+			if cerr := ctx.Err(); cerr != nil {
+				return cerr // the client went away: the rest is drained, not written
+			}
 			if _, werr := w.Write((*buf)[:n]); werr != nil {
 				return writeError{werr}
 			}

@@ -21,6 +21,7 @@ type BackendStats struct {
 	InFlight    int       // requests holding a connection to it now
 	Requests    uint64    // connection attempts made to it
 	Failures    uint64    // attempts that failed (dial error, or no response at all)
+	Abandoned   uint64    // requests it may still have been running when the proxy gave up (Proxy.DrainTimeout)
 	Healthy     bool      // false while it rests after failures
 	RestedUntil time.Time // when a resting backend gets requests again (zero if healthy)
 	Warm        int       // connections dialled ahead, waiting for a request (Proxy.WarmConns)
@@ -37,6 +38,7 @@ type backend struct {
 	inFlight    int
 	requests    uint64
 	failures    uint64
+	abandoned   uint64
 	consecutive int // failures since the last success
 	restedUntil time.Time
 
@@ -245,6 +247,14 @@ func (p *pool) signalLocked() {
 	}
 }
 
+// abandoned counts a request that b may still have been running when the proxy gave up
+// waiting for it.
+func (p *pool) abandoned(b *backend) {
+	p.mu.Lock()
+	b.abandoned++
+	p.mu.Unlock()
+}
+
 func (p *pool) stats() []BackendStats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -252,7 +262,8 @@ func (p *pool) stats() []BackendStats {
 	out := make([]BackendStats, len(p.backends))
 	for i, b := range p.backends {
 		s := BackendStats{Addr: b.addr, InFlight: b.inFlight, Requests: b.requests,
-			Failures: b.failures, Healthy: !now.Before(b.restedUntil), Warm: len(b.warm), WarmUsed: b.warmUsed}
+			Failures: b.failures, Abandoned: b.abandoned, Healthy: !now.Before(b.restedUntil),
+			Warm: len(b.warm), WarmUsed: b.warmUsed}
 		if !s.Healthy {
 			s.RestedUntil = b.restedUntil
 		}

@@ -97,6 +97,20 @@ def env_echo(status=200):
                     "body_len": n, "body_sha256": digest}, status)
 
 
+def hold():
+    """Pauses a page for a test: creates the file named by the field `started`, then
+    waits until the file named by `gate` exists (at most 30 s), then creates the file
+    named by `done`. Each field is optional."""
+    started, gate, done = get_field("started"), get_field("gate"), get_field("done")
+    if started:
+        open(started, "w").close()
+    deadline = time.time() + 30
+    while gate and not os.path.exists(gate) and time.time() < deadline:
+        time.sleep(0.01)
+    if done:
+        open(done, "w").close()
+
+
 def unbuffered(stream):
     """Sends a Stream as it is produced: each piece is flushed to the SCGI socket."""
     get_response().buffered = False
@@ -110,7 +124,7 @@ PAGE_SESSION = pickle.dumps({"user": "alice <a@example.org>", "hits": 0,
 class RootDirectory(Directory):
     _q_exports = ["", "hello", "env", "hash", "stream", "sleep", "respond", "redirect",
                   "cookie", "die", "page", "login", "logout", "expire", "counter", "token",
-                  "submit", "item", "fail", "status", "check"]
+                  "submit", "item", "fail", "status", "check", "slowcounter"]
 
     def _q_traverse(self, path):
         if self._q_translate(path[0]) is None:
@@ -158,7 +172,11 @@ class RootDirectory(Directory):
         return unbuffered(Stream(pieces()))
 
     def sleep(self):
-        time.sleep(float(get_field("s", "1")))
+        """Sleeps s seconds, or pauses as hold() says when any of its fields is given."""
+        if get_field("started") or get_field("gate") or get_field("done"):
+            hold()
+        else:
+            time.sleep(float(get_field("s", "1")))
         return text("slept\n")
 
     def respond(self):
@@ -237,6 +255,15 @@ class RootDirectory(Directory):
     def counter(self):
         session = get_session()
         session.counter = getattr(session, "counter", 0) + 1
+        return text(str(session.counter))
+
+    def slowcounter(self):
+        """counter, paused (see hold) between loading the session and saving it: a
+        request of the same session served meanwhile would be overwritten."""
+        session = get_session()
+        n = getattr(session, "counter", 0)
+        hold()
+        session.counter = n + 1
         return text(str(session.counter))
 
     def token(self):
