@@ -33,7 +33,9 @@ type Gateway struct {
 	Config Config
 	// Logger receives the request log (one record per request) and every event an
 	// operator should know about. nil means slog.Default(); Main makes one from
-	// Config.LogFormat and Config.LogLevel unless it is set.
+	// Config.LogFormat and Config.LogLevel unless it is set, which writes the
+	// request records in batches, at most 10 ms after the request (every other
+	// record at once, in order, and what is left when Main stops).
 	Logger *slog.Logger
 	// Name is the program's name in usage and error messages of Main; New sets it
 	// to the base name of os.Args[0].
