@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/qxbridge/qxbridge/quixote"
+	"github.com/qxbridge/qxbridge/scgi"
 )
 
 // Defaults of Cutover that New puts into a Config, and the conventional names of
@@ -82,7 +83,10 @@ type Cutover struct {
 	// MaxBody bounds what is held in memory per request: a request body replayed to
 	// the second side, a candidate's response held back until it is known not to
 	// fail, and each response a comparison reads. Beyond it the request is served
-	// without a shadow or a fallback. 0 means DefaultCutoverMaxBody.
+	// without a shadow or a fallback. 0 means DefaultCutoverMaxBody. A request with
+	// a body on the HTTP listener is served without a shadow or a fallback too:
+	// only the SCGI listener bounds how slowly a body may arrive before it is
+	// replayed (scgi.BodyLimits; the proxy applies them to the HTTP listener's).
 	MaxBody int
 }
 
@@ -205,7 +209,7 @@ func newCutoverMetrics(reg prometheus.Registerer) *cutoverMetrics {
 		served: f.NewCounterVec(prometheus.CounterOpts{Name: "qxbridge_cutover_requests_total",
 			Help: "Requests of routes with a Go candidate, by route, the side that answered (go, python) and why (rollout, new, override, fallback)."}, []string{"route", "side", "reason"}),
 		comparisons: f.NewCounterVec(prometheus.CounterOpts{Name: "qxbridge_shadow_comparisons_total",
-			Help: "Shadow runs of a Go candidate beside Python, by route and outcome: same, differs, go_failed (panic or 5xx), dropped (all shadow slots busy), skipped (a body over the limit, or the session unreadable)."}, []string{"route", "outcome"}),
+			Help: "Shadow runs of a Go candidate beside Python, by route and outcome: same, differs, go_failed (panic or 5xx), dropped (all shadow slots busy), skipped (a body over the limit or on the HTTP listener, or the session unreadable)."}, []string{"route", "outcome"}),
 		fallbacks: f.NewCounterVec(prometheus.CounterOpts{Name: "qxbridge_fallbacks_total",
 			Help: "Safe requests Python answered because the Go candidate failed them, by route and cause (panic, status)."}, []string{"route", "cause"}),
 		panics: f.NewCounterVec(prometheus.CounterOpts{Name: "qxbridge_candidate_panics_total",
@@ -492,7 +496,8 @@ func (c *cutover) serveGo(w http.ResponseWriter, r *http.Request, reason string)
 		return
 	}
 	if !whole {
-		// Too big to replay: the candidate answers, without a fallback.
+		// Too big to replay, or a body on the HTTP listener (see readBody): the
+		// candidate answers, without a fallback.
 		c.served(w, sideGo, reason, true)
 		r.Body = body
 		c.candid.ServeHTTP(w, r)
@@ -664,10 +669,20 @@ func (b *heldBody) Close() error {
 
 // readBody reads up to max bytes of r's body. whole reports that it was all of it;
 // otherwise the returned body reads the whole body, for one handler.
+//
+// Only a body whose arrival is bounded is read here: one of a request the SCGI
+// Server received (its BodyLimits apply to every read). A body on the HTTP listener
+// is not read at all (whole is false): the request is then served once, by a
+// handler that applies the limits (the proxy), so a client sending a body slowly
+// cannot hold a shadow slot or a goroutine here for ever.
 func readBody(r *http.Request, max int) (b *heldBody, whole bool, err error) {
 	b = &heldBody{}
 	if r.Body == nil || r.Body == http.NoBody {
 		return b, true, nil
+	}
+	if scgi.RequestEnv(r) == nil {
+		b.rest = r.Body
+		return b, false, nil
 	}
 	data, err := io.ReadAll(io.LimitReader(r.Body, int64(max)+1))
 	if err != nil {

@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -299,4 +300,30 @@ func TestOverrideOptIn(t *testing.T) {
 
 	on.OverrideToken = "a b"
 	assert.ErrorContains(t, on.check(), "override token")
+}
+
+// TestShadowSkipsSlowBodyOnHTTP: on the HTTP listener a safe request with a body is
+// neither shadowed nor held for a fallback, so a client that sends its body slowly
+// holds no shadow slot: with one slot, a body that never arrives leaves it free for
+// the next request. (The proxy applies the body-rate limits to it.)
+func TestShadowSkipsSlowBodyOnHTTP(t *testing.T) {
+	g := startGatewayWith(t, func(g *Gateway) {
+		g.HandleFunc("go", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "go") })
+	}, "-http", "127.0.0.1:0", "-sessions", t.TempDir(), "-log-level", "error", "-max-shadows", "1",
+		"-route", "/x/=scgi://"+freeAddr(t), "-candidate", "/x/=go", "-shadow", "/x/")
+	rep := g.cutover.report("/x/", DefaultShadowSamples)
+
+	conn, err := net.Dial("tcp", strings.TrimPrefix(g.url(), "http://"))
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = io.WriteString(conn, "GET /x/slow HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nab")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return rep.copy().Counts[outcomeSkipped] == 1 }, 10*time.Second, time.Millisecond,
+		"the request with a body is passed on without a shadow")
+
+	r := get(t, client(t), g.url()+"/x/next")
+	assert.Equal(t, 5, r.Status/100, "Python's side: nothing listens")
+	require.Eventually(t, func() bool { return rep.copy().Counts[outcomeDiffers] == 1 }, 10*time.Second, time.Millisecond,
+		"the next request got the shadow slot: %v", rep.copy().Counts)
+	assert.Zero(t, rep.copy().Counts[outcomeDropped])
 }

@@ -69,7 +69,7 @@ func (c *cutover) serveShadowed(w http.ResponseWriter, r *http.Request) {
 		c.python.ServeHTTP(w, r)
 		return
 	}
-	started := false
+	started := false // the shadow run took the slot over (or it was given back)
 	defer func() {
 		if !started {
 			<-c.slots
@@ -82,6 +82,9 @@ func (c *cutover) serveShadowed(w http.ResponseWriter, r *http.Request) {
 	}
 	if !whole {
 		c.count(outcomeSkipped)
+		// Not shadowed: the slot is free while Python serves (and reads) it.
+		started = true
+		<-c.slots
 		r.Body = body
 		c.python.ServeHTTP(w, r)
 		return
