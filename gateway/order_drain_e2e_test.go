@@ -50,7 +50,7 @@ func fetchAsync(ctx context.Context, u, id string) <-chan answer {
 // for it, and no increment is lost. (Without that, the next request was served at
 // once and the worker then saved its stale copy over it.)
 func TestOrderWaitsForPythonWorker(t *testing.T) {
-	s := startOrderSite(t, 1, nil, "-http", "127.0.0.1:0", "-backend-timeout", "2s")
+	s := startOrderSite(t, 1, nil, "-http", "127.0.0.1:0", "-backend-timeout", "3s")
 	g := s.gws[0]
 	id := s.login(t, "hana")
 	counter := func() int64 {
