@@ -69,6 +69,22 @@ func ParseCookies(header string) map[string]string {
 // there is none or the header is dropped whole), and the values the shield removed.
 // It is the one rule by which Go and Python pick a request's session.
 func shieldedSessionValue(header, name string) (string, []string) {
+	if isASCII(header) {
+		// The common case in one scan: ShieldCookieHeader judges an ASCII header by
+		// this very scan, and when it finds nothing to cut the header is forwarded
+		// as it is, so Python reads the last of these tokens.
+		s := scan(header, true, name, false)
+		clean := s.spaceCost+s.tailCost <= maxBacktrack
+		for _, t := range s.toks {
+			clean = clean && acceptableSessionValue(t.value)
+		}
+		if clean {
+			if len(s.toks) == 0 {
+				return "", nil
+			}
+			return s.toks[len(s.toks)-1].value, nil
+		}
+	}
 	c := ShieldCookieHeader(header, name)
 	if c.Dropped {
 		return "", c.Removed
