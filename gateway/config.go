@@ -82,7 +82,8 @@ type Config struct {
 	// store's user_name column; nil means quixote.Session.UserName (the user when it
 	// is a str, else the first of an object's login, username, user_name, user_id,
 	// id, name). The Python store (qxbridge_pgstore) fills user_name by the same
-	// default rule: a team that changes it here passes the same rule there.
+	// default rule: a team that changes it here passes the same rule there
+	// (PostgresSessionStore(..., user_name=...)).
 	UserName func(*quixote.Session) string
 
 	// Routes maps path prefixes to what serves them; the longest prefix wins. Under

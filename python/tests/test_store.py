@@ -303,3 +303,14 @@ def test_user_name_of_object_users(store3, dsn, table):
     s.set_user(_Account(login="ann", name="Ann Smith"))
     store3.save_session(s)
     assert store3.user_session_ids("ann") == ["objuser1"]
+
+
+def test_user_name_rule_can_be_replaced(dsn, table):
+    s3 = session3_store.PostgresSessionStore(dsn, table=table, user_name=lambda u: u and u.upper())
+    try:
+        s = Session("hooked1")
+        s.set_user("alice")
+        s3.save_session(s)
+        assert s3.user_session_ids("ALICE") == ["hooked1"]
+    finally:
+        s3.close()

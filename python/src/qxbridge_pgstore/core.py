@@ -110,11 +110,12 @@ def user_name(user) -> Optional[str]:
     return None
 
 
-def session_meta(session) -> tuple:
+def session_meta(session, name_user=None) -> tuple:
     """(user_name, created, accessed) of a session object for the columns beside
-    its pickle: its user's name (user_name()), its creation and access times."""
+    its pickle: its user's name (name_user(user), by default user_name(user)), its
+    creation and access times."""
     return (
-        user_name(getattr(session, "user", None)),
+        (name_user or user_name)(getattr(session, "user", None)),
         _timestamp(getattr(session, "_creation_time", None)),
         _timestamp(getattr(session, "_access_time", None)),
     )

@@ -27,8 +27,9 @@ class PostgresSessionStore(SessionStore):
     pickle_protocol = pickle.HIGHEST_PROTOCOL
 
     def __init__(self, conninfo: str, table: str = DEFAULT_TABLE, timeout: float = DEFAULT_TIMEOUT,
-                 create: bool = True):
+                 create: bool = True, user_name=None):
         self.db = PgSessions(conninfo, table, timeout, create)
+        self.user_name = user_name  # names a session's user for user_name; None: qxbridge_pgstore.user_name
 
     def load_session(self, id):
         if not id:
@@ -40,7 +41,7 @@ class PostgresSessionStore(SessionStore):
         preserve = getattr(session, "preserve_current_values", None)
         if preserve is not None:
             preserve()
-        user, created, accessed = session_meta(session)
+        user, created, accessed = session_meta(session, self.user_name)
         self.db.save(session.id, pickle.dumps(session, self.pickle_protocol), user, created, accessed)
 
     def delete_session(self, session_id):

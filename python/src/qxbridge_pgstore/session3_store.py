@@ -27,18 +27,21 @@ class PostgresSessionStore(SessionStore):
     pickle_protocol = 4  # DirectorySessionStore's
 
     def __init__(self, conninfo: str, table: str = DEFAULT_TABLE, timeout: float = DEFAULT_TIMEOUT,
-                 create: bool = True):
+                 create: bool = True, user_name=None):
         """conninfo is a libpq connection string or postgres:// URL; timeout (in
         seconds) bounds connecting and each statement. With create, the table is
-        created (if missing) at the first call."""
+        created (if missing) at the first call. user_name(user) names a session's
+        user for the user_name column (default qxbridge_pgstore.user_name, the
+        gateway's default rule: pass the same rule as its Config.UserName)."""
         self.db = PgSessions(conninfo, table, timeout, create)
+        self.user_name = user_name  # names a session's user for user_name; None: qxbridge_pgstore.user_name
 
     def load_session(self, id, default=None):
         data = self.db.load(id)
         return default if data is None else pickle.loads(data)
 
     def save_session(self, session):
-        user, created, accessed = session_meta(session)
+        user, created, accessed = session_meta(session, self.user_name)
         self.db.save(session.id, pickle.dumps(session, self.pickle_protocol), user, created, accessed)
 
     def delete_session(self, session):
