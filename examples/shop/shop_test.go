@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -66,7 +67,9 @@ func TestShop(t *testing.T) {
 	assert.Contains(t, r.body, "Ann Smith · <a href=\"/account/\">account</a>")
 	assert.Equal(t, []string{`<tr class="item" data-sku="mug"><td>Stoneware mug</td><td>1</td><td>12.00</td><td>12.00</td></tr>`}, cartRows(r.body))
 	assert.Equal(t, cartRows(b.get(py+"/cart/").body), cartRows(r.body))
-	assert.Contains(t, sh.gatewayLog.String(), "path=/cart/ route=/cart/ status=200")
+	// Request records are written in batches, a little after the response.
+	assert.Eventually(t, func() bool { return strings.Contains(sh.gatewayLog.String(), "path=/cart/ route=/cart/ status=200") },
+		10*time.Second, time.Millisecond, "the gateway logged the Go page")
 
 	// Add an item in Go (a new shop.models.CartItem), then one more mug (the
 	// quantity of Python's object). The first form's token was made by Python.
