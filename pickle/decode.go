@@ -143,45 +143,9 @@ func parseEncoding(s string) (encoding, error) {
 
 // slot is a value on the stack or in the memo. m indexes the meta of a container or
 // object; scalars and globals have none.
-//
-// A slot holds the two words of the value's interface as integers, so that the stack
-// and the memo are memory the garbage collector neither scans nor guards with write
-// barriers: a decoding writes each value there several times (pushed, memoized,
-// fetched again), and while a collection is marking, which in a program that decodes
-// a lot is much of the time, every pointer written costs a barrier. The values stay
-// alive by other means: every value a slot holds was made in a chunk the decoding
-// keeps (see slabs.held) or is recorded in unpickler.keep when it is pushed (push),
-// and both live until the decoding ends. Go's heap does not move values, so the
-// words stay valid as long as the value is alive.
 type slot struct {
-	t, d uintptr // the interface's type and data words
-	m    int32
-}
-
-// v returns the value in the slot. The words are moved one by one: a processor
-// forwards a word just stored to a load of that word, but not to a wider load.
-func (s slot) v() any {
-	var v any
-	e := (*eface)(unsafe.Pointer(&v))
-	e.typ, e.data = *(*unsafe.Pointer)(unsafe.Pointer(&s.t)), *(*unsafe.Pointer)(unsafe.Pointer(&s.d))
-	return v
-}
-
-// mkslot makes a slot of v, which must be kept alive by the decoding (see slot).
-func mkslot(v any, m int32) slot {
-	if escape.on {
-		// Never run: it tells the compiler's escape analysis that v's data escapes,
-		// which the conversion to integers below hides from it. Without it, a value
-		// converted to an interface in the caller could be put on the goroutine stack.
-		escape.v = v
-	}
-	e := (*[2]uintptr)(unsafe.Pointer(&v))
-	return slot{t: e[0], d: e[1], m: m}
-}
-
-var escape struct {
-	on bool
-	v  any
+	v any
+	m int32
 }
 
 const (
@@ -233,10 +197,10 @@ type unpickler struct {
 	// stackRoom is min(cap(stack), maxStack): the fast paths push while the stack is
 	// shorter, and push grows it (and counts the growth) otherwise.
 	stackRoom int
-	sl        slabs
-	// keep holds the values pushed that no chunk of sl holds, for as long as the
-	// decoding runs: the stack and the memo do not keep them alive (see slot).
-	keep []any
+	// copy is a copy of the input that str and bytes values are cut from (see
+	// inputString), made on first use.
+	copy []byte
+	sl   slabs
 
 	maxDepth, maxStack, maxMemo int
 	enc                         encoding
@@ -253,7 +217,6 @@ func (u *unpickler) reset(data []byte, d *Decoder, enc encoding) {
 	u.stale = false
 	u.probes, u.hashed = 0, 0
 	u.sl.mem = 0
-	u.sl.blobHint = max(2*len(data), 64)
 	perByte, maxMem := int64(orDefault(d.MemoryPerByte, DefaultMemoryPerByte)), d.MaxMemory
 	if maxMem <= 0 {
 		maxMem = DefaultMaxMemory
@@ -279,14 +242,12 @@ func orDefault(v, def int) int {
 // unless one of its buffers grew large.
 func (u *unpickler) release() {
 	const keep = 1 << 16
-	if cap(u.stack) > keep || u.memo.n > keep || u.meta.n > keep || cap(u.marks) > keep || cap(u.keep) > keep {
+	if cap(u.stack) > keep || u.memo.n > keep || u.meta.n > keep || cap(u.marks) > keep {
 		return
 	}
-	// The stack and the memo hold no references the collector sees (see slot): what
-	// is left in them is never read again, and dropping keep and sl lets the values go.
-	clear(u.keep)
-	u.keep = u.keep[:0]
-	u.data, u.sparse, u.hashes, u.sl = nil, nil, nil, slabs{}
+	clear(u.stack[:cap(u.stack)])
+	u.memo.clear()
+	u.data, u.copy, u.sparse, u.hashes, u.sl = nil, nil, nil, nil, slabs{}
 	unpicklers.Put(u)
 }
 
@@ -308,17 +269,9 @@ type slabs struct {
 	// unpickler allocates elsewhere.
 	mem int64
 	// Boxes: the storage interfaces holding str, int and float values point to.
-	words  []uint64
-	nWords int
-	// blob is the chunk str and bytes values are copied into (see space): headers
-	// from the front up to word blobHead, bytes from the back down to byte blobTail.
-	blob               []uint64
-	blobHead, blobTail int
-	blobMade           int // bytes of such chunks made, which sizes the next one
-	blobHint           int // the size of a first chunk
-	// held keeps every chunk of values and boxes alive while the decoding runs: the
-	// stack and the memo do not (see slot).
-	held []unsafe.Pointer
+	strs          []string
+	words         []uint64
+	nStrs, nWords int
 }
 
 // Boxes.
@@ -351,22 +304,29 @@ func boxed(typ, data unsafe.Pointer) any {
 	return v
 }
 
-// smallInts are the ints 0 to 255 in interfaces, which Go makes without allocating.
-var smallInts = func() (a [256]any) {
-	for i := range a {
-		a[i] = int64(i)
-	}
-	return a
-}()
-
 func chunkSize(made int) int { return min(max(made, 16), 1024) }
+
+// str returns s in an interface.
+func (sl *slabs) str(s string) any {
+	if len(s) == 0 {
+		return ""
+	}
+	if len(sl.strs) == 0 {
+		sl.strs = make([]string, chunkSize(sl.nStrs))
+		sl.mem += int64(len(sl.strs)) * 16
+	}
+	p := &sl.strs[0]
+	*p = s
+	sl.strs = sl.strs[1:]
+	sl.nStrs++
+	return boxed(stringType, unsafe.Pointer(p))
+}
 
 // word returns x, the bits of an int64 or float64 of type typ, in an interface.
 func (sl *slabs) word(typ unsafe.Pointer, x uint64) any {
 	if len(sl.words) == 0 {
 		sl.words = make([]uint64, chunkSize(sl.nWords))
 		sl.mem += int64(len(sl.words)) * 8
-		sl.hold(unsafe.Pointer(&sl.words[0]))
 	}
 	p := &sl.words[0]
 	*p = x
@@ -383,22 +343,12 @@ func (sl *slabs) int(x int64) any {
 	return sl.word(int64Type, uint64(x))
 }
 
-// hold records a new chunk in held.
-func (sl *slabs) hold(chunk unsafe.Pointer) {
-	if len(sl.held) == cap(sl.held) {
-		sl.held = grow2(sl.held, 1)
-		sl.mem += int64(cap(sl.held)) * 8
-	}
-	sl.held = append(sl.held, chunk)
-}
-
-func take[T any](sl *slabs, free *[]T, made *int) *T {
+func take[T any](free *[]T, made *int, mem *int64) *T {
 	if len(*free) == 0 {
 		n := min(max(*made, 1), 128)
 		*free = make([]T, n)
 		var t T
-		sl.mem += int64(n) * int64(unsafe.Sizeof(t))
-		sl.hold(unsafe.Pointer(&(*free)[0]))
+		*mem += int64(n) * int64(unsafe.Sizeof(t))
 	}
 	p := &(*free)[0]
 	*free = (*free)[1:]
@@ -425,15 +375,15 @@ func (sl *slabs) itemSlice(n int) []any {
 	return s
 }
 
-func (sl *slabs) dict() *Dict     { return take(sl, &sl.dicts, &sl.nDicts) }
-func (sl *slabs) list() *List     { return take(sl, &sl.lists, &sl.nLists) }
-func (sl *slabs) object() *Object { return take(sl, &sl.objects, &sl.nObjects) }
+func (sl *slabs) dict() *Dict     { return take(&sl.dicts, &sl.nDicts, &sl.mem) }
+func (sl *slabs) list() *List     { return take(&sl.lists, &sl.nLists, &sl.mem) }
+func (sl *slabs) object() *Object { return take(&sl.objects, &sl.nObjects, &sl.mem) }
 
 func (sl *slabs) tuple(items []slot) *Tuple {
-	t := take(sl, &sl.tuples, &sl.nTuples)
+	t := take(&sl.tuples, &sl.nTuples, &sl.mem)
 	t.Items = sl.itemSlice(len(items))
 	for i := range items {
-		t.Items[i] = items[i].v()
+		t.Items[i] = items[i].v
 	}
 	return t
 }
@@ -447,126 +397,60 @@ func (sl *slabs) appendItems(vs []any, items []slot) []any {
 		sl.mem += int64(cap(vs)) * itemSize
 	}
 	for i := range items {
-		vs = append(vs, items[i].v())
+		vs = append(vs, items[i].v)
 	}
 	return vs
 }
 
 // Values cut from the input.
 //
-// The bytes of decoded str and bytes values are copied into chunks the decoding
-// allocates, together with the string headers the interfaces of str values point to:
-// decoding a session then takes a few allocations for all its strs instead of one or
-// two each. A chunk is a []uint64, memory the garbage collector does not scan, so the
-// headers are written without write barriers and cost the collector nothing to mark;
-// a header points into its own chunk, which the interface pointing to the header
-// keeps alive, so the collector has nothing to follow there. A str is an
-// unsafe.String over bytes no []byte value exposes, and a []byte value has its
-// capacity cut to its length, so appending to it reallocates rather than overwriting
-// what follows. A value kept alive keeps its chunk (at most maxBlobChunk bytes)
-// alive; a large value gets a chunk of its own.
-const maxBlobChunk = 16 << 10
+// Decoded str and bytes values share one copy of the input instead of being allocated
+// one by one: decoding a session makes one allocation where it would make dozens. A
+// str is an unsafe.String over bytes no []byte value exposes, and a []byte value has
+// its capacity cut to its length, so appending to it reallocates rather than
+// overwriting what follows. The price is that any value cut from the copy keeps the
+// whole copy alive; above maxSharedInput bytes, values are allocated one by one.
+const maxSharedInput = 1 << 20
 
-// space returns room for hdr header words and n bytes in a chunk: the chunk, the index
-// of the first header word and the offset of the bytes.
-func (sl *slabs) space(hdr, n int) (c []uint64, h, off int) {
-	need := 8*hdr + n
-	if 8*sl.blobHead+need > sl.blobTail {
-		if need > maxBlobChunk/4 {
-			c = make([]uint64, hdr+(n+7)/8)
-			sl.mem += int64(len(c)) * 8
-			sl.hold(unsafe.Pointer(&c[0]))
-			return c, 0, 8 * hdr
-		}
-		// The first chunk is sized by the input (a typical session fits in one), the
-		// next ones by what was made so far.
-		size := max(min(max(sl.blobMade, sl.blobHint), maxBlobChunk), need)
-		sl.blob = make([]uint64, (size+7)/8)
-		sl.blobHead, sl.blobTail = 0, 8*len(sl.blob)
-		sl.mem += int64(sl.blobTail)
-		sl.blobMade += sl.blobTail
-		sl.hold(unsafe.Pointer(&sl.blob[0]))
+// inputOffset returns the offset in the input of b, a slice of it.
+func (u *unpickler) inputOffset(b []byte) int { return cap(u.data) - cap(b) }
+
+func (u *unpickler) shared() bool {
+	if u.copy == nil && len(u.data) <= maxSharedInput {
+		u.copy = bytes.Clone(u.data)
+		u.sl.mem += int64(len(u.data))
 	}
-	h = sl.blobHead
-	sl.blobHead += hdr
-	sl.blobTail -= n
-	return sl.blob, h, sl.blobTail
+	return u.copy != nil
 }
 
-// bytesAt returns the n bytes at offset off of chunk c.
-func bytesAt(c []uint64, off, n int) []byte {
-	return unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(&c[0]), off)), n)
-}
-
-// inputString returns a copy of b, a slice of the input, as a string.
+// inputString returns b, a slice of the input, as a string.
 func (u *unpickler) inputString(b []byte) string {
 	if len(b) == 0 {
 		return ""
 	}
-	c, _, off := u.sl.space(0, len(b))
-	dst := bytesAt(c, off, len(b))
-	copy(dst, b)
-	return unsafe.String(&dst[0], len(dst))
+	if !u.shared() {
+		return string(b)
+	}
+	i := u.inputOffset(b)
+	return unsafe.String(&u.copy[i], len(b))
 }
 
-// str returns a copy of b, a slice of the input, as a str value.
+// str returns b, a slice of the input, as a str value, counting its memory.
 func (u *unpickler) str(b []byte) any {
-	v, _ := u.copyStr(b, false)
-	return v
-}
-
-// validStr is str for b not yet checked, which it checks while copying it: it
-// reports whether b is valid UTF-8 (without surrogates). When it is not, the space
-// taken is wasted, which only a str the slower path accepts or refuses costs.
-func (u *unpickler) validStr(b []byte) (any, bool) {
-	return u.copyStr(b, true)
-}
-
-func (u *unpickler) copyStr(b []byte, check bool) (any, bool) {
-	if len(b) == 0 {
-		return "", true
+	s := u.inputString(b)
+	if u.copy == nil {
+		u.sl.mem += int64(len(b))
 	}
-	c, h, off := u.sl.space(2, len(b))
-	dst := bytesAt(c, off, len(b))
-	if check {
-		if !copyASCII(dst, b) && !utf8.Valid(b) {
-			return nil, false
-		}
-	} else {
-		copy(dst, b)
-	}
-	// The header of the string, written as integers: no write barrier (see above).
-	c[h], c[h+1] = uint64(uintptr(unsafe.Pointer(&dst[0]))), uint64(len(b))
-	return boxed(stringType, unsafe.Pointer(&c[h])), true
-}
-
-// copyASCII copies src into dst, of the same length, and reports whether src is all
-// ASCII: one pass over the bytes where copying and validating take two.
-func copyASCII(dst, src []byte) bool {
-	dst = dst[:len(src)]
-	var or uint64
-	i := 0
-	for ; i+8 <= len(src); i += 8 {
-		w := binary.LittleEndian.Uint64(src[i:])
-		binary.LittleEndian.PutUint64(dst[i:], w)
-		or |= w
-	}
-	for ; i < len(src); i++ {
-		dst[i] = src[i]
-		or |= uint64(src[i])
-	}
-	return or&0x8080808080808080 == 0
+	return u.sl.str(s)
 }
 
 // inputBytes returns a copy of b, a slice of the input.
 func (u *unpickler) inputBytes(b []byte) []byte {
-	if len(b) == 0 {
-		return []byte{}
+	if len(b) == 0 || !u.shared() {
+		return append([]byte{}, b...)
 	}
-	c, _, off := u.sl.space(0, len(b))
-	dst := bytesAt(c, off, len(b))
-	copy(dst, b)
-	return dst[:len(b):len(b)]
+	i := u.inputOffset(b)
+	return u.copy[i : i+len(b) : i+len(b)]
 }
 
 // grow2 is slices.Grow with a growth factor of 2 at any size, where append's factor
@@ -696,47 +580,13 @@ func (u *unpickler) readArgLine() ([]byte, error) {
 
 // The stack.
 
-// push pushes v, keeping it alive for the rest of the decoding.
 func (u *unpickler) push(v any, m int32) error {
-	u.hold(v)
-	return u.pushHeld(v, m)
-}
-
-// hold keeps v alive for the rest of the decoding.
-func (u *unpickler) hold(v any) {
-	if len(u.keep) == cap(u.keep) {
-		u.keep = grow2(u.keep, 1)
-		u.sl.mem += int64(cap(u.keep)) * itemSize
-	}
-	u.keep = append(u.keep, v)
-}
-
-// pushHeld pushes v, which a chunk of the decoding or an earlier push keeps alive.
-func (u *unpickler) pushHeld(v any, m int32) error {
-	if u.tryPush(mkslot(v, m)) {
-		return nil
-	}
-	return u.pushSlot(mkslot(v, m))
-}
-
-// tryPush is the fast path of pushing: it pushes s when the stack has room and the
-// memory budget is not spent, and reports whether it did. It inlines.
-func (u *unpickler) tryPush(s slot) bool {
-	if len(u.stack) < u.stackRoom && u.sl.mem <= u.budget {
-		u.stack = append(u.stack, s)
-		return true
-	}
-	return false
-}
-
-// pushSlot pushes a slot already made.
-func (u *unpickler) pushSlot(s slot) error {
 	if len(u.stack) >= u.stackRoom {
 		if err := u.growStack(); err != nil {
 			return err
 		}
 	}
-	u.stack = append(u.stack, s)
+	u.stack = append(u.stack, slot{v, m})
 	if u.sl.mem > u.budget {
 		return u.overBudget()
 	}
@@ -777,8 +627,8 @@ func (u *unpickler) stackFull() error {
 	return u.fail(ErrLimit, "more than %d values on the stack (Decoder.MaxStack)", u.maxStack)
 }
 
-// pushScalar pushes a scalar, counting what it allocated: its storage (counted again
-// when it is in a chunk the decoding counted already) and its box in the interface.
+// pushScalar pushes a scalar, counting what it allocated: its storage (counted even
+// when cut from the shared input copy) and its box in the interface.
 func (u *unpickler) pushScalar(v any) error {
 	switch x := v.(type) {
 	case string:
@@ -882,6 +732,13 @@ func (t *chunked[T]) reset() {
 	t.n = 0
 }
 
+// clear drops the references the table holds.
+func (t *chunked[T]) clear() {
+	for _, ch := range t.chunks {
+		clear(ch[:cap(ch)])
+	}
+}
+
 // holder returns the meta of a new container or object holding items, and marks the
 // items as held.
 func (u *unpickler) holder(items []slot, key bool) (int32, error) {
@@ -937,7 +794,7 @@ func (u *unpickler) hash(s slot) (uint64, error) {
 			return 0, u.fail(ErrLimit, "dict key or set item of more than %d nested values", maxKeySize)
 		}
 		if ks > 16 {
-			if h, ok := u.hashes[s.v()]; ok {
+			if h, ok := u.hashes[s.v]; ok {
 				return h, nil
 			}
 			cache = true
@@ -948,7 +805,7 @@ func (u *unpickler) hash(s slot) (uint64, error) {
 	} else {
 		u.hashed++
 	}
-	h, err := hashKey(s.v())
+	h, err := hashKey(s.v)
 	if err != nil {
 		return 0, u.fail(ErrOperation, "%w", err)
 	}
@@ -956,7 +813,7 @@ func (u *unpickler) hash(s slot) (uint64, error) {
 		if u.hashes == nil {
 			u.hashes = make(map[any]uint64)
 		}
-		u.hashes[s.v()] = h
+		u.hashes[s.v] = h
 		u.sl.mem += 48
 	}
 	return h, nil
@@ -987,13 +844,13 @@ func (u *unpickler) putPairs(t *table, items []slot) error {
 	small := t.ix == nil && len(t.keys)+len(items)/2 <= smallTable
 	for i := 0; i < len(items); i += 2 {
 		var h uint64
-		if !small || !items[i].scalar() {
+		if !small || !scalar(items[i].v) {
 			var err error
 			if h, err = u.hash(items[i]); err != nil {
 				return err
 			}
 		}
-		u.probes += int64(t.putHashed(items[i].v(), items[i+1].v(), h, true))
+		u.probes += int64(t.putHashed(items[i].v, items[i+1].v, h, true))
 	}
 	return nil
 }
@@ -1005,20 +862,16 @@ func (u *unpickler) putItems(t *table, items []slot) error {
 	small := t.ix == nil && len(t.keys)+len(items) <= smallTable
 	for i := range items {
 		var h uint64
-		if !small || !items[i].scalar() {
+		if !small || !scalar(items[i].v) {
 			var err error
 			if h, err = u.hash(items[i]); err != nil {
 				return err
 			}
 		}
-		u.probes += int64(t.putHashed(items[i].v(), nil, h, false))
+		u.probes += int64(t.putHashed(items[i].v, nil, h, false))
 	}
 	return nil
 }
-
-// scalar reports whether the slot holds a value of a type that is always hashable,
-// looking first for the usual key, a str, by its type word.
-func (s slot) scalar() bool { return s.t == uintptr(stringType) || scalar(s.v()) }
 
 // scalar reports whether v is of a type that is always hashable.
 func scalar(v any) bool {
@@ -1099,7 +952,7 @@ func (u *unpickler) memoGet(idx int64) error {
 	if !ok {
 		return u.fail(ErrMemo, "memo value not found at index %d", idx)
 	}
-	return u.pushSlot(s)
+	return u.push(s.v, s.m)
 }
 
 // put stores the top of the stack in the memo at idx.
@@ -1148,7 +1001,7 @@ func (u *unpickler) run() (any, error) {
 		case opDup:
 			var t *slot
 			if t, err = u.top(); err == nil {
-				err = u.pushSlot(*t)
+				err = u.push(t.v, t.m)
 			}
 
 		// Scalars.
@@ -1161,21 +1014,17 @@ func (u *unpickler) run() (any, error) {
 		case opBinInt:
 			var x uint64
 			if x, err = u.readUint(4); err == nil {
-				err = u.pushHeld(u.sl.int(int64(int32(uint32(x)))), noMeta)
+				err = u.push(u.sl.int(int64(int32(uint32(x)))), noMeta)
 			}
 		case opBinInt1:
-			if u.pos < u.limit && u.tryPush(mkslot(smallInts[u.data[u.pos]], noMeta)) {
-				u.pos++
-				continue
-			}
 			var x uint64
 			if x, err = u.readUint(1); err == nil {
-				err = u.pushHeld(smallInts[x], noMeta)
+				err = u.pushScalar(int64(x))
 			}
 		case opBinInt2:
 			var x uint64
 			if x, err = u.readUint(2); err == nil {
-				err = u.pushHeld(u.sl.int(int64(x)), noMeta)
+				err = u.push(u.sl.int(int64(x)), noMeta)
 			}
 		case opLong1, opLong4:
 			err = u.loadLongBinary()
@@ -1184,16 +1033,9 @@ func (u *unpickler) run() (any, error) {
 		case opLong:
 			err = u.loadLongText()
 		case opBinFloat:
-			if p := u.pos; 8 <= u.limit-p && len(u.stack) < u.stackRoom {
-				u.pos += 8
-				if u.tryPush(mkslot(u.sl.word(float64Type, binary.BigEndian.Uint64(u.data[p:p+8])), noMeta)) {
-					continue
-				}
-				u.pos = p
-			}
 			var b []byte
 			if b, err = u.read(8); err == nil {
-				err = u.pushHeld(u.sl.word(float64Type, binary.BigEndian.Uint64(b)), noMeta)
+				err = u.push(u.sl.word(float64Type, binary.BigEndian.Uint64(b)), noMeta)
 			}
 		case opFloat:
 			err = u.loadFloatText()
@@ -1203,9 +1045,9 @@ func (u *unpickler) run() (any, error) {
 			if u.pos < u.limit {
 				n := int(u.data[u.pos])
 				if p := u.pos + 1; n <= u.limit-p && len(u.stack) < u.stackRoom {
-					if v, ok := u.validStr(u.data[p : p+n]); ok {
+					if b := u.data[p : p+n]; utf8.Valid(b) {
 						u.pos = p + n
-						u.stack = append(u.stack, mkslot(v, noMeta))
+						u.stack = append(u.stack, slot{u.str(b), noMeta})
 						continue
 					}
 				}
@@ -1263,9 +1105,7 @@ func (u *unpickler) run() (any, error) {
 			err = u.pushContainer(u.sl.dict(), 0)
 		case opEmptySet:
 			u.sl.mem += int64(unsafe.Sizeof(Set{}))
-			s := &Set{}
-			u.hold(s)
-			err = u.pushContainer(s, 0)
+			err = u.pushContainer(&Set{}, 0)
 		case opTuple1, opTuple2, opTuple3:
 			n := len(u.stack) - int(u.op-opTuple1+1)
 			if n < u.fence {
@@ -1443,11 +1283,11 @@ func (u *unpickler) stop() (any, error) {
 	// it was put into another one (which only cycles through several containers and
 	// hand-made pickles do); then, or when the bound is over the limit, measure.
 	if s.m >= 0 && (u.stale || u.meta.at(int(s.m)).height > int32(u.maxDepth)) {
-		if depthExceeds(s.v(), u.maxDepth) {
+		if depthExceeds(s.v, u.maxDepth) {
 			return nil, u.fail(ErrLimit, "value nested more than %d deep (Decoder.MaxDepth)", u.maxDepth)
 		}
 	}
-	return s.v(), nil
+	return s.v, nil
 }
 
 // readCounted reads the length prefix of a counted string/bytes opcode and the data.
@@ -1486,10 +1326,7 @@ func (u *unpickler) pushContainer(v any, keyDepth int32) error {
 	if err != nil {
 		return err
 	}
-	if u.tryPush(mkslot(v, m)) {
-		return nil
-	}
-	return u.pushHeld(v, m)
+	return u.push(v, m)
 }
 
 func (u *unpickler) buildTuple(start int) error {
@@ -1500,10 +1337,7 @@ func (u *unpickler) buildTuple(start int) error {
 	}
 	t := u.sl.tuple(items)
 	u.truncate(start)
-	if u.tryPush(mkslot(t, m)) {
-		return nil
-	}
-	return u.pushHeld(t, m)
+	return u.push(t, m)
 }
 
 func (u *unpickler) buildList(start int) error {
@@ -1515,7 +1349,7 @@ func (u *unpickler) buildList(start int) error {
 	l := u.sl.list()
 	l.Items = u.sl.appendItems(nil, items)
 	u.truncate(start)
-	return u.pushHeld(l, m)
+	return u.push(l, m)
 }
 
 func (u *unpickler) buildDict(start int) error {
@@ -1533,7 +1367,7 @@ func (u *unpickler) buildDict(start int) error {
 		return err
 	}
 	u.truncate(start)
-	return u.pushHeld(d, m)
+	return u.push(d, m)
 }
 
 func (u *unpickler) buildFrozenSet(start int) error {
@@ -1563,7 +1397,7 @@ func (u *unpickler) appendItems(x int) error {
 		return nil // CPython does nothing, whatever stack[x-1] is
 	}
 	target, items := u.stack[x-1], u.stack[x:]
-	switch t := target.v().(type) {
+	switch t := target.v.(type) {
 	case *List:
 		t.Items = u.sl.appendItems(t.Items, items)
 	case *Object:
@@ -1573,7 +1407,7 @@ func (u *unpickler) appendItems(x int) error {
 		t.ListItems = u.sl.appendItems(t.ListItems, items)
 	case *ByteArray:
 		for i := range items {
-			b, err := u.byteValue(items[i].v())
+			b, err := u.byteValue(items[i].v)
 			if err != nil {
 				return err
 			}
@@ -1584,7 +1418,7 @@ func (u *unpickler) appendItems(x int) error {
 			t.Data = append(t.Data, b)
 		}
 	default:
-		return u.fail(ErrOperation, "'%s' object has no attribute 'append'", TypeName(target.v()))
+		return u.fail(ErrOperation, "'%s' object has no attribute 'append'", TypeName(target.v))
 	}
 	u.changed(target, items)
 	u.truncate(x)
@@ -1637,7 +1471,7 @@ func (u *unpickler) setItems(x int) error {
 		return u.fail(ErrStack, "odd number of items for SETITEMS")
 	}
 	target, items := u.stack[x-1], u.stack[x:]
-	switch t := target.v().(type) {
+	switch t := target.v.(type) {
 	case *Dict:
 		if cap(t.t.keys) == 0 {
 			t.t.setStorage(u.sl.itemSlice(len(items)))
@@ -1656,30 +1490,30 @@ func (u *unpickler) setItems(x int) error {
 			u.sl.mem += int64(cap(t.DictItems)) * int64(unsafe.Sizeof(KV{}))
 		}
 		for i := 0; i < len(items); i += 2 {
-			t.DictItems = append(t.DictItems, KV{items[i].v(), items[i+1].v()})
+			t.DictItems = append(t.DictItems, KV{items[i].v, items[i+1].v})
 		}
 	case *List:
 		for i := 0; i < len(items); i += 2 {
-			j, err := u.seqIndex(items[i].v(), len(t.Items), "list")
+			j, err := u.seqIndex(items[i].v, len(t.Items), "list")
 			if err != nil {
 				return err
 			}
-			t.Items[j] = items[i+1].v()
+			t.Items[j] = items[i+1].v
 		}
 	case *ByteArray:
 		for i := 0; i < len(items); i += 2 {
-			j, err := u.seqIndex(items[i].v(), len(t.Data), "bytearray")
+			j, err := u.seqIndex(items[i].v, len(t.Data), "bytearray")
 			if err != nil {
 				return err
 			}
-			b, err := u.byteValue(items[i+1].v())
+			b, err := u.byteValue(items[i+1].v)
 			if err != nil {
 				return err
 			}
 			t.Data[j] = b
 		}
 	default:
-		return u.fail(ErrOperation, "'%s' object does not support item assignment", TypeName(target.v()))
+		return u.fail(ErrOperation, "'%s' object does not support item assignment", TypeName(target.v))
 	}
 	u.changed(target, items)
 	u.truncate(x)
@@ -1718,7 +1552,7 @@ func (u *unpickler) addItems(x int) error {
 		return nil
 	}
 	target, items := u.stack[x-1], u.stack[x:]
-	switch t := target.v().(type) {
+	switch t := target.v.(type) {
 	case *Set:
 		u.grow(&t.t, len(items), false)
 		if err := u.putItems(&t.t, items); err != nil {
@@ -1730,7 +1564,7 @@ func (u *unpickler) addItems(x int) error {
 		}
 		t.SetItems = u.sl.appendItems(t.SetItems, items)
 	default:
-		return u.fail(ErrOperation, "'%s' object has no attribute 'add'", TypeName(target.v()))
+		return u.fail(ErrOperation, "'%s' object has no attribute 'add'", TypeName(target.v))
 	}
 	u.changed(target, items)
 	u.truncate(x)
@@ -1767,8 +1601,8 @@ func (u *unpickler) loadStackGlobal() error {
 	if err != nil {
 		return err
 	}
-	m, ok1 := module.v().(string)
-	n, ok2 := name.v().(string)
+	m, ok1 := module.v.(string)
+	n, ok2 := name.v.(string)
 	if !ok1 || !ok2 {
 		return u.fail(ErrOperation, "STACK_GLOBAL requires str")
 	}
@@ -1798,7 +1632,7 @@ func (u *unpickler) newObject(o *Object, parts []slot) error {
 	if err != nil {
 		return err
 	}
-	return u.pushHeld(o, m)
+	return u.push(o, m)
 }
 
 func (u *unpickler) loadReduce() error {
@@ -1810,15 +1644,15 @@ func (u *unpickler) loadReduce() error {
 	if err != nil {
 		return err
 	}
-	if !callable(fn.v()) {
-		return u.fail(ErrOperation, "'%s' object is not callable", TypeName(fn.v()))
+	if !callable(fn.v) {
+		return u.fail(ErrOperation, "'%s' object is not callable", TypeName(fn.v))
 	}
-	t, ok := args.v().(*Tuple)
+	t, ok := args.v.(*Tuple)
 	if !ok {
 		return u.fail(ErrOperation, "argument list must be a tuple")
 	}
 	o := u.sl.object()
-	o.Callable, o.Construct, o.Args = fn.v(), Reduce, t
+	o.Callable, o.Construct, o.Args = fn.v, Reduce, t
 	return u.newObject(o, []slot{fn, args})
 }
 
@@ -1842,19 +1676,19 @@ func (u *unpickler) loadNewObj(ex bool) error {
 	var kw *Dict
 	if ex {
 		var ok bool
-		if kw, ok = kwargs.v().(*Dict); !ok {
-			return u.fail(ErrOperation, "NEWOBJ_EX kwargs argument must be dict, not %s", TypeName(kwargs.v()))
+		if kw, ok = kwargs.v.(*Dict); !ok {
+			return u.fail(ErrOperation, "NEWOBJ_EX kwargs argument must be dict, not %s", TypeName(kwargs.v))
 		}
 	}
-	t, ok := args.v().(*Tuple)
+	t, ok := args.v.(*Tuple)
 	if !ok {
-		return u.fail(ErrOperation, "%s args argument must be a tuple, not %s", name, TypeName(args.v()))
+		return u.fail(ErrOperation, "%s args argument must be a tuple, not %s", name, TypeName(args.v))
 	}
-	if !callable(cls.v()) {
-		return u.fail(ErrOperation, "%s class argument must be a type, not %s", name, TypeName(cls.v()))
+	if !callable(cls.v) {
+		return u.fail(ErrOperation, "%s class argument must be a type, not %s", name, TypeName(cls.v))
 	}
 	o := u.sl.object()
-	o.Callable, o.Construct, o.Args = cls.v(), NewObj, t
+	o.Callable, o.Construct, o.Args = cls.v, NewObj, t
 	parts := []slot{cls, args}
 	if ex {
 		o.Construct, o.Kwargs = NewObjEx, kw
@@ -1882,7 +1716,7 @@ func (u *unpickler) loadInst() error {
 	if g.Name, err = u.asciiString(line[:len(line)-1]); err != nil {
 		return err
 	}
-	return u.instantiate(mkslot(py3Global(g, u.proto), noMeta), x, x)
+	return u.instantiate(slot{v: py3Global(g, u.proto), m: noMeta}, x, x)
 }
 
 func (u *unpickler) loadObj() error {
@@ -1894,8 +1728,8 @@ func (u *unpickler) loadObj() error {
 		return u.underflow()
 	}
 	cls := u.stack[x]
-	if !callable(cls.v()) {
-		return u.fail(ErrOperation, "'%s' object is not callable", TypeName(cls.v()))
+	if !callable(cls.v) {
+		return u.fail(ErrOperation, "'%s' object is not callable", TypeName(cls.v))
 	}
 	return u.instantiate(cls, x, x+1)
 }
@@ -1911,8 +1745,8 @@ func (u *unpickler) instantiate(cls slot, from, argsAt int) error {
 	args := u.sl.tuple(items)
 	u.truncate(from)
 	o := u.sl.object()
-	o.Callable, o.Construct, o.Args = cls.v(), Inst, args
-	return u.newObject(o, []slot{cls, mkslot(args, am)})
+	o.Callable, o.Construct, o.Args = cls.v, Inst, args
+	return u.newObject(o, []slot{cls, {args, am}})
 }
 
 // loadBuild is BUILD. On an object it records the state; on the built-in types, which
@@ -1924,18 +1758,18 @@ func (u *unpickler) loadBuild() error {
 	}
 	state, _ := u.pop()
 	target := u.stack[len(u.stack)-1]
-	switch t := target.v().(type) {
+	switch t := target.v.(type) {
 	case *Object:
 		if t.HasState {
 			return u.fail(ErrUnsupported, "a second BUILD on the same object")
 		}
-		t.State, t.HasState = state.v(), true
+		t.State, t.HasState = state.v, true
 		u.changed(target, []slot{state})
 		return nil
 	case Global:
 		return u.fail(ErrUnsupported, "BUILD applied to the class %s", t)
 	}
-	st, slots := state.v(), any(nil)
+	st, slots := state.v, any(nil)
 	hasSlots := false
 	if tp, ok := st.(*Tuple); ok && len(tp.Items) == 2 {
 		st, slots, hasSlots = tp.Items[0], tp.Items[1], true
@@ -1944,7 +1778,7 @@ func (u *unpickler) loadBuild() error {
 		if _, ok := st.(*Dict); !ok {
 			return u.fail(ErrOperation, "state is not a dictionary")
 		}
-		return u.fail(ErrOperation, "'%s' object has no attribute '__dict__'", TypeName(target.v()))
+		return u.fail(ErrOperation, "'%s' object has no attribute '__dict__'", TypeName(target.v))
 	}
 	if hasSlots {
 		d, ok := slots.(*Dict)
@@ -1952,7 +1786,7 @@ func (u *unpickler) loadBuild() error {
 			return u.fail(ErrOperation, "slot state is not a dictionary")
 		}
 		if d.Len() > 0 {
-			return u.fail(ErrOperation, "'%s' object has no attribute %s", TypeName(target.v()), pyRepr(d.t.keys[0]))
+			return u.fail(ErrOperation, "'%s' object has no attribute %s", TypeName(target.v), pyRepr(d.t.keys[0]))
 		}
 	}
 	return nil
@@ -1994,11 +1828,11 @@ func (u *unpickler) loadReadonlyBuffer() error {
 	if err != nil {
 		return err
 	}
-	switch t.v().(type) {
+	switch t.v.(type) {
 	case []byte:
 		return nil // already read-only: CPython leaves it as it is
 	case *ByteArray:
 		return u.fail(ErrUnsupported, "READONLY_BUFFER on a bytearray (a read-only memoryview)")
 	}
-	return u.fail(ErrOperation, "memoryview: a bytes-like object is required, not '%s'", TypeName(t.v()))
+	return u.fail(ErrOperation, "memoryview: a bytes-like object is required, not '%s'", TypeName(t.v))
 }

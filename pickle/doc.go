@@ -178,10 +178,10 @@
 // DefaultMaxDepth or a pickle that would take more than DefaultMaxMemory to decode
 // (Marshal decodes what it wrote to check, when that can happen) are an *EncodeError.
 //
-// Decoding allocates little: the bytes of str and bytes values, containers, and the
-// interface boxes of strs, ints and floats are allocated in shared chunks (the bytes
-// of strs and bytes in chunks of up to 16 KiB, a large value in one of its own).
-// Keeping any one decoded value alive therefore keeps its chunk alive too — at most a
+// Decoding allocates little: the str and bytes values of an input of up to 1 MiB are
+// cut from one copy of it, and containers, and the interface boxes of strs, ints and
+// floats, are allocated in shared chunks. Keeping any
+// one decoded value alive therefore keeps that copy (or chunk) alive too — at most a
 // few times the size of the input, which suits session-sized pickles; copy a value
 // out (strings.Clone, a fresh container) to keep it longer than the rest.
 //
