@@ -348,6 +348,13 @@ func rawBackend(t *testing.T, reply string) string {
 func acceptLoop(t *testing.T, serve func(net.Conn)) net.Listener {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
+	acceptOn(t, l, serve)
+	return l
+}
+
+// acceptOn serves each connection l accepts with serve in a goroutine of its own
+// until the test ends.
+func acceptOn(t testing.TB, l net.Listener, serve func(net.Conn)) {
 	t.Cleanup(func() { l.Close() })
 	go func() {
 		for {
@@ -358,7 +365,6 @@ func acceptLoop(t *testing.T, serve func(net.Conn)) net.Listener {
 			go serve(conn)
 		}
 	}()
-	return l
 }
 
 func TestProxyCGIResponseForms(t *testing.T) {

@@ -339,6 +339,8 @@ type conn struct {
 	ctxCanceled bool
 	watch       chan struct{} // while the departure watch runs; closed when it ends
 	watchOver   bool          // the handler returned: no watch starts any more
+	watchEnded  bool          // the watch's read returned
+	watchCloses bool          // the watch closes the connection when its read returns
 }
 
 const stallSlack = 16
@@ -452,12 +454,17 @@ func (c *conn) watchDeparture(br *bufio.Reader, pending int64) {
 	done := make(chan struct{})
 	c.watch = done
 	go func() {
-		defer close(done)
 		var b [1]byte
 		n, err := c.rwc.Read(b[:])
 		c.mu.Lock()
-		over := c.watchOver
+		over, closes := c.watchOver, c.watchCloses
+		c.watchEnded = true
 		c.mu.Unlock()
+		close(done)
+		if closes {
+			c.closeNow()
+			return
+		}
 		if n > 0 || over || errors.Is(err, os.ErrDeadlineExceeded) {
 			return
 		}
@@ -465,6 +472,15 @@ func (c *conn) watchDeparture(br *bufio.Reader, pending int64) {
 			"remote", c.rwc.RemoteAddr().String(), "err", err)
 		c.cancel()
 	}()
+}
+
+// endWatch keeps a departure watch from starting, and makes one that runs take what
+// it reads from now on for no departure. It does not wait for the watch: a read of the
+// server's own must call stopWatch first.
+func (c *conn) endWatch() {
+	c.mu.Lock()
+	c.watchOver = true
+	c.mu.Unlock()
 }
 
 // stopWatch ends the departure watch, if one runs, before the server reads from the
@@ -488,6 +504,30 @@ func (c *conn) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.rwc.Read(p)
+}
+
+// close closes the connection once the request is over. While the departure watch
+// still reads, closing would wait for that read to return (net.Conn's Close waits for
+// the operations in progress), and the request's goroutine would sleep for one more
+// hand-over between goroutines: the watch's read is made to return at once instead,
+// and the watch closes the connection itself.
+func (c *conn) close() {
+	c.mu.Lock()
+	c.watchOver = true
+	if c.watch != nil && !c.watchEnded {
+		c.watchCloses = true
+		_ = c.rwc.SetReadDeadline(aLongTimeAgo)
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	c.closeNow()
+}
+
+// closeNow closes the connection and lets Shutdown know.
+func (c *conn) closeNow() {
+	c.rwc.Close()
+	c.srv.trackConn(c, false)
 }
 
 // write sends bufs to the client in one system call where the connection allows it
@@ -518,6 +558,7 @@ func (c *conn) closeWrite() {
 // linger closes the connection after the client has had time to read the response:
 // it ends the response with a FIN and discards input for a bounded time first.
 func (c *conn) linger() {
+	c.stopWatch()
 	c.closeWrite()
 	_ = c.rwc.SetReadDeadline(time.Now().Add(lingerTimeout))
 	_, _ = io.CopyN(io.Discard, c.rwc, maxLingerBytes)
@@ -528,8 +569,7 @@ var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 409
 // serve runs one request from the header to the close of the connection.
 func (c *conn) serve() {
 	s := c.srv
-	defer s.trackConn(c, false)
-	defer c.rwc.Close()
+	defer c.close()
 	log := s.logger()
 
 	start := time.Now()
@@ -608,6 +648,7 @@ func (c *conn) serve() {
 		// The handler did not read the whole body. Send the end of the response,
 		// then read the rest so that closing does not reset the connection under
 		// a response the front end has not read yet.
+		c.stopWatch()
 		c.closeWrite()
 		c.setReadLimit(time.Now().Add(lingerTimeout))
 		_ = b.drain()
@@ -654,7 +695,7 @@ func (c *conn) runHandler(w *response, req *http.Request) (ok bool) {
 			}
 		}
 	}()
-	defer c.stopWatch() // before the deferred recovery reads to linger
+	defer c.endWatch() // the response is the handler's: a departure no longer cancels it
 	c.srv.handler().ServeHTTP(w, req)
 	return true
 }
