@@ -53,8 +53,9 @@
 // A client that goes away is noticed while the handler runs, as net/http notices
 // it: once the request has arrived whole (before the handler when it has no body or
 // its body came with the header, as a small form does from nginx; when the handler
-// has read the body to its end otherwise), the server reads on in the background,
-// since an SCGI front end sends nothing more; the end of the input means
+// has read the body to its end otherwise), the server reads on in the background
+// from 5 ms on (a handler done sooner costs no such read), since an SCGI front end
+// sends nothing more; the end of the input means
 // the front end closed the connection because its client left (nginx does so unless
 // scgi_ignore_client_abort is on), and the request's context is canceled. A front
 // end that half-closes the connection after the request and still reads the

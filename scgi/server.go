@@ -341,7 +341,14 @@ type conn struct {
 	watchOver   bool          // the handler returned: no watch starts any more
 	watchEnded  bool          // the watch's read returned
 	watchCloses bool          // the watch closes the connection when its read returns
+	watchTimer  *time.Timer   // starts the watch after watchDelay
 }
+
+// watchDelay is how long a handler runs before the departure watch starts. Most
+// requests are answered sooner and cost no watching goroutine, no extra read and no
+// deadline changes; a front end that closed the connection earlier is noticed when the
+// watch starts, at once, since its read then finds the end of the input.
+const watchDelay = 5 * time.Millisecond
 
 const stallSlack = 16
 
@@ -428,8 +435,8 @@ func (c *conn) cancel() {
 // aLongTimeAgo is a deadline in the past, which makes a blocked read return at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// watchDeparture starts the background read that notices the front end closing the
-// connection while the handler runs. It is called once the request has arrived
+// watchDeparture arranges the background read that notices the front end closing the
+// connection while the handler runs (from watchDelay on). It is called once the request has arrived
 // whole: before the handler for a request without a body or whose body is all in
 // br already (pending bytes of it: a form a front end that buffers bodies, as nginx
 // does by default, sent with the header), else when the handler has read the body to
@@ -444,34 +451,46 @@ func (c *conn) watchDeparture(br *bufio.Reader, pending int64) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.watch != nil || c.watchOver || c.watchTimer != nil {
+		return
+	}
+	c.watchTimer = time.AfterFunc(watchDelay, c.watchRead)
+}
+
+// watchRead is the departure watch, started by watchTimer unless the handler has
+// returned by then.
+func (c *conn) watchRead() {
+	c.mu.Lock()
 	if c.watch != nil || c.watchOver {
+		c.mu.Unlock()
 		return
 	}
 	if err := c.rwc.SetReadDeadline(time.Time{}); err != nil {
+		c.mu.Unlock()
 		return
 	}
 	c.armedRead = time.Time{}
 	done := make(chan struct{})
 	c.watch = done
-	go func() {
-		var b [1]byte
-		n, err := c.rwc.Read(b[:])
-		c.mu.Lock()
-		over, closes := c.watchOver, c.watchCloses
-		c.watchEnded = true
-		c.mu.Unlock()
-		close(done)
-		if closes {
-			c.closeNow()
-			return
-		}
-		if n > 0 || over || errors.Is(err, os.ErrDeadlineExceeded) {
-			return
-		}
-		c.srv.logger().Debug("scgi: the front end closed the connection while the handler ran; canceling the request",
-			"remote", c.rwc.RemoteAddr().String(), "err", err)
-		c.cancel()
-	}()
+	c.mu.Unlock()
+
+	var b [1]byte
+	n, err := c.rwc.Read(b[:])
+	c.mu.Lock()
+	over, closes := c.watchOver, c.watchCloses
+	c.watchEnded = true
+	c.mu.Unlock()
+	close(done)
+	if closes {
+		c.closeNow()
+		return
+	}
+	if n > 0 || over || errors.Is(err, os.ErrDeadlineExceeded) {
+		return
+	}
+	c.srv.logger().Debug("scgi: the front end closed the connection while the handler ran; canceling the request",
+		"remote", c.rwc.RemoteAddr().String(), "err", err)
+	c.cancel()
 }
 
 // endWatch keeps a departure watch from starting, and makes one that runs take what
@@ -480,6 +499,9 @@ func (c *conn) watchDeparture(br *bufio.Reader, pending int64) {
 func (c *conn) endWatch() {
 	c.mu.Lock()
 	c.watchOver = true
+	if c.watchTimer != nil {
+		c.watchTimer.Stop()
+	}
 	c.mu.Unlock()
 }
 
@@ -488,6 +510,9 @@ func (c *conn) endWatch() {
 func (c *conn) stopWatch() {
 	c.mu.Lock()
 	c.watchOver = true
+	if c.watchTimer != nil {
+		c.watchTimer.Stop()
+	}
 	done := c.watch
 	if done != nil {
 		_ = c.rwc.SetReadDeadline(aLongTimeAgo)
