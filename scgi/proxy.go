@@ -465,7 +465,7 @@ func (p *Proxy) connect(ctx context.Context, r *http.Request, maxFails int, fail
 		key = p.Affinity(r)
 	}
 	for {
-		b, err := p.pool.acquire(ctx, key, tried, p.MaxConnsPerBackend, orDefault(p.QueueTimeout, DefaultQueueTimeout))
+		b, wc, err := p.pool.acquire(ctx, key, tried, p.MaxConnsPerBackend, orDefault(p.QueueTimeout, DefaultQueueTimeout))
 		if err != nil {
 			if lastErr != nil && errors.Is(err, ErrNoBackend) {
 				err = lastErr // a dial failed: report that (502), not the lack of others
@@ -473,12 +473,16 @@ func (p *Proxy) connect(ctx context.Context, r *http.Request, maxFails int, fail
 			return nil, nil, false, err
 		}
 		if err := ctx.Err(); err != nil { // the client is gone: make no connection at all
+			if wc != nil {
+				wc.timer.Stop()
+				wc.conn.Close()
+			}
 			p.pool.release(b, false, maxFails, failTimeout)
 			return nil, nil, false, err
 		}
-		if p.WarmConns > 0 {
+		if p.WarmConns > 0 || wc != nil {
 			p.started(b, time.Now())
-			if conn := p.takeWarm(ctx, b); conn != nil {
+			if conn := p.takeWarm(ctx, b, wc); conn != nil {
 				return b, conn, true, nil
 			}
 			if err := ctx.Err(); err != nil {

@@ -18,7 +18,7 @@ import (
 // pick acquires and releases a backend for key, as one request would.
 func pick(t *testing.T, p *Proxy, key string) string {
 	t.Helper()
-	b, err := p.pool.acquire(context.Background(), key, make([]bool, len(p.pool.backends)), 0, time.Second)
+	b, _, err := p.pool.acquire(context.Background(), key, make([]bool, len(p.pool.backends)), 0, time.Second)
 	require.NoError(t, err)
 	p.pool.release(b, false, 1, time.Minute)
 	return b.addr
@@ -84,10 +84,10 @@ func TestAffinityAtCap(t *testing.T) {
 	require.NoError(t, err)
 	fav := pick(t, p, "k")
 	tried := make([]bool, 2)
-	b, err := p.pool.acquire(context.Background(), "k", tried, 1, time.Second)
+	b, _, err := p.pool.acquire(context.Background(), "k", tried, 1, time.Second)
 	require.NoError(t, err)
 	assert.Equal(t, fav, b.addr)
-	b2, err := p.pool.acquire(context.Background(), "k", tried, 1, time.Second)
+	b2, _, err := p.pool.acquire(context.Background(), "k", tried, 1, time.Second)
 	require.NoError(t, err)
 	assert.NotEqual(t, fav, b2.addr, "the favourite is at its limit")
 	p.pool.release(b, false, 1, time.Minute)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -91,10 +92,11 @@ func (b *backend) full(maxConns int) bool {
 	return maxConns > 0 && b.inFlight+b.dialling >= maxConns
 }
 
-// acquire picks a backend not in tried and reserves a connection slot on it: by key
+// acquire picks a backend not in tried and reserves a connection slot on it, with
+// the oldest connection dialled ahead to it if there is one: by key
 // when key is not "" (see pickByKeyLocked), else by least connections. When every
 // candidate is at maxConns it waits up to queueTimeout for a slot.
-func (p *pool) acquire(ctx context.Context, key string, tried []bool, maxConns int, queueTimeout time.Duration) (*backend, error) {
+func (p *pool) acquire(ctx context.Context, key string, tried []bool, maxConns int, queueTimeout time.Duration) (*backend, *warmConn, error) {
 	var timer *time.Timer
 	var keyHash uint64
 	if key != "" {
@@ -112,15 +114,22 @@ func (p *pool) acquire(ctx context.Context, key string, tried []bool, maxConns i
 		if b != nil {
 			b.inFlight++
 			b.requests++
+			// A connection dialled ahead is taken with the slot, in the same step, so
+			// that it is never counted both as waiting and as in flight.
+			var wc *warmConn
+			if len(b.warm) > 0 {
+				wc = b.warm[0] // the oldest: the first the worker accepted
+				b.warm = slices.Delete(b.warm, 0, 1)
+			}
 			p.mu.Unlock()
 			if timer != nil {
 				timer.Stop()
 			}
-			return b, nil
+			return b, wc, nil
 		}
 		if !atCap {
 			p.mu.Unlock()
-			return nil, fmt.Errorf("%w: all backends are resting after failures", ErrNoBackend)
+			return nil, nil, fmt.Errorf("%w: all backends are resting after failures", ErrNoBackend)
 		}
 		if p.freed == nil {
 			p.freed = make(chan struct{})
@@ -134,9 +143,9 @@ func (p *pool) acquire(ctx context.Context, key string, tried []bool, maxConns i
 		select {
 		case <-freed:
 		case <-timer.C:
-			return nil, fmt.Errorf("%w: all backends at their connection limit (%d) for %v", ErrNoBackend, maxConns, queueTimeout)
+			return nil, nil, fmt.Errorf("%w: all backends at their connection limit (%d) for %v", ErrNoBackend, maxConns, queueTimeout)
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		}
 	}
 }

@@ -34,34 +34,37 @@ func (p *Proxy) warmWant() int {
 	return max(n, 0)
 }
 
-// takeWarm returns a live connection dialled ahead to b, or nil. While one is being
-// dialled it waits for it rather than dial another: the worker accepts connections in
-// order, and one dialled ahead, accepted before the request's own, would take the
-// child the request needs. A connection whose peer has closed (the child or the whole
-// worker went away while it waited) is discarded: nothing was sent on it.
-func (p *Proxy) takeWarm(ctx context.Context, b *backend) net.Conn {
+// takeWarm returns a live connection dialled ahead to b, or nil, starting with wc (the
+// one acquire took with the slot) when it is not nil. While one is being dialled it
+// waits for it rather than dial another: the worker accepts connections in order, and
+// one dialled ahead, accepted before the request's own, would take the child the
+// request needs. A connection whose peer has closed (the child or the whole worker
+// went away while it waited) is discarded: nothing was sent on it.
+func (p *Proxy) takeWarm(ctx context.Context, b *backend, wc *warmConn) net.Conn {
 	for {
-		p.pool.mu.Lock()
-		if len(b.warm) == 0 {
-			if b.dialling == 0 {
+		if wc == nil {
+			p.pool.mu.Lock()
+			if len(b.warm) == 0 {
+				if b.dialling == 0 {
+					p.pool.mu.Unlock()
+					return nil
+				}
+				if p.pool.freed == nil {
+					p.pool.freed = make(chan struct{})
+				}
+				freed := p.pool.freed
 				p.pool.mu.Unlock()
-				return nil
+				select {
+				case <-freed: // dialWarm signals when it is done
+				case <-ctx.Done():
+					return nil
+				}
+				continue
 			}
-			if p.pool.freed == nil {
-				p.pool.freed = make(chan struct{})
-			}
-			freed := p.pool.freed
+			wc = b.warm[0]
+			b.warm = slices.Delete(b.warm, 0, 1)
 			p.pool.mu.Unlock()
-			select {
-			case <-freed: // dialWarm signals when it is done
-			case <-ctx.Done():
-				return nil
-			}
-			continue
 		}
-		wc := b.warm[0] // the oldest: the first the worker accepted
-		b.warm = slices.Delete(b.warm, 0, 1)
-		p.pool.mu.Unlock()
 		wc.timer.Stop()
 		if idle(wc.conn) {
 			p.pool.mu.Lock()
@@ -70,6 +73,7 @@ func (p *Proxy) takeWarm(ctx context.Context, b *backend) net.Conn {
 			return wc.conn
 		}
 		wc.conn.Close()
+		wc = nil
 	}
 }
 
