@@ -59,6 +59,15 @@ type Gateway struct {
 	// way): a command line that names sessions or a front server but no route is
 	// refused ("no routes") rather than served by them.
 	TryRoutes []Route
+	// ModifyProxy, when not nil, is called with each Python pool's scgi.Proxy the
+	// gateway makes (at Open, and at Reload for a pool whose settings changed),
+	// after the gateway has set the fields its configuration names. A program
+	// sets there what the configuration does not: DrainTimeout and DrainBytes,
+	// WarmMaxAge, DialTimeout, QueueTimeout, MaxFails and FailTimeout, the body
+	// spooling and rate limits. The gateway's ErrorHandler (which counts
+	// failures) and Affinity (which keeps a session on one worker) are best left
+	// as they are. An error refuses the configuration, as a bad file would.
+	ModifyProxy func(route Route, p *scgi.Proxy) error
 
 	openMu     sync.Mutex // held through Open: one Open makes the gateway's state
 	mu         sync.Mutex
@@ -501,6 +510,11 @@ func (g *Gateway) newProxy(spec Route, pool Pool) (*scgi.Proxy, error) {
 	p.ErrorHandler = g.proxyErrorHandler(spec.Prefix)
 	cookie := g.cookie
 	p.Affinity = cookie.SessionID // a session's requests to one worker while it is up
+	if g.ModifyProxy != nil {
+		if err := g.ModifyProxy(spec, p); err != nil {
+			return nil, fmt.Errorf("%v: %w", spec, err)
+		}
+	}
 	return p, nil
 }
 
