@@ -123,6 +123,10 @@ var (
 		"Connection attempts to a backend that failed (dial error, or no response at all).", []string{"route", "backend"}, nil)
 	backendAbandonedDesc = prometheus.NewDesc("qxbridge_backend_abandoned_total",
 		"Requests a backend may still have been running when the gateway stopped waiting for it (its client had left or it was answered 504, and it outlasted the proxy's drain limits): their session writes are no longer ordered.", []string{"route", "backend"}, nil)
+	backendWarmDesc = prometheus.NewDesc("qxbridge_backend_warm_connections",
+		"Connections dialled ahead to a backend and waiting for a request now (-backend-warm-conns).", []string{"route", "backend"}, nil)
+	backendWarmUsedDesc = prometheus.NewDesc("qxbridge_backend_warm_connections_used_total",
+		"Requests sent on a connection dialled ahead.", []string{"route", "backend"}, nil)
 	sweepRemainingDesc = prometheus.NewDesc("qxbridge_sweep_remaining_sessions",
 		"Sessions left after the last idle sweep.", nil, nil)
 	sweepLastDesc = prometheus.NewDesc("qxbridge_sweep_last_run_timestamp_seconds",
@@ -132,7 +136,7 @@ var (
 type stateCollector struct{ m *gatewayMetrics }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{backendUpDesc, backendInFlightDesc, backendConnsDesc, backendFailuresDesc, backendAbandonedDesc, sweepRemainingDesc, sweepLastDesc} {
+	for _, d := range []*prometheus.Desc{backendUpDesc, backendInFlightDesc, backendConnsDesc, backendFailuresDesc, backendAbandonedDesc, backendWarmDesc, backendWarmUsedDesc, sweepRemainingDesc, sweepLastDesc} {
 		ch <- d
 	}
 }
@@ -150,6 +154,8 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(backendConnsDesc, prometheus.CounterValue, float64(s.Requests), np.route, s.Addr)
 			ch <- prometheus.MustNewConstMetric(backendFailuresDesc, prometheus.CounterValue, float64(s.Failures), np.route, s.Addr)
 			ch <- prometheus.MustNewConstMetric(backendAbandonedDesc, prometheus.CounterValue, float64(s.Abandoned), np.route, s.Addr)
+			ch <- prometheus.MustNewConstMetric(backendWarmDesc, prometheus.GaugeValue, float64(s.Warm), np.route, s.Addr)
+			ch <- prometheus.MustNewConstMetric(backendWarmUsedDesc, prometheus.CounterValue, float64(s.WarmUsed), np.route, s.Addr)
 		}
 	}
 	if t := m.sweepLast.Load(); t != 0 {

@@ -37,6 +37,9 @@ func TestWarmConnsThroughGateway(t *testing.T) {
 	}
 	assert.Equal(t, uint64(4), p.Stats()[0].WarmUsed, "every request after the second took a warm connection")
 	require.Eventually(t, func() bool { return p.Stats()[0].Warm == 1 }, 10*time.Second, time.Millisecond)
+	m := scrapeGateway(t, g)
+	assert.Regexp(t, `qxbridge_backend_warm_connections\{backend="[^"]+",route="/py/"\} 1\n`, m)
+	assert.Regexp(t, `qxbridge_backend_warm_connections_used_total\{backend="[^"]+",route="/py/"\} 4\n`, m)
 
 	assert.Equal(t, 0, g.stop())
 	assert.Equal(t, 0, p.Stats()[0].Warm, "closed at shutdown")
