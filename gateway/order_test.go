@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/qxbridge/qxbridge/internal/testpeer"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
@@ -577,9 +578,7 @@ func TestLockDirCachedFileRemoved(t *testing.T) {
 // file someone hard-linked into the directory under a lock file's name (a
 // session file, /etc/shadow): such a file is refused.
 func TestLockDirRootChownsOnlyItsOwnFiles(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the chown is what is tested")
-	}
+	testpeer.Root(t, "the chown is what is tested")
 	dir := filepath.Join(t.TempDir(), "locks")
 	require.NoError(t, os.Mkdir(dir, 0o770))
 	const uid, gid = 65534, 65534

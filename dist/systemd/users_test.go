@@ -49,9 +49,7 @@ func asUser(t *testing.T, uid, gid int, name string, args ...string) *exec.Cmd {
 // Go replaced stays readable and writable by Python, and the other way round, turn
 // after turn.
 func TestTwoUsersOneDirectory(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("running the two sides as two users needs root")
-	}
+	testpeer.Root(t, "running the two sides as two users")
 	py := testpeer.Python(t)
 	svc := readUnit(t, "scgi-gateway.service")
 	umask, err := strconv.ParseUint(svc.one(t, "Service", "UMask"), 8, 32)

@@ -116,9 +116,7 @@ func TestProxySCGIPathinfo(t *testing.T) {
 // the mode 0660 of a socket owned by root's group, Apache's workers (www-data) are
 // refused and every request is 503.
 func TestSocketGroup(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("Apache runs as the test's own user unless the tests run as root")
-	}
+	testpeer.Root(t, "Apache runs as the test's own user otherwise")
 	echo := testenvecho.Start(t)
 	require.NoError(t, os.Chown(echo.Socket, 0, 0))
 	inst := Start(t, Config{Modules: []string{"proxy", "proxy_scgi"}, Site: testpeer.DocSnippet(t, "apache.conf", echo.Socket)})

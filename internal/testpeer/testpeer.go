@@ -34,6 +34,15 @@ func Missing(t testing.TB, what string) {
 	t.Skipf("%s not available; install it to run this interop test", what)
 }
 
+// Root skips t unless the test runs as root, or fails it under CI (which runs as
+// root to install the peers): why says what needs root.
+func Root(t testing.TB, why string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		Missing(t, "root ("+why+")")
+	}
+}
+
 // PythonEnv names the interpreter to use instead of the repository's .venv.
 const PythonEnv = "QXBRIDGE_PYTHON"
 
