@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/qxbridge/qxbridge/internal/testnginx"
 	"github.com/qxbridge/qxbridge/internal/testquixote"
 	"github.com/qxbridge/qxbridge/internal/testwrk"
 	"github.com/stretchr/testify/require"
@@ -71,15 +70,7 @@ func BenchmarkProxyCPU(b *testing.B) {
 	}))
 	proxy := listenSCGI(b, unix, p)
 
-	site := func(pass string) string {
-		return testnginx.Start(b, testnginx.Config{Locations: fmt.Sprintf(`
-        location / {
-            include scgi_params;
-            scgi_param SCRIPT_NAME "";
-            scgi_param PATH_INFO $document_uri;
-            scgi_pass %s;
-        }`, pass)}).URL + "/hello"
-	}
+	site := func(pass string) string { return nginxTo(b, pass).URL + "/hello" }
 	names := []string{"floor-server", "server", "floor-proxy", "proxy"}
 	urls := []string{site(floorServer), site(server), site(floorProxy), site(proxy)}
 	b.ResetTimer()

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/qxbridge/qxbridge/internal/testnginx"
 	"github.com/qxbridge/qxbridge/internal/testquixote"
 	"github.com/qxbridge/qxbridge/internal/testwrk"
 	"github.com/stretchr/testify/require"
@@ -47,15 +46,7 @@ func BenchmarkProxyEndToEnd(b *testing.B) {
 	pw.WarmMaxAge = time.Hour
 	gwWarm := listenSCGI(b, unix, pw)
 
-	site := func(pass string) string {
-		return testnginx.Start(b, testnginx.Config{Locations: fmt.Sprintf(`
-        location / {
-            include scgi_params;
-            scgi_param SCRIPT_NAME "";
-            scgi_param PATH_INFO $document_uri;
-            scgi_pass %s;
-        }`, pass)}).URL
-	}
+	site := func(pass string) string { return nginxTo(b, pass).URL }
 	direct, viaGo, viaWarm := site(w.Addr), site(gw), site(gwWarm)
 
 	b.ResetTimer()

@@ -115,6 +115,13 @@ func startBehindNginx(t testing.TB, network string, handler http.Handler) *testn
 			t.Logf("scgi server log:\n%s", log.String())
 		}
 	})
+	return nginxTo(t, pass)
+}
+
+// nginxTo starts nginx passing every request to the SCGI server at pass (an nginx
+// scgi_pass address), with the scgi_params a Quixote site uses.
+func nginxTo(t testing.TB, pass string) *testnginx.Instance {
+	t.Helper()
 	return testnginx.Start(t, testnginx.Config{Locations: fmt.Sprintf(`
         location / {
             include scgi_params;
