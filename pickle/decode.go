@@ -201,6 +201,9 @@ type unpickler struct {
 	// inputString), made on first use.
 	copy []byte
 	sl   slabs
+	// keySets holds, per number of keys, the keys of the last small dict SETITEMS
+	// filled from empty with distinct str keys (see sharedKeys).
+	keySets [smallTable + 1][]any
 
 	maxDepth, maxStack, maxMemo int
 	enc                         encoding
@@ -248,6 +251,7 @@ func (u *unpickler) release() {
 	clear(u.stack[:cap(u.stack)])
 	u.memo.clear()
 	u.data, u.copy, u.sparse, u.hashes, u.sl = nil, nil, nil, nil, slabs{}
+	u.keySets = [smallTable + 1][]any{}
 	unpicklers.Put(u)
 }
 
@@ -853,6 +857,63 @@ func (u *unpickler) putPairs(t *table, items []slot) error {
 		u.probes += int64(t.putHashed(items[i].v, items[i+1].v, h, true))
 	}
 	return nil
+}
+
+// Shared keys.
+//
+// A session's many records are often dicts with the same keys, each key a memo
+// reference to one str: the thousand items of a cart, say. When SETITEMS fills an
+// empty dict with exactly the keys (the same values, by identity) of the last small dict
+// filled from empty with as many distinct str keys, the new dict shares that key slice
+// instead of copying and comparing the keys again: the keys are known distinct, and
+// an identical key is an equal one. The shared slice has no spare capacity, and the
+// table never writes a key in place (see table.remove), so a dict that changes later
+// copies its keys first and the others do not see it.
+
+// sharedKeys fills the empty table t with the pairs of items when their keys are those
+// of the last key set of their number, and reports whether it did.
+func (u *unpickler) sharedKeys(t *table, items []slot) bool {
+	n := len(items) / 2
+	if n > smallTable {
+		return false
+	}
+	keys := u.keySets[n]
+	if len(keys) != n || n == 0 {
+		return false
+	}
+	for i, k := range keys {
+		if !identical(k, items[2*i].v) {
+			return false
+		}
+	}
+	vals := u.sl.itemSlice(n)
+	for i := range vals {
+		vals[i] = items[2*i+1].v
+	}
+	t.keys, t.vals = keys, vals
+	u.probes += int64(n)
+	return true
+}
+
+// noteKeys records the keys of t, just filled from empty with the pairs of items, as
+// the key set of their number when they are all str and all distinct.
+func (u *unpickler) noteKeys(t *table, items []slot) {
+	n := len(t.keys)
+	if n == 0 || n > smallTable || 2*n != len(items) {
+		return
+	}
+	for _, k := range t.keys {
+		if typeWord(k) != stringType {
+			return
+		}
+	}
+	u.keySets[n] = t.keys[:n:n]
+}
+
+// identical reports whether a and b are the same value: the same type and the same
+// pointer or word, as an interface holds them.
+func identical(a, b any) bool {
+	return *(*eface)(unsafe.Pointer(&a)) == *(*eface)(unsafe.Pointer(&b))
 }
 
 // putItems is putPairs for the items of a set.
@@ -1473,13 +1534,20 @@ func (u *unpickler) setItems(x int) error {
 	target, items := u.stack[x-1], u.stack[x:]
 	switch t := target.v.(type) {
 	case *Dict:
-		if cap(t.t.keys) == 0 {
+		fresh := cap(t.t.keys) == 0
+		if fresh && u.sharedKeys(&t.t, items) {
+			break
+		}
+		if fresh {
 			t.t.setStorage(u.sl.itemSlice(len(items)))
 		} else {
 			u.grow(&t.t, len(items)/2, true)
 		}
 		if err := u.putPairs(&t.t, items); err != nil {
 			return err
+		}
+		if fresh {
+			u.noteKeys(&t.t, items)
 		}
 	case *Object:
 		if t.HasState || len(t.SetItems) > 0 {

@@ -95,3 +95,35 @@ func TestDecoderConcurrentUse(t *testing.T) {
 		t.Errorf("concurrent decoding of %s went wrong", e)
 	}
 }
+
+func TestDictsWithTheSameKeysChangeAlone(t *testing.T) {
+	// pickle.dumps([{'a': 1, 'b': 2}, {'a': 3, 'b': 4}, {'a': 5, 'b': 6}, {'b': 7, 'a': 8}], 4):
+	// the later dicts name their keys by memo reference to the first dict's.
+	data := []byte("\x80\x04\x959\x00\x00\x00\x00\x00\x00\x00]\x94(}\x94(\x8c\x01a\x94K\x01\x8c\x01b\x94K\x02u}\x94(h\x02K\x03h\x03K\x04u}\x94(h\x02K\x05h\x03K\x06u}\x94(h\x03K\x07h\x02K\x08ue.")
+	v, err := Unmarshal(data)
+	require.NoError(t, err)
+	items := v.(*List).Items
+	dict := func(kv ...any) *Dict {
+		d := NewDict()
+		for i := 0; i < len(kv); i += 2 {
+			require.NoError(t, d.Set(kv[i], kv[i+1]))
+		}
+		return d
+	}
+	require.True(t, Equal(NewList(dict("a", int64(1), "b", int64(2)), dict("a", int64(3), "b", int64(4)),
+		dict("a", int64(5), "b", int64(6)), dict("b", int64(7), "a", int64(8))), v))
+
+	d0, d1, d2 := items[0].(*Dict), items[1].(*Dict), items[2].(*Dict)
+	require.NoError(t, d1.Set("a", int64(30)))
+	require.True(t, d1.Delete("a"))
+	require.NoError(t, d1.Set("c", int64(9)))
+	require.True(t, d2.Delete("b"))
+	require.NoError(t, d0.Set("z", int64(0)))
+	assert.True(t, Equal(dict("a", int64(1), "b", int64(2), "z", int64(0)), d0))
+	assert.True(t, Equal(dict("b", int64(4), "c", int64(9)), d1))
+	assert.True(t, Equal(dict("a", int64(5)), d2))
+	assert.True(t, Equal(dict("b", int64(7), "a", int64(8)), items[3]))
+	assert.Equal(t, []any{"a", "b", "z"}, d0.Keys())
+	assert.Equal(t, []any{"b", "c"}, d1.Keys())
+	assert.Equal(t, []any{"a"}, d2.Keys())
+}

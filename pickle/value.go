@@ -327,7 +327,8 @@ func (t *table) remove(k any, withValue bool) bool {
 	if i < 0 {
 		return false
 	}
-	t.keys = append(t.keys[:i], t.keys[i+1:]...)
+	// A new slice for the keys: decoded dicts may share theirs (see sharedKeys).
+	t.keys = append(t.keys[:i:i], t.keys[i+1:]...)
 	if withValue {
 		t.vals = append(t.vals[:i], t.vals[i+1:]...)
 	}
