@@ -19,6 +19,7 @@ import (
 	"github.com/qxbridge/qxbridge/internal/testnginx"
 	"github.com/qxbridge/qxbridge/internal/testquixote"
 	"github.com/qxbridge/qxbridge/internal/testwrk"
+	"github.com/qxbridge/qxbridge/scgi"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 )
@@ -202,6 +203,8 @@ type counterSetup struct {
 	goURL    string // nginx → gateway (SCGI, UNIX socket) → the Go demo
 	pyURL    string // nginx → Quixote's SCGI server (UNIX socket) → qxsite
 	httpURL  string // the gateway's own HTTP listener
+	goNginx  *testnginx.Instance
+	pyNginx  *testnginx.Instance
 	gw       *benchGateway
 	py       *testquixote.Server
 	cookies  []string // logged-in sessions, made through Python
@@ -220,11 +223,13 @@ func newCounterSetup(b *testing.B, fs, parent string, nSessions int) *counterSet
 		Env: []string{"QXSITE_COOKIE_PATH=/"}})
 	s.py = py
 	sock := "unix:" + filepath.Join(shortTempDir(b), "gw.sock")
-	s.gw = startBenchGateway(b, "-scgi", sock, "-sessions", s.sessions, "-route", "/=demo", "-cookie-path", "/")
+	args := []string{"-scgi", sock, "-sessions", s.sessions, "-route", "/=demo", "-cookie-path", "/"}
+	s.gw = startBenchGateway(b, append(args, strings.Fields(os.Getenv("BENCH_GATEWAY_FLAGS"))...)...)
 	s.httpURL = "http://" + s.gw.http
 	workers := envInt("BENCH_NGINX_WORKERS", 1)
-	s.goURL = testnginx.Start(b, testnginx.Config{Workers: workers, Locations: documentedNginx(b, sock)}).URL
-	s.pyURL = testnginx.Start(b, testnginx.Config{Workers: workers, Locations: documentedNginx(b, py.Addr)}).URL
+	s.goNginx = testnginx.Start(b, testnginx.Config{Workers: workers, Locations: documentedNginx(b, sock)})
+	s.pyNginx = testnginx.Start(b, testnginx.Config{Workers: workers, Locations: documentedNginx(b, py.Addr)})
+	s.goURL, s.pyURL = s.goNginx.URL, s.pyNginx.URL
 
 	for i := range nSessions {
 		r := get(b, client(b), fmt.Sprintf("%s/login?user=user%d", s.pyURL, i))
@@ -242,12 +247,14 @@ func newCounterSetup(b *testing.B, fs, parent string, nSessions int) *counterSet
 
 // counterRow is one row of the table: Go's and Python's rounds.
 type counterRow struct {
-	name       string
-	goR, pyR   []testwrk.Result
-	goInc, pyN int64         // counter increments found in the files, for Go and Python
-	goReq, pyQ int           // requests wrk completed
-	goCPU      time.Duration // CPU time of the gateway process during Go's runs
-	pyCPU      time.Duration // CPU time of Quixote's processes during Python's runs
+	name         string
+	goR, pyR     []testwrk.Result
+	goInc, pyN   int64         // counter increments found in the files, for Go and Python
+	goReq, pyQ   int           // requests wrk completed
+	goCPU        time.Duration // CPU time of the gateway process during Go's runs
+	pyCPU        time.Duration // CPU time of Quixote's processes during Python's runs
+	goWrk, pyWrk time.Duration // CPU time of wrk during Go's and Python's runs
+	goNgx, pyNgx time.Duration // CPU time of each side's nginx (master and worker)
 }
 
 // cpuPerRequest is a side's CPU time per completed request, in µs.
@@ -269,10 +276,20 @@ func cpuPerRequest(cpu time.Duration, requests int) float64 {
 // 200-session ext4 load on the gateway 10 times in a row and records its resident
 // memory after each.
 //
+// With the first filesystem (ext4 unless BENCH_ONLY says otherwise) it also measures,
+// in each round beside the Python /counter, what bounds any Go page behind nginx here
+// (newCeilingRows): nginx answering by itself; nginx → SCGI (one connection per
+// request) → a bare scgi.Server with a constant page, and → the gateway's GET /; nginx
+// → HTTP/1.1 with upstream keepalive → a bare net/http server with the same page, and →
+// the gateway's HTTP listener (GET /, and /counter with 200 sessions and one). For every
+// row it splits the CPU time per request between wrk, nginx and the server behind it.
+//
 // It ignores b.N: run it with -benchtime=1x (scripts/bench-gateway.sh). Environment:
 // WRK_DURATION (default 4s), WRK_ROUNDS (default 2), WRK_CONNS (default 16),
 // BENCH_RSS_RUNS (default 10), BENCH_EXT4_DIR (default /var/tmp), BENCH_TMPFS_DIR
-// (default /dev/shm), BENCH_NGINX_WORKERS (default 1), BENCH_ONLY (ext4 or tmpfs).
+// (default /dev/shm), BENCH_NGINX_WORKERS (default 1), BENCH_ONLY (ext4 or tmpfs),
+// BENCH_CEILING (0: leave out the ceiling rows), BENCH_GATEWAY_FLAGS (more flags for
+// the gateway, split on spaces, e.g. "-order=false").
 func BenchmarkGatewayCounter(b *testing.B) {
 	conns := envInt("WRK_CONNS", 16)
 	rounds := envInt("WRK_ROUNDS", 2)
@@ -286,6 +303,10 @@ func BenchmarkGatewayCounter(b *testing.B) {
 	var out []string
 	logf := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
 	logf("load average at start: %s", loadavg())
+
+	ceilingOn := os.Getenv("BENCH_CEILING") != "0"
+	var ceilingFS string   // the filesystem whose run measured the ceiling rows
+	var ceilTable []string // their tables, printed after the main ones
 
 	b.ResetTimer()
 	var rows []*counterRow
@@ -306,26 +327,41 @@ func BenchmarkGatewayCounter(b *testing.B) {
 		all := &counterRow{name: fmt.Sprintf("%d sessions, %s", many, fs.name)}
 		var viaHTTP, noSession, ceiling []testwrk.Result
 		measure := func(row *counterRow, cookies []string) {
-			before, cpu0 := counterSum(b, s.sessions), s.goCPU(b)
+			before, cpu0, ngx0 := counterSum(b, s.sessions), s.goCPU(b), nginxCPU(b, s.goNginx)
 			g := runWrk(b, s.goURL+"/counter", cookies, conns, dur)
 			time.Sleep(100 * time.Millisecond) // requests wrk gave up on at the end finish
 			row.goCPU += s.goCPU(b) - cpu0
-			mid, cpu0 := counterSum(b, s.sessions), s.pyCPU(b)
+			row.goNgx += nginxCPU(b, s.goNginx) - ngx0
+			mid, cpu0, ngx0 := counterSum(b, s.sessions), s.pyCPU(b), nginxCPU(b, s.pyNginx)
 			p := runWrk(b, s.pyURL+"/counter", cookies, conns, dur)
 			time.Sleep(100 * time.Millisecond)
 			row.pyCPU += s.pyCPU(b) - cpu0
+			row.pyNgx += nginxCPU(b, s.pyNginx) - ngx0
+			row.goWrk, row.pyWrk = row.goWrk+g.CPU, row.pyWrk+p.CPU
 			row.goInc += mid - before
 			row.pyN += counterSum(b, s.sessions) - mid
 			row.goR, row.pyR = append(row.goR, g), append(row.pyR, p)
 			row.goReq += g.Requests
 			row.pyQ += p.Requests
 		}
+		// The ceiling rows go with the first filesystem measured, beside its Python rows.
+		var ceil []*ceilingRow
+		if ceilingOn && ceilingFS == "" {
+			ceilingFS = fs.name
+			ceil = newCeilingRows(b, s)
+		}
 		// Warm up both sides (children forked, caches filled).
 		runWrk(b, s.goURL+"/counter", s.cookies, conns, time.Second)
 		runWrk(b, s.pyURL+"/counter", s.cookies, conns, time.Second)
+		for _, c := range ceil {
+			runWrk(b, c.url, c.cookies, conns, time.Second)
+		}
 		for range rounds {
 			measure(all, s.cookies)
 			measure(one, s.cookies[:1])
+			for _, c := range ceil {
+				c.measure(b, conns, dur)
+			}
 			if fs.name == "tmpfs" {
 				viaHTTP = append(viaHTTP, runWrk(b, s.httpURL+"/counter", s.cookies, conns, dur))
 				noSession = append(noSession, runWrk(b, s.httpURL+"/", []string{"x=y"}, conns, dur))
@@ -333,6 +369,9 @@ func BenchmarkGatewayCounter(b *testing.B) {
 			}
 		}
 		rows = append(rows, all, one)
+		if ceil != nil {
+			ceilTable = ceilingTable(ceil, all, one, conns, dur)
+		}
 		if fs.name == "tmpfs" {
 			logf("%d sessions, tmpfs, gateway's own HTTP listener (no nginx), Go /counter: %s req/s", many, rpsList(viaHTTP))
 			logf("no session work (GET /, gateway's HTTP listener): %s req/s", rpsList(noSession))
@@ -360,9 +399,21 @@ func BenchmarkGatewayCounter(b *testing.B) {
 		logf("| %s | %.0f µs | %.0f µs | %.1f× |", r.name, g, p, p/g)
 	}
 	logf("")
+	logf("| CPU time per request by process, all rounds (µs) | wrk | nginx | behind nginx | total | 2 cores ÷ total |")
+	logf("| --- | ---: | ---: | ---: | ---: | ---: |")
+	for _, r := range rows {
+		logf("%s", cpuSplit{r.goWrk, r.goNgx, r.goCPU, r.goReq}.row("Go `/counter` (nginx → SCGI → gateway), "+r.name))
+		logf("%s", cpuSplit{r.pyWrk, r.pyNgx, r.pyCPU, r.pyQ}.row("Python `/counter` (nginx → SCGI → Quixote), "+r.name))
+	}
+	logf("")
 	for _, r := range rows {
 		logf("%s: counter increments in the files / requests wrk completed: Go %d / %d, Python %d / %d",
 			r.name, r.goInc, r.goReq, r.pyN, r.pyQ)
+	}
+	if ceilTable != nil {
+		logf("")
+		logf("What bounds a Go page behind nginx (%s run; ratios to that run's Python `/counter` in the same round):", ceilingFS)
+		out = append(out, ceilTable...)
 	}
 
 	if ext4 != nil && rssRuns > 0 {
@@ -392,6 +443,159 @@ func BenchmarkGatewayCounter(b *testing.B) {
 }
 
 func mib(n int64) float64 { return float64(n) / (1 << 20) }
+
+// nginxCPU is the CPU time nginx's processes (its process group: master and workers)
+// have used so far.
+func nginxCPU(b *testing.B, inst *testnginx.Instance) time.Duration {
+	return cpuTime(b, 0, inst.PID())
+}
+
+// cpuSplit is where the CPU time of a page's requests went: wrk, nginx, and the
+// process(es) behind nginx.
+type cpuSplit struct {
+	wrk, nginx, backend time.Duration
+	requests            int
+}
+
+// row is a table row of the split per request, in µs, with the rate the two cores
+// would allow if they did nothing else.
+func (c cpuSplit) row(name string) string {
+	w, n, s := cpuPerRequest(c.wrk, c.requests), cpuPerRequest(c.nginx, c.requests), cpuPerRequest(c.backend, c.requests)
+	total := w + n + s
+	return fmt.Sprintf("| %s | %.0f | %.0f | %.0f | %.0f | %.0f req/s |", name, w, n, s, total, 2e6/max(total, 1))
+}
+
+// ceilingRow is a page measured beside the Python /counter for scale.
+type ceilingRow struct {
+	name    string
+	url     string
+	cookies []string
+	nginx   *testnginx.Instance
+	backend func(*testing.B) time.Duration // CPU time so far of the server behind nginx; nil for none
+	rs      []testwrk.Result
+	cpu     cpuSplit
+}
+
+func (c *ceilingRow) measure(b *testing.B, conns int, dur time.Duration) {
+	b.Helper()
+	ngx0 := nginxCPU(b, c.nginx)
+	var back0 time.Duration
+	if c.backend != nil {
+		back0 = c.backend(b)
+	}
+	r := runWrk(b, c.url, c.cookies, conns, dur)
+	time.Sleep(100 * time.Millisecond)
+	c.cpu.nginx += nginxCPU(b, c.nginx) - ngx0
+	if c.backend != nil {
+		c.cpu.backend += c.backend(b) - back0
+	}
+	c.cpu.wrk += r.CPU
+	c.cpu.requests += r.Requests
+	c.rs = append(c.rs, r)
+}
+
+// constPage is the page of the bare servers: no session, no routing, no log.
+var constPage = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+})
+
+// keepaliveNginx is nginx proxying over HTTP/1.1 to addr with upstream connections
+// kept open between requests (nginx's SCGI module opens one per request). Host is
+// passed as the client sent it, and the client's address and scheme as
+// X-Forwarded-For and X-Forwarded-Proto, as such a deployment would.
+func keepaliveNginx(b *testing.B, addr string) *testnginx.Instance {
+	b.Helper()
+	return testnginx.Start(b, testnginx.Config{Workers: envInt("BENCH_NGINX_WORKERS", 1),
+		HTTP: fmt.Sprintf("    upstream backend { server %s; keepalive 32; }", addr),
+		Locations: `        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+        }`})
+}
+
+// newCeilingRows starts, beside setup s, what the ceiling rows measure: an nginx that
+// answers by itself, a bare scgi.Server and a bare net/http server with constPage in
+// this process (idle otherwise while wrk runs, so its CPU time is theirs), each behind
+// its own nginx, and an nginx with upstream keepalive in front of the gateway's HTTP
+// listener; and checks that each answers as it should.
+func newCeilingRows(b *testing.B, s *counterSetup) []*ceilingRow {
+	b.Helper()
+	workers := envInt("BENCH_NGINX_WORKERS", 1)
+	self := func(b *testing.B) time.Duration { return cpuTime(b, os.Getpid(), 0) }
+	gw := func(b *testing.B) time.Duration { return s.goCPU(b) }
+	noCookie := []string{"x=y"}
+
+	alone := testnginx.Start(b, testnginx.Config{Workers: workers, Locations: `        location / { return 200 "ok\n"; }`})
+
+	sock := filepath.Join(shortTempDir(b), "const.sock")
+	sl, err := net.Listen("unix", sock)
+	require.NoError(b, err)
+	ss := &scgi.Server{Handler: constPage}
+	go func() { _ = ss.Serve(sl) }()
+	b.Cleanup(func() { _ = ss.Close() })
+	scgiConst := testnginx.Start(b, testnginx.Config{Workers: workers, Locations: documentedNginx(b, "unix:"+sock)})
+
+	hl, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(b, err)
+	hs := &http.Server{Handler: constPage, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(hl) }()
+	b.Cleanup(func() { _ = hs.Close() })
+	httpConst := keepaliveNginx(b, hl.Addr().String())
+
+	gwHTTP := keepaliveNginx(b, s.gw.http)
+
+	rows := []*ceilingRow{
+		{name: "nginx alone (`return 200`)", url: alone.URL + "/", cookies: noCookie, nginx: alone},
+		{name: "nginx → SCGI, UNIX socket → bare `scgi.Server`, constant page", url: scgiConst.URL + "/", cookies: noCookie, nginx: scgiConst, backend: self},
+		{name: "nginx → SCGI, UNIX socket → gateway, Go `GET /`", url: s.goURL + "/", cookies: noCookie, nginx: s.goNginx, backend: gw},
+		{name: "nginx → HTTP keepalive, TCP → bare `net/http` server, constant page", url: httpConst.URL + "/", cookies: noCookie, nginx: httpConst, backend: self},
+		{name: "nginx → HTTP keepalive, TCP → gateway's `-http`, Go `GET /`", url: gwHTTP.URL + "/", cookies: noCookie, nginx: gwHTTP, backend: gw},
+		{name: fmt.Sprintf("nginx → HTTP keepalive, TCP → gateway's `-http`, Go `/counter`, %d sessions, %s", len(s.cookies), s.fs), url: gwHTTP.URL + "/counter", cookies: s.cookies, nginx: gwHTTP, backend: gw},
+		{name: "nginx → HTTP keepalive, TCP → gateway's `-http`, Go `/counter`, 1 session, " + s.fs, url: gwHTTP.URL + "/counter", cookies: s.cookies[:1], nginx: gwHTTP, backend: gw},
+	}
+	for _, r := range rows {
+		resp := get(b, &http.Client{}, r.url, "Cookie", r.cookies[0])
+		require.Equal(b, http.StatusOK, resp.Status, "%s: %s", r.name, resp.Body)
+		if strings.HasSuffix(r.url, "/counter") {
+			require.Contains(b, resp.Body, "Counter: ", r.name)
+		}
+	}
+	return rows
+}
+
+// ceilingTable prints the ceiling rows' rates, their ratios to the Python /counter
+// (200 sessions and one) of the same round, and their CPU split.
+func ceilingTable(ceil []*ceilingRow, all, one *counterRow, conns int, dur time.Duration) []string {
+	var out []string
+	ratios := func(rs, py []testwrk.Result) string {
+		var xs []float64
+		for i := range rs {
+			xs = append(xs, rs[i].RPS/py[i].RPS)
+		}
+		return ratioList(xs)
+	}
+	out = append(out, fmt.Sprintf("| page (wrk -t1 -c%d, %v, %d rounds) | req/s per round | ÷ Python `/counter`, %s | ÷ Python `/counter`, %s |", conns, dur, len(all.pyR), all.name, one.name))
+	out = append(out, "| --- | ---: | ---: | ---: |")
+	out = append(out, fmt.Sprintf("| Python `/counter` (nginx → SCGI → Quixote), %s | %s | | |", all.name, rpsList(all.pyR)))
+	out = append(out, fmt.Sprintf("| Python `/counter` (nginx → SCGI → Quixote), %s | %s | | |", one.name, rpsList(one.pyR)))
+	out = append(out, fmt.Sprintf("| Go `/counter` (nginx → SCGI → gateway), %s | %s | %s | |", all.name, rpsList(all.goR), ratios(all.goR, all.pyR)))
+	out = append(out, fmt.Sprintf("| Go `/counter` (nginx → SCGI → gateway), %s | %s | | %s |", one.name, rpsList(one.goR), ratios(one.goR, one.pyR)))
+	for _, c := range ceil {
+		out = append(out, fmt.Sprintf("| %s | %s | %s | %s |", c.name, rpsList(c.rs), ratios(c.rs, all.pyR), ratios(c.rs, one.pyR)))
+	}
+	out = append(out, "")
+	out = append(out, "| CPU time per request by process, all rounds (µs) | wrk | nginx | behind nginx | total | 2 cores ÷ total |")
+	out = append(out, "| --- | ---: | ---: | ---: | ---: | ---: |")
+	for _, c := range ceil {
+		out = append(out, c.cpu.row(c.name))
+	}
+	return out
+}
 
 func rpsList(rs []testwrk.Result) string {
 	var s []string
