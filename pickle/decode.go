@@ -8,7 +8,6 @@ import (
 	"math/big"
 	"strings"
 	"sync"
-	"unicode/utf8"
 	"unsafe"
 )
 
@@ -197,10 +196,10 @@ type unpickler struct {
 	// stackRoom is min(cap(stack), maxStack): the fast paths push while the stack is
 	// shorter, and push grows it (and counts the growth) otherwise.
 	stackRoom int
-	// copy is a copy of the input that str and bytes values are cut from (see
-	// inputString), made on first use.
-	copy []byte
-	sl   slabs
+	// bytes is the free part of the chunk str and bytes values are copied into (see
+	// keep).
+	bytes []byte
+	sl    slabs
 	// keySets holds, per number of keys, the keys of the last small dict SETITEMS
 	// filled from empty with distinct str keys (see sharedKeys).
 	keySets [smallTable + 1][]any
@@ -250,7 +249,7 @@ func (u *unpickler) release() {
 	}
 	clear(u.stack[:cap(u.stack)])
 	u.memo.clear()
-	u.data, u.copy, u.sparse, u.hashes, u.sl = nil, nil, nil, nil, slabs{}
+	u.data, u.bytes, u.sparse, u.hashes, u.sl = nil, nil, nil, nil, slabs{}
 	u.keySets = [smallTable + 1][]any{}
 	unpicklers.Put(u)
 }
@@ -408,23 +407,34 @@ func (sl *slabs) appendItems(vs []any, items []slot) []any {
 
 // Values cut from the input.
 //
-// Decoded str and bytes values share one copy of the input instead of being allocated
-// one by one: decoding a session makes one allocation where it would make dozens. A
-// str is an unsafe.String over bytes no []byte value exposes, and a []byte value has
-// its capacity cut to its length, so appending to it reallocates rather than
-// overwriting what follows. The price is that any value cut from the copy keeps the
-// whole copy alive; above maxSharedInput bytes, values are allocated one by one.
-const maxSharedInput = 1 << 20
+// Decoded str and bytes values are copied into chunks of up to byteChunk bytes shared
+// by many values, instead of being allocated one by one: decoding a session makes a few
+// allocations for them where it would make thousands. A str is an unsafe.String over
+// bytes of a chunk that no []byte value exposes, and a []byte value has its capacity
+// cut to its length, so appending to it reallocates rather than overwriting what
+// follows. The price is that a value kept alive keeps its chunk alive; values larger
+// than an eighth of a chunk have an allocation of their own.
+const byteChunk = 16 << 10
 
-// inputOffset returns the offset in the input of b, a slice of it.
-func (u *unpickler) inputOffset(b []byte) int { return cap(u.data) - cap(b) }
-
-func (u *unpickler) shared() bool {
-	if u.copy == nil && len(u.data) <= maxSharedInput {
-		u.copy = bytes.Clone(u.data)
-		u.sl.mem += int64(len(u.data))
+// keep returns a copy of b, a slice of the input, with no spare capacity.
+func (u *unpickler) keep(b []byte) []byte {
+	n := len(b)
+	if n > len(u.bytes) {
+		if n > byteChunk/8 {
+			u.sl.mem += int64(n)
+			c := make([]byte, n)
+			copy(c, b)
+			return c
+		}
+		// What is still to be copied lies in what is left of the input.
+		size := min(byteChunk, n+len(u.data)-u.pos)
+		u.bytes = make([]byte, size)
+		u.sl.mem += int64(size)
 	}
-	return u.copy != nil
+	c := u.bytes[:n:n]
+	copy(c, b)
+	u.bytes = u.bytes[n:]
+	return c
 }
 
 // inputString returns b, a slice of the input, as a string.
@@ -432,29 +442,43 @@ func (u *unpickler) inputString(b []byte) string {
 	if len(b) == 0 {
 		return ""
 	}
-	if !u.shared() {
-		return string(b)
-	}
-	i := u.inputOffset(b)
-	return unsafe.String(&u.copy[i], len(b))
+	c := u.keep(b)
+	return unsafe.String(&c[0], len(c))
 }
 
-// str returns b, a slice of the input, as a str value, counting its memory.
-func (u *unpickler) str(b []byte) any {
-	s := u.inputString(b)
-	if u.copy == nil {
-		u.sl.mem += int64(len(b))
-	}
-	return u.sl.str(s)
-}
+// str returns b, a slice of the input, as a str value.
+func (u *unpickler) str(b []byte) any { return u.sl.str(u.inputString(b)) }
 
 // inputBytes returns a copy of b, a slice of the input.
 func (u *unpickler) inputBytes(b []byte) []byte {
-	if len(b) == 0 || !u.shared() {
-		return append([]byte{}, b...)
+	if len(b) == 0 {
+		return []byte{}
 	}
-	i := u.inputOffset(b)
-	return u.copy[i : i+len(b) : i+len(b)]
+	return u.keep(b)
+}
+
+// copyASCII copies src to dst, of the same length, and reports whether src is all
+// ASCII: the common str, checked as it is copied.
+func copyASCII(dst, src []byte) bool {
+	n := len(src)
+	dst = dst[:n]
+	var bits uint64
+	if n >= 8 {
+		for i := 0; i < n-8; i += 8 {
+			w := binary.LittleEndian.Uint64(src[i:])
+			binary.LittleEndian.PutUint64(dst[i:], w)
+			bits |= w
+		}
+		// The last 8 bytes, overlapping what the loop copied.
+		w := binary.LittleEndian.Uint64(src[n-8:])
+		binary.LittleEndian.PutUint64(dst[n-8:], w)
+		return (bits|w)&0x8080808080808080 == 0
+	}
+	for i := range src {
+		dst[i] = src[i]
+		bits |= uint64(src[i])
+	}
+	return bits&0x80 == 0
 }
 
 // grow2 is slices.Grow with a growth factor of 2 at any size, where append's factor
@@ -1105,10 +1129,13 @@ func (u *unpickler) run() (any, error) {
 		case opShortBinUnicode:
 			if u.pos < u.limit {
 				n := int(u.data[u.pos])
-				if p := u.pos + 1; n <= u.limit-p && len(u.stack) < u.stackRoom {
-					if b := u.data[p : p+n]; utf8.Valid(b) {
+				if p := u.pos + 1; n <= u.limit-p && n <= len(u.bytes) && n > 0 && len(u.stack) < u.stackRoom {
+					// Copied into the chunk and checked as one: a str that is not
+					// ASCII is copied again below, once validated.
+					if c := u.bytes[:n:n]; copyASCII(c, u.data[p:p+n]) {
+						u.bytes = u.bytes[n:]
 						u.pos = p + n
-						u.stack = append(u.stack, slot{u.str(b), noMeta})
+						u.stack = append(u.stack, slot{u.sl.str(unsafe.String(&c[0], n)), noMeta})
 						continue
 					}
 				}

@@ -127,3 +127,22 @@ func TestDictsWithTheSameKeysChangeAlone(t *testing.T) {
 	assert.Equal(t, []any{"b", "c"}, d1.Keys())
 	assert.Equal(t, []any{"a"}, d2.Keys())
 }
+
+func TestCopyASCII(t *testing.T) {
+	for n := range 24 {
+		src := make([]byte, n)
+		for i := range src {
+			src[i] = 'a' + byte(i)
+		}
+		dst := make([]byte, n)
+		require.True(t, copyASCII(dst, src), n)
+		require.Equal(t, src, dst)
+		for i := range n {
+			src[i] |= 0x80
+			clear(dst)
+			require.False(t, copyASCII(dst, src), "%d, non-ASCII at %d", n, i)
+			require.Equal(t, src, dst)
+			src[i] &^= 0x80
+		}
+	}
+}

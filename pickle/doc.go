@@ -178,12 +178,13 @@
 // DefaultMaxDepth or a pickle that would take more than DefaultMaxMemory to decode
 // (Marshal decodes what it wrote to check, when that can happen) are an *EncodeError.
 //
-// Decoding allocates little: the str and bytes values of an input of up to 1 MiB are
-// cut from one copy of it, and containers, and the interface boxes of strs, ints and
-// floats, are allocated in shared chunks. Keeping any
-// one decoded value alive therefore keeps that copy (or chunk) alive too — at most a
-// few times the size of the input, which suits session-sized pickles; copy a value
-// out (strings.Clone, a fresh container) to keep it longer than the rest.
+// Decoding allocates little: the bytes of strs and bytes values are copied into shared
+// chunks of up to 16 KiB, and containers, the interface boxes of strs, ints and
+// floats, and the keys of small dicts with the same str keys as the one before are
+// allocated in shared chunks or shared outright. Keeping any one decoded value alive
+// therefore keeps its chunks alive too — at most a few times the size of the input,
+// which suits session-sized pickles; copy a value out (strings.Clone, a fresh
+// container) to keep it longer than the rest.
 //
 // Everything that walks a value survives the deepest value the decoder accepts. The
 // encoder and ToJSON recurse, bounded at twice DefaultMaxDepth (Encoder.MaxDepth):
