@@ -24,9 +24,10 @@ import (
 // process for the crash tests instead of running tests; namedEnv makes the child save
 // through named temporary files, as where there is no O_TMPFILE.
 const (
-	childEnv  = "QXBRIDGE_STORE_TEST_CHILD"
-	namedEnv  = "QXBRIDGE_STORE_TEST_NAMED"
-	noSyncEnv = "QXBRIDGE_STORE_TEST_NOSYNC"
+	childEnv   = "QXBRIDGE_STORE_TEST_CHILD"
+	namedEnv   = "QXBRIDGE_STORE_TEST_NAMED"
+	noSyncEnv  = "QXBRIDGE_STORE_TEST_NOSYNC"
+	inPlaceEnv = "QXBRIDGE_STORE_TEST_INPLACE" // WithInPlace, with sessions of a page or less
 )
 
 func TestMain(m *testing.M) {
@@ -60,8 +61,16 @@ func runChild(role string, args []string) int {
 	// written but not yet swapped in, where a kill does the most harm. Without it
 	// (noSyncEnv), the swap and the unlink after it take a larger share.
 	var opts []Option
-	if os.Getenv(noSyncEnv) == "" {
+	inPlace := os.Getenv(inPlaceEnv) != ""
+	switch {
+	case inPlace:
+		opts = append(opts, WithInPlace())
+	case os.Getenv(noSyncEnv) == "":
 		opts = append(opts, WithSync())
+	}
+	oldData, newData := crashOld, crashNew
+	if inPlace {
+		oldData, newData = inPlaceOld, inPlaceNew
 	}
 	d, err := Open(dir, opts...)
 	if err != nil {
@@ -76,9 +85,9 @@ func runChild(role string, args []string) int {
 	case "saveloop":
 		fmt.Println("saving")
 		for i := 0; ; i++ {
-			payload := crashNew
+			payload := newData
 			if i%2 == 1 {
-				payload = crashOld
+				payload = oldData
 			}
 			if err := d.Save(ctx, id, payload); err != nil {
 				fmt.Println("save:", err)
@@ -87,12 +96,17 @@ func runChild(role string, args []string) int {
 		}
 	case "diskfull":
 		// Writes past 1 MiB fail with EFBIG (Go ignores SIGXFSZ), as they would with
-		// ENOSPC on a full disk.
-		if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &unix.Rlimit{Cur: 1 << 20, Max: 1 << 20}); err != nil {
+		// ENOSPC on a full disk. In place, the limit is 100 bytes: a write over the
+		// session's first bytes is cut short there, and the next one fails.
+		limit := uint64(1 << 20)
+		if inPlace {
+			limit = 100
+		}
+		if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &unix.Rlimit{Cur: limit, Max: limit}); err != nil {
 			fmt.Println("setrlimit:", err)
 			return 1
 		}
-		err := d.Save(ctx, id, crashNew)
+		err := d.Save(ctx, id, newData)
 		fmt.Println("save:", err)
 		fmt.Println("unavailable:", errors.Is(err, ErrUnavailable))
 		return 0
@@ -116,6 +130,20 @@ func runChild(role string, args []string) int {
 func child(t *testing.T, role, dir, id string, env ...string) *exec.Cmd {
 	cmd := exec.Command(os.Args[0], "-test.run=^$", dir, id)
 	cmd.Env = append(append(os.Environ(), childEnv+"="+role), env...)
+	return cmd
+}
+
+// startSaveLoop starts a child saving id in dir in a loop ("saveloop") and returns
+// once it has begun.
+func startSaveLoop(t *testing.T, dir, id string, env ...string) *exec.Cmd {
+	t.Helper()
+	cmd := child(t, "saveloop", dir, id, env...)
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	line, err := bufio.NewReader(out).ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "saving\n", line)
 	return cmd
 }
 
@@ -156,19 +184,13 @@ func TestKillDuringSave(t *testing.T) {
 		if kills%4 >= 2 {
 			env = append(env, noSyncEnv+"=1")
 		}
-		cmd := child(t, "saveloop", d.Dir(), "victim", env...)
-		out, err := cmd.StdoutPipe()
-		require.NoError(t, err)
-		require.NoError(t, cmd.Start())
-		line, err := bufio.NewReader(out).ReadString('\n')
-		require.NoError(t, err)
-		require.Equal(t, "saving\n", line)
+		cmd := startSaveLoop(t, d.Dir(), "victim", env...)
 		time.Sleep(time.Duration(rand.IntN(40_000)) * time.Microsecond)
 		if !named && holdsUnnamed(cmd.Process.Pid, d.Dir()) {
 			unnamedKills++ // most likely killed with the file still unnamed
 		}
 		require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
-		err = cmd.Wait()
+		err := cmd.Wait()
 		require.Error(t, err, "the child only ends when killed")
 		assert.Contains(t, err.Error(), "killed")
 		kills++

@@ -40,7 +40,8 @@
 // larger than Python's write buffer. It loads with open, LOCK_SH, and a retry every
 // 100 ms while the file is empty or unpickling hits its end.
 //
-// Save never writes into a file that has a session's name. It opens the session file
+// Save never writes into a file that has a session's name (unless WithInPlace says
+// so: see "Saving in place"). It opens the session file
 // it will replace (O_NOFOLLOW; read-write where permitted, as NFS needs for LOCK_EX) and writes the data into a new file without a name
 // (open(2) O_TMPFILE on the directory: Linux 3.11 and later, on ext4, xfs, btrfs,
 // tmpfs...), which no listing shows and which vanishes if the process dies (WithSync:
@@ -77,7 +78,9 @@
 // load key"), and a write cut short — the process killed between two pages of it, or
 // a power loss between two sectors — leaves a file that raises "pickle data was
 // truncated" or, worse, loads as a session mixing the old and the new values. A new
-// file that replaces the old one whole has none of these failures.
+// file that replaces the old one whole has none of these failures. WithInPlace
+// writes in place anyway, for sessions of one page or less, in a way that avoids the
+// first two failures but not the third (see "Saving in place" below).
 //
 // With WithStagingDir, the new file is made, and named if it must be, in a directory
 // outside the session directory on the same filesystem, and renamed from there to
@@ -98,6 +101,9 @@
 // is read again only once it has changed. A smaller one is read whole each time.
 //
 // # Interleavings
+//
+// The interleavings below are those of the default save; WithInPlace's are under
+// "Saving in place".
 //
 // Python reader, Go save. The reader opens either the old file (before the swap) or
 // the new one (after). Both are whole and neither changes while it reads: Go never
@@ -200,6 +206,77 @@
 // starting with a hole of NUL bytes (one truncated under the other's write; Load
 // waits it out) or a shorter session followed by the tail of a longer one (returned
 // as it is: Python's unpickler stops at the first STOP too).
+//
+// # Saving in place
+//
+// WithInPlace gives up one guarantee, old-or-new across a power loss, for speed:
+// the swap creates an inode and frees one per save, which on ext4 costs most of the
+// save (the freeing above all, on a filesystem mounted with discard), and an
+// overwrite costs neither. Save then writes the new bytes over the session file
+// itself — one pwrite(2) at offset 0, under LOCK_EX, never a truncation — when all of
+// these hold, and swaps as without the option otherwise: the filesystem writes over
+// a file's blocks where they are (ext2/3/4, tmpfs, xfs; not btrfs or zfs, which copy
+// on write, nor NFS; Open looks once), neither WithSync nor WithWriteOut is given
+// and the store is not built for NFS (nfslocks); the session file exists, this
+// process may open it for writing, and it is a regular file, not empty, with no
+// access for others (or exactly WithFileMode's mode); it and the new session each
+// fit in one memory page (os.Getpagesize), and the file's allocated blocks (its
+// st_blocks) hold the new bytes. The file's checks are made again under the lock. The
+// file keeps its inode, owner, group and mode; the write sets its modification time,
+// which DeleteIdle and delete_old_sessions go by. A new session, or one larger than
+// a page, is saved by the swap, and so is the next save of a file the swap left
+// larger than a page.
+//
+// Why one page, at offset 0, and why never a truncation:
+//
+//   - The kernel's buffered write (generic_perform_write, mm/filemap.c) copies the
+//     data into the page cache one page (folio) at a time, and checks for a fatal
+//     signal only before each page, never in the middle of one. A write of at most a
+//     page at offset 0 goes into one page: a SIGKILL stops it before it starts, or
+//     after it is done. Should the copy from the process's memory come up short
+//     (the kernel faults the source in first; the copy fails only if that page is
+//     taken away again in between, under memory pressure), the kernel goes on with
+//     the rest itself, and a kill in that very instant would leave the first part
+//     new and the rest old: Save copies the data into one page-aligned page of
+//     memory first, so that only that one page is ever involved.
+//   - Readers are locked out while it writes: Go's Load and session3's load_session
+//     take LOCK_SH, so they read the old session or the new one, whole. A write
+//     and a truncation of one file are serialised by the kernel (the inode's lock),
+//     so a Python writer's truncating open cannot cut the write into a hole of NUL
+//     bytes either.
+//   - The file is never shortened: a new session shorter than the old leaves the
+//     old one's last bytes after its STOP opcode. pickle.load, session3's
+//     load_session and pickle.Unmarshal stop at the first STOP and never read them,
+//     and LooksComplete passes such a file (it ends with the old session's STOP).
+//     Load returns the file as it is, tail included: a WithCheck function must
+//     accept bytes after the pickle.
+//   - A full disk cannot fail the write: it writes into blocks the file already has.
+//     Should it fail anyway, or be cut short (past a file size limit,
+//     RLIMIT_FSIZE), the bytes it had replaced are written back and the error is
+//     returned (ErrUnavailable for ENOSPC, EFBIG or EIO): never success.
+//
+// session3's writer beside it (it truncates the file before it locks it, and writes
+// after it unlocks). A truncation before Go's check under the lock makes Go find
+// the file empty and swap, as by default: the Python save goes into the replaced
+// file and is lost, as if it had come first. A truncation after Go's write leaves
+// an empty file, which both readers wait out, until the writer gets the lock and
+// writes. A truncation in the instant between Go's check and its write makes Go
+// write its bytes into the empty file; the writer then writes its own over them
+// once Go unlocks, with no lock held while its close() flushes them: a reader that
+// reads in the microsecond of that flush can see the two mixed — what two session3
+// writers of one session do to each other too. TestInPlaceWithCPythonPeers runs a
+// session3 writer, session3 readers and Go's in-place saves and loads on one
+// session together; the readers met no torn or unloadable file.
+//
+// A power loss, without a sync: the kernel writes the page out within about 30
+// seconds, and a disk writes a page as several sectors, not as one. A session saved
+// in place shortly before a power loss can come back as the old version, the new
+// one, or a mix of the two versions of this same session, torn at a sector
+// boundary, which may fail to load or, in the worst case, load as a session mixing
+// old and new values. Never another session's bytes (the blocks stay this file's)
+// and never an empty file (the file keeps its blocks and its size). By default (the
+// swap) a session comes back old, new or, on ext4, empty, never mixed; WithWriteOut
+// and WithSync, which turn WithInPlace off, give old or new.
 //
 // # NFS
 //

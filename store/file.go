@@ -319,19 +319,23 @@ func (d *Directory) Save(ctx context.Context, id string, data []byte) error {
 }
 
 func (d *Directory) save(ctx context.Context, path, id string, data []byte) error {
-	err := d.saveVia(ctx, path, id, data, !d.noUnnamed.Load())
+	lockDeadline := d.lockDeadline()
+	if done, err := d.saveInPlace(ctx, path, data, lockDeadline); done {
+		return err
+	}
+	err := d.saveVia(ctx, path, id, data, !d.noUnnamed.Load(), lockDeadline)
 	if err == errNoUnnamed {
 		// No O_TMPFILE here (or no way to link such a file): from now on write named
 		// temporary files. Nothing was changed; start over.
 		d.noUnnamed.Store(true)
-		err = d.saveVia(ctx, path, id, data, false)
+		err = d.saveVia(ctx, path, id, data, false, lockDeadline)
 	}
 	return err
 }
 
 // saveVia saves data as the file at path, writing it into a file without a name if
 // unnamed is true, else into a named temporary file.
-func (d *Directory) saveVia(ctx context.Context, path, id string, data []byte, unnamed bool) error {
+func (d *Directory) saveVia(ctx context.Context, path, id string, data []byte, unnamed bool, lockDeadline time.Time) error {
 	// Open the file to be replaced first, so that a name taken by something else is
 	// refused before anything is written.
 	old, st, err := openOld(path)
@@ -373,7 +377,6 @@ func (d *Directory) saveVia(ctx context.Context, path, id string, data []byte, u
 		// lock held; start it now, before either.
 		startWriteout(tmp.fd)
 	}
-	lockDeadline := d.lockDeadline()
 	for {
 		if old < 0 {
 			if tmp.name != "" {

@@ -19,6 +19,22 @@ func flushesOnReplace(dir string) bool {
 	return fs.Type == unix.EXT4_SUPER_MAGIC
 }
 
+// overwritesInPlace reports whether dir is on a filesystem that writes over a file's
+// allocated blocks where they are, without allocating (ext2/3/4, tmpfs, xfs), as
+// WithInPlace needs; copy-on-write filesystems (btrfs, zfs) allocate new blocks on
+// every write, and NFS has its own caching. It is asked once per Directory.
+func overwritesInPlace(dir string) bool {
+	var fs unix.Statfs_t
+	if err := unix.Statfs(dir, &fs); err != nil {
+		return false
+	}
+	switch int64(fs.Type) {
+	case unix.EXT4_SUPER_MAGIC, unix.TMPFS_MAGIC, unix.XFS_SUPER_MAGIC:
+		return true
+	}
+	return false
+}
+
 // startWriteout starts writing out the file's data without waiting for it, as ext4's
 // rename would; failures are left for the rename to meet.
 func startWriteout(fd int) {

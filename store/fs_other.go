@@ -18,6 +18,8 @@ func flushesOnReplace(dir string) bool { return false }
 
 func startWriteout(fd int) {}
 
+func overwritesInPlace(dir string) bool { return false }
+
 func renameExchange(oldpath, newpath string) error { return unix.ENOSYS }
 
 func onNFS(dir string) bool { return false }

@@ -141,7 +141,11 @@ type Directory struct {
 	// here; saves then rename over the session file.
 	noExchange atomic.Bool
 	writeOut   bool // WithWriteOut
-	dirMode    os.FileMode
+	inPlace    bool // WithInPlace
+	// overwrite: saves of small sessions write over the session file (WithInPlace,
+	// on a filesystem where it is allowed; see inPlaceAllowed).
+	overwrite bool
+	dirMode   os.FileMode
 	// customCheck: WithCheck replaced LooksComplete, so Load must read a file whole
 	// to check it.
 	customCheck bool
@@ -212,7 +216,7 @@ func WithMaxSize(n int64) Option {
 // directory after, so a saved session survives a power loss or kernel crash. Without
 // it a save survives the death of any process (the kernel has the data) but relies
 // on the filesystem's own ordering (ext4's auto_da_alloc) across a power loss.
-// session3 never syncs.
+// session3 never syncs. It turns WithInPlace off.
 func WithSync() Option { return func(d *Directory) { d.sync = true } }
 
 // WithWriteOut makes Save start writing the new file's data to the disk
@@ -221,13 +225,15 @@ func WithSync() Option { return func(d *Directory) { d.sync = true } }
 // new; without it, a session saved in the last seconds before the power loss can be
 // left as an empty file (see the package documentation). It costs a disk write per
 // save, about what session3's own save costs. WithSync gives more: a save that
-// returned survives a power loss.
+// returned survives a power loss. It turns WithInPlace off.
 func WithWriteOut() Option { return func(d *Directory) { d.writeOut = true } }
 
 // WithCheck replaces LooksComplete as the test of whether bytes read from a session
 // file are a whole session rather than the start of one a Python writer is still
 // writing. A decoder's own validation can be plugged in here. nil accepts any
-// non-empty content.
+// non-empty content. With WithInPlace, a whole session file can hold bytes after the
+// pickle's STOP opcode (the rest of a longer session it overwrote): the check must
+// accept them, as Python's unpickler and pickle.Unmarshal do.
 func WithCheck(complete func(data []byte) bool) Option {
 	return func(d *Directory) { d.check, d.customCheck = complete, true }
 }
@@ -301,6 +307,7 @@ func Open(dir string, opts ...Option) (*Directory, error) {
 	}
 	d.euid = os.Geteuid()
 	d.flushOnReplace = flushesOnReplace(abs)
+	d.overwrite = d.inPlace && inPlaceAllowed(d, overwritesInPlace(abs))
 	if d.staging != "" {
 		if d.staging, err = checkStaging(abs, d.staging); err != nil {
 			return nil, err

@@ -27,7 +27,8 @@ const (
 )
 
 // userOpEnv carries the operation of a "user" child: "check", "check0660", "load",
-// "save SRC", "save0660 SRC" (0660: with WithFileMode(0660)).
+// "save SRC", "save0660 SRC" (0660: with WithFileMode(0660)); "saveinplace SRC"
+// saves with WithInPlace.
 const userOpEnv = "QXBRIDGE_STORE_TEST_OP"
 
 // userOp is the child's main for "user DIR ID": one operation on the session
@@ -36,6 +37,10 @@ const userOpEnv = "QXBRIDGE_STORE_TEST_OP"
 func userOp(dir, id string) int {
 	op, src, _ := strings.Cut(os.Getenv(userOpEnv), " ")
 	opts := []Option{WithCreate(), WithDirMode(0o770)}
+	if strings.HasSuffix(op, "inplace") {
+		opts = append(opts, WithInPlace())
+		op = strings.TrimSuffix(op, "inplace")
+	}
 	if strings.HasSuffix(op, "0660") {
 		opts = append(opts, WithFileMode(0o660))
 		op = strings.TrimSuffix(op, "0660")

@@ -6,10 +6,12 @@ PYTHONHASHSEED=0 (so that re-pickled sets come out byte for byte the same in eve
 process).
 
   read DIR ID SECONDS EXPECTDIR    load in a loop with session3's steps, counting what
-                                   it sees; prints one JSON line
+                                   it sees; prints one JSON line (QXBRIDGE_STORE_TAILS=1:
+                                   a file that starts with an expected session is whole)
   write DIR ID SECONDS PAUSE EXPECTDIR SRC...
-                                   save the sessions in the SRC pickles (plus a 6 KB and
-                                   a 150 KB one) in turn, PAUSE seconds apart (0: back to
+                                   save the sessions in the SRC pickles (plus a 6 KB and,
+                                   unless QXBRIDGE_STORE_BUFFERED_WRITES is set, a 150 KB
+                                   one) in turn, PAUSE seconds apart (0: back to
                                    back); first writes the exact bytes of each save into
                                    EXPECTDIR and prints "ready", then waits for a line
                                    "start" on stdin: SECONDS count from there, so a
@@ -74,6 +76,10 @@ def expected_set(expectdir):
 def read(directory, sid, seconds, expectdir):
     """session3's load_session, step by step, counting instead of sleeping."""
     expected = expected_set(expectdir)
+    # Go's in-place saves (WithInPlace) leave the old bytes after a shorter
+    # session's STOP: with QXBRIDGE_STORE_TAILS set, a file that starts with an
+    # expected session is whole.
+    tails = bool(os.environ.get("QXBRIDGE_STORE_TAILS"))
     store = DirectorySessionStore(directory)
     path = os.path.join(store.directory, sid)
     counts = dict(loads=0, empty=0, eof=0, torn=0, unpicklable=0, missing=0, store_loads=0)
@@ -93,10 +99,13 @@ def read(directory, sid, seconds, expectdir):
                 try:
                     pickle.loads(data)
                 except EOFError:
+                    # Cut short: session3's reader tries again.
                     counts["eof"] += 1
+                    data = None
                 except Exception:
                     counts["unpicklable"] += 1
-                if data not in expected:
+                if data is not None and data not in expected and not (
+                        tails and any(data.startswith(e) for e in expected)):
                     counts["torn"] += 1
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
         counts["loads"] += 1
@@ -124,7 +133,11 @@ def write(directory, sid, seconds, pause, expectdir, sources):
         s.id = sid
         sessions.append(s)
     sessions.append(big_session(sid, 400))     # one frame, larger than a page
-    sessions.append(big_session(sid, 10000))   # several frames
+    if not os.environ.get("QXBRIDGE_STORE_BUFFERED_WRITES"):
+        # Several frames, larger than Python's write buffer: written partly under
+        # the lock, the rest after it is released. session3's own load_session can
+        # then meet a frame cut short and raise UnpicklingError.
+        sessions.append(big_session(sid, 10000))
     for i, s in enumerate(sessions):
         bio = io.BytesIO()
         pickle.dump(s, bio, 4)  # the same pickler path as dump() into the file
