@@ -140,16 +140,23 @@ func parseEncoding(s string) (encoding, error) {
 	return 0, fmt.Errorf("pickle: unsupported Decoder.Encoding %q (use ASCII, latin1, utf-8 or bytes)", s)
 }
 
-// slot is a value on the stack or in the memo. m indexes the meta of a container or
-// object; scalars and globals have none.
+// slot is a value the decoding made. m indexes the meta of a container or object;
+// scalars and globals have none.
 type slot struct {
 	v any
 	m int32
 }
 
+// ref is a value on the stack or in the memo: the index of its slot in
+// unpickler.vals. The stack and the memo, which most opcodes write, hold no pointers:
+// the collector has nothing to scan there and no write barrier to run while it marks
+// (a BINGET copies four bytes), and every value stays reachable through vals, an
+// ordinary slice of interfaces, for as long as the decoding runs.
+type ref int32
+
 const (
 	noMeta   = -1
-	memoHole = -2 // an unset memo entry
+	memoHole = ref(-1) // an unset memo entry
 )
 
 // meta is what the decoder tracks about each container and object it makes, to bound
@@ -176,12 +183,13 @@ type unpickler struct {
 	proto int  // the last PROTO seen (0 before any), which decides find_class's renaming
 	limit int  // the end of the current frame, or of the input outside frames
 
-	stack []slot
+	vals  []slot // every value made, in order; the stack and the memo index it
+	stack []ref
 	marks []int // stack lengths at each MARK
 	fence int   // stack length at the topmost mark: items below it are out of reach
 
-	memo    chunked[slot]  // dense part of the memo, holes marked memoHole
-	sparse  map[int64]slot // entries whose index is far beyond the dense part
+	memo    chunked[ref]   // dense part of the memo, holes marked memoHole
+	sparse  map[int64]ref  // entries whose index is far beyond the dense part
 	memoLen int            // number of entries set (where MEMOIZE puts the next one)
 	meta    chunked[meta]  // per container or object, indexed by slot.m
 	hashes  map[any]uint64 // hashes of large tuple and frozenset keys, computed once
@@ -196,9 +204,8 @@ type unpickler struct {
 	// stackRoom is min(cap(stack), maxStack): the fast paths push while the stack is
 	// shorter, and push grows it (and counts the growth) otherwise.
 	stackRoom int
-	// bytes is the free part of the chunk str and bytes values are copied into (see
-	// keep).
-	bytes []byte
+	// bytes is the chunk str and bytes values are copied into (see keep).
+	bytes chunk[byte]
 	sl    slabs
 	// keySets holds, per number of keys, the keys of the last small dict SETITEMS
 	// filled from empty with distinct str keys (see sharedKeys).
@@ -212,7 +219,7 @@ var unpicklers = sync.Pool{New: func() any { return new(unpickler) }}
 
 func (u *unpickler) reset(data []byte, d *Decoder, enc encoding) {
 	u.data, u.pos, u.start, u.op, u.proto, u.limit = data, 0, 0, 0, 0, len(data)
-	u.stack, u.marks, u.fence = u.stack[:0], u.marks[:0], 0
+	u.vals, u.stack, u.marks, u.fence = u.vals[:0], u.stack[:0], u.marks[:0], 0
 	u.memo.reset()
 	u.memoLen = 0
 	u.meta.reset()
@@ -244,12 +251,11 @@ func orDefault(v, def int) int {
 // unless one of its buffers grew large.
 func (u *unpickler) release() {
 	const keep = 1 << 16
-	if cap(u.stack) > keep || u.memo.n > keep || u.meta.n > keep || cap(u.marks) > keep {
+	if cap(u.vals) > keep || cap(u.stack) > keep || u.memo.n > keep || u.meta.n > keep || cap(u.marks) > keep {
 		return
 	}
-	clear(u.stack[:cap(u.stack)])
-	u.memo.clear()
-	u.data, u.bytes, u.sparse, u.hashes, u.sl = nil, nil, nil, nil, slabs{}
+	clear(u.vals)
+	u.data, u.bytes, u.sparse, u.hashes, u.sl = nil, chunk[byte]{}, nil, nil, slabs{}
 	u.keySets = [smallTable + 1][]any{}
 	unpicklers.Put(u)
 }
@@ -261,20 +267,46 @@ func (u *unpickler) release() {
 // dozen allocations for them instead of thousands. Any value keeps its whole chunk
 // alive; chunks grow with the number of values made, from 1 to 128.
 type slabs struct {
-	items   []any
-	dicts   []Dict
-	tuples  []Tuple
-	lists   []List
-	objects []Object
-	// counts of values made, which size the next chunk
-	nItems, nDicts, nTuples, nLists, nObjects int
+	items   chunk[any]
+	dicts   chunk[Dict]
+	tuples  chunk[Tuple]
+	lists   chunk[List]
+	objects chunk[Object]
 	// mem counts the bytes the decoding allocated: chunks here, and what the
 	// unpickler allocates elsewhere.
 	mem int64
 	// Boxes: the storage interfaces holding str, int and float values point to.
-	strs          []string
-	words         []uint64
-	nStrs, nWords int
+	strs  chunk[string]
+	words chunk[uint64]
+}
+
+// chunk is the chunk values of one type are taken from. Taking moves a count, not
+// the slice, so no pointer is written (and no write barrier runs while the collector
+// marks) but when a new chunk is made.
+type chunk[T any] struct {
+	s    []T
+	used int // values taken from s
+	made int // values taken from all chunks, which sizes the next one
+}
+
+// take returns n values (length and capacity n) from the chunk, making a new chunk
+// of max(n, size) values when there is not enough room, and counting its memory.
+func (c *chunk[T]) take(n, size int, mem *int64) []T {
+	if len(c.s)-c.used < n {
+		c.s = make([]T, max(n, size))
+		c.used = 0
+		var t T
+		*mem += int64(len(c.s)) * int64(unsafe.Sizeof(t))
+	}
+	s := c.s[c.used : c.used+n : c.used+n]
+	c.used += n
+	c.made += n
+	return s
+}
+
+// one returns one value from the chunk; chunks grow with the number of values taken.
+func (c *chunk[T]) one(maxChunk int, mem *int64) *T {
+	return &c.take(1, min(max(c.made, 1), maxChunk), mem)[0]
 }
 
 // Boxes.
@@ -314,27 +346,15 @@ func (sl *slabs) str(s string) any {
 	if len(s) == 0 {
 		return ""
 	}
-	if len(sl.strs) == 0 {
-		sl.strs = make([]string, chunkSize(sl.nStrs))
-		sl.mem += int64(len(sl.strs)) * 16
-	}
-	p := &sl.strs[0]
+	p := &sl.strs.take(1, chunkSize(sl.strs.made), &sl.mem)[0]
 	*p = s
-	sl.strs = sl.strs[1:]
-	sl.nStrs++
 	return boxed(stringType, unsafe.Pointer(p))
 }
 
 // word returns x, the bits of an int64 or float64 of type typ, in an interface.
 func (sl *slabs) word(typ unsafe.Pointer, x uint64) any {
-	if len(sl.words) == 0 {
-		sl.words = make([]uint64, chunkSize(sl.nWords))
-		sl.mem += int64(len(sl.words)) * 8
-	}
-	p := &sl.words[0]
+	p := &sl.words.take(1, chunkSize(sl.words.made), &sl.mem)[0]
 	*p = x
-	sl.words = sl.words[1:]
-	sl.nWords++
 	return boxed(typ, unsafe.Pointer(p))
 }
 
@@ -346,19 +366,6 @@ func (sl *slabs) int(x int64) any {
 	return sl.word(int64Type, uint64(x))
 }
 
-func take[T any](free *[]T, made *int, mem *int64) *T {
-	if len(*free) == 0 {
-		n := min(max(*made, 1), 128)
-		*free = make([]T, n)
-		var t T
-		*mem += int64(n) * int64(unsafe.Sizeof(t))
-	}
-	p := &(*free)[0]
-	*free = (*free)[1:]
-	*made++
-	return p
-}
-
 // items returns a slice of n items (length n, capacity n).
 func (sl *slabs) itemSlice(n int) []any {
 	if n == 0 {
@@ -368,39 +375,35 @@ func (sl *slabs) itemSlice(n int) []any {
 		sl.mem += int64(n) * itemSize
 		return make([]any, n)
 	}
-	if len(sl.items) < n {
-		sl.items = make([]any, max(n, min(max(sl.nItems, 16), 1024)))
-		sl.mem += int64(len(sl.items)) * itemSize
-	}
-	s := sl.items[:n:n]
-	sl.items = sl.items[n:]
-	sl.nItems += n
-	return s
+	return sl.items.take(n, chunkSize(sl.items.made), &sl.mem)
 }
 
-func (sl *slabs) dict() *Dict     { return take(&sl.dicts, &sl.nDicts, &sl.mem) }
-func (sl *slabs) list() *List     { return take(&sl.lists, &sl.nLists, &sl.mem) }
-func (sl *slabs) object() *Object { return take(&sl.objects, &sl.nObjects, &sl.mem) }
+// Containers come in chunks of 1 to 128.
+func (sl *slabs) dict() *Dict     { return sl.dicts.one(128, &sl.mem) }
+func (sl *slabs) list() *List     { return sl.lists.one(128, &sl.mem) }
+func (sl *slabs) object() *Object { return sl.objects.one(128, &sl.mem) }
 
-func (sl *slabs) tuple(items []slot) *Tuple {
-	t := take(&sl.tuples, &sl.nTuples, &sl.mem)
+// tuple returns a tuple of the values of items, refs to vals.
+func (sl *slabs) tuple(vals []slot, items []ref) *Tuple {
+	t := sl.tuples.one(128, &sl.mem)
 	t.Items = sl.itemSlice(len(items))
-	for i := range items {
-		t.Items[i] = items[i].v
+	for i, r := range items {
+		t.Items[i] = vals[r].v
 	}
 	return t
 }
 
-// appendItems appends the values of items to vs, taking a first slice from the slab.
-func (sl *slabs) appendItems(vs []any, items []slot) []any {
+// appendItems appends the values of items, refs to vals, to vs, taking a first slice
+// from the slab.
+func (sl *slabs) appendItems(vs []any, vals []slot, items []ref) []any {
 	if cap(vs) == 0 {
 		vs = sl.itemSlice(len(items))[:0]
 	} else if cap(vs)-len(vs) < len(items) {
 		vs = grow2(vs, len(items))
 		sl.mem += int64(cap(vs)) * itemSize
 	}
-	for i := range items {
-		vs = append(vs, items[i].v)
+	for _, r := range items {
+		vs = append(vs, vals[r].v)
 	}
 	return vs
 }
@@ -419,21 +422,15 @@ const byteChunk = 16 << 10
 // keep returns a copy of b, a slice of the input, with no spare capacity.
 func (u *unpickler) keep(b []byte) []byte {
 	n := len(b)
-	if n > len(u.bytes) {
-		if n > byteChunk/8 {
-			u.sl.mem += int64(n)
-			c := make([]byte, n)
-			copy(c, b)
-			return c
-		}
+	var c []byte
+	if n > len(u.bytes.s)-u.bytes.used && n > byteChunk/8 {
+		u.sl.mem += int64(n)
+		c = make([]byte, n)
+	} else {
 		// What is still to be copied lies in what is left of the input.
-		size := min(byteChunk, n+len(u.data)-u.pos)
-		u.bytes = make([]byte, size)
-		u.sl.mem += int64(size)
+		c = u.bytes.take(n, min(byteChunk, n+len(u.data)-u.pos), &u.sl.mem)
 	}
-	c := u.bytes[:n:n]
 	copy(c, b)
-	u.bytes = u.bytes[n:]
 	return c
 }
 
@@ -608,13 +605,29 @@ func (u *unpickler) readArgLine() ([]byte, error) {
 
 // The stack.
 
+// push pushes a new value.
 func (u *unpickler) push(v any, m int32) error {
+	return u.pushRef(u.newVal(v, m))
+}
+
+// newVal records a new value in vals and returns its ref.
+func (u *unpickler) newVal(v any, m int32) ref {
+	if len(u.vals) == cap(u.vals) {
+		u.vals = grow2(u.vals, 1)
+		u.sl.mem += int64(cap(u.vals)) * slotSize
+	}
+	u.vals = append(u.vals, slot{v, m})
+	return ref(len(u.vals) - 1)
+}
+
+// pushRef pushes a value already made.
+func (u *unpickler) pushRef(r ref) error {
 	if len(u.stack) >= u.stackRoom {
 		if err := u.growStack(); err != nil {
 			return err
 		}
 	}
-	u.stack = append(u.stack, slot{v, m})
+	u.stack = append(u.stack, r)
 	if u.sl.mem > u.budget {
 		return u.overBudget()
 	}
@@ -627,7 +640,7 @@ func (u *unpickler) growStack() error {
 		return u.stackFull()
 	}
 	u.stack = grow2(u.stack, 1)
-	u.sl.mem += int64(cap(u.stack)) * slotSize
+	u.sl.mem += int64(cap(u.stack)) * refSize
 	u.stackRoom = min(cap(u.stack), u.maxStack)
 	return nil
 }
@@ -647,6 +660,7 @@ func (u *unpickler) overBudget() error {
 // Sizes the memory count uses.
 const (
 	slotSize  = int64(unsafe.Sizeof(slot{}))
+	refSize   = int64(unsafe.Sizeof(ref(0)))
 	itemSize  = int64(unsafe.Sizeof(any(nil)))
 	boxedSize = 8 // an int64 or float64 in an interface (ints 0 to 255 excepted)
 )
@@ -674,21 +688,29 @@ func (u *unpickler) pushScalar(v any) error {
 }
 
 func (u *unpickler) pop() (slot, error) {
-	n := len(u.stack)
-	if n <= u.fence {
-		return slot{}, u.underflow()
+	r, err := u.popRef()
+	if err != nil {
+		return slot{}, err
 	}
-	s := u.stack[n-1]
-	u.stack = u.stack[:n-1]
-	return s, nil
+	return u.vals[r], nil
 }
 
-func (u *unpickler) top() (*slot, error) {
+func (u *unpickler) popRef() (ref, error) {
 	n := len(u.stack)
 	if n <= u.fence {
-		return nil, u.underflow()
+		return 0, u.underflow()
 	}
-	return &u.stack[n-1], nil
+	r := u.stack[n-1]
+	u.stack = u.stack[:n-1]
+	return r, nil
+}
+
+func (u *unpickler) topRef() (ref, error) {
+	n := len(u.stack)
+	if n <= u.fence {
+		return 0, u.underflow()
+	}
+	return u.stack[n-1], nil
 }
 
 // marker pops the topmost mark and returns the stack length it recorded.
@@ -706,9 +728,8 @@ func (u *unpickler) marker() (int, error) {
 	return m, nil
 }
 
-// truncate drops the stack down to length n. The dropped slots keep their values until
-// they are reused or the decoding ends (release clears them): clearing them here would
-// cost more than the short retention.
+// truncate drops the stack down to length n. The values stay in vals until the
+// decoding ends (release clears them).
 func (u *unpickler) truncate(n int) { u.stack = u.stack[:n] }
 
 // Depth tracking.
@@ -760,20 +781,13 @@ func (t *chunked[T]) reset() {
 	t.n = 0
 }
 
-// clear drops the references the table holds.
-func (t *chunked[T]) clear() {
-	for _, ch := range t.chunks {
-		clear(ch[:cap(ch)])
-	}
-}
-
 // holder returns the meta of a new container or object holding items, and marks the
 // items as held.
-func (u *unpickler) holder(items []slot, key bool) (int32, error) {
+func (u *unpickler) holder(items []ref, key bool) (int32, error) {
 	var h, kd int32
 	ks := int32(1)
-	for i := range items {
-		if m := items[i].m; m >= 0 {
+	for _, r := range items {
+		if m := u.vals[r].m; m >= 0 {
 			mt := u.meta.at(int(m))
 			mt.inside = true
 			h = max(h, mt.height)
@@ -792,14 +806,14 @@ func (u *unpickler) holder(items []slot, key bool) (int32, error) {
 }
 
 // changed records that items were put into the existing container or object target.
-func (u *unpickler) changed(target slot, items []slot) {
+func (u *unpickler) changed(target slot, items []ref) {
 	if target.m < 0 {
 		return
 	}
 	t := u.meta.at(int(target.m))
 	h := t.height
-	for i := range items {
-		if m := items[i].m; m >= 0 && m != target.m {
+	for _, r := range items {
+		if m := u.vals[r].m; m >= 0 && m != target.m {
 			mt := u.meta.at(int(m))
 			mt.inside = true
 			h = max(h, mt.height+1)
@@ -866,19 +880,20 @@ func grown(before, after int64) int64 {
 // putPairs puts the key/value pairs of items into a dict's table. Keys of the scalar
 // types are hashable, and a table that stays small does not use hashes: those are not
 // computed.
-func (u *unpickler) putPairs(t *table, items []slot) error {
+func (u *unpickler) putPairs(t *table, items []ref) error {
 	before := t.memory()
 	defer func() { u.sl.mem += grown(before, t.memory()) }()
 	small := t.ix == nil && len(t.keys)+len(items)/2 <= smallTable
 	for i := 0; i < len(items); i += 2 {
+		k := u.vals[items[i]]
 		var h uint64
-		if !small || !scalar(items[i].v) {
+		if !small || !scalar(k.v) {
 			var err error
-			if h, err = u.hash(items[i]); err != nil {
+			if h, err = u.hash(k); err != nil {
 				return err
 			}
 		}
-		u.probes += int64(t.putHashed(items[i].v, items[i+1].v, h, true))
+		u.probes += int64(t.putHashed(k.v, u.vals[items[i+1]].v, h, true))
 	}
 	return nil
 }
@@ -896,7 +911,7 @@ func (u *unpickler) putPairs(t *table, items []slot) error {
 
 // sharedKeys fills the empty table t with the pairs of items when their keys are those
 // of the last key set of their number, and reports whether it did.
-func (u *unpickler) sharedKeys(t *table, items []slot) bool {
+func (u *unpickler) sharedKeys(t *table, items []ref) bool {
 	n := len(items) / 2
 	if n > smallTable {
 		return false
@@ -906,13 +921,13 @@ func (u *unpickler) sharedKeys(t *table, items []slot) bool {
 		return false
 	}
 	for i, k := range keys {
-		if !identical(k, items[2*i].v) {
+		if !identical(k, u.vals[items[2*i]].v) {
 			return false
 		}
 	}
 	vals := u.sl.itemSlice(n)
 	for i := range vals {
-		vals[i] = items[2*i+1].v
+		vals[i] = u.vals[items[2*i+1]].v
 	}
 	t.keys, t.vals = keys, vals
 	u.probes += int64(n)
@@ -921,7 +936,7 @@ func (u *unpickler) sharedKeys(t *table, items []slot) bool {
 
 // noteKeys records the keys of t, just filled from empty with the pairs of items, as
 // the key set of their number when they are all str and all distinct.
-func (u *unpickler) noteKeys(t *table, items []slot) {
+func (u *unpickler) noteKeys(t *table, items []ref) {
 	n := len(t.keys)
 	if n == 0 || n > smallTable || 2*n != len(items) {
 		return
@@ -941,19 +956,20 @@ func identical(a, b any) bool {
 }
 
 // putItems is putPairs for the items of a set.
-func (u *unpickler) putItems(t *table, items []slot) error {
+func (u *unpickler) putItems(t *table, items []ref) error {
 	before := t.memory()
 	defer func() { u.sl.mem += grown(before, t.memory()) }()
 	small := t.ix == nil && len(t.keys)+len(items) <= smallTable
-	for i := range items {
+	for _, r := range items {
+		it := u.vals[r]
 		var h uint64
-		if !small || !scalar(items[i].v) {
+		if !small || !scalar(it.v) {
 			var err error
-			if h, err = u.hash(items[i]); err != nil {
+			if h, err = u.hash(it); err != nil {
 				return err
 			}
 		}
-		u.probes += int64(t.putHashed(items[i].v, nil, h, false))
+		u.probes += int64(t.putHashed(it.v, nil, h, false))
 	}
 	return nil
 }
@@ -969,7 +985,7 @@ func scalar(v any) bool {
 
 // The memo.
 
-func (u *unpickler) memoPut(idx int64, s slot) error {
+func (u *unpickler) memoPut(idx int64, s ref) error {
 	if idx < 0 {
 		return u.fail(ErrMemo, "negative PUT argument")
 	}
@@ -977,7 +993,7 @@ func (u *unpickler) memoPut(idx int64, s slot) error {
 	switch {
 	case idx < n:
 		e := u.memo.at(int(idx))
-		if e.m == memoHole {
+		if *e == memoHole {
 			if err := u.memoCount(); err != nil {
 				return err
 			}
@@ -989,7 +1005,7 @@ func (u *unpickler) memoPut(idx int64, s slot) error {
 			return err
 		}
 		for int64(u.memo.n) < idx {
-			u.sl.mem += u.memo.add(slot{m: memoHole})
+			u.sl.mem += u.memo.add(memoHole)
 		}
 		if u.sparse != nil {
 			// Entries the dense part now covers move into it.
@@ -1010,7 +1026,7 @@ func (u *unpickler) memoPut(idx int64, s slot) error {
 		}
 	}
 	if u.sparse == nil {
-		u.sparse = make(map[int64]slot)
+		u.sparse = make(map[int64]ref)
 	}
 	u.sparse[idx] = s
 	u.sl.mem += 64 // a map entry with its share of the map's growth
@@ -1026,27 +1042,27 @@ func (u *unpickler) memoCount() error {
 }
 
 func (u *unpickler) memoGet(idx int64) error {
-	var s slot
+	var r ref
 	ok := false
 	if idx >= 0 && idx < int64(u.memo.n) {
-		s = *u.memo.at(int(idx))
-		ok = s.m != memoHole
+		r = *u.memo.at(int(idx))
+		ok = r != memoHole
 	} else if u.sparse != nil {
-		s, ok = u.sparse[idx]
+		r, ok = u.sparse[idx]
 	}
 	if !ok {
 		return u.fail(ErrMemo, "memo value not found at index %d", idx)
 	}
-	return u.push(s.v, s.m)
+	return u.pushRef(r)
 }
 
 // put stores the top of the stack in the memo at idx.
 func (u *unpickler) put(idx int64) error {
-	t, err := u.top()
+	r, err := u.topRef()
 	if err != nil {
 		return err
 	}
-	return u.memoPut(idx, *t)
+	return u.memoPut(idx, r)
 }
 
 // run is the main loop, one opcode per iteration.
@@ -1084,9 +1100,9 @@ func (u *unpickler) run() (any, error) {
 				u.truncate(m)
 			}
 		case opDup:
-			var t *slot
-			if t, err = u.top(); err == nil {
-				err = u.push(t.v, t.m)
+			var r ref
+			if r, err = u.topRef(); err == nil {
+				err = u.pushRef(r)
 			}
 
 		// Scalars.
@@ -1129,13 +1145,14 @@ func (u *unpickler) run() (any, error) {
 		case opShortBinUnicode:
 			if u.pos < u.limit {
 				n := int(u.data[u.pos])
-				if p := u.pos + 1; n <= u.limit-p && n <= len(u.bytes) && n > 0 && len(u.stack) < u.stackRoom {
+				if p := u.pos + 1; n <= u.limit-p && n <= len(u.bytes.s)-u.bytes.used && n > 0 && len(u.stack) < u.stackRoom && len(u.vals) < cap(u.vals) {
 					// Copied into the chunk and checked as one: a str that is not
 					// ASCII is copied again below, once validated.
-					if c := u.bytes[:n:n]; copyASCII(c, u.data[p:p+n]) {
-						u.bytes = u.bytes[n:]
+					if at := u.bytes.used; copyASCII(u.bytes.s[at:at+n], u.data[p:p+n]) {
+						c := u.bytes.take(n, 0, &u.sl.mem)
 						u.pos = p + n
-						u.stack = append(u.stack, slot{u.sl.str(unsafe.String(&c[0], n)), noMeta})
+						u.vals = append(u.vals, slot{u.sl.str(unsafe.String(&c[0], n)), noMeta})
+						u.stack = append(u.stack, ref(len(u.vals)-1))
 						continue
 					}
 				}
@@ -1183,7 +1200,7 @@ func (u *unpickler) run() (any, error) {
 
 		// Containers.
 		case opEmptyTuple:
-			t := u.sl.tuple(nil)
+			t := u.sl.tuple(nil, nil)
 			err = u.pushContainer(t, 1)
 		case opEmptyList:
 			l := u.sl.list()
@@ -1264,7 +1281,7 @@ func (u *unpickler) run() (any, error) {
 			if u.pos < u.limit {
 				i := int(u.data[u.pos])
 				// i < 256: the first chunk.
-				if i < u.memo.n && u.memo.chunks[0][i].m != memoHole && len(u.stack) < u.stackRoom {
+				if i < u.memo.n && u.memo.chunks[0][i] != memoHole && len(u.stack) < u.stackRoom {
 					u.pos++
 					u.stack = append(u.stack, u.memo.chunks[0][i])
 					continue
@@ -1423,7 +1440,7 @@ func (u *unpickler) buildTuple(start int) error {
 	if err != nil {
 		return err
 	}
-	t := u.sl.tuple(items)
+	t := u.sl.tuple(u.vals, items)
 	u.truncate(start)
 	return u.push(t, m)
 }
@@ -1435,7 +1452,7 @@ func (u *unpickler) buildList(start int) error {
 		return err
 	}
 	l := u.sl.list()
-	l.Items = u.sl.appendItems(nil, items)
+	l.Items = u.sl.appendItems(nil, u.vals, items)
 	u.truncate(start)
 	return u.push(l, m)
 }
@@ -1484,18 +1501,18 @@ func (u *unpickler) appendItems(x int) error {
 	if x == n {
 		return nil // CPython does nothing, whatever stack[x-1] is
 	}
-	target, items := u.stack[x-1], u.stack[x:]
+	target, items := u.vals[u.stack[x-1]], u.stack[x:]
 	switch t := target.v.(type) {
 	case *List:
-		t.Items = u.sl.appendItems(t.Items, items)
+		t.Items = u.sl.appendItems(t.Items, u.vals, items)
 	case *Object:
 		if t.HasState || len(t.DictItems) > 0 || len(t.SetItems) > 0 {
 			return u.fail(ErrUnsupported, "%s to an object after its SETITEMS, ADDITEMS or BUILD", opName(u.op))
 		}
-		t.ListItems = u.sl.appendItems(t.ListItems, items)
+		t.ListItems = u.sl.appendItems(t.ListItems, u.vals, items)
 	case *ByteArray:
 		for i := range items {
-			b, err := u.byteValue(items[i].v)
+			b, err := u.byteValue(u.vals[items[i]].v)
 			if err != nil {
 				return err
 			}
@@ -1558,7 +1575,7 @@ func (u *unpickler) setItems(x int) error {
 	if (n-x)%2 != 0 {
 		return u.fail(ErrStack, "odd number of items for SETITEMS")
 	}
-	target, items := u.stack[x-1], u.stack[x:]
+	target, items := u.vals[u.stack[x-1]], u.stack[x:]
 	switch t := target.v.(type) {
 	case *Dict:
 		fresh := cap(t.t.keys) == 0
@@ -1585,23 +1602,23 @@ func (u *unpickler) setItems(x int) error {
 			u.sl.mem += int64(cap(t.DictItems)) * int64(unsafe.Sizeof(KV{}))
 		}
 		for i := 0; i < len(items); i += 2 {
-			t.DictItems = append(t.DictItems, KV{items[i].v, items[i+1].v})
+			t.DictItems = append(t.DictItems, KV{u.vals[items[i]].v, u.vals[items[i+1]].v})
 		}
 	case *List:
 		for i := 0; i < len(items); i += 2 {
-			j, err := u.seqIndex(items[i].v, len(t.Items), "list")
+			j, err := u.seqIndex(u.vals[items[i]].v, len(t.Items), "list")
 			if err != nil {
 				return err
 			}
-			t.Items[j] = items[i+1].v
+			t.Items[j] = u.vals[items[i+1]].v
 		}
 	case *ByteArray:
 		for i := 0; i < len(items); i += 2 {
-			j, err := u.seqIndex(items[i].v, len(t.Data), "bytearray")
+			j, err := u.seqIndex(u.vals[items[i]].v, len(t.Data), "bytearray")
 			if err != nil {
 				return err
 			}
-			b, err := u.byteValue(items[i+1].v)
+			b, err := u.byteValue(u.vals[items[i+1]].v)
 			if err != nil {
 				return err
 			}
@@ -1646,7 +1663,7 @@ func (u *unpickler) addItems(x int) error {
 	if x == n {
 		return nil
 	}
-	target, items := u.stack[x-1], u.stack[x:]
+	target, items := u.vals[u.stack[x-1]], u.stack[x:]
 	switch t := target.v.(type) {
 	case *Set:
 		u.grow(&t.t, len(items), false)
@@ -1657,7 +1674,7 @@ func (u *unpickler) addItems(x int) error {
 		if t.HasState {
 			return u.fail(ErrUnsupported, "ADDITEMS to an object after its BUILD")
 		}
-		t.SetItems = u.sl.appendItems(t.SetItems, items)
+		t.SetItems = u.sl.appendItems(t.SetItems, u.vals, items)
 	default:
 		return u.fail(ErrOperation, "'%s' object has no attribute 'add'", TypeName(target.v))
 	}
@@ -1722,7 +1739,8 @@ func callable(v any) bool {
 	return false
 }
 
-func (u *unpickler) newObject(o *Object, parts []slot) error {
+// newObject pushes o, made from parts, refs to vals.
+func (u *unpickler) newObject(o *Object, parts ...ref) error {
 	m, err := u.holder(parts, false)
 	if err != nil {
 		return err
@@ -1731,14 +1749,15 @@ func (u *unpickler) newObject(o *Object, parts []slot) error {
 }
 
 func (u *unpickler) loadReduce() error {
-	args, err := u.pop()
+	ar, err := u.popRef()
 	if err != nil {
 		return err
 	}
-	fn, err := u.pop()
+	fr, err := u.popRef()
 	if err != nil {
 		return err
 	}
+	args, fn := u.vals[ar], u.vals[fr]
 	if !callable(fn.v) {
 		return u.fail(ErrOperation, "'%s' object is not callable", TypeName(fn.v))
 	}
@@ -1748,25 +1767,26 @@ func (u *unpickler) loadReduce() error {
 	}
 	o := u.sl.object()
 	o.Callable, o.Construct, o.Args = fn.v, Reduce, t
-	return u.newObject(o, []slot{fn, args})
+	return u.newObject(o, fr, ar)
 }
 
 func (u *unpickler) loadNewObj(ex bool) error {
-	var kwargs slot
+	var kr ref
 	var err error
 	if ex {
-		if kwargs, err = u.pop(); err != nil {
+		if kr, err = u.popRef(); err != nil {
 			return err
 		}
 	}
-	args, err := u.pop()
+	ar, err := u.popRef()
 	if err != nil {
 		return err
 	}
-	cls, err := u.pop()
+	cr, err := u.popRef()
 	if err != nil {
 		return err
 	}
+	kwargs, args, cls := u.vals[kr], u.vals[ar], u.vals[cr]
 	name := opName(u.op)
 	var kw *Dict
 	if ex {
@@ -1784,12 +1804,11 @@ func (u *unpickler) loadNewObj(ex bool) error {
 	}
 	o := u.sl.object()
 	o.Callable, o.Construct, o.Args = cls.v, NewObj, t
-	parts := []slot{cls, args}
 	if ex {
 		o.Construct, o.Kwargs = NewObjEx, kw
-		parts = append(parts, kwargs)
+		return u.newObject(o, cr, ar, kr)
 	}
-	return u.newObject(o, parts)
+	return u.newObject(o, cr, ar)
 }
 
 func (u *unpickler) loadInst() error {
@@ -1811,7 +1830,7 @@ func (u *unpickler) loadInst() error {
 	if g.Name, err = u.asciiString(line[:len(line)-1]); err != nil {
 		return err
 	}
-	return u.instantiate(slot{v: py3Global(g, u.proto), m: noMeta}, x, x)
+	return u.instantiate(u.newVal(py3Global(g, u.proto), noMeta), x, x)
 }
 
 func (u *unpickler) loadObj() error {
@@ -1823,25 +1842,25 @@ func (u *unpickler) loadObj() error {
 		return u.underflow()
 	}
 	cls := u.stack[x]
-	if !callable(cls.v) {
-		return u.fail(ErrOperation, "'%s' object is not callable", TypeName(cls.v))
+	if v := u.vals[cls].v; !callable(v) {
+		return u.fail(ErrOperation, "'%s' object is not callable", TypeName(v))
 	}
 	return u.instantiate(cls, x, x+1)
 }
 
 // instantiate makes the object of INST and OBJ from cls and the arguments
 // stack[argsAt:], and replaces stack[from:] with it.
-func (u *unpickler) instantiate(cls slot, from, argsAt int) error {
+func (u *unpickler) instantiate(cls ref, from, argsAt int) error {
 	items := u.stack[argsAt:]
 	am, err := u.holder(items, true)
 	if err != nil {
 		return err
 	}
-	args := u.sl.tuple(items)
+	args := u.sl.tuple(u.vals, items)
 	u.truncate(from)
 	o := u.sl.object()
-	o.Callable, o.Construct, o.Args = cls.v, Inst, args
-	return u.newObject(o, []slot{cls, {args, am}})
+	o.Callable, o.Construct, o.Args = u.vals[cls].v, Inst, args
+	return u.newObject(o, cls, u.newVal(args, am))
 }
 
 // loadBuild is BUILD. On an object it records the state; on the built-in types, which
@@ -1851,15 +1870,15 @@ func (u *unpickler) loadBuild() error {
 	if len(u.stack)-2 < u.fence {
 		return u.underflow()
 	}
-	state, _ := u.pop()
-	target := u.stack[len(u.stack)-1]
+	sr, _ := u.popRef()
+	state, target := u.vals[sr], u.vals[u.stack[len(u.stack)-1]]
 	switch t := target.v.(type) {
 	case *Object:
 		if t.HasState {
 			return u.fail(ErrUnsupported, "a second BUILD on the same object")
 		}
 		t.State, t.HasState = state.v, true
-		u.changed(target, []slot{state})
+		u.changed(target, []ref{sr})
 		return nil
 	case Global:
 		return u.fail(ErrUnsupported, "BUILD applied to the class %s", t)
@@ -1919,10 +1938,11 @@ func (u *unpickler) loadExt() error {
 }
 
 func (u *unpickler) loadReadonlyBuffer() error {
-	t, err := u.top()
+	r, err := u.topRef()
 	if err != nil {
 		return err
 	}
+	t := u.vals[r]
 	switch t.v.(type) {
 	case []byte:
 		return nil // already read-only: CPython leaves it as it is

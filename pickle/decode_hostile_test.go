@@ -340,9 +340,9 @@ func TestDecodeErrorMessages(t *testing.T) {
 }
 
 func TestDecodeAllocations(t *testing.T) {
-	// Decoder state is pooled, containers and the interface boxes of strs, ints and
-	// floats come from chunks, and strs are cut from one copy of the input: what is left
-	// is about one allocation per chunk.
+	// Decoder state is pooled, and containers, the interface boxes of strs, ints and
+	// floats, and the bytes of strs come from chunks: what is left is about one
+	// allocation per chunk.
 	data := fixtureFiles(t)["session3-counter-tokens.pkl"]
 	allocs := testing.AllocsPerRun(200, func() {
 		if _, err := Unmarshal(data); err != nil {
@@ -351,7 +351,11 @@ func TestDecodeAllocations(t *testing.T) {
 	})
 	budget := 12.0
 	if raceEnabled {
-		budget += 10 // the pooled state (unpickler, stack, memo, marks, meta) made anew
+		budget += 10 // the pooled state (unpickler, vals, stack, memo, marks, meta) made anew
+	}
+	bigBudget := 90.0
+	if raceEnabled {
+		bigBudget += 20 // the same, grown to the size of the 100 KB session
 	}
 	assert.LessOrEqual(t, allocs, budget, "a 248-byte session")
 
@@ -364,5 +368,5 @@ func TestDecodeAllocations(t *testing.T) {
 	})
 	// 2573 strs and 1000 floats among 1000 dicts, 1000 tuples and 3 lists: chunks of
 	// up to 1024 boxes, 1024 items and 128 containers.
-	assert.Less(t, allocs, 90.0+budget-12, "the 100 KB session")
+	assert.Less(t, allocs, bigBudget, "the 100 KB session")
 }

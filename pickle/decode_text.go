@@ -291,7 +291,7 @@ func (u *unpickler) loadPutText() error {
 	if err != nil {
 		return err
 	}
-	if _, err := u.top(); err != nil {
+	if _, err := u.topRef(); err != nil {
 		return err // CPython checks the stack before it parses the index
 	}
 	idx, err := u.memoIndexText(line)
