@@ -82,6 +82,7 @@
 //	[sessions]
 //	dir = "/var/lib/myapp/sessions"     # -sessions: a directory, or postgres://USER@HOST/DB
 //	staging_dir = ""                    # -staging-dir
+//	in_place = false                    # -session-in-place
 //	max_idle = "24h"                    # -max-idle
 //	idle_timeout = "2h"                 # -idle-timeout
 //	file_mode = "0660"                  # -file-mode

@@ -24,6 +24,7 @@ type fileConfig struct {
 	Sessions struct {
 		Dir         string        `toml:"dir"`
 		StagingDir  string        `toml:"staging_dir"`
+		InPlace     bool          `toml:"in_place"`
 		MaxIdle     time.Duration `toml:"max_idle"`
 		IdleTimeout time.Duration `toml:"idle_timeout"`
 		FileMode    string        `toml:"file_mode"`
@@ -134,6 +135,9 @@ func loadFile(path string, cfg *Config) (hasRoutes bool, err error) {
 	}
 	set(&cfg.SessionsDir, f.Sessions.Dir, "sessions", "dir")
 	set(&cfg.StagingDir, f.Sessions.StagingDir, "sessions", "staging_dir")
+	if def("sessions", "in_place") {
+		cfg.InPlace = f.Sessions.InPlace
+	}
 	if def("sessions", "max_idle") {
 		cfg.MaxIdle = f.Sessions.MaxIdle
 	}

@@ -35,6 +35,7 @@ scgi_half_close = true
 [sessions]
 dir = "/var/lib/shop/sessions"
 staging_dir = "/var/lib/shop/staging"
+in_place = true
 max_idle = "24h"
 idle_timeout = "2h"
 file_mode = "0640"
@@ -103,6 +104,7 @@ func TestConfigFile(t *testing.T) {
 	assert.True(t, cfg.SCGIHalfClose)
 	assert.Equal(t, "/var/lib/shop/sessions", cfg.SessionsDir)
 	assert.Equal(t, "/var/lib/shop/staging", cfg.StagingDir)
+	assert.True(t, cfg.InPlace)
 	assert.Equal(t, 24*time.Hour, cfg.MaxIdle)
 	assert.Equal(t, 2*time.Hour, cfg.IdleTimeout)
 	assert.Equal(t, 0o640, int(cfg.FileMode))

@@ -190,7 +190,7 @@ func (g *Gateway) Open() error {
 	if st == nil {
 		st, closeStore, err = openStore(context.Background(), cfg.SessionsDir, storeOptions{
 			staging: cfg.StagingDir, lockWait: m.lockWaited, classes: append([]quixote.Class{newClass}, cfg.Classes...), create: true,
-			fileMode: cfg.FileMode, userName: cfg.UserName})
+			fileMode: cfg.FileMode, userName: cfg.UserName, inPlace: cfg.InPlace})
 		if err != nil {
 			return err
 		}
@@ -446,7 +446,7 @@ func restartOnly(a, b Config) []string {
 	}
 	add(a.HTTPAddr != b.HTTPAddr || a.SCGIAddr != b.SCGIAddr || a.MetricsAddr != b.MetricsAddr || a.SocketMode != b.SocketMode ||
 		a.SCGIHalfClose != b.SCGIHalfClose, "listeners")
-	add(a.SessionsDir != b.SessionsDir || a.StagingDir != b.StagingDir || a.MaxIdle != b.MaxIdle ||
+	add(a.SessionsDir != b.SessionsDir || a.StagingDir != b.StagingDir || a.InPlace != b.InPlace || a.MaxIdle != b.MaxIdle ||
 		a.IdleTimeout != b.IdleTimeout || a.MaxLifetime != b.MaxLifetime || a.FileMode != b.FileMode, "sessions")
 	add(!a.Ordering.same(b.Ordering), "ordering")
 	add(a.Cookie != b.Cookie, "cookie")

@@ -306,6 +306,7 @@ func (g *Gateway) flagSet(cfg *Config, st *flagState, out io.Writer) *flag.FlagS
 	}}, "file-mode", "exact `MODE` (octal) of the session files the gateway writes (default 0660 minus the umask)")
 	fs.StringVar(&cfg.SessionsDir, "sessions", cfg.SessionsDir, "the sessions shared with the Python side: a `DIR`ectory (created if missing), or a PostgreSQL database as postgres://USER@HOST/DB (its table created if missing; see qxbridge-pgstore for the Python side)")
 	fs.StringVar(&cfg.StagingDir, "staging-dir", cfg.StagingDir, "write session files in `DIR` and rename them into the session directory, so that a Python cron job running session3's delete_old_sessions never meets a temporary file; DIR must be outside the session directory, on the same filesystem")
+	fs.BoolVar(&cfg.InPlace, "session-in-place", cfg.InPlace, "save sessions of a page (4 KiB) or less by writing over their files under the lock instead of replacing them: much cheaper on ext4, as safe against a killed process or a full disk, but a power loss can leave a session mixing two of its versions (store.WithInPlace)")
 	fs.Var(routeFlag(false), "route", "serve requests under `PREFIX=TARGET` (repeatable; the longest prefix wins); TARGET is the name of a Go handler or of a pool of the configuration file, scgi://HOST:PORT[,HOST:PORT...] or scgi+unix:///PATH, and sees the whole path")
 	fs.Var(routeFlag(true), "mount", "like -route, but the application is mounted at `PREFIX=TARGET`: it gets SCRIPT_NAME=PREFIX and PATH_INFO=the rest")
 	cutoverFlags(fs, cfg, st)

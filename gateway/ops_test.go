@@ -163,6 +163,39 @@ func TestStagingDirFlag(t *testing.T) {
 	assert.Contains(t, stderr.String(), "staging directory "+filepath.Join(base, "missing"))
 }
 
+// TestSessionInPlaceFlag: with -session-in-place a Go page's save writes over the
+// session file (it keeps its inode); without it, each save swaps a new file in.
+func TestSessionInPlaceFlag(t *testing.T) {
+	ino := func(path string) uint64 {
+		var st unix.Stat_t
+		require.NoError(t, unix.Lstat(path, &st))
+		return st.Ino
+	}
+	for _, inPlace := range []bool{true, false} {
+		dir := filepath.Join(t.TempDir(), "sessions")
+		args := []string{"-http", "127.0.0.1:0", "-sessions", dir}
+		if inPlace {
+			args = append(args, "-session-in-place")
+		}
+		g := startGateway(t, args...)
+		c := client(t)
+		require.Len(t, do(t, c, "POST", g.url()+"/login", "name=s").Cookies, 1)
+		assert.Contains(t, get(t, c, g.url()+"/counter").Body, "Counter: 1")
+		files := sessionFiles(t, dir)
+		require.Len(t, files, 1)
+		path := filepath.Join(dir, files[0])
+		before := ino(path)
+		assert.Contains(t, get(t, c, g.url()+"/counter").Body, "Counter: 2")
+		assert.Equal(t, inPlace, ino(path) == before, "in place: %v", inPlace)
+		n, ok := readSession(t, dir, files[0]).GetInt("counter")
+		assert.True(t, ok)
+		assert.Equal(t, int64(2), n)
+	}
+	var e strings.Builder
+	assert.Equal(t, 2, newTestGateway().Run(t.Context(), []string{"-sessions", "postgres://app@127.0.0.1:1/app", "-session-in-place"}, io.Discard, &e))
+	assert.Contains(t, e.String(), "in-place saves are for a session directory")
+}
+
 // TestIdleSweep: with -max-idle the gateway deletes idle sessions and stale empty files
 // at start-up and periodically, and reports it.
 func TestIdleSweep(t *testing.T) {

@@ -30,6 +30,7 @@ type storeOptions struct {
 	create   bool                                  // create a missing session directory
 	admin    bool                                  // short waits: an administrator wants an answer
 	fileMode os.FileMode                           // the session files' exact mode (0: the store's default)
+	inPlace  bool                                  // small saves overwrite their files (store.WithInPlace)
 }
 
 // openStore opens the store a sessions setting names: a PostgreSQL database (its
@@ -77,6 +78,9 @@ func openStore(ctx context.Context, spec string, o storeOptions) (st quixote.Ite
 	}
 	if o.staging != "" {
 		opts = append(opts, store.WithStagingDir(o.staging))
+	}
+	if o.inPlace {
+		opts = append(opts, store.WithInPlace())
 	}
 	if o.admin {
 		opts = append(opts, store.WithPartialWait(300*time.Millisecond), store.WithLockTimeout(5*time.Second))

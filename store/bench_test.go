@@ -123,7 +123,8 @@ func BenchmarkSaveWays(b *testing.B) {
 // CPython doing session3's steps on the same bytes in the same directory
 // (testdata/py/store_bench.py): file-* is the file work alone (the same work as Go's),
 // session3-* the real load_session/save_session with pickling. save-writeout is Go's
-// Save with WithWriteOut against the same CPython saves. The two sides take
+// Save with WithWriteOut, and save-inplace with WithInPlace (each save writes over
+// the file), against the same CPython saves. The two sides take
 // turns for five rounds of about 0.3 s each, and the medians are reported in ns/op:
 // go-ns/op, py-file-ns/op, py-session3-ns/op and go/py-file. b.N is not used: one run
 // of the benchmark is the whole comparison.
@@ -145,17 +146,21 @@ func BenchmarkVsCPython(b *testing.B) {
 		},
 	}
 	ops["save-writeout"] = ops["save"]
+	ops["save-inplace"] = ops["save"]
 	const rounds, slice = 5, 300 * time.Millisecond
-	for _, op := range []string{"load", "save", "save-writeout", "loadsave"} {
-		pyOp := strings.TrimSuffix(op, "-writeout")
+	for _, op := range []string{"load", "save", "save-writeout", "save-inplace", "loadsave"} {
+		pyOp, _, _ := strings.Cut(op, "-")
 		b.Run(op, func(b *testing.B) {
 			for _, name := range fixtureNames(b) {
 				b.Run(strings.TrimSuffix(name, ".pkl"), func(b *testing.B) {
 					ctx := context.Background()
 					data := fixture(b, name)
 					var opts []Option
-					if op == "save-writeout" {
+					switch op {
+					case "save-writeout":
 						opts = append(opts, WithWriteOut())
+					case "save-inplace":
+						opts = append(opts, WithInPlace())
 					}
 					d := openTemp(b, opts...)
 					require.NoError(b, d.Save(ctx, "bench", data))
