@@ -164,6 +164,7 @@ func BenchmarkVsCPython(b *testing.B) {
 					}
 					d := openTemp(b, opts...)
 					require.NoError(b, d.Save(ctx, "bench", data))
+					ino := inode(b, filepath.Join(d.Dir(), "bench"))
 					var goNs, pyFileNs, pyS3Ns []float64
 					for range rounds {
 						n, start := 0, time.Now()
@@ -174,6 +175,9 @@ func BenchmarkVsCPython(b *testing.B) {
 						goNs = append(goNs, float64(time.Since(start).Nanoseconds())/float64(n))
 						pyFileNs = append(pyFileNs, cpythonNs(b, "file-"+pyOp, d.Dir(), name, slice))
 						pyS3Ns = append(pyS3Ns, cpythonNs(b, "session3-"+pyOp, d.Dir(), name, slice))
+					}
+					if op == "save-inplace" && d.overwrite {
+						require.Equal(b, ino, inode(b, filepath.Join(d.Dir(), "bench")), "every save was in place")
 					}
 					b.ReportMetric(0, "ns/op")
 					b.ReportMetric(median(goNs), "go-ns/op")

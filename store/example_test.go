@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -55,4 +56,48 @@ func ExampleOpen() {
 	fmt.Println(ids, user, errors.Is(err, store.ErrNotFound))
 	// Output:
 	// [KyPJ1fkwwK8] ann true
+}
+
+// Saving small sessions in place: the second save writes over the file the first
+// one made. A shorter session leaves the end of the longer one after its STOP (the
+// file starts with the new session), which Quixote's and Go's decoders never read.
+func ExampleWithInPlace() {
+	tmp, err := os.MkdirTemp("", "example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(tmp)
+	d, err := store.Open(tmp, store.WithInPlace())
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	s := quixote.NewSession(quixote.Session3Class, "203.0.113.7", time.Unix(1795305578, 0))
+	_ = s.SetUser("a-rather-long-user-name")
+	long, err := s.Encode()
+	if err != nil {
+		log.Fatal(err)
+	}
+	_ = s.SetUser("ann")
+	short, err := s.Encode()
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, data := range [][]byte{long, short} { // a new session, then an overwrite
+		if err := d.Save(ctx, "KyPJ1fkwwK8", data); err != nil {
+			log.Fatal(err)
+		}
+	}
+	loaded, err := d.Load(ctx, "KyPJ1fkwwK8")
+	if err != nil {
+		log.Fatal(err)
+	}
+	again, err := quixote.Decode(loaded)
+	if err != nil {
+		log.Fatal(err)
+	}
+	user, _ := again.UserString()
+	fmt.Println(user, bytes.HasPrefix(loaded, short))
+	// Output:
+	// ann true
 }

@@ -117,6 +117,13 @@ func TestInPlaceSave(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"s"}, ids)
 	assert.Equal(t, []string{"s"}, entries(t, d.Dir()))
+
+	// Idle again, it is swept as any session.
+	backdate(t, path, 2*time.Hour)
+	deleted, remaining, err = d.DeleteIdle(time.Hour)
+	require.NoError(t, err)
+	assert.Equal(t, [2]int{1, 0}, [2]int{deleted, remaining})
+	assert.Empty(t, entries(t, d.Dir()))
 }
 
 // TestInPlaceFallsBackToSwap: wherever an overwrite cannot give its guarantees,
