@@ -256,17 +256,19 @@
 //     returned (ErrUnavailable for ENOSPC, EFBIG or EIO): never success.
 //
 // session3's writer beside it (it truncates the file before it locks it, and writes
-// after it unlocks). A truncation before Go's check under the lock makes Go find
+// after it unlocks). Under the lock, Go checks the file's size and reads the bytes
+// it is about to replace, then writes. A truncation before that read makes Go find
 // the file empty and swap, as by default: the Python save goes into the replaced
 // file and is lost, as if it had come first. A truncation after Go's write leaves
 // an empty file, which both readers wait out, until the writer gets the lock and
-// writes. A truncation in the instant between Go's check and its write makes Go
-// write its bytes into the empty file; the writer then writes its own over them
-// once Go unlocks, with no lock held while its close() flushes them: a reader that
-// reads in the microsecond of that flush can see the two mixed — what two session3
-// writers of one session do to each other too. TestInPlaceWithCPythonPeers runs a
-// session3 writer, session3 readers and Go's in-place saves and loads on one
-// session together; the readers met no torn or unloadable file.
+// writes. A truncation in the instant between the read and the write (two
+// consecutive system calls) makes Go write its bytes into the empty file; the
+// writer then writes its own over them once Go unlocks, with no lock held while its
+// close() flushes them: a reader that reads in the microsecond of that flush can
+// see the two mixed — what two session3 writers of one session do to each other
+// too. TestInPlaceWithCPythonPeers runs a session3 writer, session3 readers and
+// Go's in-place saves and loads on one session together; the readers met no torn
+// or unloadable file.
 //
 // A power loss, without a sync: the kernel writes the page out within about 30
 // seconds, and a disk writes a page as several sectors, not as one. A session saved

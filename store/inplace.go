@@ -109,6 +109,12 @@ func (d *Directory) saveInPlace(ctx context.Context, path string, data []byte, l
 	if err != nil {
 		return true, fileError("read", path, err)
 	}
+	if int64(nOld) < min(int64(len(data)), now.Size) {
+		// Truncated since the check: a Python writer waits for the lock, and its
+		// bytes would follow ours into the file without a lock. The swap keeps out
+		// of its way, as without the option.
+		return false, nil
+	}
 	old = old[:nOld]
 	n, err := pwriteAll(fd, buf)
 	if err == nil {

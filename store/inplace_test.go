@@ -201,6 +201,29 @@ func TestInPlaceFallsBackToSwap(t *testing.T) {
 	})
 }
 
+// TestInPlaceTruncatedUnderLock: a Python writer's truncating open is not held off by
+// the lock; a file truncated after the checks, before the write, is left to the swap.
+func TestInPlaceTruncatedUnderLock(t *testing.T) {
+	ctx := context.Background()
+	d := openInPlace(t)
+	path := filepath.Join(d.Dir(), "s")
+	require.NoError(t, d.Save(ctx, "s", fixture(t, "dictsession-cart.pkl")))
+	ino := inode(t, path)
+	var once sync.Once
+	d.testHook = func(event string) {
+		if event == "save-locked" {
+			once.Do(func() { require.NoError(t, os.Truncate(path, 0)) })
+		}
+	}
+	login := fixture(t, "session3-login.pkl")
+	require.NoError(t, d.Save(ctx, "s", login))
+	d.testHook = nil
+	assert.NotEqual(t, ino, inode(t, path), "swapped")
+	got, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, login, got)
+}
+
 // TestInPlaceNotWritable: a session file this process may not open for writing
 // (Python's, as another user, group-readable only) is replaced by the swap.
 func TestInPlaceNotWritable(t *testing.T) {
