@@ -607,17 +607,28 @@ func (u *unpickler) readArgLine() ([]byte, error) {
 
 // push pushes a new value.
 func (u *unpickler) push(v any, m int32) error {
-	return u.pushRef(u.newVal(v, m))
+	r, err := u.newVal(v, m)
+	if err != nil {
+		return err
+	}
+	return u.pushRef(r)
 }
 
 // newVal records a new value in vals and returns its ref.
-func (u *unpickler) newVal(v any, m int32) ref {
+func (u *unpickler) newVal(v any, m int32) (ref, error) {
 	if len(u.vals) == cap(u.vals) {
-		u.vals = grow2(u.vals, 1)
+		if len(u.vals) >= math.MaxInt32 {
+			// Refs are int32; only a memory budget raised far above the default
+			// (Decoder.MaxMemory) lets a decoding make this many values.
+			return 0, u.fail(ErrLimit, "more than %d values", math.MaxInt32)
+		}
+		vals := make([]slot, len(u.vals), min(max(2*cap(u.vals), 8), math.MaxInt32))
+		copy(vals, u.vals)
+		u.vals = vals
 		u.sl.mem += int64(cap(u.vals)) * slotSize
 	}
 	u.vals = append(u.vals, slot{v, m})
-	return ref(len(u.vals) - 1)
+	return ref(len(u.vals) - 1), nil
 }
 
 // pushRef pushes a value already made.
@@ -1830,7 +1841,11 @@ func (u *unpickler) loadInst() error {
 	if g.Name, err = u.asciiString(line[:len(line)-1]); err != nil {
 		return err
 	}
-	return u.instantiate(u.newVal(py3Global(g, u.proto), noMeta), x, x)
+	cls, err := u.newVal(py3Global(g, u.proto), noMeta)
+	if err != nil {
+		return err
+	}
+	return u.instantiate(cls, x, x)
 }
 
 func (u *unpickler) loadObj() error {
@@ -1860,7 +1875,11 @@ func (u *unpickler) instantiate(cls ref, from, argsAt int) error {
 	u.truncate(from)
 	o := u.sl.object()
 	o.Callable, o.Construct, o.Args = u.vals[cls].v, Inst, args
-	return u.newObject(o, cls, u.newVal(args, am))
+	ar, err := u.newVal(args, am)
+	if err != nil {
+		return err
+	}
+	return u.newObject(o, cls, ar)
 }
 
 // loadBuild is BUILD. On an object it records the state; on the built-in types, which
