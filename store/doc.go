@@ -207,6 +207,14 @@
 // waits it out) or a shorter session followed by the tail of a longer one (returned
 // as it is: Python's unpickler stops at the first STOP too).
 //
+// session3's reader is not safe against its own writer for sessions larger than a
+// page: the writer's last write(2) comes after it unlocks, the file grows a page at
+// a time under a reader holding LOCK_SH, and load_session then meets a frame cut
+// short and raises UnpicklingError ("pickle data was truncated"), which it does not
+// retry. Seen with one session3 writer saving sessions of up to 150 KB, a
+// millisecond apart, and two session3 readers, no Go process: in 5 of 6 readers'
+// 2-second runs. Go's Load retries such a file.
+//
 // # Saving in place
 //
 // WithInPlace gives up one guarantee, old-or-new across a power loss, for speed:

@@ -326,7 +326,7 @@ func TestDiskFullDuringInPlaceSave(t *testing.T) {
 // TestInPlaceWithCPythonPeers: Go saves one session in place in a loop (falling
 // back to the swap whenever the file is larger than a page or was truncated) while
 // a real session3 writer saves it too (truncate, lock, dump, unlock, then flush in
-// close; small sessions and one of 6 KB, larger than a page), CPython readers follow
+// close; sessions of a page or less), CPython readers follow
 // load_session's steps, and Go loads it: no CPython reader meets an unloadable or
 // torn file (one that does not start with a whole saved session), Go's loads return
 // only such files, and the final file loads in both.
@@ -334,15 +334,17 @@ func TestInPlaceWithCPythonPeers(t *testing.T) {
 	ctx := context.Background()
 	d := openInPlace(t)
 	paths, payloads := allFixtures(t)
-	payloads = append(payloads, bytesPickle(3000, 'm'))
+	payloads = append(payloads, bytesPickle(3000, 'm'), bytesPickle(6000, 'L'))
 	expectDir := t.TempDir()
 	writeExpected(t, expectDir, payloads)
 	require.NoError(t, d.Save(ctx, "shared", payloads[0]))
 
-	// Sessions that fit Python's write buffer: it writes larger ones partly after
-	// it unlocks, and session3's own reader can then raise on a frame cut short,
-	// with or without Go.
-	t.Setenv("QXBRIDGE_STORE_BUFFERED_WRITES", "1")
+	// Python writes sessions of a page or less: it writes its last bytes after it
+	// unlocks, and a larger file grows a page at a time under a reader, which
+	// session3's own load_session can then meet as a frame cut short and raise on,
+	// with or without Go. Go's sessions include one larger than a page (the swap
+	// saves it, and the next save over it).
+	t.Setenv("QXBRIDGE_STORE_PAGE_WRITES", "1")
 	writer := startPeer(t, append([]string{"write", d.Dir(), "shared", soak, "0.001", expectDir}, paths...)...)
 	writer.expect(t, "ready")
 	var expected [][]byte

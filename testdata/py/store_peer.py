@@ -9,8 +9,8 @@ process).
                                    it sees; prints one JSON line (QXBRIDGE_STORE_TAILS=1:
                                    a file that starts with an expected session is whole)
   write DIR ID SECONDS PAUSE EXPECTDIR SRC...
-                                   save the sessions in the SRC pickles (plus a 6 KB and,
-                                   unless QXBRIDGE_STORE_BUFFERED_WRITES is set, a 150 KB
+                                   save the sessions in the SRC pickles (plus, unless
+                                   QXBRIDGE_STORE_PAGE_WRITES is set, a 6 KB and a 150 KB
                                    one) in turn, PAUSE seconds apart (0: back to
                                    back); first writes the exact bytes of each save into
                                    EXPECTDIR and prints "ready", then waits for a line
@@ -132,12 +132,12 @@ def write(directory, sid, seconds, pause, expectdir, sources):
             s = pickle.load(f)
         s.id = sid
         sessions.append(s)
-    sessions.append(big_session(sid, 400))     # one frame, larger than a page
-    if not os.environ.get("QXBRIDGE_STORE_BUFFERED_WRITES"):
-        # Several frames, larger than Python's write buffer: written partly under
-        # the lock, the rest after it is released. session3's own load_session can
-        # then meet a frame cut short and raise UnpicklingError.
-        sessions.append(big_session(sid, 10000))
+    if not os.environ.get("QXBRIDGE_STORE_PAGE_WRITES"):
+        # Larger than a page: the writer's last write(2) comes after its unlock and
+        # the file grows a page at a time, so session3's own load_session can read
+        # a frame cut short and raise UnpicklingError.
+        sessions.append(big_session(sid, 400))     # one frame, larger than a page
+        sessions.append(big_session(sid, 10000))   # several frames
     for i, s in enumerate(sessions):
         bio = io.BytesIO()
         pickle.dump(s, bio, 4)  # the same pickler path as dump() into the file
