@@ -196,6 +196,25 @@ func TestSessionInPlaceFlag(t *testing.T) {
 	assert.Contains(t, e.String(), "in-place saves are for a session directory")
 }
 
+// TestAdminReadsInPlaceTails: a session file an in-place save left with the end of a
+// longer session after its STOP reads, for the admin commands, as the session alone.
+func TestAdminReadsInPlaceTails(t *testing.T) {
+	dir := fixtureDir(t)
+	login, err := os.ReadFile(filepath.Join(dir, "4qihCikDywk"))
+	require.NoError(t, err)
+	cart, err := os.ReadFile(filepath.Join(dir, "bb2_-Qy4sEs"))
+	require.NoError(t, err)
+	require.Less(t, len(login), len(cart))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "4qihCikDywk"), append(login, cart[len(login):]...), 0o600))
+	code, out, errs := admin(t, dir, "list")
+	require.Equal(t, 0, code, errs)
+	assert.Regexp(t, `(?m)^4qihCikDywk\s+alice\s+session3\.Session\.Session\s`, out)
+	code, out, errs = admin(t, dir, "show", "4qihCikDywk")
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, out, `"class": "session3.Session.Session"`)
+	assert.NotContains(t, out, `"cart"`)
+}
+
 // TestIdleSweep: with -max-idle the gateway deletes idle sessions and stale empty files
 // at start-up and periodically, and reports it.
 func TestIdleSweep(t *testing.T) {
