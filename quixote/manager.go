@@ -492,8 +492,11 @@ func (x *exchange) finish(status int) (op string, err error) {
 		if err != nil {
 			return "save", fmt.Errorf("encoding the session: %w", err)
 		}
-		if bytes.Equal(data, x.loaded) {
-			return "", nil // unchanged: the file already holds these bytes
+		if bytes.HasPrefix(x.loaded, data) {
+			// Unchanged: the file already holds these bytes, or these followed by
+			// the rest of a longer session that an in-place save left after the
+			// STOP (store.WithInPlace), which no unpickler reads.
+			return "", nil
 		}
 		if err := m.Store.Save(x.ctx, id, data); err != nil {
 			return "save", err
