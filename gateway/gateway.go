@@ -198,6 +198,10 @@ func (g *Gateway) Open() error {
 			closeStore()
 			return err
 		}
+		if d, ok := st.(interface{ InPlace() bool }); ok && cfg.InPlace && !d.InPlace() {
+			g.log().Warn("sessions are saved by replacing their files, not in place: the session directory's filesystem or the other store options do not allow it (see store.WithInPlace)",
+				"dir", cfg.SessionsDir)
+		}
 	}
 	manager := &quixote.Manager{
 		Store:      meteredStore{st, m},

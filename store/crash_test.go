@@ -2,6 +2,7 @@ package store
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -28,6 +30,7 @@ const (
 	namedEnv   = "QXBRIDGE_STORE_TEST_NAMED"
 	noSyncEnv  = "QXBRIDGE_STORE_TEST_NOSYNC"
 	inPlaceEnv = "QXBRIDGE_STORE_TEST_INPLACE" // WithInPlace, with sessions of a page or less
+	fsizeEnv   = "QXBRIDGE_STORE_TEST_FSIZE"   // the "diskfull" child's file size limit, in bytes
 )
 
 func TestMain(m *testing.M) {
@@ -82,6 +85,9 @@ func runChild(role string, args []string) int {
 	}
 	ctx := context.Background()
 	switch role {
+	case "save":
+		fmt.Println("saved:", d.Save(ctx, id, newData))
+		return 0
 	case "saveloop":
 		fmt.Println("saving")
 		for i := 0; ; i++ {
@@ -101,6 +107,9 @@ func runChild(role string, args []string) int {
 		limit := uint64(1 << 20)
 		if inPlace {
 			limit = 100
+		}
+		if n, err := strconv.ParseUint(os.Getenv(fsizeEnv), 10, 64); err == nil {
+			limit = n
 		}
 		if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &unix.Rlimit{Cur: limit, Max: limit}); err != nil {
 			fmt.Println("setrlimit:", err)
@@ -397,5 +406,50 @@ func TestOpenRemovesStaleTemps(t *testing.T) {
 	}
 	for _, path := range []string{live, justMade, session} {
 		assert.FileExists(t, path)
+	}
+}
+
+// TestDeleteIdleKeepsASaveThatWaited: a save in another process that waits for the
+// lock of a file DeleteIdle is deleting finds the file gone once it has the lock and
+// saves the session anew; it never saves into the file just before the unlink and
+// reports as done a save that is then lost.
+func TestDeleteIdleKeepsASaveThatWaited(t *testing.T) {
+	if nfsLocks {
+		t.Skip("with POSIX locks (nfslocks) DeleteIdle closes the file before the unlink, as NFS needs")
+	}
+	for _, inPlace := range []bool{false, true} {
+		t.Run(fmt.Sprintf("in place %v", inPlace), func(t *testing.T) {
+			ctx := context.Background()
+			d := openTemp(t)
+			old, want, env := crashOld, crashNew, []string{noSyncEnv + "=1"}
+			if inPlace {
+				old, want, env = inPlaceOld, inPlaceNew, []string{inPlaceEnv + "=1"}
+			}
+			require.NoError(t, d.Save(ctx, "s", old))
+			past := time.Now().Add(-time.Hour)
+			require.NoError(t, os.Chtimes(filepath.Join(d.Dir(), "s"), past, past))
+			var cmd *exec.Cmd
+			var out bytes.Buffer
+			d.testHook = func(event string) {
+				if event != "idle-unlinking" {
+					return
+				}
+				cmd = child(t, "save", d.Dir(), "s", env...)
+				cmd.Stdout, cmd.Stderr = &out, &out
+				require.NoError(t, cmd.Start())
+				// Time for the child to reach the lock, and to finish its save were
+				// the lock not held here.
+				time.Sleep(300 * time.Millisecond)
+			}
+			deleted, _, err := d.DeleteIdle(time.Minute)
+			require.NoError(t, err)
+			assert.Equal(t, 1, deleted)
+			require.NotNil(t, cmd, "DeleteIdle reached the unlink")
+			require.NoError(t, cmd.Wait(), out.String())
+			assert.Contains(t, out.String(), "saved: <nil>")
+			got, err := d.Load(ctx, "s")
+			require.NoError(t, err, "a save reported as done is not lost")
+			assert.Equal(t, want, got)
+		})
 	}
 }

@@ -155,8 +155,9 @@
 //
 // DeleteIdle. It takes LOCK_EX with LOCK_NB (a file someone holds is in use and kept),
 // then checks again that the file at the path is the one it locked and is still idle,
-// and unlinks it (closing it first, for NFS). A Go save cannot replace the file while
-// DeleteIdle holds it, and after the unlink it creates the session anew. A Python
+// and unlinks it while it holds the lock (with the nfslocks build it closes it first,
+// for NFS). A Go save cannot replace or write the file while DeleteIdle holds it, and
+// after the unlink it creates the session anew. A Python
 // writer's truncation makes the file look fresh; only a writer that truncates in the
 // instant between the check and the unlink loses its save, as it would to
 // delete_old_sessions. RemoveEmpty removes an abandoned empty file the same way.
@@ -227,7 +228,8 @@
 // on write, nor NFS; Open looks once), neither WithSync nor WithWriteOut is given
 // and the store is not built for NFS (nfslocks); the session file exists, this
 // process may open it for writing, and it is a regular file, not empty, with no
-// access for others (or exactly WithFileMode's mode); it and the new session each
+// access for others (or exactly WithFileMode's mode), and one name only (no hard
+// link: an overwrite would change every name); it and the new session each
 // fit in one memory page (os.Getpagesize), and the file's allocated blocks (its
 // st_blocks) hold the new bytes. The file's checks are made again under the lock. The
 // file keeps its inode, owner, group and mode; the write sets its modification time,
@@ -260,8 +262,11 @@
 //     accept bytes after the pickle.
 //   - A full disk cannot fail the write: it writes into blocks the file already has.
 //     Should it fail anyway, or be cut short (past a file size limit,
-//     RLIMIT_FSIZE), the bytes it had replaced are written back and the error is
-//     returned (ErrUnavailable for ENOSPC, EFBIG or EIO): never success.
+//     RLIMIT_FSIZE), the bytes it had replaced are written back, the file is cut
+//     back to its old length, and the error is returned (ErrUnavailable for
+//     ENOSPC, EFBIG or EIO): never success. A process killed between the failed
+//     write and that repair leaves a file that starts with new bytes, which does
+//     not load.
 //
 // session3's writer beside it (it truncates the file before it locks it, and writes
 // after it unlocks). Under the lock, Go checks the file's size and reads the bytes
@@ -282,9 +287,12 @@
 // seconds, and a disk writes a page as several sectors, not as one. A session saved
 // in place shortly before a power loss can come back as the old version, the new
 // one, or a mix of the two versions of this same session, torn at a sector
-// boundary, which may fail to load or, in the worst case, load as a session mixing
-// old and new values. Never another session's bytes (the blocks stay this file's)
-// and never an empty file (the file keeps its blocks and its size). By default (the
+// boundary or, for a save that made the file longer, cut at its old length, which
+// may fail to load or, in the worst case, load as a session mixing old and new
+// values. Never another session's bytes: the blocks stay this file's, and a file
+// with more than one name (a hard link) is never written in place. A session
+// created shortly before (by the swap, as every new session is) and then saved in
+// place can also come back empty, as by default. By default (the
 // swap) a session comes back old, new or, on ext4, empty, never mixed; WithWriteOut
 // and WithSync, which turn WithInPlace off, give old or new.
 //

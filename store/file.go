@@ -266,14 +266,25 @@ func (d *Directory) removeEmpty(path string, cutoff time.Time) (bool, error) {
 	if now.Dev != st.Dev || now.Ino != st.Ino || !abandoned(&now) {
 		return false, nil
 	}
-	// Closed before the unlink, as on NFS an open file that is unlinked stays as a
-	// ".nfsXXXX" file until it is closed.
-	unix.Close(fd)
-	fd = -1
+	closeBeforeUnlink(&fd)
 	if err := ignoringEINTR(func() error { return unix.Unlink(path) }); err != nil {
 		return false, fileError("unlink", path, err)
 	}
 	return true, nil
+}
+
+// closeBeforeUnlink is called with *fd the locked session file that DeleteIdle or
+// RemoveEmpty is about to unlink. The name goes while the lock is held, so that a
+// save waiting for the lock in another process finds the file gone and saves anew;
+// closing first would let it save into the file in between, report success, and
+// lose the save to the unlink. With POSIX locks (the nfslocks build, for NFS) it
+// closes the file first instead (setting *fd to -1), as an open file that is
+// unlinked on NFS stays as a ".nfsXXXX" file until it is closed.
+func closeBeforeUnlink(fd *int) {
+	if nfsLocks {
+		unix.Close(*fd)
+		*fd = -1
+	}
 }
 
 // Save stores data as the session id, replacing any previous session file whole.

@@ -27,9 +27,13 @@ import (
 // its STOP opcode, where Python's unpickler and pickle.Unmarshal never read: Load
 // returns them too, and a WithCheck function sees them.
 //
-// Readers, Python's and Go's, still see only whole sessions, and a process killed
-// at any instant leaves the old session or the new one; a power loss can leave a
-// mix of the two (see "Saving in place" in the package documentation).
+// Readers, Go's and session3's, see the old session or the new one, whole, and a
+// process killed at any instant leaves one of the two, with two exceptions the
+// package documentation ("Saving in place") describes: a session3 writer that
+// truncates the file in the instant between Go's read of the old bytes and its
+// write, and a power loss, after which the file can mix the two versions.
+//
+// Whether a Directory saves in place is fixed at Open; InPlace reports it.
 func WithInPlace() Option { return func(d *Directory) { d.inPlace = true } }
 
 // pageSize bounds what Save writes in place: a write of at most one page at offset
@@ -54,18 +58,19 @@ func inPlaceAllowed(d *Directory, overwrites bool) bool {
 }
 
 // canOverwrite reports whether n bytes can be written over the session file whose
-// status is st: a regular file, not empty (a Python writer truncated it: its save
+// status is st: a regular file with one name (an overwrite would change every
+// name of a file with more: a snapshot made with hard links, another session), not empty (a Python writer truncated it: its save
 // comes after ours anyway, and the swap keeps out of its way), no larger than a
 // page, with the blocks for n bytes already allocated (so that the write allocates
 // nothing and cannot meet a full disk), and with the mode a replacement would get
 // (the swap takes others' bits away, or gives the exact WithFileMode).
 func (d *Directory) canOverwrite(st *unix.Stat_t, n int) bool {
 	switch {
-	case st.Mode&unix.S_IFMT != unix.S_IFREG, st.Size <= 0, st.Size > int64(pageSize),
+	case st.Mode&unix.S_IFMT != unix.S_IFREG, st.Nlink != 1, st.Size <= 0, st.Size > int64(pageSize),
 		n > pageSize, int64(n) > st.Blocks*512:
 		return false
 	case d.perm != 0:
-		return st.Mode&0o7777 == uint32(d.perm)
+		return uint32(st.Mode)&0o7777 == uint32(d.perm)
 	}
 	return st.Mode&0o007 == 0
 }
@@ -121,12 +126,19 @@ func (d *Directory) saveInPlace(ctx context.Context, path string, data []byte, l
 		return true, nil
 	}
 	if n > 0 {
-		// Put the old bytes back over the part written; any new bytes past the
-		// old file's end stay after its STOP, where no reader looks.
+		// Put the old bytes back over the part written, and cut off what the write
+		// added past the old file's end: the file must end with the old session's
+		// STOP again, as LooksComplete expects.
 		if restore := old[:min(n, len(old))]; len(restore) > 0 {
 			if _, rerr := pwriteAll(fd, restore); rerr != nil {
 				return true, fmt.Errorf("%w (and the old bytes could not be put back: the file holds %d bytes of the new session over the old one)",
 					fileError("write", path, err), n)
+			}
+		}
+		if int64(n) > now.Size {
+			if terr := ignoringEINTR(func() error { return unix.Ftruncate(fd, now.Size) }); terr != nil {
+				return true, fmt.Errorf("%w (and the file could not be cut back to the old session's %d bytes: %v)",
+					fileError("write", path, err), now.Size, terr)
 			}
 		}
 	}
@@ -162,3 +174,8 @@ func pread(fd int, buf []byte, off int64) (n int, err error) {
 	})
 	return n, err
 }
+
+// InPlace reports whether Save writes small sessions over their files (WithInPlace
+// was given and the directory's filesystem and options allow it; see WithInPlace).
+// A program that asked for WithInPlace can log it when it is false.
+func (d *Directory) InPlace() bool { return d.overwrite }

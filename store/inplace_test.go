@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -307,20 +308,54 @@ func TestKillDuringInPlaceSave(t *testing.T) {
 // stands in for a full disk) fails, and the old bytes are put back.
 func TestDiskFullDuringInPlaceSave(t *testing.T) {
 	ctx := context.Background()
-	d := openInPlace(t)
 	old := fixture(t, "session3-counter-tokens.pkl")
-	require.NoError(t, d.Save(ctx, "s", old))
-	ino := inode(t, filepath.Join(d.Dir(), "s"))
-	out, err := child(t, "diskfull", d.Dir(), "s", inPlaceEnv+"=1").CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	assert.Contains(t, string(out), "save: store: save \"s\": write ")
-	assert.Contains(t, string(out), "file too large")
-	assert.Contains(t, string(out), "unavailable: true")
-	assert.Equal(t, ino, inode(t, filepath.Join(d.Dir(), "s")), "it was a write in place")
-	got, err := d.Load(ctx, "s")
+	require.Greater(t, len(inPlaceNew), len(old)+100)
+	// The write is cut short inside the old session's bytes, and past their end
+	// (then the file must be cut back to the old length, so that it ends with the
+	// old session's STOP again).
+	for _, limit := range []int{100, len(old) + 100} {
+		t.Run(strconv.Itoa(limit), func(t *testing.T) {
+			d := openInPlace(t, WithPartialWait(100*time.Millisecond))
+			require.NoError(t, d.Save(ctx, "s", old))
+			ino := inode(t, filepath.Join(d.Dir(), "s"))
+			out, err := child(t, "diskfull", d.Dir(), "s", inPlaceEnv+"=1", fsizeEnv+"="+strconv.Itoa(limit)).CombinedOutput()
+			require.NoError(t, err, "%s", out)
+			assert.Contains(t, string(out), "save: store: save \"s\": write ")
+			assert.Contains(t, string(out), "file too large")
+			assert.Contains(t, string(out), "unavailable: true")
+			assert.Equal(t, ino, inode(t, filepath.Join(d.Dir(), "s")), "it was a write in place")
+			got, err := d.Load(ctx, "s")
+			require.NoError(t, err)
+			assert.Equal(t, old, got)
+			assert.Equal(t, []string{"s"}, entries(t, d.Dir()))
+		})
+	}
+}
+
+// TestInPlaceNotThroughHardLinks: a session file with a second name (a snapshot made
+// with hard links, or another session's name) is replaced, never written in place,
+// so the other name keeps what it held; with one name again, saves go in place.
+func TestInPlaceNotThroughHardLinks(t *testing.T) {
+	ctx := context.Background()
+	d := openInPlace(t)
+	require.True(t, d.InPlace())
+	path := filepath.Join(d.Dir(), "s")
+	first, second := fixture(t, "session3-login.pkl"), fixture(t, "session3-counter-tokens.pkl")
+	require.NoError(t, d.Save(ctx, "s", first))
+	snapshot := filepath.Join(d.Dir(), "t") // another session's name for the same file
+	require.NoError(t, os.Link(path, snapshot))
+	ino := inode(t, path)
+	require.NoError(t, d.Save(ctx, "s", second))
+	assert.NotEqual(t, ino, inode(t, path), "swapped, not written in place")
+	got, err := os.ReadFile(snapshot)
 	require.NoError(t, err)
-	assert.Equal(t, old, got)
-	assert.Equal(t, []string{"s"}, entries(t, d.Dir()))
+	assert.Equal(t, first, got, "the other name still holds what it held")
+	got, err = d.Load(ctx, "s")
+	require.NoError(t, err)
+	assert.Equal(t, second, got)
+	ino = inode(t, path)
+	require.NoError(t, d.Save(ctx, "s", first))
+	assert.Equal(t, ino, inode(t, path), "one name: in place")
 }
 
 // TestInPlaceWithCPythonPeers: Go saves one session in place in a loop (falling

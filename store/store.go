@@ -648,10 +648,10 @@ func (d *Directory) deleteIfIdle(path string, cutoff, staleCutoff time.Time) (de
 	if now.Dev != st.Dev || now.Ino != st.Ino || !idle(&now) {
 		return false, true, nil
 	}
-	// Closed before the unlink, as on NFS an open file that is unlinked stays as a
-	// ".nfsXXXX" file until it is closed.
-	unix.Close(fd)
-	fd = -1
+	closeBeforeUnlink(&fd)
+	if d.testHook != nil {
+		d.testHook("idle-unlinking")
+	}
 	switch err := ignoringEINTR(func() error { return unix.Unlink(path) }); {
 	case err == unix.ENOENT:
 		return false, false, nil
