@@ -116,6 +116,13 @@ type Config struct {
 	// holds a waiting python-scgi child: keep it, times the number of gateways, below
 	// the worker's children.
 	BackendWarmConns int
+	// BackendDrainTimeout and BackendDrainBytes bound how long, and how much, the
+	// gateway goes on reading from a worker whose client left or whose response
+	// timed out, so that the session's turn lasts until the worker is done with the
+	// request (scgi.Proxy.DrainTimeout and DrainBytes; 0: 60 s and 256 MiB). A
+	// negative BackendDrainTimeout closes the connection at once.
+	BackendDrainTimeout time.Duration
+	BackendDrainBytes   int64
 
 	// LogFormat ("text" or "json") and LogLevel configure the logger Main makes.
 	LogFormat string
@@ -364,7 +371,7 @@ func (c *Config) validate() error {
 	if strings.HasPrefix(c.Cookie.Name, "$") {
 		return fmt.Errorf("cookie name %q: Quixote's cookie parser ignores names starting with $", c.Cookie.Name)
 	}
-	if c.MaxIdle < 0 || c.IdleTimeout < 0 || c.MaxLifetime < 0 || c.ShutdownTimeout < 0 || c.BackendTimeout < 0 || c.BackendMaxConns < 0 || c.BackendWarmConns < 0 {
+	if c.MaxIdle < 0 || c.IdleTimeout < 0 || c.MaxLifetime < 0 || c.ShutdownTimeout < 0 || c.BackendTimeout < 0 || c.BackendMaxConns < 0 || c.BackendWarmConns < 0 || c.BackendDrainBytes < 0 {
 		return errors.New("durations and counts must not be negative")
 	}
 	if c.FileMode > 0o777 {

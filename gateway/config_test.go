@@ -99,6 +99,7 @@ func TestFlagsRoutes(t *testing.T) {
 		"-cookie-name", "sid", "-session-class", "myapp.sessions.Shop", "-session-kind", "quixote",
 		"-socket-mode", "0600", "-max-idle", "24h", "-staging-dir", "/var/lib/myapp/staging",
 		"-idle-timeout", "30m", "-max-lifetime", "12h", "-file-mode", "0600", "-scgi-half-close",
+		"-backend-drain-timeout", "-1s", "-backend-drain-bytes", "4096",
 	}, io.Discard, noEnv)
 	require.NoError(t, err)
 	assert.Equal(t, []Route{
@@ -121,6 +122,8 @@ func TestFlagsRoutes(t *testing.T) {
 	assert.Equal(t, 0o600, int(cfg.FileMode))
 	assert.Equal(t, "/var/lib/myapp/staging", cfg.StagingDir)
 	assert.True(t, cfg.SCGIHalfClose)
+	assert.Equal(t, -time.Second, cfg.BackendDrainTimeout, "negative: close at once")
+	assert.Equal(t, int64(4096), cfg.BackendDrainBytes)
 
 	cfg, err = parseServeFlags([]string{"-session-class", "session3.DictSession.DictSession"}, io.Discard, noEnv)
 	require.NoError(t, err)

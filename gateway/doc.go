@@ -113,6 +113,8 @@
 //	backend_max_conns = 5               # per worker, for pools without their own
 //	backend_timeout = "60s"
 //	backend_warm_conns = 0              # connections dialled ahead per worker (see -backend-warm-conns)
+//	backend_drain_timeout = "60s"       # reading on after a client left (see -backend-drain-timeout)
+//	backend_drain_bytes = 268435456     # at most this much of such a response
 //
 //	[log]
 //	format = "json"

@@ -55,6 +55,8 @@ type fileConfig struct {
 		BackendMaxConns int           `toml:"backend_max_conns"`
 		BackendTimeout  time.Duration `toml:"backend_timeout"`
 		BackendWarm     int           `toml:"backend_warm_conns"`
+		DrainTimeout    time.Duration `toml:"backend_drain_timeout"`
+		DrainBytes      int64         `toml:"backend_drain_bytes"`
 	} `toml:"limits"`
 	Log struct {
 		Format string `toml:"format"`
@@ -204,6 +206,12 @@ func loadFile(path string, cfg *Config) (hasRoutes bool, err error) {
 	if def("limits", "backend_warm_conns") {
 		cfg.BackendWarmConns = f.Limits.BackendWarm
 	}
+	if def("limits", "backend_drain_timeout") {
+		cfg.BackendDrainTimeout = f.Limits.DrainTimeout
+	}
+	if def("limits", "backend_drain_bytes") {
+		cfg.BackendDrainBytes = f.Limits.DrainBytes
+	}
 	set(&cfg.LogFormat, f.Log.Format, "log", "format")
 	if def("log", "level") {
 		if cfg.LogLevel, err = parseLogLevel(f.Log.Level); err != nil {
@@ -245,7 +253,7 @@ func loadFile(path string, cfg *Config) (hasRoutes bool, err error) {
 			cfg.Pools = map[string]Pool{}
 		}
 		for name, p := range f.Pools {
-			cfg.Pools[name] = Pool(p)
+			cfg.Pools[name] = Pool{Addresses: p.Addresses, MaxConns: p.MaxConns, Timeout: p.Timeout, WarmConns: p.WarmConns}
 		}
 	}
 	if len(f.Routes)+len(f.Mounts) > 0 {
@@ -292,6 +300,11 @@ type Pool struct {
 	MaxConns  int
 	Timeout   time.Duration
 	WarmConns int
+
+	// The drain limits every pool takes from Config (BackendDrainTimeout,
+	// BackendDrainBytes).
+	drainTimeout time.Duration
+	drainBytes   int64
 }
 
 // check validates a pool's addresses and limits.

@@ -60,6 +60,8 @@ shutdown_timeout = "3s"
 backend_max_conns = 5
 backend_timeout = "20s"
 backend_warm_conns = 1
+backend_drain_timeout = "5s"
+backend_drain_bytes = 1048576
 
 [log]
 format = "json"
@@ -123,6 +125,8 @@ func TestConfigFile(t *testing.T) {
 	assert.Equal(t, 5, cfg.BackendMaxConns)
 	assert.Equal(t, 20*time.Second, cfg.BackendTimeout)
 	assert.Equal(t, 1, cfg.BackendWarmConns)
+	assert.Equal(t, 5*time.Second, cfg.BackendDrainTimeout)
+	assert.Equal(t, int64(1<<20), cfg.BackendDrainBytes)
 	assert.Equal(t, "json", cfg.LogFormat)
 	assert.Equal(t, "WARN", cfg.LogLevel.String())
 	assert.Equal(t, map[string]Pool{"python": {Addresses: []string{"127.0.0.1:4000", "unix:/run/shop/scgi.sock"}, MaxConns: 3, Timeout: 5 * time.Second, WarmConns: 2}}, cfg.Pools)
@@ -130,7 +134,8 @@ func TestConfigFile(t *testing.T) {
 	p, isPool, err := cfg.pool("scgi://127.0.0.1:4100")
 	require.NoError(t, err)
 	assert.True(t, isPool)
-	assert.Equal(t, Pool{Addresses: []string{"127.0.0.1:4100"}, MaxConns: 5, Timeout: 20 * time.Second, WarmConns: 1}, p, "an address pool takes the global limits")
+	assert.Equal(t, Pool{Addresses: []string{"127.0.0.1:4100"}, MaxConns: 5, Timeout: 20 * time.Second, WarmConns: 1,
+		drainTimeout: 5 * time.Second, drainBytes: 1 << 20}, p, "an address pool takes the global limits")
 
 	cfg, _, _, err = g.parseFlags([]string{"-config", path, "-cookie-name", "sid", "-log-level", "debug",
 		"-route", "/cart=python", "-route", "/counter=demo"}, io.Discard, noEnv)
@@ -345,6 +350,13 @@ func TestReload(t *testing.T) {
 	require.NoError(t, g.Reload(cfg))
 	assert.NotSame(t, pyProxy, g.table.Load().lookup("/py/x").proxy, "so is one whose warm connections changed")
 	assert.Equal(t, 1, g.table.Load().lookup("/py/x").proxy.WarmConns)
+	pyProxy = g.table.Load().lookup("/py/x").proxy
+	assert.Zero(t, pyProxy.DrainTimeout, "the proxy's defaults")
+	cfg.BackendDrainTimeout, cfg.BackendDrainBytes = 2*time.Second, 1<<20
+	require.NoError(t, g.Reload(cfg))
+	assert.NotSame(t, pyProxy, g.table.Load().lookup("/py/x").proxy, "and one whose drain limits changed")
+	assert.Equal(t, 2*time.Second, g.table.Load().lookup("/py/x").proxy.DrainTimeout)
+	assert.Equal(t, int64(1<<20), g.table.Load().lookup("/py/x").proxy.DrainBytes)
 
 	for _, bad := range [][]Route{
 		{{Prefix: "/", Target: "nothing"}},

@@ -322,7 +322,8 @@ func (g *Gateway) buildTable(cfg Config, old *table) (*table, error) {
 			inner = mountGo(spec, g.manager.Handler(h))
 		} else {
 			r.key = strings.Join([]string{spec.Prefix, spec.Target, strconv.FormatBool(spec.Mount),
-				strings.Join(pool.Addresses, ","), strconv.Itoa(pool.MaxConns), pool.Timeout.String(), strconv.Itoa(pool.WarmConns)}, "\x00")
+				strings.Join(pool.Addresses, ","), strconv.Itoa(pool.MaxConns), pool.Timeout.String(), strconv.Itoa(pool.WarmConns),
+				pool.drainTimeout.String(), strconv.FormatInt(pool.drainBytes, 10)}, "\x00")
 			p := reuse[r.key]
 			if p == nil {
 				if p, err = g.newProxy(spec, pool); err != nil {
@@ -435,6 +436,7 @@ func (g *Gateway) Reload(cfg Config) error {
 	g.Config.Routes, g.Config.Pools = cfg.Routes, cfg.Pools
 	g.Config.BackendMaxConns, g.Config.BackendTimeout = cfg.BackendMaxConns, cfg.BackendTimeout
 	g.Config.BackendWarmConns = cfg.BackendWarmConns
+	g.Config.BackendDrainTimeout, g.Config.BackendDrainBytes = cfg.BackendDrainTimeout, cfg.BackendDrainBytes
 	g.Config.Cutover = cfg.Cutover
 	return nil
 }
@@ -495,6 +497,7 @@ func (c *Config) pool(target string) (Pool, bool, error) {
 	if p.WarmConns <= 0 {
 		p.WarmConns = c.BackendWarmConns
 	}
+	p.drainTimeout, p.drainBytes = c.BackendDrainTimeout, c.BackendDrainBytes
 	return p, true, nil
 }
 
@@ -510,6 +513,7 @@ func (g *Gateway) newProxy(spec Route, pool Pool) (*scgi.Proxy, error) {
 	p.MaxConnsPerBackend = pool.MaxConns
 	p.ResponseHeaderTimeout = pool.Timeout
 	p.WarmConns = pool.WarmConns
+	p.DrainTimeout, p.DrainBytes = pool.drainTimeout, pool.drainBytes
 	p.ErrorLog = g.log()
 	p.ErrorHandler = g.proxyErrorHandler(spec.Prefix)
 	cookie := g.cookie

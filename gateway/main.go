@@ -338,6 +338,8 @@ func (g *Gateway) flagSet(cfg *Config, st *flagState, out io.Writer) *flag.FlagS
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "on SIGTERM or SIGINT, how long requests in flight may take to finish")
 	fs.IntVar(&cfg.BackendMaxConns, "backend-max-conns", cfg.BackendMaxConns, "connections per SCGI backend at most (0: no limit; set it to the worker's number of children)")
 	fs.DurationVar(&cfg.BackendTimeout, "backend-timeout", cfg.BackendTimeout, "how long a backend may take to start its response")
+	fs.DurationVar(&cfg.BackendDrainTimeout, "backend-drain-timeout", cfg.BackendDrainTimeout, "how long to go on reading a Python worker's response after its client left or it timed out, so that the session's turn lasts until the worker is done (0: 60s; negative: close at once)")
+	fs.Int64Var(&cfg.BackendDrainBytes, "backend-drain-bytes", cfg.BackendDrainBytes, "how many bytes of such a response to read before giving up (0: 256 MiB)")
 	fs.IntVar(&cfg.BackendWarmConns, "backend-warm-conns", cfg.BackendWarmConns, "connections per SCGI backend dialled ahead of need while requests keep coming (0: none; below the worker's children)")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: text or json")
 	fs.Var(funcValue{func() string { return strings.ToLower(cfg.LogLevel.String()) }, func(v string) (err error) {
