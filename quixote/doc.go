@@ -100,7 +100,10 @@
 //     unavailable: out of file descriptors, disk full, I/O error, lock timeout) or
 //     500 in place of the page: a lost write is never answered as success. A longer
 //     response, or one the handler flushes, goes out before the save; its failure is
-//     still logged at error level and reported to Manager.Failed.
+//     still logged at error level and reported to Manager.Failed. A new session is
+//     saved once before such a page's headers, which carry its cookie (so that the
+//     browser's next request finds it), and again at the end if it changed; if that
+//     first save fails, 503 or 500 replaces the page.
 //
 // Session.RenewID, called at login or a privilege change, moves the session to a
 // fresh id (session fixation): new cookie, saved under the new id, old file removed;

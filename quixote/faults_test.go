@@ -1,6 +1,7 @@
 package quixote
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -359,7 +360,9 @@ func writePage(w http.ResponseWriter, r *http.Request, how, body string) {
 // TestManagerCopiedPageFailedSave: a page within BufferLimit written through
 // ReadFrom (io.Copy, http.ServeContent) is held back like one written with Write, so
 // a failed save is answered 503, not 200; when the save succeeds the page is intact,
-// and a page past the limit still goes out whole.
+// and a page past the limit still goes out whole. The session is new, so a page past
+// the limit is answered 503 too when the save fails: a new session is saved before
+// the headers that carry its cookie.
 func TestManagerCopiedPageFailedSave(t *testing.T) {
 	for _, how := range []string{"Write", "io.Copy", "ServeContent"} {
 		for _, size := range []int{6, 100, 101, 5000} {
@@ -379,7 +382,7 @@ func TestManagerCopiedPageFailedSave(t *testing.T) {
 				rec := httptest.NewRecorder()
 				m.Handler(page).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
 				name := fmt.Sprintf("%s %d bytes, save fails %v", how, size, failing)
-				if failing && size <= m.BufferLimit {
+				if failing {
 					assert.Equal(t, http.StatusServiceUnavailable, rec.Code, name)
 					assert.NotContains(t, rec.Body.String(), body, name)
 					continue
@@ -389,4 +392,68 @@ func TestManagerCopiedPageFailedSave(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestNewSessionSavedBeforeLongPage: a new session whose page goes out before the
+// handler returns (longer than BufferLimit, or flushed) is saved before the headers
+// that carry its cookie, so the browser's next request finds it even while this one
+// runs; what the handler changes afterwards is saved at the end. When that first save
+// fails, the manager answers 503 in place of the page, the handler's later writes
+// fail, and nothing is saved or reported twice.
+func TestNewSessionSavedBeforeLongPage(t *testing.T) {
+	for _, how := range []string{"long", "flushed"} {
+		t.Run(how, func(t *testing.T) {
+			st := newMemStore()
+			m := NewManager(st)
+			m.BufferLimit = 100
+			var during []byte
+			page := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				s := SessionFrom(r)
+				require.NoError(t, s.SetUser("ann"))
+				if how == "long" {
+					_, _ = w.Write([]byte(strings.Repeat("x", 101)))
+				} else {
+					_, _ = w.Write([]byte("x"))
+					http.NewResponseController(w).Flush()
+				}
+				st.mu.Lock()
+				during = bytes.Clone(st.files[s.ID()])
+				st.mu.Unlock()
+				require.NoError(t, s.Set("counter", int64(7)))
+			})
+			rec := httptest.NewRecorder()
+			m.Handler(page).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+			require.Equal(t, http.StatusOK, rec.Code)
+			id := newCookieID(t, response{cookies: rec.Header().Values("Set-Cookie")})
+			require.NotEmpty(t, during, "saved before the page went out")
+			before, err := Decode(during)
+			require.NoError(t, err)
+			assert.Equal(t, "ann", before.User())
+			after, err := Decode(st.files[id])
+			require.NoError(t, err)
+			counter, ok := after.Get("counter")
+			assert.True(t, ok)
+			assert.Equal(t, int64(7), counter, "the handler's later change saved at the end")
+		})
+	}
+
+	var failed []string
+	m := NewManager(failSaveStore{newMemStore()})
+	m.BufferLimit = 100
+	m.Failed = func(r *http.Request, op string, status int, err error) {
+		failed = append(failed, fmt.Sprintf("%s %d", op, status))
+	}
+	var writeErr error
+	page := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		require.NoError(t, SessionFrom(r).SetUser("ann"))
+		_, _ = w.Write([]byte(strings.Repeat("x", 101)))
+		_, writeErr = w.Write([]byte("more"))
+	})
+	rec := httptest.NewRecorder()
+	m.Handler(page).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	assert.NotContains(t, rec.Body.String(), "x")
+	assert.Empty(t, rec.Header().Values("Set-Cookie"), "no cookie for a session not saved")
+	assert.ErrorIs(t, writeErr, errPageReplaced)
+	assert.Equal(t, []string{"save 503"}, failed)
 }

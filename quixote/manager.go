@@ -82,8 +82,12 @@ type Manager struct {
 	// (ReadFrom, which gives up the sendfile path for a body within the limit). A
 	// response longer than that, or one the handler flushes, goes out as it is
 	// written, before the save;
-	// a save that then fails can only be logged and reported to Failed. 0 means
-	// DefaultBufferLimit; a negative limit holds nothing back.
+	// a save that then fails can only be logged and reported to Failed. A new
+	// session is saved once before such a page's headers (which carry its cookie),
+	// so that the browser's next request finds it: if that save fails, the manager
+	// answers 503 or 500 in place of the page and the handler's further writes
+	// return an error. 0 means DefaultBufferLimit; a negative limit holds nothing
+	// back.
 	BufferLimit int
 	// Failed, when not nil, is called for each request whose session could not be
 	// loaded, given an id, saved or deleted, with the operation ("load", "id",
@@ -217,6 +221,9 @@ type exchange struct {
 	ended   bool   // the handler returned
 	faultOp string // the operation that failed ("id"), with fault
 	fault   error
+	// early is the error of a new session's save before its page went out (see
+	// saveNew): the manager answered in place of the page.
+	early error
 }
 
 // emptyRemover is a store that can remove the zero-length file a crashed or
@@ -266,6 +273,9 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 	}()
 	next.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), contextKey{}, s)))
 	done, x.ended = true, true
+	if x.early != nil {
+		return // answered, logged and reported already
+	}
 	if rw.status == 0 {
 		// Nothing written: the page is an empty 200.
 		rw.status = http.StatusOK
@@ -458,6 +468,30 @@ func (x *exchange) dropRenewal(h http.Header) {
 		"id", x.session.ID(), "path", x.r.URL.Path)
 }
 
+// saveNew saves a new session before its cookie goes out on a page sent before the
+// handler returned (longer than BufferLimit, or flushed): without it the browser's
+// next request, which may come before this one ends, would find no session under
+// the cookie's id and start another. finish saves it again if it changes after.
+func (x *exchange) saveNew() error {
+	s := x.session
+	if x.renewal == "" || x.renewed != "" || s.ID() == "" || !s.HasInfo() {
+		return nil // not a new session with a cookie on this page
+	}
+	data, err := s.Encode()
+	if err != nil {
+		return fmt.Errorf("encoding the session: %w", err)
+	}
+	if err := x.m.Store.Save(x.ctx, s.ID(), data); err != nil {
+		return err
+	}
+	x.loaded = data
+	return nil
+}
+
+// errPageReplaced is what a handler's writes return once the manager has answered
+// in place of its page.
+var errPageReplaced = errors.New("quixote: the page was replaced by an error response: the new session could not be saved")
+
 // finish stores or deletes the session after a request that did not fail. It
 // returns the operation that failed and its error, if one did.
 func (x *exchange) finish(status int) (op string, err error) {
@@ -547,11 +581,19 @@ func (w *responseWriter) WriteHeader(code int) {
 // commit sends the status and the body held back, once.
 func (w *responseWriter) commit() error {
 	if w.sent {
+		if w.x.early != nil {
+			return errPageReplaced
+		}
 		return nil
 	}
 	w.sent = true
 	if !w.x.ended {
 		w.x.dropRenewal(w.Header())
+		if err := w.x.saveNew(); err != nil {
+			w.x.early, w.buf = err, nil
+			w.x.failed(w.ResponseWriter, "save", err, false)
+			return errPageReplaced
+		}
 	}
 	w.ResponseWriter.WriteHeader(w.status)
 	if len(w.buf) == 0 {
@@ -574,6 +616,9 @@ func (w *responseWriter) Write(b []byte) (int, error) {
 		if err := w.commit(); err != nil {
 			return 0, err
 		}
+	}
+	if w.x.early != nil {
+		return 0, errPageReplaced
 	}
 	return w.ResponseWriter.Write(b)
 }
@@ -609,6 +654,9 @@ func (w *responseWriter) ReadFrom(src io.Reader) (n int64, err error) {
 		if err := w.commit(); err != nil {
 			return n, err
 		}
+	}
+	if w.x.early != nil {
+		return n, errPageReplaced
 	}
 	var m int64
 	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
