@@ -88,9 +88,7 @@ func TestWithoutFixRootScriptname(t *testing.T) {
 // TestSocketGroup shows why the documented socket belongs to lighttpd's group: with
 // the mode 0660 of a socket owned by root's group, lighttpd (www-data) is refused.
 func TestSocketGroup(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("lighttpd runs as the test's own user unless the tests run as root")
-	}
+	testpeer.Root(t, "lighttpd runs as the test's own user unless the tests run as root")
 	echo := testenvecho.Start(t)
 	require.NoError(t, os.Chown(echo.Socket, 0, 0))
 	inst := Start(t, Config{Site: testpeer.DocSnippet(t, "lighttpd.conf", echo.Socket)})
