@@ -254,6 +254,22 @@ func TestKillDuringSave(t *testing.T) {
 	assert.NoFileExists(t, orphan)
 }
 
+// saveOnFullDisk runs a "diskfull" child, which saves the session "s" in d past a
+// file size limit (env sets its options), and checks that the save failed as
+// ErrUnavailable and left old as the session and nothing else in the directory.
+func saveOnFullDisk(t *testing.T, d *Directory, old []byte, env ...string) {
+	t.Helper()
+	out, err := child(t, "diskfull", d.Dir(), "s", env...).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Contains(t, string(out), "save: store: save \"s\": write ", env)
+	assert.Contains(t, string(out), "file too large", env)
+	assert.Contains(t, string(out), "unavailable: true", env)
+	got, err := d.Load(context.Background(), "s")
+	require.NoError(t, err)
+	assert.Equal(t, old, got, env)
+	assert.Equal(t, []string{"s"}, entries(t, d.Dir()), env)
+}
+
 // TestDiskFullDuringSave: a save that cannot be written (the file size limit stands in
 // for a full disk) fails, leaves the old session whole and leaves no file behind, with
 // a file without a name and with a named temporary file.
@@ -263,15 +279,7 @@ func TestDiskFullDuringSave(t *testing.T) {
 		d := openTemp(t)
 		old := fixture(t, "session3-counter-tokens.pkl")
 		require.NoError(t, d.Save(ctx, "s", old))
-		out, err := child(t, "diskfull", d.Dir(), "s", env...).CombinedOutput()
-		require.NoError(t, err, "%s", out)
-		assert.Contains(t, string(out), "save: store: save \"s\": write ", env)
-		assert.Contains(t, string(out), "file too large", env)
-		assert.Contains(t, string(out), "unavailable: true", env)
-		got, err := d.Load(ctx, "s")
-		require.NoError(t, err)
-		assert.Equal(t, old, got, env)
-		assert.Equal(t, []string{"s"}, entries(t, d.Dir()), env)
+		saveOnFullDisk(t, d, old, env...)
 	}
 }
 
